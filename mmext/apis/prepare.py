@@ -1,0 +1,160 @@
+# Copyright (c) mmext contributors. All rights reserved.
+"""Checks that make a broken config fail before training starts.
+
+mmengine finds an unknown ``type``, a missing data root or a missing weight
+file only when it builds that piece, which can be after minutes of work (or,
+for ``init_cfg``, after the first epoch's data loading started).
+:func:`prepare_config` finds all of them at once, up front.
+"""
+import difflib
+import os.path as osp
+
+import torch
+from mmengine.config import Config
+
+from mmext import registry as R
+from mmext.utils import (register_all_modules, resolve_pretrained_paths,
+                         setup_cpu_distributed)
+
+__all__ = ['ConfigError', 'check_config_types', 'check_data_roots',
+           'prepare_config']
+
+
+class ConfigError(ValueError):
+    """A config names something that cannot be built."""
+
+
+# top-level config key -> registry its ``type`` entries are built from
+_TOP_LEVEL = {
+    'model': R.MODELS,
+    'train_dataloader': R.DATASETS,
+    'val_dataloader': R.DATASETS,
+    'test_dataloader': R.DATASETS,
+    'val_evaluator': R.METRICS,
+    'test_evaluator': R.METRICS,
+    'default_hooks': R.HOOKS,
+    'custom_hooks': R.HOOKS,
+    'param_scheduler': R.PARAM_SCHEDULERS,
+    'optim_wrapper': R.OPTIM_WRAPPERS,
+    'visualizer': R.VISUALIZERS,
+    'log_processor': R.LOG_PROCESSORS,
+    'model_wrapper_cfg': R.MODEL_WRAPPERS,
+}
+# nested key -> registry (overrides the parent's registry below that key)
+_NESTED = {
+    'pipeline': R.TRANSFORMS,
+    'transforms': R.TRANSFORMS,
+    'sampler': R.DATA_SAMPLERS,
+    'collate_fn': R.FUNCTIONS,
+    'batch_sampler': R.DATA_SAMPLERS,
+    'dataset': R.DATASETS,
+    'datasets': R.DATASETS,
+    'init_cfg': R.WEIGHT_INITIALIZERS,
+    'augments': R.BATCH_AUGMENTS,
+    'optimizer': R.OPTIMIZERS,
+    'constructor': R.OPTIM_WRAPPER_CONSTRUCTORS,
+    'vis_backends': R.VISBACKENDS,
+    'data_preprocessor': R.MODELS,
+    'tta_model': R.MODELS,
+}
+_ALL = [
+    getattr(R, name) for name in R.__all__
+    if getattr(R, name) is not None
+]
+
+
+def _known(registry, key):
+    try:
+        return registry.get(key) is not None
+    except Exception:
+        return False
+
+
+def _names(registry):
+    names, reg = set(), registry
+    while reg is not None:
+        names.update(reg._module_dict)
+        reg = reg.parent
+    return names
+
+
+def _walk(node, registry, where, errors):
+    if isinstance(node, dict):
+        t = node.get('type')
+        if isinstance(t, str) and not any(_known(r, t) for r in _ALL):
+            hint = difflib.get_close_matches(t, _names(registry), n=1)
+            hint = f"; did you mean '{hint[0]}'?" if hint else (
+                '; check the spelling or add the module to custom_imports')
+            errors.append(f"{where}: type '{t}' is not registered in the "
+                          f"'{registry.name}' registry of mmext, mmpretrain "
+                          f'or mmengine{hint}')
+        for key, value in node.items():
+            _walk(value, _NESTED.get(key, registry), f'{where}.{key}', errors)
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            _walk(value, registry, f'{where}[{i}]', errors)
+
+
+def check_config_types(cfg):
+    """Raise :class:`ConfigError` listing every ``type`` nothing registers.
+
+    Every registry is consulted (a type is only unknown if no registry has
+    it); the message names the registry it should have come from.
+    """
+    register_all_modules(init_default_scope=False)
+    errors = []
+    for key, registry in _TOP_LEVEL.items():
+        if cfg.get(key) is not None:
+            _walk(cfg[key], registry, key, errors)
+    if errors:
+        raise ConfigError('\n'.join(errors))
+
+
+def check_data_roots(cfg):
+    """Raise FileNotFoundError for a dataloader whose ``data_root`` is
+    missing, with the data set's expected layout."""
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(key)
+        if not loader:
+            continue
+        dataset = loader.get('dataset', {})
+        while isinstance(dataset, dict) and 'dataset' in dataset:
+            dataset = dataset['dataset']  # dataset wrappers
+        root = dataset.get('data_root') if isinstance(dataset, dict) else None
+        if root and not osp.isdir(root):
+            t = dataset.get('type')
+            cls = R.DATASETS.get(t) if isinstance(t, str) else t
+            layout = getattr(cls, 'LAYOUT', None) or \
+                'see data/README.md for the expected layout'
+            raise FileNotFoundError(
+                f'{key}: data_root {root!r} of {t} does not exist; expected '
+                f'layout: {layout}')
+
+
+def prepare_config(cfg, mode='train'):
+    """Validate and complete a config before a runner is built from it.
+
+    Checks every registry ``type``, the data roots and the weight files
+    (resolving ``pretrain_pth/...`` paths), turns off ``pin_memory`` without
+    a GPU, and sets up gloo DDP when launched distributed on CPUs.
+
+    Args:
+        cfg (Config | str): The config or its path.
+        mode (str): ``'train'`` or ``'test'`` (test ignores ``load_from``,
+            which its checkpoint argument replaces).
+
+    Returns:
+        Config: The same config, completed.
+    """
+    if isinstance(cfg, str):
+        cfg = Config.fromfile(cfg)
+    cfg.setdefault('default_scope', 'mmext')
+    check_config_types(cfg)
+    check_data_roots(cfg)
+    resolve_pretrained_paths(cfg, check_load_from=(mode == 'train'))
+    if not torch.cuda.is_available():
+        for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+            if cfg.get(key):
+                cfg[key]['pin_memory'] = False
+    setup_cpu_distributed(cfg, cfg.get('launcher', 'none'))
+    return cfg

@@ -1,0 +1,2 @@
+# Copyright (c) mmext contributors. All rights reserved.
+__all__ = []

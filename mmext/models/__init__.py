@@ -1,0 +1,6 @@
+# Copyright (c) mmext contributors. All rights reserved.
+import mmpretrain.models  # noqa: F401  (parents of mmext's registries)
+
+from .backbones import *  # noqa: F401,F403
+from .heads import *  # noqa: F401,F403
+from .necks import *  # noqa: F401,F403
