@@ -1,5 +1,6 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """Small data in real on-disk formats, for tests, demos and benchmarks."""
 from .data import make_image_folder, sample_photos
+from .reports import make_iu_xray, make_mimic_cxr
 
-__all__ = ['make_image_folder', 'sample_photos']
+__all__ = ['make_image_folder', 'sample_photos', 'make_iu_xray', 'make_mimic_cxr']
