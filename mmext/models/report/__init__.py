@@ -1,0 +1,4 @@
+# Copyright (c) mmext contributors. All rights reserved.
+from .tokenizer import R2GenTokenizer
+
+__all__ = ['R2GenTokenizer']
