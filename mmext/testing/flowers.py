@@ -101,8 +101,13 @@ def _save_mat(path, arrays, mat_flavour):
     if mat_flavour not in MAT_FLAVOURS:
         raise ValueError(f'mat_flavour must be one of {MAT_FLAVOURS}, '
                          f'got {mat_flavour!r}')
-    # the real files hold 1 x N double rows of 1-based indices / labels
-    rows = {k: np.asarray(v, dtype=np.float64)[None, :]
+    # The real files hold 1 x N rows of 1-based integer indices / labels.
+    # MATLAB stores integer-valued doubles as uint16 elements, which mat4py
+    # (mmpretrain's Flowers102 reader) returns as ints; scipy can only write
+    # the class itself as uint16, which both readers return as ints too.
+    # MAT v4 has doubles only.
+    dtype = np.float64 if mat_flavour == 'v4' else np.uint16
+    rows = {k: np.asarray(v, dtype=dtype)[None, :]
             for k, v in arrays.items()}
     if mat_flavour == 'v4':
         scipy.io.savemat(path, rows, format='4')
