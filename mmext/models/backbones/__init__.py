@@ -1,2 +1,5 @@
 # Copyright (c) mmext contributors. All rights reserved.
-__all__ = []
+from .partial_freeze import PartialFreeze
+from .trar_vit import TRARViT
+
+__all__ = ['PartialFreeze', 'TRARViT']
