@@ -1,0 +1,22 @@
+# Copyright (c) mmext contributors. All rights reserved.
+"""Perceptual-hash duplicate search, for train / held-out leakage checks.
+
+``hash_images`` hashes files (imagehash-exact, flip-aware, parallel,
+cached); ``find_cross_set_duplicates`` / ``find_within_set_duplicates``
+return every pair within a Hamming threshold; ``mmext.dedup.report``
+writes the evidence (CSV, JSON, HTML, contact sheet) and the exclude file
+the Flowers-102 no-leak configs read. CLI: ``tools/dedup/find_leakage.py``.
+"""
+from .hashing import (METHODS, MIN_STD, HashResult, SkipImage, hash_images,
+                      hash_pil_image, hash_to_hex, load_image, pack_bits)
+from .search import (DEFAULT_THRESHOLD, DuplicatePair, default_threshold,
+                     find_cross_set_duplicates, find_within_set_duplicates,
+                     hamming_distances)
+
+__all__ = [
+    'METHODS', 'MIN_STD', 'HashResult', 'SkipImage', 'hash_images',
+    'hash_pil_image', 'hash_to_hex', 'load_image', 'pack_bits',
+    'DEFAULT_THRESHOLD', 'DuplicatePair', 'default_threshold',
+    'find_cross_set_duplicates', 'find_within_set_duplicates',
+    'hamming_distances'
+]
