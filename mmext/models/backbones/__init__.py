@@ -1,5 +1,4 @@
 # Copyright (c) mmext contributors. All rights reserved.
-from .partial_freeze import PartialFreeze
 from .trar_vit import TRARViT
 
-__all__ = ['PartialFreeze', 'TRARViT']
+__all__ = ['TRARViT']
