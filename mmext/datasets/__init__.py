@@ -2,6 +2,7 @@
 import mmpretrain.datasets  # noqa: F401
 
 from .transforms import *  # noqa: F401,F403
+from .dataset_wrappers import ExcludeImages, LeakageError  # noqa: F401
 from .flowers import Flowers17, Flowers102  # noqa: F401
 from .iu_xray import IUXray  # noqa: F401
 from .mimic_cxr import MIMICCXR  # noqa: F401
