@@ -1,0 +1,8 @@
+# Copyright (c) mmext contributors. All rights reserved.
+from .freeze import (STAGE_RULES, backbone_stages, count_parameters,
+                     freeze_module, is_kept_in_eval, register_stage_rule)
+
+__all__ = [
+    'STAGE_RULES', 'backbone_stages', 'count_parameters', 'freeze_module',
+    'is_kept_in_eval', 'register_stage_rule'
+]
