@@ -1,2 +1,4 @@
 # Copyright (c) mmext contributors. All rights reserved.
-__all__ = []
+from .param_report_hook import TrainableParamsHook
+
+__all__ = ['TrainableParamsHook']
