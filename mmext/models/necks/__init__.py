@@ -1,2 +1,4 @@
 # Copyright (c) mmext contributors. All rights reserved.
-__all__ = []
+from .visual_tokens import VisualTokenNeck
+
+__all__ = ['VisualTokenNeck']
