@@ -13,6 +13,7 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmext.apis import prepare_config  # noqa: E402
+from mmext.apis import restore_vocab_from_checkpoint  # noqa: E402
 
 
 def parse_args():
@@ -164,6 +165,9 @@ def main():
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
     cfg = prepare_config(cfg, mode='test')
+    if 'tokenizer' in str(cfg.get('model', '')):
+        # report generators: the vocabulary comes from the checkpoint
+        restore_vocab_from_checkpoint(cfg, args.checkpoint)
 
     runner = Runner.from_cfg(cfg)
 

@@ -11,6 +11,7 @@ from mmengine.logging import print_log
 
 from mmext.evaluation.chexpert import CATEGORIES, label_reports
 from mmext.registry import METRICS
+from .report_metrics import resolve_out_dir
 
 __all__ = ['ClinicalEfficacyMetric', 'clinical_scores', 'write_labeler_csv']
 
@@ -90,7 +91,8 @@ class ClinicalEfficacyMetric(BaseMetric):
     files with mmext's labels) for cross-checking.
 
     Args:
-        out_dir (str, optional): Folder for the CSV files. Default None.
+        out_dir (str, optional): Folder for the CSV files (``'auto'``: the
+            run's log folder). Default None.
         collect_device (str): 'cpu' or 'gpu'. Default 'cpu'.
         prefix (str): Metric name prefix. Default 'ce'.
 
@@ -120,14 +122,15 @@ class ClinicalEfficacyMetric(BaseMetric):
         gts = [g for g, _ in results]
         res = [r for _, r in results]
         gt_labels, pred_labels = label_reports(gts), label_reports(res)
-        if self.out_dir:
-            write_labeler_csv(res, osp.join(self.out_dir, 'res.csv'))
-            write_labeler_csv(gts, osp.join(self.out_dir, 'gts.csv'))
-            write_labeler_csv(res, osp.join(self.out_dir, 'res_labeled.csv'),
+        out_dir = resolve_out_dir(self.out_dir)
+        if out_dir:
+            write_labeler_csv(res, osp.join(out_dir, 'res.csv'))
+            write_labeler_csv(gts, osp.join(out_dir, 'gts.csv'))
+            write_labeler_csv(res, osp.join(out_dir, 'res_labeled.csv'),
                               pred_labels)
-            write_labeler_csv(gts, osp.join(self.out_dir, 'gts_labeled.csv'),
+            write_labeler_csv(gts, osp.join(out_dir, 'gts_labeled.csv'),
                               gt_labels)
             print_log(f'ClinicalEfficacyMetric: wrote res.csv / gts.csv '
-                      f'(CheXpert labeler input) to {self.out_dir}',
+                      f'(CheXpert labeler input) to {out_dir}',
                       logger='current')
         return clinical_scores(gt_labels, pred_labels)

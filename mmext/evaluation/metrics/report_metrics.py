@@ -13,7 +13,8 @@ from mmengine.logging import print_log
 
 from mmext.registry import METRICS
 
-__all__ = ['ReportMetric', 'compute_nlg_scores', 'write_report_outputs']
+__all__ = ['ReportMetric', 'compute_nlg_scores', 'write_report_outputs',
+           'resolve_out_dir']
 
 _EMPTY = '<empty>'  # stands in for an empty prediction (ROUGE divides by
 # its length); it matches no reference token, so it scores as nothing
@@ -93,6 +94,17 @@ def compute_nlg_scores(gts, res, metrics=('bleu', 'meteor', 'rouge',
     return scores
 
 
+def resolve_out_dir(out_dir):
+    """``'auto'`` -> the current run's log folder (``work_dir/<timestamp>``,
+    where mmengine writes its log), so ``tools/test.py`` output lands beside
+    the run's log; anything else is returned unchanged."""
+    if out_dir != 'auto':
+        return out_dir
+    from mmengine.logging import MMLogger
+    log_file = getattr(MMLogger.get_current_instance(), 'log_file', None)
+    return osp.dirname(log_file) if log_file else None
+
+
 def write_report_outputs(results, out_dir, name='reports'):
     """Write generated reports next to references as ``<name>.json``
     (list of dicts) and ``<name>.csv`` (study_id, img_path, gt, pred)."""
@@ -131,7 +143,8 @@ class ReportMetric(BaseMetric):
         metrics (Sequence[str]): Subset of ('bleu', 'meteor', 'rouge',
             'cider'). Default: all four.
         out_dir (str, optional): Folder for ``reports.json`` / ``reports.csv``
-            (generated next to reference reports). Default None.
+            (generated next to reference reports); ``'auto'`` is the run's
+            log folder ``work_dir/<timestamp>``. Default None.
         collect_device (str): 'cpu' or 'gpu'. Default 'cpu'.
         prefix (str): Metric name prefix. Default 'report'.
 
@@ -169,8 +182,9 @@ class ReportMetric(BaseMetric):
                 pred_report=sample['pred_report']))
 
     def compute_metrics(self, results):
-        if self.out_dir:
-            path = write_report_outputs(results, self.out_dir)
+        out_dir = resolve_out_dir(self.out_dir)
+        if out_dir:
+            path = write_report_outputs(results, out_dir)
             print_log(f'ReportMetric: wrote {len(results)} generated reports'
                       f' next to references to {path} (and .csv)',
                       logger='current')
