@@ -44,6 +44,10 @@ class TRARViT(VisionTransformer):
     (B, L, H, N, N) stack; hard routing, ``fc``/``attention`` pooling,
     binarized inference, per-layer orders and a no-CLS option exist.
 
+    Note: the CLS row attends globally in every span, so with
+    ``out_type='cls_token'`` the last layer's routing cannot change the
+    output (its router gets no gradient); ``routed_layers`` can leave it out.
+
     Args:
         arch (str | dict): As :class:`VisionTransformer`. Defaults to
             ``'base'``.
