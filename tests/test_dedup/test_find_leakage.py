@@ -1,0 +1,142 @@
+# Copyright (c) mmext contributors. All rights reserved.
+"""tools/dedup/find_leakage.py end to end on planted folders / configs."""
+import csv
+import importlib.util
+import json
+import os.path as osp
+import re
+import subprocess
+import sys
+
+from PIL import Image
+
+from mmext.dedup.report import read_exclude_file
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SCRIPT = osp.join(ROOT, 'tools', 'dedup', 'find_leakage.py')
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location('find_leakage', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def parse_exclude(path):
+    """The exclude-file format, read independently of mmext."""
+    lines = open(path, encoding='utf-8').read().split('\n')
+    comments = [ln for ln in lines if ln.startswith('#')]
+    paths = [ln for ln in lines if ln.strip() and not ln.startswith('#')]
+    return comments, paths
+
+
+def test_folders_end_to_end(planted, tmp_path, capsys):
+    root17, root102 = planted['root17'], planted['root102']
+    (root102 / 'jpg' / 'broken.jpg').write_bytes(b'\xff\xd8\xff\xe0garbage')
+    (root102 / 'sub').mkdir()
+    Image.new('RGB', (30, 30), (5, 5, 5)).save(root102 / 'sub' / 'flat.png')
+    out = tmp_path / 'leak'
+    argv = ['--train', str(root102), '--heldout', str(root17 / 'jpg'),
+            '--out-dir', str(out), '--workers', '0', '--no-progress']
+    tool = load_tool()
+    meta = tool.main(argv)
+    printed = capsys.readouterr().out
+    n_train = len(planted['expected']) + 9  # planted + DISTINCT photos
+    assert (f'{n_train} train / 10 held-out hashed, 2 skipped, '
+            f'{len(planted["expected"])} pairs, {len(planted["expected"])} '
+            'excluded') in printed
+
+    comments, excluded = parse_exclude(out / 'exclude.txt')
+    assert sorted(excluded) == sorted(planted['expected'])
+    assert any('threshold 10' in c for c in comments)
+    assert any('command:' in c and '--train' in c for c in comments)
+    assert any(re.search(r'date: \d{4}-\d\d-\d\d', c) for c in comments)
+    assert read_exclude_file(out / 'exclude.txt') == excluded
+
+    with open(out / 'pairs.csv', newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(planted['expected'])
+    variants = {osp.relpath(r['train_path'], root102).replace('\\', '/'):
+                r['variant'] for r in rows}
+    assert variants == {k: 'flipped' if v[1] else 'original'
+                        for k, v in planted['expected'].items()}
+    data = json.load(open(out / 'pairs.json'))
+    assert data['meta']['pairs'] == len(rows) == len(data['pairs'])
+    assert data['meta']['threshold'] == 10 == meta['threshold']
+
+    html = (out / 'report.html').read_text()
+    srcs = re.findall(r'src="([^"]*)"', html)
+    assert len(srcs) == 2 * len(rows)
+    assert all(s.startswith('data:image/jpeg;base64,') for s in srcs)
+
+    sheet = Image.open(out / 'pairs.png')
+    assert sheet.height > len(rows) * 128
+
+    with open(out / 'skipped.csv', newline='') as f:
+        skipped = {osp.basename(r['path']): r['reason']
+                   for r in csv.DictReader(f)}
+    assert set(skipped) == {'broken.jpg', 'flat.png'}
+    assert 'near-constant' in skipped['flat.png']
+
+    # a re-run answers every file from the cache in out-dir
+    tool.main(argv)
+    assert f'cached {n_train + 2 + 10})' in capsys.readouterr().out
+
+
+def test_configs_end_to_end(planted, tmp_path, capsys):
+    """--train / --heldout as configs: the data set is built through the
+    registry and exclude paths are relative to its data_root."""
+    root17, root102 = planted['root17'], planted['root102']
+    files102 = sorted(p.name for p in (root102 / 'jpg').iterdir())
+    (root102 / 'train.txt').write_text(
+        ''.join(f'jpg/{n} 0\n' for n in files102))
+    (root17 / 'test.txt').write_text(''.join(
+        f'{p.name}\n' for p in sorted((root17 / 'jpg').iterdir())))
+    cfg = tmp_path / 'leak_cfg.py'
+    cfg.write_text(
+        "default_scope = 'mmext'\n"
+        "train_dataloader = dict(batch_size=2, dataset=dict(\n"
+        f"    type='CustomDataset', data_root={str(root102)!r},\n"
+        "    ann_file='train.txt', pipeline=[dict(type='LoadImageFromFile')]))\n"
+        "test_dataloader = dict(batch_size=2, dataset=dict(\n"
+        f"    type='CustomDataset', data_root={str(root17)!r},\n"
+        "    data_prefix='jpg', ann_file='test.txt', with_label=False,\n"
+        "    pipeline=[]))\n")
+    out = tmp_path / 'leak_cfg_out'
+    load_tool().main(['--train', str(cfg), '--heldout', str(cfg),
+                      '--out-dir', str(out), '--workers', '0',
+                      '--no-progress', '--no-cache'])
+    assert '16 train / 10 held-out hashed' in capsys.readouterr().out
+    _, excluded = parse_exclude(out / 'exclude.txt')
+    assert sorted(excluded) == sorted(planted['expected'])
+    assert not (out / 'hash_cache.sqlite').exists()
+
+
+def test_missing_split_names_the_fix(planted, tmp_path):
+    cfg = tmp_path / 'c.py'
+    cfg.write_text("train_dataloader = dict(dataset=dict(type='X'))\n")
+    try:
+        load_tool().main(['--train', str(cfg), '--heldout',
+                          str(planted['root17']), '--out-dir',
+                          str(tmp_path / 'o'), '--train-split',
+                          'val_dataloader'])
+    except KeyError as e:
+        assert "no 'val_dataloader'" in str(e)
+        assert 'train_dataloader' in str(e)
+    else:
+        raise AssertionError('a missing split must raise')
+
+
+def test_script_runs_from_any_cwd(planted, tmp_path):
+    out = tmp_path / 'o'
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, '--train', str(planted['root102']),
+         '--heldout', str(planted['root17']), '--out-dir', str(out),
+         '--no-progress', '--no-flip', '--workers', '1'],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    # without flip-aware matching the two mirrored copies are missed
+    unflipped = sum(not v[1] for v in planted['expected'].values())
+    assert f'{unflipped} pairs, {unflipped} excluded' in proc.stdout
+    assert (out / 'exclude.txt').exists() and (out / 'pairs.png').exists()
