@@ -8,6 +8,8 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
+    # mmext: RNG states in checkpoints, so --resume continues exactly
+    rng_state=dict(type='RNGStateHook'),
 )
 
 env_cfg = dict(

@@ -1,5 +1,9 @@
 # Copyright (c) mmext contributors. All rights reserved.
+from .dist_consistency_hook import DistConsistencyHook
+from .load_from_filter_hook import LoadFromFilterHook
 from .param_report_hook import TrainableParamsHook
+from .rng_state_hook import RNGStateHook
 from .trar_temperature_hook import TRARTemperatureHook
 
-__all__ = ['TrainableParamsHook', 'TRARTemperatureHook']
+__all__ = ['DistConsistencyHook', 'RNGStateHook',
+           'TrainableParamsHook', 'LoadFromFilterHook', 'TRARTemperatureHook']
