@@ -1,0 +1,105 @@
+# Copyright (c) mmext contributors. All rights reserved.
+import csv
+import json
+import math
+import os.path as osp
+
+import numpy as np
+import pytest
+from sklearn.metrics import precision_recall_fscore_support
+
+from mmext.evaluation.chexpert import CATEGORIES, label_report
+from mmext.evaluation.metrics import ClinicalEfficacyMetric
+from mmext.evaluation.metrics.clinical import clinical_scores
+
+HANDLABELS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                      'data', 'chexpert_handlabels.json')
+IDX = {c: i for i, c in enumerate(CATEGORIES)}
+
+
+def _agreement(entries):
+    """Share of (report, observation) cells mentioned by the hand labels or
+    the labeler on which both give the same value (1 / 0 / -1 / blank)."""
+    agree = cells = 0
+    for e in entries:
+        pred = label_report(e['report'])
+        for c in CATEGORIES:
+            p = None if math.isnan(pred[IDX[c]]) else pred[IDX[c]]
+            h = e['labels'].get(c)
+            if p is None and h is None:
+                continue
+            cells += 1
+            agree += p == h
+    return agree / cells, cells
+
+
+def test_agreement_with_hand_labels():
+    data = json.load(open(HANDLABELS))
+    dev, dev_cells = _agreement(data['reports'])
+    held, held_cells = _agreement(data['held_out'])
+    print(f'CheXpert labeler agreement: {dev:.3f} on {dev_cells} cells '
+          f'(rule-design set), {held:.3f} on {held_cells} (held out)')
+    assert len(data['reports']) >= 40 and dev >= 0.95
+    assert held >= 0.85
+
+
+@pytest.mark.parametrize('report,category,value', [
+    # positive beats negative, uncertain beats negative
+    ('No effusion on the left. Small right pleural effusion.',
+     'Pleural Effusion', 1),
+    ('No pneumothorax. Pneumothorax cannot be excluded.', 'Pneumothorax', -1),
+    ('No pneumothorax.', 'Pneumothorax', 0),
+    ('Lungs are clear.', 'Pneumothorax', math.nan),
+    # chf makes Cardiomegaly uncertain (official exception)
+    ('Findings consistent with CHF.', 'Cardiomegaly', -1),
+    # No Finding ignores support devices, not other findings
+    ('Endotracheal tube in place. No pneumothorax.', 'No Finding', 1),
+    ('Mild scoliosis.', 'No Finding', math.nan),
+    ('Possible small effusion.', 'No Finding', math.nan),
+])
+def test_aggregation_rules(report, category, value):
+    got = label_report(report)[IDX[category]]
+    if isinstance(value, float) and math.isnan(value):
+        assert math.isnan(got)
+    else:
+        assert got == value
+
+
+def test_scores_match_sklearn_macro_and_micro():
+    rng = np.random.default_rng(0)
+    choices = np.array([1, 0, -1, np.nan])
+    gt = rng.choice(choices, (30, 14)).tolist()
+    pred = rng.choice(choices, (30, 14)).tolist()
+    got = clinical_scores(gt, pred)
+
+    def binary(rows):  # R2Gen's compute_ce: fillna(0), -1 -> 0
+        a = np.nan_to_num(np.array(rows, dtype=float), nan=0.0)
+        return (a == 1).astype(int)
+
+    for avg in ('macro', 'micro'):
+        p, r, f, _ = precision_recall_fscore_support(
+            binary(gt), binary(pred), average=avg, zero_division=0)
+        assert got[f'P_{avg}'] == pytest.approx(p)
+        assert got[f'R_{avg}'] == pytest.approx(r)
+        assert got[f'F1_{avg}'] == pytest.approx(f)
+
+
+def test_metric_writes_labeler_csvs(tmp_path):
+    metric = ClinicalEfficacyMetric(out_dir=str(tmp_path))
+    gts = ['The heart is enlarged, "markedly".', 'No acute disease.']
+    res = ['the heart is enlarged .', 'small left pleural effusion .']
+    metric.process(None, [dict(gt_report=g, pred_report=r)
+                          for g, r in zip(gts, res)])
+    scores = metric.evaluate(2)
+    # gt: Cardiomegaly, No Finding; pred: Cardiomegaly, Pleural Effusion
+    # (No Finding absent): tp 1, fp 1, fn 1 -> micro P = R = F1 = 0.5
+    assert scores['ce/P_micro'] == pytest.approx(0.5)
+    assert scores['ce/F1_micro'] == pytest.approx(0.5)
+    assert scores['ce/F1_macro'] == pytest.approx(1 / 14)
+    # labeler input: one report per row, no header, quotes escaped
+    with open(tmp_path / 'gts.csv') as f:
+        assert [row[0] for row in csv.reader(f)] == gts
+    with open(tmp_path / 'res_labeled.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ['Reports'] + CATEGORIES
+    assert rows[1]['Pleural Effusion'] == '1.0' and rows[1]['Edema'] == ''
