@@ -13,6 +13,7 @@ Example:
         --img-size 384 --interp bilinear
 """
 import argparse
+import os
 import os.path as osp
 import re
 import sys
@@ -191,13 +192,12 @@ def main(argv=None):
         osp.splitext(osp.basename(args.src))[0] +
         (f'_{args.img_size}' if args.img_size else '') + '.pth')
     if osp.dirname(dst):
-        import os
         os.makedirs(osp.dirname(dst), exist_ok=True)
     torch.save({'state_dict': sd, 'meta': meta}, dst)
-    print(f'{args.src} -> {dst}: {len(sd)} tensors, arch '
-          f'{dict((k, meta[k]) for k in ("embed_dims", "num_layers", "num_heads", "feedforward_channels"))}, '  # noqa: E501
+    arch = {k: meta[k] for k in ('embed_dims', 'num_layers', 'num_heads',
+                                 'feedforward_channels')}
+    print(f'{args.src} -> {dst}: {len(sd)} tensors, arch {arch}, '
           f'patch {meta["patch_size"]}, head {args.head}')
-
 
 if __name__ == '__main__':
     main()
