@@ -1,0 +1,21 @@
+# Two-stage transfer, stage 2: Flowers-17 starting from the stage-1 run
+# (resnet18_stage1_flowers102-noleak.py; train it first). `load_from` loads
+# the whole stage-1 model except its 102-class head: LoadFromFilterHook
+# drops the `head.*` keys before loading, so the 17-class head keeps its
+# fresh initialisation (without it mmengine would only warn about the size
+# mismatch). `--resume` is unaffected (it restores this run's own head).
+# The path is relative; mmext resolves it against the current directory,
+# then the project root.
+_base_ = [
+    '../_base_/models/flowers_resnet18.py',
+    '../_base_/datasets/flowers17.py',
+    '../_base_/schedules/flowers_sgd_warmup-cosine-tail.py',
+]
+
+# every weight comes from stage 1: no ImageNet file needed
+model = dict(backbone=dict(backbone=dict(init_cfg=None)))
+load_from = 'work_dirs/resnet18_stage1_flowers102-noleak/epoch_100.pth'
+custom_hooks = [
+    dict(type='TrainableParamsHook'),
+    dict(type='LoadFromFilterHook', drop=['head.*']),
+]

@@ -1,0 +1,149 @@
+# Copyright (c) mmext contributors. All rights reserved.
+"""Every config in configs/flowers/ builds and trains 2 iterations on tiny
+generated Flowers data, with its freezing rule intact.
+
+Overrides (the same for every config): data roots to generated data, 32 px
+images (64 for TinyViT, whose input must equal img_size), batch 2, no
+workers, no validation, Pretrained init replaced by none (no weights here),
+ViT-B shrunk to 32 channels but kept at 12 blocks so 'first 8 of 12' means
+the same.
+"""
+from pathlib import Path
+
+import pytest
+import scipy.io
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from mmext.apis import prepare_config
+from mmext.testing.flowers import make_flowers17, make_flowers102
+
+ROOT = Path(__file__).parents[2]
+CONFIGS = sorted(p for p in (ROOT / 'configs/flowers').glob('*.py')
+                 if not p.name.startswith('demo_'))
+TINY_VIT = dict(embed_dims=32, num_layers=12, num_heads=2,
+                feedforward_channels=64)
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp('flowers')
+    make_flowers17(root / 'flowers17', per_class=4, size=72)
+    make_flowers102(root / 'flowers102', per_class=3, size=72)
+    trnid = scipy.io.loadmat(root / 'flowers102/setid.mat')['trnid'].ravel()
+    exclude = root / 'flowers102/exclude_flowers17.txt'
+    exclude.write_text(f'# planted for the test\njpg/image_{int(trnid[0]):05d}'
+                       '.jpg\n')
+    return root
+
+
+def _walk(node, fn):
+    if isinstance(node, dict):
+        fn(node)
+        for v in node.values():
+            _walk(v, fn)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            _walk(v, fn)
+
+
+def _shrink(cfg, data_root, work_dir):
+    backbone = cfg.model.backbone.backbone
+    size = 64 if backbone.type == 'TinyViT' else 32
+
+    def patch(d):
+        root = d.get('data_root')
+        if isinstance(root, str) and root.startswith('data/'):
+            d['data_root'] = str(data_root / root[len('data/'):])
+        if isinstance(d.get('exclude_file'), str):
+            d['exclude_file'] = str(data_root /
+                                    d['exclude_file'][len('data/'):])
+        if d.get('type') == 'RandomResizedCrop':
+            d['scale'] = size
+        if d.get('type') in ('ResizeEdge', 'CenterCrop'):
+            d['scale' if 'scale' in d else 'crop_size'] = size
+        if isinstance(d.get('init_cfg'), dict) and \
+                d['init_cfg'].get('type') == 'Pretrained':
+            d['init_cfg'] = None
+
+    _walk(cfg._cfg_dict, patch)
+    if backbone.type == 'VisionTransformer':
+        backbone.update(arch=TINY_VIT, img_size=size, patch_size=8)
+        cfg.model.head.in_channels = TINY_VIT['embed_dims']
+    if backbone.type == 'TinyViT':
+        backbone.img_size = (size, size)
+    cfg.train_dataloader.update(batch_size=2, num_workers=0,
+                                persistent_workers=False)
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2)
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1,
+                                        save_last=False)
+    cfg.default_hooks.logger.interval = 1
+    cfg.work_dir = str(work_dir)
+    return cfg
+
+
+def _expected_frozen(model, frozen_stages):
+    names = [n for n, _ in model.backbone.named_parameters()]
+    if frozen_stages == -1:
+        return set()
+    if frozen_stages == 'all':
+        return set(names)
+    stages = {'VisionTransformer': 'layers.', 'ResNet': 'layer',
+              'SEResNet': 'layer', 'TinyViT': 'stages.'}
+    prefix = stages[type(model.backbone).__name__]
+    frozen = set()
+    for n in names:
+        if n.startswith(prefix):
+            index = int(n[len(prefix):].split('.')[0])
+            # ResNet layers are 1-based, ViT / TinyViT 0-based
+            if index < frozen_stages + (prefix == 'layer'):
+                frozen.add(n)
+        elif not n.startswith(('ln', 'norm')) or prefix == 'layer':
+            frozen.add(n)  # stem
+    return frozen
+
+
+def test_configs_found():
+    assert len(CONFIGS) == 14
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_trains_two_iterations(path, data, tmp_path):
+    cfg = _shrink(Config.fromfile(path), data, tmp_path / 'work')
+    assert cfg.default_scope == 'mmext'
+    stage1 = None
+    if cfg.get('load_from'):
+        # a stand-in stage-1 checkpoint: the 102-class model's weights
+        s1 = _shrink(Config.fromfile(ROOT / 'configs/flowers/'
+                                     'resnet18_stage1_flowers102-noleak.py'),
+                     data, tmp_path / 's1')
+        s1_model = Runner.from_cfg(prepare_config(s1)).model
+        stage1 = {k: v.clone() for k, v in s1_model.state_dict().items()}
+        torch.save({'state_dict': stage1, 'meta': {}}, tmp_path / 's1.pth')
+        cfg.load_from = str(tmp_path / 's1.pth')
+        cfg.optim_wrapper.optimizer.lr = 0.0  # weights must stay stage 1's
+    runner = Runner.from_cfg(prepare_config(cfg))
+    model = runner.model
+    frozen = {n for n, p in model.backbone.named_parameters()
+              if not p.requires_grad}
+    assert frozen == _expected_frozen(
+        model, cfg.model.backbone.frozen_stages)
+
+    runner.train()
+    assert runner.iter == 2
+    in_optim = {id(p) for g in runner.optim_wrapper.optimizer.param_groups
+                for p in g['params']}
+    assert in_optim == {id(p) for p in model.parameters() if p.requires_grad}
+    if stage1 is not None:
+        state = model.state_dict()
+        for k, v in stage1.items():
+            if k.endswith('weight') and k.startswith('backbone.'):
+                assert torch.equal(state[k], v), k
+        assert state['head.fc.weight'].shape[0] == 17
+        log = next(Path(runner.log_dir).glob('*.log')).read_text()
+        assert 'LoadFromFilterHook: dropped 2 keys from load_from (head.fc.' \
+            'weight, head.fc.bias)' in log
+        assert 'size mismatch' not in log
