@@ -20,6 +20,7 @@ Usage:
     python benchmarks/dedup_hashing.py [--num 400] [--thresholds]
 """
 import argparse
+import os
 import os.path as osp
 import sys
 import tempfile
@@ -107,6 +108,14 @@ def make_files(folder, num):
     return paths
 
 
+def _cpu():
+    """CPU seconds of this process and its finished children."""
+    import resource
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def imagehash_loop(paths):
     import imagehash
     out = []
@@ -129,14 +138,19 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_files(tmp, args.num)
         n = len(paths)
+        load = os.getloadavg()[0]
+        c0 = _cpu()
         t0 = time.perf_counter()
         ref = imagehash_loop(paths)
         t_loop = time.perf_counter() - t0
-        times = {}
+        cpu_loop = _cpu() - c0
+        times, cpus = {}, {}
         for workers in (1, 2):
+            c0 = _cpu()
             t0 = time.perf_counter()
             res = hash_images(paths, workers=workers, progress=False)
             times[workers] = time.perf_counter() - t0
+            cpus[workers] = _cpu() - c0
             got = [(res.hex(i), res.hex(i, True)) for i in range(len(res))]
             assert got == ref, 'hash_images differs from imagehash'
         cache = osp.join(tmp, 'cache.sqlite')
@@ -146,11 +160,13 @@ def main():
                           progress=False)
         t_cached = time.perf_counter() - t0
         assert res.num_cached == n
-        print(f'{n} JPEGs 500x375, phash + flipped phash, identical hashes')
-        print(f'  imagehash loop        {n / t_loop:8.0f} img/s')
+        print(f'{n} JPEGs 500x375, phash + flipped phash, identical hashes '
+              f'(load average {load:.1f} on {os.cpu_count()} cores)')
+        print(f'  imagehash loop        {n / t_loop:8.0f} img/s  '
+              f'cpu {1e3 * cpu_loop / n:.2f} ms/img')
         for w, t in times.items():
             print(f'  hash_images workers={w} {n / t:8.0f} img/s  '
-                  f'({t_loop / t:.2f}x)')
+                  f'({t_loop / t:.2f}x)  cpu {1e3 * cpus[w] / n:.2f} ms/img')
         print(f'  hash_images cached    {n / t_cached:8.0f} img/s  '
               f'({t_loop / t_cached:.1f}x)')
 
