@@ -44,13 +44,17 @@ def _strip_pipelines(node):
             _strip_pipelines(value)
 
 
-def dataset_image_paths(config, split='train_dataloader'):
+def dataset_image_paths(config, split='train_dataloader',
+                        cfg_options=None):
     """Build ``config[split].dataset`` and return its images.
 
     Args:
         config (str | mmengine.Config): Config file or object.
         split (str): Dataloader key, e.g. 'train_dataloader',
             'val_dataloader', 'test_dataloader'.
+        cfg_options (dict, optional): Overrides merged into the config
+            first (mmengine ``--cfg-options`` style, e.g.
+            ``{'train_dataloader.dataset.data_root': 'data/f102'}``).
 
     Returns:
         tuple[list[str], str | None]: every sample's ``img_path`` (in data
@@ -63,6 +67,8 @@ def dataset_image_paths(config, split='train_dataloader'):
 
     cfg = Config.fromfile(config) if isinstance(config, str) else config
     name = config if isinstance(config, str) else 'config'
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
     if split not in cfg or not cfg[split]:
         keys = [k for k in cfg.keys() if k.endswith('dataloader')]
         raise KeyError(f'{name} has no {split!r}; it has '
@@ -93,13 +99,13 @@ def dataset_image_paths(config, split='train_dataloader'):
     return paths, data_root
 
 
-def resolve_image_set(spec, split):
+def resolve_image_set(spec, split, cfg_options=None):
     """A folder or a ``.py`` config -> ``(paths, root)``; ``root`` is what
     exclude paths are written relative to."""
     if osp.isdir(spec):
         return list_image_files(spec), spec
     if spec.endswith('.py') and osp.isfile(spec):
-        paths, root = dataset_image_paths(spec, split)
+        paths, root = dataset_image_paths(spec, split, cfg_options)
         if root is None and paths:
             root = osp.commonpath([osp.dirname(osp.abspath(p))
                                    for p in paths])

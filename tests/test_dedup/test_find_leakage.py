@@ -98,7 +98,8 @@ def test_configs_end_to_end(planted, tmp_path, capsys):
         "default_scope = 'mmext'\n"
         "train_dataloader = dict(batch_size=2, dataset=dict(\n"
         f"    type='CustomDataset', data_root={str(root102)!r},\n"
-        "    ann_file='train.txt', pipeline=[dict(type='LoadImageFromFile')]))\n"
+        "    ann_file='train.txt',\n"
+        "    pipeline=[dict(type='LoadImageFromFile')]))\n"
         "test_dataloader = dict(batch_size=2, dataset=dict(\n"
         f"    type='CustomDataset', data_root={str(root17)!r},\n"
         "    data_prefix='jpg', ann_file='test.txt', with_label=False,\n"
@@ -140,3 +141,38 @@ def test_script_runs_from_any_cwd(planted, tmp_path):
     unflipped = sum(not v[1] for v in planted['expected'].values())
     assert f'{unflipped} pairs, {unflipped} excluded' in proc.stdout
     assert (out / 'exclude.txt').exists() and (out / 'pairs.png').exists()
+
+
+def test_flowers_configs_to_exclude_images(tmp_path, capsys):
+    """The real use: the repo's Flowers-102 / Flowers-17 base configs on
+    generated look-alikes with Flowers-17 test images planted into 102's
+    training split; the exclude file written here makes ExcludeImages drop
+    exactly the planted images."""
+    from mmext.datasets import ExcludeImages, Flowers17
+    from mmext.testing.flowers import make_flowers17, make_flowers102
+    root17 = make_flowers17(tmp_path / 'f17', per_class=4, size=64)
+    test17 = Flowers17(str(root17), split='test')
+    sources = [test17.get_data_info(i)['img_path'] for i in (0, 5, 9)]
+    planted = make_flowers102(tmp_path / 'f102', per_class=4, size=64,
+                              duplicates_of=sources)
+    out = tmp_path / 'leak'
+    load_tool().main([
+        '--train', osp.join(ROOT, 'configs/_base_/datasets/flowers102.py'),
+        '--heldout', osp.join(ROOT, 'configs/_base_/datasets/flowers17.py'),
+        '--out-dir', str(out), '--workers', '0', '--no-progress',
+        '--cfg-options',
+        f'train_dataloader.dataset.data_root={tmp_path / "f102"}',
+        f'test_dataloader.dataset.data_root={root17}'
+    ])
+    assert f'{len(planted)} pairs, {len(planted)} excluded' in \
+        capsys.readouterr().out
+    _, excluded = parse_exclude(out / 'exclude.txt')
+    want = sorted(osp.relpath(p.path, tmp_path / 'f102').replace('\\', '/')
+                  for p in planted)
+    assert sorted(excluded) == want
+    ds = ExcludeImages(
+        dataset=dict(type='Flowers102', data_root=str(tmp_path / 'f102'),
+                     split='train'),
+        exclude_file=str(out / 'exclude.txt'))
+    assert sorted(osp.basename(p) for p, _ in ds.excluded) == sorted(
+        osp.basename(w) for w in want)

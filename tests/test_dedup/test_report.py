@@ -10,8 +10,7 @@ from mmext.dedup.report import (read_exclude_file, relative_posix,
 
 def test_exclude_file_format(tmp_path):
     root = tmp_path / 'flowers102'
-    paths = [root / 'jpg' / 'image_00042.jpg', root / 'jpg' / 'image_00007.jpg',
-             root / 'jpg' / 'image_00042.jpg']
+    paths = [root / 'jpg' / f'image_{i:05d}.jpg' for i in (42, 7, 42)]
     out = tmp_path / 'exclude.txt'
     rel = write_exclude_file(paths, out, data_root=root,
                              comments=['cmd: x --y', 'two\nlines'])

@@ -23,6 +23,8 @@ import shlex
 import sys
 import time
 
+from mmengine.config import DictAction
+
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 from mmext.dedup import (METHODS, default_threshold,  # noqa: E402
@@ -62,6 +64,11 @@ def parse_args(argv=None):
                         '<out-dir>/hash_cache.sqlite)')
     parser.add_argument('--no-cache', action='store_true')
     parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of config inputs, e.g. '
+        'train_dataloader.dataset.data_root=data/f102 (applied to both '
+        '--train and --heldout when they are configs)')
     return parser.parse_args(argv)
 
 
@@ -72,8 +79,10 @@ def main(argv=None):
     os.makedirs(args.out_dir, exist_ok=True)
     cache = None if args.no_cache else (
         args.cache or osp.join(args.out_dir, 'hash_cache.sqlite'))
-    train_paths, train_root = resolve_image_set(args.train, args.train_split)
-    held_paths, _ = resolve_image_set(args.heldout, args.heldout_split)
+    train_paths, train_root = resolve_image_set(args.train, args.train_split,
+                                                args.cfg_options)
+    held_paths, _ = resolve_image_set(args.heldout, args.heldout_split,
+                                      args.cfg_options)
     if not train_paths or not held_paths:
         empty = args.train if not train_paths else args.heldout
         raise SystemExit(f'find_leakage: no images found in {empty} '
