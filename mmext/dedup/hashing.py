@@ -21,6 +21,7 @@ Hashes are packed row-major, most significant bit first, into ``uint64``
 words (zero bits padded at the front), so ``hash_to_hex`` gives exactly
 ``str(imagehash.phash(img))``.
 """
+import multiprocessing as mp
 import os
 import os.path as osp
 from dataclasses import dataclass, field
@@ -258,12 +259,13 @@ def _map(tasks, workers, progress, desc):
     bar = tqdm(total=len(tasks), desc=desc, unit='img', disable=not progress,
                dynamic_ncols=True)
     try:
-        if workers <= 1 or len(tasks) < 2 * max(workers, 1):
+        # a daemonic process (e.g. a DataLoader worker) may not have children
+        if (workers <= 1 or len(tasks) < 2 * workers
+                or mp.current_process().daemon):
             for task in tasks:
                 yield _hash_file(task)
                 bar.update()
             return
-        import multiprocessing as mp
         # fork: workers inherit the imported modules (spawn would re-import
         # torch/mmpretrain through mmext/__init__ in every worker, ~3 s each)
         methods = mp.get_all_start_methods()

@@ -213,3 +213,28 @@ def test_bad_arguments():
         hash_images([], method='whash', hash_size=6)
     res = hash_images([], progress=False)
     assert res.hashes.shape == (0, 1) and res.flipped.shape == (0, 1)
+
+
+def _hash_in_daemon(paths, queue):
+    res = hash_images(paths, workers=2, progress=False)
+    queue.put([res.hex(i) for i in range(len(res))])
+
+
+def test_workers_fall_back_in_a_daemonic_process(tmp_path, photos):
+    """Inside a DataLoader-like daemonic worker, which may not start child
+    processes, hashing runs serially instead of failing."""
+    import multiprocessing as mp
+    paths = []
+    for name in ('astronaut', 'coffee', 'camera', 'horse', 'china'):
+        photos[name].save(tmp_path / f'{name}.jpg')
+        paths.append(str(tmp_path / f'{name}.jpg'))
+    ctx = mp.get_context('fork')
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_hash_in_daemon, args=(paths, queue),
+                       daemon=True)
+    proc.start()
+    got = queue.get(timeout=120)
+    proc.join(timeout=30)
+    assert proc.exitcode == 0
+    expected = [str(imagehash.phash(Image.open(p))) for p in paths]
+    assert got == expected
