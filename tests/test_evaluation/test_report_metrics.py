@@ -103,7 +103,7 @@ def test_meteor_skipped_with_warning_without_java(monkeypatch, tmp_path):
 
 
 def test_metric_input_errors():
-    with pytest.raises(ValueError, match="unknown metrics \\['spice'\\]"):
-        ReportMetric(metrics=('bleu', 'spice'))
+    with pytest.raises(ValueError, match="unknown scorers \\['spice'\\]"):
+        ReportMetric(scorers=('bleu', 'spice'))
     with pytest.raises(KeyError, match='needs `pred_report`'):
         ReportMetric().process(None, [dict(gt_report='a .')])

@@ -140,8 +140,10 @@ class ReportMetric(BaseMetric):
     ``study_id`` / ``img_path`` when present).
 
     Args:
-        metrics (Sequence[str]): Subset of ('bleu', 'meteor', 'rouge',
-            'cider'). Default: all four.
+        scorers (Sequence[str]): Subset of ('bleu', 'meteor', 'rouge',
+            'cider'). Default: all four. (Not called ``metrics``: mmengine
+            builds any evaluator dict with a ``metrics`` key as an
+            ``Evaluator``.)
         out_dir (str, optional): Folder for ``reports.json`` / ``reports.csv``
             (generated next to reference reports); ``'auto'`` is the run's
             log folder ``work_dir/<timestamp>``. Default None.
@@ -149,7 +151,7 @@ class ReportMetric(BaseMetric):
         prefix (str): Metric name prefix. Default 'report'.
 
     Example:
-        >>> m = ReportMetric(metrics=('bleu', ))
+        >>> m = ReportMetric(scorers=('bleu', ))
         >>> m.process(None, [dict(pred_report='lungs are clear .',
         ...                       gt_report='lungs are clear .')])
         >>> round(m.evaluate(1)['report/BLEU_1'], 3)
@@ -158,15 +160,15 @@ class ReportMetric(BaseMetric):
 
     default_prefix = 'report'
 
-    def __init__(self, metrics=('bleu', 'meteor', 'rouge', 'cider'),
+    def __init__(self, scorers=('bleu', 'meteor', 'rouge', 'cider'),
                  out_dir=None, collect_device='cpu', prefix=None):
         super().__init__(collect_device=collect_device, prefix=prefix)
-        unknown = set(metrics) - {'bleu', 'meteor', 'rouge', 'cider'}
+        unknown = set(scorers) - {'bleu', 'meteor', 'rouge', 'cider'}
         if unknown:
-            raise ValueError(f'ReportMetric: unknown metrics {sorted(unknown)}'
+            raise ValueError(f'ReportMetric: unknown scorers {sorted(unknown)}'
                              "; choose from 'bleu', 'meteor', 'rouge', "
                              "'cider'")
-        self.metrics = tuple(metrics)
+        self.scorers = tuple(scorers)
         self.out_dir = out_dir
 
     def process(self, data_batch, data_samples):
@@ -190,4 +192,4 @@ class ReportMetric(BaseMetric):
                       logger='current')
         return compute_nlg_scores([r['gt_report'] for r in results],
                                   [r['pred_report'] for r in results],
-                                  self.metrics)
+                                  self.scorers)
