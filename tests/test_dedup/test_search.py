@@ -179,3 +179,18 @@ def test_flat_images_never_match(tmp_path):
     r = hash_images([tmp_path / 'b.png'], workers=0, progress=False)
     assert find_cross_set_duplicates(q, r) == []
     assert len(q.skipped) == 1 and len(r.skipped) == 1
+
+
+def test_reference_side_flips_and_empty_sets():
+    """A query hashed without flips still matches mirror copies when the
+    reference has flipped hashes; empty sets give no pairs."""
+    q = random_set(5, 1, 20, flip=False)
+    r = random_set(6, 1, 21, prefix='r')
+    r.flipped[3] = plant(q.hashes[2], 1, 0)
+    pairs = find_cross_set_duplicates(q, r)
+    assert [(p.query_index, p.ref_index, p.distance, p.variant)
+            for p in pairs] == [(2, 3, 1, 'flipped')]
+    empty = random_set(0, 1, 22)
+    assert find_cross_set_duplicates(empty, r) == []
+    assert find_cross_set_duplicates(q, empty) == []
+    assert find_within_set_duplicates(empty) == []
