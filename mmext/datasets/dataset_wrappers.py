@@ -27,8 +27,9 @@ class LeakageError(RuntimeError):
 
 def read_exclude_file(path):
     """Read an exclude file: UTF-8, one path per line relative to the data
-    set's ``data_root`` with '/' separators; ``#`` starts a comment; blank
-    lines are ignored. Returns the normalised paths in file order."""
+    set's ``data_root`` with '/' separators; lines starting with ``#`` are
+    comments; blank lines are ignored (the format
+    ``mmext.dedup.report.write_exclude_file`` writes). Returns the normalised paths in file order."""
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'ExcludeImages: exclude file {path!r} not found; '
@@ -36,8 +37,9 @@ def read_exclude_file(path):
     entries = []
     with open(path, encoding='utf-8') as f:
         for line in f:
-            line = line.split('#', 1)[0].strip()
-            if line:
+            line = line.strip()
+            # whole-line comments only: '#' may occur inside a file name
+            if line and not line.startswith('#'):
                 entries.append(_normalise(line))
     return entries
 
