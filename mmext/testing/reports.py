@@ -178,8 +178,10 @@ def chest_image(findings, rng, size=64, view='frontal'):
         img[(y > 0.75) & lungs] = 0.75
     if 'pneumothorax' in findings:
         img[(y < 0.35) & lungs & (x > 0.5)] = 0.02
-    for name, (cx, cy) in (('opacity', (0.72, 0.6)), ('edema', (0.3, 0.45)),
-                           ('atelectasis', (0.3, 0.72))):
+    # blobs placed clear of the heart and the bases, so each finding has a
+    # region of its own
+    for name, (cx, cy) in (('opacity', (0.72, 0.35)), ('edema', (0.3, 0.4)),
+                           ('atelectasis', (0.2, 0.62))):
         if name in findings:
             blob = ((x - cx)**2 + (y - cy)**2) < 0.008
             img[blob] = 0.65
