@@ -87,7 +87,8 @@ class R2GenReportDataset(BaseDataset):
             return tokenizer
         tokenizer = dict(tokenizer)
         tokenizer.setdefault('dataset', self.DATASET_NAME)
-        if tokenizer.get('vocab') is None and tokenizer.get('ann_file') is None:
+        if tokenizer.get('vocab') is None and \
+                tokenizer.get('ann_file') is None:
             tokenizer['ann_file'] = ann_path
             tokenizer.pop('data_root', None)
         return TOKENIZER.build(tokenizer)

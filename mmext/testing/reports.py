@@ -226,7 +226,8 @@ def make_iu_xray(root, n_train=24, n_val=6, n_test=6, size=64, seed=0):
             folder.mkdir(parents=True, exist_ok=True)
             paths = []
             for v, view in enumerate(('frontal', 'lateral')):
-                chest_image(findings, rng, size, view).save(folder / f'{v}.png')
+                img = chest_image(findings, rng, size, view)
+                img.save(folder / f'{v}.png')
                 paths.append(f'{sid}/{v}.png')
             ann[split].append(dict(
                 id=sid, report=write_report(findings, rng, 'iu_xray'),

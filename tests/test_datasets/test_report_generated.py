@@ -19,8 +19,8 @@ _TO_CHEXPERT = {'cardiomegaly': 'Cardiomegaly', 'effusion':
 def test_layouts_are_r2gen(tmp_path):
     iu = make_iu_xray(tmp_path / 'iu', n_train=3, n_val=2, n_test=1)
     ann = json.loads((iu / 'annotation.json').read_text())
-    assert {k: len(v) for k, v in ann.items()} == dict(train=3, val=2,
-                                                      test=1)
+    counts = {k: len(v) for k, v in ann.items()}
+    assert counts == dict(train=3, val=2, test=1)
     e = ann['val'][0]
     assert e['image_path'] == [f"{e['id']}/0.png", f"{e['id']}/1.png"]
     assert e['split'] == 'val' and e['report'].strip()
