@@ -45,14 +45,16 @@ def parse_args(argv=None):
                         help='where flowers17/, flowers102/ and leakage/ '
                         'are written (replaced if present)')
     parser.add_argument('--work-dir', default='work_dirs/flowers_demo')
-    parser.add_argument('--per-class-17', type=int, default=16,
+    parser.add_argument('--size', type=int, default=64,
+                        help='image side, and the model input size')
+    parser.add_argument('--per-class-17', type=int, default=12,
                         help='Flowers-17 images per class (real: 80)')
     parser.add_argument('--per-class-102', type=int, default=4,
                         help='Flowers-102 images per class (>= 3)')
     parser.add_argument('--planted', type=int, default=6,
                         help='Flowers-17 test images planted into 102')
-    parser.add_argument('--epochs-102', type=int, default=4)
-    parser.add_argument('--epochs-17', type=int, default=10)
+    parser.add_argument('--epochs-102', type=int, default=3)
+    parser.add_argument('--epochs-17', type=int, default=8)
     return parser.parse_args(argv)
 
 
@@ -79,12 +81,12 @@ def make_data(args):
     f102 = osp.join(args.data_root, 'flowers102')
     for d in (f17, f102, osp.join(args.data_root, 'leakage')):
         shutil.rmtree(d, ignore_errors=True)
-    make_flowers17(f17, per_class=args.per_class_17, size=64)
+    make_flowers17(f17, per_class=args.per_class_17, size=args.size)
     test = Flowers17(f17, split='test', split_id=1, lazy_init=False)
     step = max(1, len(test) // max(args.planted, 1))
     sources = [test.get_data_info(i)['img_path']
                for i in range(0, len(test), step)][:args.planted]
-    planted = make_flowers102(f102, per_class=args.per_class_102, size=64,
+    planted = make_flowers102(f102, per_class=args.per_class_102, size=args.size,
                               duplicates_of=sources)
     print(f'data: {f17} ({17 * args.per_class_17} images), {f102} '
           f'({102 * args.per_class_102} images, {len(planted)} of them '
@@ -113,6 +115,13 @@ def stage_config(args, template, name, **overrides):
     """Write ``template`` with this run's data paths into the work dir."""
     cfg = Config.fromfile(template)
     cfg.merge_from_dict(overrides)
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dataset = cfg[key]['dataset']
+        pipeline = dataset.get('pipeline') or dataset['dataset']['pipeline']
+        for t in pipeline:  # the demo configs' input size is 64
+            for name in ('scale', 'crop_size'):
+                if name in t:
+                    t[name] = args.size
     path = osp.join(args.work_dir, f'{name}.py')
     cfg.dump(path)
     return path
