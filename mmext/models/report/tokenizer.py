@@ -109,7 +109,7 @@ class R2GenTokenizer:
 
     Example:
         >>> tok = R2GenTokenizer(vocab=['.', '<unk>', 'clear', 'lungs'])
-        >>> tok.encode('The lungs are clear.')
+        >>> tok.encode('Lungs are clear.')  # 'are' is unknown
         [0, 4, 2, 3, 1, 0]
         >>> tok.decode([4, 2, 3, 1, 0, 3])
         'lungs <unk> clear .'
