@@ -52,8 +52,11 @@ def test_loss_is_r2gen_language_model_criterion():
 
 def test_training_learns_and_frozen_backbone_stays_fixed():
     torch.manual_seed(0)
-    model = build(freeze=dict(frozen_stages='all'), dropout=0.0,
-                  drop_prob_lm=0.0)
+    model = build(
+        backbone=dict(type='ResNet', depth=18, stem_channels=8,
+                      base_channels=8, out_indices=(3, )),
+        neck=dict(type='VisualTokenNeck', in_channels=64),
+        freeze=dict(frozen_stages='all'), dropout=0.0, drop_prob_lm=0.0)
     frozen = {k: v.clone() for k, v in model.backbone.state_dict().items()}
     head_before = model.head.logit.weight.clone()
     images = torch.stack([torch.zeros(2, 3, 32, 32),
