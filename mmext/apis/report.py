@@ -18,32 +18,48 @@ __all__ = ['restore_vocab_from_checkpoint', 'read_checkpoint_vocab',
            'generate_report']
 
 
-def read_checkpoint_vocab(checkpoint_path):
-    """The vocabulary stored in a checkpoint's meta, or None."""
+def _dataset_meta(checkpoint_path):
     ckpt = safe_torch_load(checkpoint_path, map_location='cpu')
     meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
-    dataset_meta = (meta or {}).get('dataset_meta') or {}
-    vocab = dataset_meta.get('vocab')
+    return (meta or {}).get('dataset_meta') or {}
+
+
+def read_checkpoint_vocab(checkpoint_path):
+    """The vocabulary stored in a checkpoint's meta, or None."""
+    vocab = _dataset_meta(checkpoint_path).get('vocab')
     return list(vocab) if vocab is not None else None
 
 
-def set_tokenizer_vocab(node, vocab):
+def set_tokenizer_vocab(node, vocab, trained_with=None, where='cfg'):
     """Set ``vocab`` in every ``tokenizer`` dict under ``node`` (in place).
+
+    Args:
+        node (dict | list): Config (sub)tree.
+        vocab (list[str]): Tokens in id order.
+        trained_with (dict, optional): Tokenizer settings stored with the
+            vocabulary (``dataset``, ``clean_mode``); a tokenizer dict that
+            differs gets a warning naming both (its references would be
+            cleaned differently from the training reports).
+        where (str): Path of ``node`` in the config, for the warning.
 
     Returns:
         int: How many tokenizer dicts were changed.
     """
     count = 0
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == 'tokenizer' and isinstance(value, dict):
-                value['vocab'] = list(vocab)
-                count += 1
-            else:
-                count += set_tokenizer_vocab(value, vocab)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            count += set_tokenizer_vocab(value, vocab)
+    items = node.items() if isinstance(node, dict) else (
+        enumerate(node) if isinstance(node, (list, tuple)) else ())
+    for key, value in items:
+        here = f'{where}.{key}'
+        if key == 'tokenizer' and isinstance(value, dict):
+            value['vocab'] = list(vocab)
+            for name, trained in (trained_with or {}).items():
+                if name in value and value[name] != trained:
+                    warnings.warn(
+                        f'{here}.{name}={value[name]!r} but the checkpoint '
+                        f'was trained with {name}={trained!r}')
+            count += 1
+        else:
+            count += set_tokenizer_vocab(value, vocab, trained_with, here)
     return count
 
 
@@ -64,7 +80,8 @@ def restore_vocab_from_checkpoint(cfg, checkpoint_path):
         none (a warning says the tokenizer is rebuilt from the config's
         annotation file, which must then be the training one).
     """
-    vocab = read_checkpoint_vocab(checkpoint_path)
+    dataset_meta = _dataset_meta(checkpoint_path)
+    vocab = dataset_meta.get('vocab')
     if vocab is None:
         warnings.warn(
             f'{checkpoint_path} has no meta.dataset_meta.vocab: tokenizers '
@@ -72,8 +89,10 @@ def restore_vocab_from_checkpoint(cfg, checkpoint_path):
             'training annotation.json and threshold, or convert the '
             'checkpoint with a vocabulary)')
         return None
-    set_tokenizer_vocab(getattr(cfg, '_cfg_dict', cfg), vocab)
-    return vocab
+    trained = {k: v for k, v in (dataset_meta.get('tokenizer') or {}).items()
+               if k in ('dataset', 'clean_mode')}
+    set_tokenizer_vocab(getattr(cfg, '_cfg_dict', cfg), vocab, trained)
+    return list(vocab)
 
 
 def build_report_pipeline(cfg):

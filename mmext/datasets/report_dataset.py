@@ -123,10 +123,10 @@ class R2GenReportDataset(BaseDataset):
                 if lost:
                     missing.append((sid, lost[0]))
                     continue
+            cleaned = self.tokenizer.clean(report)
             data_list.append(dict(
-                study_id=sid, img_path=paths,
-                gt_report=self.tokenizer.clean(report),
-                gt_tokens=self.tokenizer.encode(report)
+                study_id=sid, img_path=paths, gt_report=cleaned,
+                gt_tokens=self.tokenizer.encode_cleaned(cleaned)
                 [:self.max_seq_length]))
         if missing:
             first = ', '.join(f'{sid} ({p})' for sid, p in missing[:3])

@@ -124,6 +124,11 @@ def test_base_config_pipelines_and_vocab_restore(iu_root, tmp_path):
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         assert cfg[key].dataset.tokenizer.vocab == vocab
     assert cfg.model.tokenizer.vocab == vocab
+    # a config that cleans differently from training is flagged
+    cfg.model.tokenizer.clean_mode = 'fixed'
+    with pytest.warns(UserWarning, match="clean_mode='fixed' but the "
+                      "checkpoint was trained with clean_mode='r2gen'"):
+        restore_vocab_from_checkpoint(cfg, str(ckpt))
     # with the vocab set, the annotation is no longer read for it
     other = cfg.test_dataloader.dataset
     other.tokenizer.ann_file = 'does/not/exist.json'

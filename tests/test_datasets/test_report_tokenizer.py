@@ -89,6 +89,10 @@ def test_vocabulary_threshold_sorted_ids_from_one(tmp_path):
     tok2 = R2GenTokenizer(ann_file=str(ann), threshold=2)
     assert 'normal' in tok2.vocab and 'enlarged' not in tok2.vocab
     assert 'zzz' not in tok2.vocab  # val reports never count
+    # built vocabularies are cached per file state: an edit is seen
+    _write_ann(ann, ['Heart normal.'] * 3)
+    assert R2GenTokenizer(ann_file=str(ann), threshold=3).vocab == [
+        '.', '<unk>', 'heart', 'normal']
 
 
 def test_encode_decode_roundtrip_and_unknown():

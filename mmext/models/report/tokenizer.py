@@ -1,6 +1,7 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """R2Gen's word-level report tokenizer, with its vocabulary kept portable."""
 import json
+import os
 import os.path as osp
 import re
 from collections import Counter
@@ -16,6 +17,10 @@ _R2GEN_PUNCT = re.compile('[.,?;*!%^&_+():-\\[\\]{}]')
 # between two digits (``1.5 cm``) is kept so numbers survive.
 _FIXED_PUNCT = re.compile(r'[,?;*!%^&_+():\-\[\]{}]|(?<!\d)\.|\.(?!\d)')
 _LIST_NUMBER = re.compile(r'(?:^|(?<=\s))[1-9]\.\s')
+# built vocabularies by (file, mtime, size, threshold, dataset, clean mode):
+# a config builds the tokenizer for the model and each data set, and on
+# MIMIC-CXR (270k train reports) each build takes tens of seconds
+_VOCAB_CACHE = {}
 
 
 def _r2gen_split(text, dataset):
@@ -144,6 +149,14 @@ class R2GenTokenizer:
     def build_vocab(self, ann_file):
         """Tokens of the train split counted ``>= threshold``, + ``<unk>``,
         sorted (R2Gen's rule)."""
+        stat = os.stat(ann_file)
+        key = (osp.abspath(ann_file), stat.st_mtime_ns, stat.st_size,
+               self.threshold, self.dataset, self.clean_mode)
+        if key not in _VOCAB_CACHE:
+            _VOCAB_CACHE[key] = self._count_vocab(ann_file)
+        return list(_VOCAB_CACHE[key])
+
+    def _count_vocab(self, ann_file):
         with open(ann_file) as f:
             ann = json.load(f)
         if 'train' not in ann:
@@ -168,8 +181,11 @@ class R2GenTokenizer:
 
     def encode(self, report):
         """``[0] + ids + [0]`` of the cleaned report; unknown -> ``<unk>``."""
-        ids = [self.token2idx.get(t, self.unk_id)
-               for t in self.clean(report).split()]
+        return self.encode_cleaned(self.clean(report))
+
+    def encode_cleaned(self, cleaned):
+        """:meth:`encode` of a report :meth:`clean` already returned."""
+        ids = [self.token2idx.get(t, self.unk_id) for t in cleaned.split()]
         return [0] + ids + [0]
 
     __call__ = encode
