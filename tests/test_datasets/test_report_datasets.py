@@ -136,3 +136,23 @@ def test_base_config_pipelines_and_vocab_restore(iu_root, tmp_path):
     ds = IUXray(**{k: v for k, v in other.items() if k != 'type'})
     assert ds.tokenizer.vocab == vocab
     assert ds[0]['inputs'].shape == (2, 3, 224, 224)  # test pipeline
+
+
+def test_resizes_match_r2gen_torchvision_transforms():
+    """R2Gen resizes PIL images with torchvision: Resize(256) for train,
+    Resize((224, 224)) for test. The config's pillow-backend transforms give
+    the same pixels."""
+    from torchvision import transforms as T
+
+    from mmext.registry import TRANSFORMS
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs/_base_/datasets/iu_xray.py'))
+    test_views = TRANSFORMS.build(cfg.test_pipeline[1])
+    train_resize = TRANSFORMS.build(
+        cfg.train_pipeline[1].transforms[0])
+    img = np.random.default_rng(0).integers(0, 256, (300, 260, 3),
+                                            dtype=np.uint8)
+    ref = np.asarray(T.Resize((224, 224))(Image.fromarray(img)))
+    assert np.array_equal(test_views(dict(img=[img]))['img'][0], ref)
+    ref = np.asarray(T.Resize(256)(Image.fromarray(img)))
+    assert np.array_equal(train_resize(dict(img=img))['img'], ref)
