@@ -166,10 +166,13 @@ def test_timm_vit_parity():
 def _timm_legacy_seresnet50_state():
     """timm ``legacy_seresnet50`` keys and shapes (ImageNet head)."""
     sd = {'layer0.conv1.weight': torch.randn(64, 3, 7, 7)}
-    bn = lambda c: {'weight': torch.rand(c) + .5, 'bias': torch.randn(c),  # noqa
-                    'running_mean': torch.randn(c) * .1,
-                    'running_var': torch.rand(c) + .5,
-                    'num_batches_tracked': torch.tensor(1)}
+
+    def bn(c):
+        return {'weight': torch.rand(c) + .5, 'bias': torch.randn(c),
+                'running_mean': torch.randn(c) * .1,
+                'running_var': torch.rand(c) + .5,
+                'num_batches_tracked': torch.tensor(1)}
+
     sd.update({f'layer0.bn1.{k}': v for k, v in bn(64).items()})
     cin = 64
     for s, (blocks, width) in enumerate(zip((3, 4, 6, 3),

@@ -71,8 +71,8 @@ class TrainableParamsHook(Hook):
                          f'  {pct:>5.1f}%')
         pinned = [n for n, m in model.named_modules() if is_kept_in_eval(m)]
         if pinned:
-            shown = ', '.join(pinned[:6]) + (', ...' if len(pinned) > 6
-                                              else '')
+            more = ', ...' if len(pinned) > 6 else ''
+            shown = ', '.join(pinned[:6]) + more
             lines.append(f'kept in eval mode (fully frozen): {len(pinned)} '
                          f'modules: {shown}')
         runner.logger.info('Trainable parameters:\n' + '\n'.join(lines))
@@ -81,11 +81,14 @@ class TrainableParamsHook(Hook):
     @staticmethod
     def _check_optimizer(runner, model):
         optim_wrapper = getattr(runner, 'optim_wrapper', None)
-        optimizer = getattr(optim_wrapper, 'optimizer', None)
-        if optimizer is None or not hasattr(optimizer, 'param_groups'):
-            return  # e.g. an OptimWrapperDict: one report per wrapper is
-            # out of scope here
-        in_optim = {id(p) for g in optimizer.param_groups for p in g['params']}
+        # an OptimWrapperDict (several optimizers) holds `optim_wrappers`
+        wrappers = getattr(optim_wrapper, 'optim_wrappers', None)
+        wrappers = list(wrappers.values()) if wrappers else [optim_wrapper]
+        optimizers = [getattr(w, 'optimizer', None) for w in wrappers]
+        if not all(hasattr(o, 'param_groups') for o in optimizers):
+            return  # not built (e.g. a test-only runner)
+        in_optim = {id(p) for o in optimizers for g in o.param_groups
+                    for p in g['params']}
         named = list(model.named_parameters())
         frozen_in = [n for n, p in named
                      if not p.requires_grad and id(p) in in_optim]
@@ -93,10 +96,11 @@ class TrainableParamsHook(Hook):
                    if p.requires_grad and id(p) not in in_optim]
         if frozen_in:
             runner.logger.warning(
-                f'{len(frozen_in)} frozen tensors (e.g. {frozen_in[0]}) are in '
-                "the optimizer; use constructor='TrainableOptimWrapperConstru"
-                "ctor' in optim_wrapper to leave them out")
+                f'{len(frozen_in)} frozen tensors (e.g. {frozen_in[0]}) are '
+                'in the optimizer; use constructor='
+                "'TrainableOptimWrapperConstructor' in optim_wrapper to leave "
+                'them out')
         if missing:
             runner.logger.warning(
-                f'{len(missing)} trainable tensors (e.g. {missing[0]}) are not '
-                'in the optimizer and will never be updated')
+                f'{len(missing)} trainable tensors (e.g. {missing[0]}) are '
+                'not in the optimizer and will never be updated')

@@ -104,7 +104,8 @@ def convert_timm_vit(state_dict, keep_head=True):
          r'backbone.layers.\1.attn.\2.\3'),
         (b + r'mlp\.fc1\.(weight|bias)',
          r'backbone.layers.\1.ffn.layers.0.0.\2'),
-        (b + r'mlp\.fc2\.(weight|bias)', r'backbone.layers.\1.ffn.layers.1.\2'),
+        (b + r'mlp\.fc2\.(weight|bias)',
+         r'backbone.layers.\1.ffn.layers.1.\2'),
         (b + r'ls1\.gamma', r'backbone.layers.\1.attn.gamma1.weight'),
         (b + r'ls2\.gamma', r'backbone.layers.\1.ffn.gamma2.weight'),
         (r'norm\.(weight|bias)', r'backbone.ln1.\1'),
@@ -121,6 +122,14 @@ def _tinyvit_downsample(m):
             f'{layer}.{m.group(4)}')
 
 
+def _tinyvit_patch_embed(m):
+    # timm conv1 / conv2 are mmpretrain's Sequential entries 0 / 2 (GELU
+    # between them)
+    layer = {'conv': 'conv2d', 'bn': 'bn2d'}[m.group(2)]
+    return (f'backbone.patch_embed.seq.{2 * (int(m.group(1)) - 1)}.{layer}.'
+            f'{m.group(3)}')
+
+
 def convert_timm_tinyvit(state_dict, keep_head=True):
     """timm ``tiny_vit_{5m,11m,21m}_*`` -> mmpretrain ``TinyViT``.
 
@@ -133,12 +142,7 @@ def convert_timm_tinyvit(state_dict, keep_head=True):
     rules = [
         (r'stages\.(\d+)\.downsample\.(conv\d)\.(conv|bn)\.(.+)',
          _tinyvit_downsample),
-        (r'patch_embed\.conv1\.conv\.(.+)',
-         r'backbone.patch_embed.seq.0.conv2d.\1'),
-        (r'patch_embed\.conv1\.bn\.(.+)', r'backbone.patch_embed.seq.0.bn2d.\1'),
-        (r'patch_embed\.conv2\.conv\.(.+)',
-         r'backbone.patch_embed.seq.2.conv2d.\1'),
-        (r'patch_embed\.conv2\.bn\.(.+)', r'backbone.patch_embed.seq.2.bn2d.\1'),
+        (r'patch_embed\.conv([12])\.(conv|bn)\.(.+)', _tinyvit_patch_embed),
         (blk + r'\.conv\.(.+)', r'backbone.\1.conv2d.\2'),
         (blk + r'\.bn\.(.+)', r'backbone.\1.bn2d.\2'),
         (r'(stages\.\d+\.blocks\.\d+\.(?:attn|mlp)\..+)', r'backbone.\1'),

@@ -210,4 +210,3 @@ def count_parameters(module):
         total += p.numel()
         trainable += p.numel() if p.requires_grad else 0
     return trainable, total
-
