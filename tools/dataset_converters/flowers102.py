@@ -42,8 +42,7 @@ def verify(root):
         try:
             ds = Flowers102(root, split=split, serialize_data=False)
         except Exception as e:  # each loader error is one problem
-            if str(e) not in ' '.join(problems):
-                problems.append(f'{split}: {e}')
+            problems.append(f'{split}: {str(e).strip(chr(34))}')
             continue
         sets[split] = {ds.get_data_info(i)['img_path']
                        for i in range(len(ds))}

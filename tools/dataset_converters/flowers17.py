@@ -35,7 +35,7 @@ def verify(root):
     note = '' if on_disk == REAL_IMAGES else \
         f' (the real set has {REAL_IMAGES})'
     summary = [f'{on_disk} images in jpg/{note}']
-    problems = []
+    problems, errors = [], {}  # loader message -> the splits it hit
     for split_id in (1, 2, 3):
         sets, sizes = {}, []
         for split in ('train', 'val', 'test'):
@@ -43,9 +43,8 @@ def verify(root):
                 ds = Flowers17(root, split=split, split_id=split_id,
                                serialize_data=False)
             except Exception as e:  # each loader error is one problem
-                msg = f'split {split_id} {split}: {e}'
-                if str(e) not in ' '.join(problems):
-                    problems.append(msg)
+                errors.setdefault(str(e).strip('"'), []).append(
+                    f'split {split_id} {split}')
                 continue
             paths = [ds.get_data_info(i)['img_path'] for i in range(len(ds))]
             sets[split] = set(paths)
@@ -64,6 +63,8 @@ def verify(root):
                     problems.append(
                         f'split {split_id}: {len(shared)} images are in both '
                         f'{a} and {b}, e.g. {osp.basename(min(shared))}')
+    problems[:0] = [f'{", ".join(where)}: {msg}'
+                    for msg, where in errors.items()]
     return report('Flowers17', root, summary, problems)
 
 
