@@ -52,7 +52,7 @@ class CorruptCheckpointError(RuntimeError):
     """The file is not a readable torch checkpoint."""
 
 
-_GLOBAL_RE = re.compile(r'Unsupported global: GLOBAL ([\w.]+)')
+_GLOBAL_RE = re.compile(r'GLOBAL ([\w.]+)')
 
 
 def safe_torch_load(filename, map_location=None):
@@ -73,10 +73,11 @@ def safe_torch_load(filename, map_location=None):
             return torch.load(
                 filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        match = _GLOBAL_RE.search(str(e))
-        if match is None:
+        text = str(e)
+        match = _GLOBAL_RE.search(text)
+        if match is None:  # no callable referenced: damaged, not dangerous
             raise CorruptCheckpointError(
-                f'{filename} is not a readable checkpoint ({_first_line(e)}); '
+                f'{filename} is not a readable checkpoint ({_reason(text)}); '
                 're-download or re-save it') from None
         raise UnsafeCheckpointError(
             f'{filename} refused: its pickle references `{match.group(1)}`, '
@@ -88,6 +89,17 @@ def safe_torch_load(filename, map_location=None):
         raise CorruptCheckpointError(
             f'{filename} is not a readable checkpoint (truncated or '
             f'corrupt: {_first_line(e)}); re-download or re-save it') from None
+
+
+def _reason(text):
+    """The line of torch's weights-only message that says what failed."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(
+                ('Weights only load failed', 'Check the documentation',
+                 'Please file an issue')):
+            return line.rstrip('.')
+    return 'unknown reason'
 
 
 def _first_line(exc):

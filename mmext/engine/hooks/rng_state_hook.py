@@ -27,13 +27,18 @@ class RNGStateHook(Hook):
     iterator takes a base seed from it), so the hook also restores the states
     after each validation: validating, or not, no longer changes training.
 
+    Args:
+        enable (bool): False turns the hook off (mmengine does not allow
+            ``None`` for a default hook it does not know). Defaults to True.
+
     Example:
         >>> default_hooks = dict(rng_state=dict(type='RNGStateHook'))
     """
 
     priority = 'VERY_LOW'
 
-    def __init__(self):
+    def __init__(self, enable=True):
+        self.enable = enable
         self._before_val = None
 
     @staticmethod
@@ -57,9 +62,13 @@ class RNGStateHook(Hook):
             torch.cuda.set_rng_state_all(state['cuda'])
 
     def before_save_checkpoint(self, runner, checkpoint):
+        if not self.enable:
+            return
         checkpoint['rng_state'] = self.get_state()
 
     def before_val_epoch(self, runner):
+        if not self.enable:
+            return
         self._before_val = self.get_state()
 
     def after_val_epoch(self, runner, metrics=None):
@@ -69,7 +78,8 @@ class RNGStateHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint):
         state = checkpoint.get('rng_state')
-        if state is None or not getattr(runner, '_resume', False):
+        if (not self.enable or state is None
+                or not getattr(runner, '_resume', False)):
             return
         self.set_state(state)
         runner.logger.info('Restored the Python / NumPy / torch random '

@@ -1,0 +1,47 @@
+# Copyright (c) mmext contributors. All rights reserved.
+"""Fixtures shared by the whole suite: the repo root and a CLI runner."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_tool(args, cwd, timeout=600, env=None, check=True):
+    """Run ``python <args...>`` (or a shell script) from ``cwd``.
+
+    Returns the CompletedProcess; with ``check`` a non-zero exit fails the
+    test with the tail of the output.
+    """
+    full_env = dict(os.environ)
+    full_env.setdefault('OMP_NUM_THREADS', '1')
+    full_env['PYTHONPATH'] = os.pathsep.join(
+        [str(ROOT), full_env.get('PYTHONPATH', '')])
+    full_env.update(env or {})
+    cmd = list(map(str, args))
+    if cmd[0].endswith('.py'):
+        cmd = [sys.executable] + cmd
+    proc = subprocess.run(
+        cmd, cwd=cwd, env=full_env, capture_output=True, text=True,
+        timeout=timeout)
+    if check and proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr)[-4000:]
+        pytest.fail(f'{" ".join(cmd)} exited {proc.returncode}:\n{tail}')
+    return proc
+
+
+@pytest.fixture(scope='session')
+def repo_root():
+    return ROOT
+
+
+@pytest.fixture(scope='session')
+def tiny_workspace(tmp_path_factory):
+    """A working directory holding ``data/tiny`` (configs/tiny's data)."""
+    from mmext.testing import make_image_folder
+    ws = tmp_path_factory.mktemp('tiny_ws')
+    make_image_folder(ws / 'data' / 'tiny', per_class=16, size=64)
+    return ws

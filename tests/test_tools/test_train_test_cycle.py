@@ -1,0 +1,112 @@
+# Copyright (c) mmext contributors. All rights reserved.
+"""tools/train.py → --resume (auto and explicit) → tools/test.py on torch
+>= 2.6 with weights_only loading, and configs that fail before training."""
+import json
+
+import torch
+
+from mmext.utils import safe_torch_load
+
+from ..conftest import ROOT, run_tool
+
+TRAIN = ROOT / 'tools' / 'train.py'
+TEST = ROOT / 'tools' / 'test.py'
+CFG = ROOT / 'configs' / 'tiny' / 'resnet18_tiny.py'
+
+
+def _weights(path):
+    return safe_torch_load(str(path))['state_dict']
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_train_resume_test_cycle(tiny_workspace):
+    ws = tiny_workspace
+    # uninterrupted: 2 epochs
+    run_tool([TRAIN, CFG, '--work-dir', 'work_dirs/full',
+              '--cfg-options', 'train_cfg.max_epochs=2'], cwd=ws)
+    # interrupted after 1 epoch, then auto-resumed to 2
+    run_tool([TRAIN, CFG, '--work-dir', 'work_dirs/auto',
+              '--cfg-options', 'train_cfg.max_epochs=1'], cwd=ws)
+    out = run_tool([TRAIN, CFG, '--work-dir', 'work_dirs/auto', '--resume',
+                    '--cfg-options', 'train_cfg.max_epochs=2'], cwd=ws)
+    assert 'resumed epoch: 1' in out.stdout + out.stderr
+    full = _weights(ws / 'work_dirs/full/epoch_2.pth')
+    assert _same(full, _weights(ws / 'work_dirs/auto/epoch_2.pth'))
+    # explicit path, into another work dir
+    run_tool([TRAIN, CFG, '--work-dir', 'work_dirs/explicit', '--resume',
+              'work_dirs/auto/epoch_1.pth', '--cfg-options',
+              'train_cfg.max_epochs=2'], cwd=ws)
+    assert _same(full, _weights(ws / 'work_dirs/explicit/epoch_2.pth'))
+    # test the resumed checkpoint; metrics dumped as JSON
+    run_tool([TEST, CFG, 'work_dirs/auto/epoch_2.pth', '--work-dir',
+              'work_dirs/auto', '--out', 'work_dirs/auto/metrics.json',
+              '--out-item', 'metrics'], cwd=ws)
+    metrics = json.loads((ws / 'work_dirs/auto/metrics.json').read_text())
+    assert metrics['accuracy/top1'] > 60  # 3 classes: chance is 33
+
+
+def test_resume_without_rng_hook_diverges(tiny_workspace):
+    """Why RNGStateHook is in default_runtime: without it the resumed run's
+    random flips differ from the uninterrupted run's."""
+    ws = tiny_workspace
+    off = 'default_hooks.rng_state.enable=False'
+    run_tool([TRAIN, CFG, '--work-dir', 'work_dirs/nohook_full',
+              '--cfg-options', 'train_cfg.max_epochs=2', off], cwd=ws)
+    run_tool([TRAIN, CFG, '--work-dir', 'work_dirs/nohook',
+              '--cfg-options', 'train_cfg.max_epochs=1', off], cwd=ws)
+    run_tool([TRAIN, CFG, '--work-dir', 'work_dirs/nohook', '--resume',
+              '--cfg-options', 'train_cfg.max_epochs=2', off], cwd=ws)
+    assert not _same(_weights(ws / 'work_dirs/nohook_full/epoch_2.pth'),
+                     _weights(ws / 'work_dirs/nohook/epoch_2.pth'))
+
+
+def test_malicious_checkpoint_refused_by_cli(tiny_workspace, tmp_path):
+    from ..test_utils.test_checkpoint import _WritesAFile
+    marker = tmp_path / 'pwned'
+    evil = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'meta': _WritesAFile(marker)}, evil)
+    proc = run_tool([TEST, CFG, evil], cwd=tiny_workspace, check=False)
+    assert proc.returncode != 0
+    assert 'refused' in proc.stderr and 'posix.system' in proc.stderr
+    proc = run_tool([TRAIN, CFG, '--work-dir', str(tmp_path / 'w'),
+                     '--resume', evil], cwd=tiny_workspace, check=False)
+    assert proc.returncode != 0 and 'refused' in proc.stderr
+    assert not marker.exists()
+
+
+def _last_line(proc):
+    return proc.stderr.strip().splitlines()[-1]
+
+
+def test_unknown_type_fails_before_training(tiny_workspace, tmp_path):
+    proc = run_tool([TRAIN, CFG, '--work-dir', str(tmp_path / 'w'),
+                     '--cfg-options', 'model.backbone.type=ResNett'],
+                    cwd=tiny_workspace, check=False)
+    assert proc.returncode != 0
+    line = _last_line(proc)
+    assert "type 'ResNett'" in line and "'model' registry" in line
+    assert "did you mean 'ResNet'" in line
+    assert not (tmp_path / 'w').exists()  # nothing started
+
+
+def test_missing_data_root_names_layout(tmp_path):
+    proc = run_tool([TRAIN, CFG, '--work-dir', str(tmp_path / 'w')],
+                    cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    line = _last_line(proc)
+    assert "data_root 'data/tiny'" in line and 'layout' in line
+
+
+def test_missing_pretrained_fails_before_training(tiny_workspace, tmp_path):
+    proc = run_tool([
+        TRAIN, CFG, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+        'model.backbone.init_cfg.type=Pretrained',
+        'model.backbone.init_cfg.checkpoint=pretrain_pth/nowhere.pth'
+    ], cwd=tiny_workspace, check=False)
+    assert proc.returncode != 0
+    assert "'pretrain_pth/nowhere.pth' not found" in proc.stderr
+    assert 'pretrain_pth/README.md' in proc.stderr
+    assert not (tmp_path / 'w').exists()
