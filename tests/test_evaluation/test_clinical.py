@@ -103,3 +103,24 @@ def test_metric_writes_labeler_csvs(tmp_path):
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ['Reports'] + CATEGORIES
     assert rows[1]['Pleural Effusion'] == '1.0' and rows[1]['Edema'] == ''
+
+
+def test_compute_ce_tool_reads_labeled_csvs(tmp_path):
+    import sys
+    sys.path.insert(0, osp.join(osp.dirname(HANDLABELS), '..', '..',
+                                'tools', 'report'))
+    import compute_ce
+    gts = ['there is cardiomegaly .', 'small left pleural effusion .',
+           'no acute disease .']
+    res = ['the heart is enlarged .', 'no pleural effusion .',
+           'possible pneumonia .']
+    metric = ClinicalEfficacyMetric(out_dir=str(tmp_path))
+    metric.process(None, [dict(gt_report=g, pred_report=r)
+                          for g, r in zip(gts, res)])
+    expected = metric.evaluate(3)
+    got = compute_ce.main([str(tmp_path / 'res_labeled.csv'),
+                           str(tmp_path / 'gts_labeled.csv')])
+    assert got == {k.split('/')[1]: v for k, v in expected.items()}
+    with pytest.raises(ValueError, match='lacks columns'):
+        compute_ce.main([str(tmp_path / 'res.csv'),
+                         str(tmp_path / 'gts_labeled.csv')])
