@@ -11,7 +11,7 @@ from mmengine.logging import print_log
 
 from mmext.evaluation.chexpert import CATEGORIES, label_reports
 from mmext.registry import METRICS
-from .report_metrics import resolve_out_dir
+from .report_metrics import report_pair, resolve_out_dir
 
 __all__ = ['ClinicalEfficacyMetric', 'clinical_scores', 'write_labeler_csv']
 
@@ -112,11 +112,8 @@ class ClinicalEfficacyMetric(BaseMetric):
 
     def process(self, data_batch, data_samples):
         for sample in data_samples:
-            if 'pred_report' not in sample or 'gt_report' not in sample:
-                raise KeyError('ClinicalEfficacyMetric needs `pred_report` '
-                               'and `gt_report` in each data sample (found '
-                               f'{sorted(sample)})')
-            self.results.append((sample['gt_report'], sample['pred_report']))
+            pair = report_pair(sample, 'ClinicalEfficacyMetric')
+            self.results.append((pair['gt_report'], pair['pred_report']))
 
     def compute_metrics(self, results):
         gts = [g for g, _ in results]

@@ -14,7 +14,7 @@ from mmengine.logging import print_log
 from mmext.registry import METRICS
 
 __all__ = ['ReportMetric', 'compute_nlg_scores', 'write_report_outputs',
-           'resolve_out_dir']
+           'resolve_out_dir', 'report_pair']
 
 _EMPTY = '<empty>'  # stands in for an empty prediction (ROUGE divides by
 # its length); it matches no reference token, so it scores as nothing
@@ -92,6 +92,18 @@ def compute_nlg_scores(gts, res, metrics=('bleu', 'meteor', 'rouge',
         from pycocoevalcap.cider.cider import Cider
         scores['CIDEr'] = float(Cider().compute_score(gts_d, res_d)[0])
     return scores
+
+
+def report_pair(sample, metric):
+    """What report metrics keep of one data sample (a dict, as mmengine's
+    evaluator passes them): ids, image paths, reference and generation."""
+    if 'pred_report' not in sample or 'gt_report' not in sample:
+        raise KeyError(f'{metric} needs `pred_report` and `gt_report` in '
+                       f'each data sample (found {sorted(sample)})')
+    return dict(study_id=sample.get('study_id'),
+                img_path=list(sample.get('img_path') or []),
+                gt_report=sample['gt_report'],
+                pred_report=sample['pred_report'])
 
 
 def resolve_out_dir(out_dir):
@@ -172,16 +184,8 @@ class ReportMetric(BaseMetric):
         self.out_dir = out_dir
 
     def process(self, data_batch, data_samples):
-        for sample in data_samples:
-            if 'pred_report' not in sample or 'gt_report' not in sample:
-                raise KeyError('ReportMetric needs `pred_report` and '
-                               '`gt_report` in each data sample (found '
-                               f'{sorted(sample)})')
-            self.results.append(dict(
-                study_id=sample.get('study_id'),
-                img_path=list(sample.get('img_path') or []),
-                gt_report=sample['gt_report'],
-                pred_report=sample['pred_report']))
+        self.results.extend(report_pair(s, 'ReportMetric')
+                            for s in data_samples)
 
     def compute_metrics(self, results):
         out_dir = resolve_out_dir(self.out_dir)
