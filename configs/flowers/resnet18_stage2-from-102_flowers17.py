@@ -1,9 +1,10 @@
 # Two-stage transfer, stage 2: Flowers-17 starting from the stage-1 run
 # (resnet18_stage1_flowers102-noleak.py; train it first). `load_from` loads
 # the whole stage-1 model except its 102-class head: LoadFromFilterHook
-# drops the `head.*` keys before loading, so the 17-class head keeps its
-# fresh initialisation (without it mmengine would only warn about the size
-# mismatch). `--resume` is unaffected (it restores this run's own head).
+# drops the `head.*` keys whose shape differs from this model's before
+# loading, so the 17-class head keeps its fresh initialisation (without it
+# mmengine would only warn about the size mismatch). `--resume` and
+# tools/test.py load this run's own 17-class checkpoints whole.
 # The path is relative; mmext resolves it against the current directory,
 # then the project root.
 _base_ = [

@@ -144,6 +144,6 @@ def test_config_trains_two_iterations(path, data, tmp_path):
                 assert torch.equal(state[k], v), k
         assert state['head.fc.weight'].shape[0] == 17
         log = next(Path(runner.log_dir).glob('*.log')).read_text()
-        assert 'LoadFromFilterHook: dropped 2 keys from load_from (head.fc.' \
-            'weight, head.fc.bias)' in log
+        assert 'LoadFromFilterHook: dropped 2 keys whose shape differs from ' \
+            'the model (head.fc.weight, head.fc.bias)' in log
         assert 'size mismatch' not in log

@@ -3,27 +3,35 @@
 import fnmatch
 
 from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
 
 from mmext.registry import HOOKS
 
 __all__ = ['LoadFromFilterHook']
 
 
+def _model_key(key):
+    # DDP-saved checkpoints prefix keys with `module.`; mmengine strips it
+    return key[len('module.'):] if key.startswith('module.') else key
+
+
 @HOOKS.register_module()
 class LoadFromFilterHook(Hook):
-    """Remove state-dict keys from the ``load_from`` checkpoint before it is
-    loaded, so those modules keep their fresh initialisation.
+    """Drop checkpoint keys of a re-shaped module (e.g. a classifier for
+    another number of classes) before loading, so it keeps its fresh
+    initialisation.
 
     Two-stage transfer (pretrain on Flowers-102, fine-tune on Flowers-17)
     starts stage 2 from the stage-1 checkpoint, whose classifier has 102
     outputs. mmengine's ``load_from`` would try to copy it and only log a
-    size-mismatch warning; this hook drops the named keys explicitly and
-    logs them, and leaves ``resume`` untouched (a resumed stage-2 run must
-    get its own 17-class head back).
+    size-mismatch warning. This hook removes the keys that match ``drop``
+    *and* whose shape differs from the model's, and logs them; a checkpoint
+    of the run itself (``--resume``, or ``tools/test.py`` on a stage-2
+    checkpoint) has matching shapes and loads whole.
 
     Args:
-        drop (Sequence[str]): Glob patterns of state-dict keys to drop.
-            Defaults to ``('head.*', )``.
+        drop (Sequence[str]): Glob patterns of state-dict keys that may be
+            dropped. Defaults to ``('head.*', )``.
 
     Example:
         >>> load_from = 'work_dirs/stage1/epoch_100.pth'
@@ -38,19 +46,24 @@ class LoadFromFilterHook(Hook):
         self.drop = list(drop)
 
     def after_load_checkpoint(self, runner, checkpoint):
-        if getattr(runner, '_resume', False):
-            return
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        shapes = {k: v.shape for k, v in model.state_dict().items()}
         state = checkpoint.get('state_dict', checkpoint)
-        keys = [k for k in state
-                if any(fnmatch.fnmatchcase(k, p) for p in self.drop)]
-        if not keys:
+        matched = [k for k in state if any(
+            fnmatch.fnmatchcase(_model_key(k), p) for p in self.drop)]
+        if not matched:
             raise KeyError(
-                f'LoadFromFilterHook: no key of the load_from checkpoint '
+                f'LoadFromFilterHook: no key of the loaded checkpoint '
                 f'matches {self.drop} (keys look like {next(iter(state))!r})'
                 '; fix the patterns')
-        for k in keys:
+        dropped = [k for k in matched if _model_key(k) in shapes
+                   and shapes[_model_key(k)] != state[k].shape]
+        for k in dropped:
             del state[k]
-        runner.logger.info(
-            f'LoadFromFilterHook: dropped {len(keys)} keys from load_from '
-            f'({", ".join(keys[:4])}{", ..." if len(keys) > 4 else ""}); '
-            'those modules keep their initialisation')
+        if dropped:
+            runner.logger.info(
+                f'LoadFromFilterHook: dropped {len(dropped)} keys whose shape '
+                f'differs from the model ({", ".join(dropped[:4])}'
+                f'{", ..." if len(dropped) > 4 else ""}); those modules keep '
+                'their initialisation')
