@@ -47,7 +47,7 @@ class TrainableOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         >>> import torch
         >>> from torch import nn
         >>> model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
-        >>> model[0].requires_grad_(False)
+        >>> _ = model[0].requires_grad_(False)
         >>> wrapper = TrainableOptimWrapperConstructor(
         ...     dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9)))(model)
         >>> [len(g['params']) for g in wrapper.optimizer.param_groups]
