@@ -124,3 +124,25 @@ def test_compute_ce_tool_reads_labeled_csvs(tmp_path):
     with pytest.raises(ValueError, match='lacks columns'):
         compute_ce.main([str(tmp_path / 'res.csv'),
                          str(tmp_path / 'gts_labeled.csv')])
+
+
+def test_mimic_base_config_evaluators_build(tmp_path):
+    from mmengine.config import Config
+    from mmengine.evaluator import Evaluator
+
+    from mmext.registry import METRICS
+    root = osp.dirname(osp.dirname(osp.dirname(HANDLABELS)))
+    cfg = Config.fromfile(
+        osp.join(root, 'configs/_base_/datasets/mimic_cxr.py'))
+    for ev in cfg.test_evaluator:
+        ev.out_dir = str(tmp_path)
+    evaluator = Evaluator([METRICS.build(ev) for ev in cfg.test_evaluator])
+    evaluator.process([dict(gt_report='the heart is enlarged .',
+                            pred_report='there is cardiomegaly .',
+                            study_id='s', img_path=['x.jpg'])])
+    # one study: identical CheXpert labels, no scorer that needs Java run
+    evaluator.metrics[0].scorers = ('rouge', )
+    scores = evaluator.evaluate(1)
+    assert scores['ce/F1_micro'] == 1.0 and 'report/ROUGE_L' in scores
+    assert {'res.csv', 'gts.csv', 'reports.json'} <= set(
+        p.name for p in tmp_path.iterdir())
