@@ -39,7 +39,7 @@ test_pipeline = [
 ]
 # 2 shared CPU cores: no worker processes
 train_dataloader = dict(
-    batch_size=16,
+    batch_size=8,
     num_workers=0,
     persistent_workers=False,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))
@@ -55,11 +55,11 @@ test_dataloader = dict(
     dataset=dict(data_root=data_root, pipeline=test_pipeline))
 
 optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=1e-4))
-max_epochs = 10
+    optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=1e-4))
+max_epochs = 8
 param_scheduler = dict(type='CosineAnnealingLR', by_epoch=True,
                        T_max=max_epochs)
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=5)
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=4)
 val_cfg = dict()
 test_cfg = dict()
 default_hooks = dict(

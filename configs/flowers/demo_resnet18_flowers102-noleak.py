@@ -27,7 +27,7 @@ val_dataloader = dict(
         split='val',
         pipeline={{_base_.test_pipeline}}))
 test_dataloader = val_dataloader
-max_epochs = 4
+max_epochs = 3
 param_scheduler = dict(T_max=max_epochs)
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 default_hooks = dict(checkpoint=dict(interval=max_epochs))

@@ -29,7 +29,8 @@ def read_exclude_file(path):
     """Read an exclude file: UTF-8, one path per line relative to the data
     set's ``data_root`` with '/' separators; lines starting with ``#`` are
     comments; blank lines are ignored (the format
-    ``mmext.dedup.report.write_exclude_file`` writes). Returns the normalised paths in file order."""
+    ``mmext.dedup.report.write_exclude_file`` writes). Returns the
+    normalised paths in file order."""
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'ExcludeImages: exclude file {path!r} not found; '
@@ -96,14 +97,18 @@ class ExcludeImages:
             mmengine's wrappers). Defaults to False.
 
     Example:
+        >>> from mmext.testing import make_flowers17, make_flowers102
+        >>> f17 = make_flowers17('/tmp/f17', per_class=4, size=32)
+        >>> planted = make_flowers102(  # a Flowers-17 test image, re-encoded
+        ...     '/tmp/f102', per_class=4, size=32,
+        ...     duplicates_of=[f17 / 'jpg/image_0002.jpg'])
         >>> ds = ExcludeImages(
-        ...     dataset=dict(type='Flowers102', data_root='data/flowers102',
-        ...                  split='trainval'),
-        ...     exclude_file='data/flowers102/exclude_flowers17.txt',
-        ...     heldout=dict(type='Flowers17', data_root='data/flowers17',
-        ...                  split='test'))
-        >>> len(ds)  # 2040 minus the leaked images
-        2034
+        ...     dict(type='Flowers102', data_root='/tmp/f102', split='train'),
+        ...     heldout=dict(type='Flowers17', data_root='/tmp/f17',
+        ...                  split='test'),
+        ...     on_leak='filter')
+        >>> len(ds), ds.excluded[0][1], ds.leaks[0].distance
+        (101, 'leak', 2)
     """
 
     def __init__(self, dataset, exclude_file=None, strict=True, heldout=None,

@@ -219,8 +219,9 @@ def make_flowers102(root, per_class=4, size=64, duplicates_of=(),
 
     Example:
         >>> f17 = make_flowers17('/tmp/f17', per_class=4, size=32)
-        >>> planted = make_flowers102('/tmp/f102', per_class=3, size=32,
-        ...                           duplicates_of=[f17 / 'jpg/image_0004.jpg'])
+        >>> planted = make_flowers102(
+        ...     '/tmp/f102', per_class=3, size=32,
+        ...     duplicates_of=[f17 / 'jpg/image_0004.jpg'])
         >>> planted[0].edit
         'reencode'
     """

@@ -1,7 +1,7 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """Fetch and verify Oxford Flowers-102 (data/flowers102).
 
-  python tools/dataset_converters/flowers102.py download [--out data/flowers102]
+  python tools/dataset_converters/flowers102.py download [--out DIR]
   python tools/dataset_converters/flowers102.py verify [data/flowers102]
 
 ``download`` fetches 102flowers.tgz, imagelabels.mat and setid.mat from the

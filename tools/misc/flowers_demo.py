@@ -55,13 +55,15 @@ def parse_args(argv=None):
                         help='Flowers-17 test images planted into 102')
     parser.add_argument('--epochs-102', type=int, default=3)
     parser.add_argument('--epochs-17', type=int, default=8)
+    parser.add_argument('--batch-size', type=int, default=8)
     return parser.parse_args(argv)
 
 
 def _run(cmd, log_file):
     """Run one stage; its output goes to ``log_file`` (shown on failure)."""
-    shown = ' '.join(osp.relpath(c, os.getcwd()) if osp.isabs(c) else c
-                     for c in cmd)
+    cwd = os.getcwd() + os.sep
+    shown = ' '.join(['python'] + [c[len(cwd):] if c.startswith(cwd) else c
+                                   for c in cmd[1:]])
     print(f'$ {shown}', flush=True)
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep +
                os.environ.get('PYTHONPATH', ''))
@@ -86,8 +88,8 @@ def make_data(args):
     step = max(1, len(test) // max(args.planted, 1))
     sources = [test.get_data_info(i)['img_path']
                for i in range(0, len(test), step)][:args.planted]
-    planted = make_flowers102(f102, per_class=args.per_class_102, size=args.size,
-                              duplicates_of=sources)
+    planted = make_flowers102(f102, per_class=args.per_class_102,
+                              size=args.size, duplicates_of=sources)
     print(f'data: {f17} ({17 * args.per_class_17} images), {f102} '
           f'({102 * args.per_class_102} images, {len(planted)} of them '
           f'edited copies of Flowers-17 test images: '
@@ -119,9 +121,9 @@ def stage_config(args, template, name, **overrides):
         dataset = cfg[key]['dataset']
         pipeline = dataset.get('pipeline') or dataset['dataset']['pipeline']
         for t in pipeline:  # the demo configs' input size is 64
-            for name in ('scale', 'crop_size'):
-                if name in t:
-                    t[name] = args.size
+            for key_ in ('scale', 'crop_size'):
+                if key_ in t:
+                    t[key_] = args.size
     path = osp.join(args.work_dir, f'{name}.py')
     cfg.dump(path)
     return path
@@ -138,6 +140,7 @@ def train_and_test(args):
                 args.data_root, 'leakage', 'exclude.txt'),
             'val_dataloader.dataset.data_root': d102,
             'test_dataloader.dataset.data_root': d102,
+            'train_dataloader.batch_size': args.batch_size,
             'train_cfg.max_epochs': args.epochs_102,
             'train_cfg.val_interval': args.epochs_102,
             'param_scheduler.T_max': args.epochs_102,
@@ -156,6 +159,7 @@ def train_and_test(args):
             'model.backbone.init_cfg': dict(
                 type='Pretrained', checkpoint=osp.abspath(ckpt1),
                 prefix='backbone.'),
+            'train_dataloader.batch_size': args.batch_size,
             'train_cfg.max_epochs': args.epochs_17,
             'train_cfg.val_interval': args.epochs_17,
             'param_scheduler.T_max': args.epochs_17,
