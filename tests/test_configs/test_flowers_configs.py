@@ -107,7 +107,7 @@ def _expected_frozen(model, frozen_stages):
 
 
 def test_configs_found():
-    assert len(CONFIGS) == 14
+    assert len(CONFIGS) >= 14  # the glob must not silently find nothing
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=[p.stem for p in CONFIGS])
