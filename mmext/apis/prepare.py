@@ -57,6 +57,8 @@ _NESTED = {
     'data_preprocessor': R.MODELS,
     'tta_model': R.MODELS,
 }
+# keys whose ``type`` is a plain option, not a registry name
+_UNTYPED = {'clip_grad'}
 _ALL = [
     getattr(R, name) for name in R.__all__
     if getattr(R, name) is not None
@@ -89,7 +91,9 @@ def _walk(node, registry, where, errors):
                           f"'{registry.name}' registry of mmext, mmpretrain "
                           f'or mmengine{hint}')
         for key, value in node.items():
-            _walk(value, _NESTED.get(key, registry), f'{where}.{key}', errors)
+            if key not in _UNTYPED:
+                _walk(value, _NESTED.get(key, registry), f'{where}.{key}',
+                      errors)
     elif isinstance(node, (list, tuple)):
         for i, value in enumerate(node):
             _walk(value, registry, f'{where}[{i}]', errors)
