@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from mmengine.config import DictAction
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+sys.path.insert(
+    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmext.apis.inference import init_classifier, predict_topk  # noqa: E402
 from mmext.models.backbones import TRARViT  # noqa: E402
 from mmext.models.layers import (SpanRoutedAttention,  # noqa: E402

@@ -199,5 +199,6 @@ def main(argv=None):
     print(f'{args.src} -> {dst}: {len(sd)} tensors, arch {arch}, '
           f'patch {meta["patch_size"]}, head {args.head}')
 
+
 if __name__ == '__main__':
     main()

@@ -99,7 +99,9 @@ class TRARTemperatureHook(Hook):
     def before_train(self, runner):
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        self._routers = [m for m in model.modules() if isinstance(m, SpanRouter)]
+        self._routers = [
+            m for m in model.modules() if isinstance(m, SpanRouter)
+        ]
         if not any(r.routing == 'hard' for r in self._routers):
             runner.logger.warning(
                 'TRARTemperatureHook: the model has no hard-routed TRAR '

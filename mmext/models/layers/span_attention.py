@@ -179,8 +179,8 @@ class SpanRoutedAttention(MultiheadAttention):
         when no gradient is needed (binarized routing at inference)."""
         sparse = not torch.is_grad_enabled() and bool((alpha == 0).any())
         out = None
-        for l, mask in enumerate(masks):
-            a = alpha[:, l]
+        for span, mask in enumerate(masks):
+            a = alpha[:, span]
             if sparse:
                 rows = a.nonzero().flatten()
                 if rows.numel() == 0:
