@@ -264,7 +264,20 @@ class ExcludeImages:
                 'Please call `full_init` method manually to accelerate the '
                 'speed.')
             self.full_init()
-        return self.dataset[self._indices[idx]]
+        prepare = getattr(self.dataset, 'prepare_data', None)
+        if prepare is None or getattr(self.dataset, 'test_mode', True):
+            return self.dataset[self._indices[idx]]
+        # mmengine re-draws an image whose pipeline returns None from the
+        # whole data set, excluded images included: re-draw among kept ones
+        rng = np.random.default_rng(idx)
+        for _ in range(getattr(self.dataset, 'max_refetch', 1000) + 1):
+            data = prepare(self._indices[idx])
+            if data is not None:
+                return data
+            idx = int(rng.integers(len(self._indices)))
+        raise RuntimeError(f'ExcludeImages: the pipeline returned None for '
+                           f'{getattr(self.dataset, "max_refetch", 1000) + 1}'
+                           f' kept images in a row; check the pipeline')
 
     @force_full_init
     def __len__(self):

@@ -177,3 +177,30 @@ def test_exclude_file_then_guard(data, tmp_path):
 def test_bad_on_leak():
     with pytest.raises(ValueError, match='on_leak must be one of'):
         ExcludeImages(dict(type='Flowers17', data_root='x'), on_leak='drop')
+
+
+def test_refetch_stays_among_kept_images(data, tmp_path):
+    """A pipeline that rejects an image (returns None) gets another kept
+    image, never an excluded one (mmengine would draw from all)."""
+    from mmcv.transforms import BaseTransform
+
+    class Reject(BaseTransform):
+
+        def __init__(self, name):
+            self.name = name
+
+        def transform(self, results):
+            return None if results['img_path'].endswith(self.name) else \
+                results
+
+    root, _ = data
+    paths = _paths(DATASETS.build(_f102(root)))
+    keep = paths[:3]
+    exclude = tmp_path / 'exclude.txt'
+    exclude.write_text('\n'.join(_rel(p) for p in paths[3:]))
+    pipeline = [Reject(osp.basename(keep[0]))]
+    ds = ExcludeImages(_f102(root, pipeline=pipeline),
+                       exclude_file=str(exclude))
+    assert len(ds) == 3
+    got = {ds[0]['img_path'] for _ in range(5)}
+    assert got and got <= set(keep[1:])
