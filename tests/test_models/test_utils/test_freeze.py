@@ -58,14 +58,11 @@ CASES = [
                                num_heads=[1, 2, 2, 3], depths=[1, 1, 2, 1])),
      1, 64, ['patch_embed.', 'stages.0.']),
 ]
-try:  # the real TRAR-ViT, once it lands
-    from mmext.models.backbones import TRARViT  # noqa: F401
-    CASES.append(('trar_vit', dict(type='TRARViT', arch=TINY_VIT_ARCH,
-                                   img_size=32, patch_size=8), 2, 32,
-                  ['cls_token', 'pos_embed', 'patch_embed.', 'layers.0.',
-                   'layers.1.']))
-except ImportError:
-    pass
+# mmext's TRAR-ViT: a VisionTransformer subclass, so the ViT rule applies
+CASES.append(('trar_vit', dict(type='TRARViT', arch=TINY_VIT_ARCH,
+                               img_size=32, patch_size=8), 2, 32,
+              ['cls_token', 'pos_embed', 'patch_embed.', 'layers.0.',
+               'layers.1.']))
 
 OPTIMIZERS = [
     dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-2),
