@@ -123,11 +123,11 @@ def merge_args(cfg, args):
                       'test_dataloader'):
             if cfg.get(field):
                 cfg[field]['persistent_workers'] = False
-    for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        set_default_dataloader_cfg(cfg, field)
-
+    # after --cfg-options, so `num_workers=0` there turns persistence off
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        set_default_dataloader_cfg(cfg, field)
     return cfg
 
 

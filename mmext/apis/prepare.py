@@ -114,10 +114,11 @@ def check_config_types(cfg):
         raise ConfigError('\n'.join(errors))
 
 
-def check_data_roots(cfg):
-    """Raise FileNotFoundError for a dataloader whose ``data_root`` is
-    missing, with the data set's expected layout."""
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+def check_data_roots(cfg, keys=('train_dataloader', 'val_dataloader',
+                                'test_dataloader')):
+    """Raise FileNotFoundError for a dataloader (of ``keys``) whose
+    ``data_root`` is missing, with the data set's expected layout."""
+    for key in keys:
         loader = cfg.get(key)
         if not loader:
             continue
@@ -154,8 +155,14 @@ def prepare_config(cfg, mode='train'):
         cfg = Config.fromfile(cfg)
     cfg.setdefault('default_scope', 'mmext')
     check_config_types(cfg)
-    check_data_roots(cfg)
-    resolve_pretrained_paths(cfg, check_load_from=(mode == 'train'))
+    train = mode == 'train'
+    # testing builds only the test loader, and the tested checkpoint
+    # replaces every initial weight
+    if train:
+        check_data_roots(cfg)
+    else:
+        check_data_roots(cfg, keys=('test_dataloader', ))
+    resolve_pretrained_paths(cfg, check_load_from=train, strict=train)
     if not torch.cuda.is_available():
         for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
             if cfg.get(key):
