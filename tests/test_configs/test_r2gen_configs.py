@@ -37,8 +37,8 @@ class SnapshotAfterInit(Hook):
 
     def before_train(self, runner):
         self.head = runner.model.head.logit.weight.detach().clone()
-        self.backbone = {k: v.clone()
-                         for k, v in runner.model.backbone.state_dict().items()}
+        state = runner.model.backbone.state_dict()
+        self.backbone = {k: v.clone() for k, v in state.items()}
 
 
 def inner_backbone(cfg):
@@ -111,10 +111,12 @@ def test_config_trains_two_iterations(path, data_dir, tmp_path, monkeypatch):
 
 
 def test_reference_recipes_match_r2gen():
-    iu = Config.fromfile(str(ROOT / 'configs/r2gen/r2gen_resnet101_iu_xray.py'))
+    iu = Config.fromfile(
+        str(ROOT / 'configs/r2gen/r2gen_resnet101_iu_xray.py'))
     mimic = Config.fromfile(
         str(ROOT / 'configs/r2gen/r2gen_resnet101_mimic_cxr.py'))
-    assert iu.param_scheduler.step_size == 50 and iu.param_scheduler.gamma == 0.1
+    assert iu.param_scheduler.step_size == 50
+    assert iu.param_scheduler.gamma == 0.1
     assert iu.train_cfg.max_epochs == 100
     assert mimic.param_scheduler.step_size == 1
     assert mimic.param_scheduler.gamma == 0.8

@@ -185,7 +185,8 @@ def reference_logprobs(sd, extractor, images, tokens):
         x = x + ref_mha(sd, p + 'src_attn', n, hidden, hidden, H)
         n = ref_mcln(sd, p + 'sublayer.2.norm', x, mem)
         x = x + ref_ff(sd, p + 'feed_forward', n)
-    out = ref_norm(x, sd[m + 'decoder.norm.gamma'], sd[m + 'decoder.norm.beta'])
+    out = ref_norm(x, sd[m + 'decoder.norm.gamma'],
+                   sd[m + 'decoder.norm.beta'])
     return F.log_softmax(ref_linear(sd, e + 'logit', out), -1)
 
 
@@ -275,3 +276,24 @@ def test_cli_without_vocabulary_explains(r2gen_ckpt, tmp_path, capsys):
     conv = _converter()
     assert conv.main([str(r2gen_ckpt), str(tmp_path / 'o.pth')]) == 1
     assert 'do not contain their vocabulary' in capsys.readouterr().err
+
+
+def test_config_check_loads_strictly_or_names_the_sizes(
+        r2gen_ckpt, tmp_path, capsys):
+    conv = _converter()
+    vocab_file = tmp_path / 'vocab.json'
+    vocab_file.write_text(json.dumps(VOCAB))
+    ref = ROOT / 'configs/r2gen/r2gen_resnet101_iu_xray.py'
+    small = tmp_path / 'r2gen_small.py'
+    small.write_text(
+        f'_base_ = [{str(ref)!r}]\n'
+        'model = dict(backbone=dict(depth=18), neck=dict(in_channels=512),\n'
+        f'    head=dict(d_model={D}, d_ff={DFF}, num_layers={LAYERS},\n'
+        f'              num_heads={H}, rm_num_heads={RM_H},\n'
+        f'              rm_d_model={D}))\n')
+    args = [str(r2gen_ckpt), str(tmp_path / 'o.pth'), '--vocab-file',
+            str(vocab_file), '--config']
+    assert conv.main(args + [str(small)]) == 0
+    assert conv.main(args + [str(ref)]) == 1
+    err = capsys.readouterr().err
+    assert 'mismatched keys' in err and "'d_model': 32" in err

@@ -125,19 +125,21 @@ def convert(src, dst, vocab, config=None):
             f'has {len(vocab)}; use the annotation.json, --dataset and '
             '--threshold the model was trained with')
     converted = convert_r2gen_state_dict(state_dict)
+    head_args = infer_head_args(state_dict)
     if config is not None:
-        check_against_config(converted, config, vocab)
+        check_against_config(converted, config, vocab, head_args)
     meta = dict(
         dataset_meta=dict(vocab=list(vocab)),
         converted_from=f'R2Gen {src}',
         r2gen_epoch=ckpt.get('epoch') if isinstance(ckpt, dict) else None,
-        head_args=infer_head_args(state_dict))
+        head_args=head_args)
     torch.save(dict(state_dict=converted, meta=meta), dst)
     return converted
 
 
-def check_against_config(state_dict, config, vocab):
-    """Build the config's model and load ``state_dict`` strictly."""
+def check_against_config(state_dict, config, vocab, head_args=None):
+    """Build the config's model and check every key and shape of
+    ``state_dict`` against it; load it strictly."""
     from mmengine.config import Config
 
     from mmext.registry import MODELS
@@ -151,19 +153,23 @@ def check_against_config(state_dict, config, vocab):
         backbone = backbone.backbone
     backbone.pop('init_cfg', None)  # the converted weights replace it
     model = MODELS.build(model_cfg)
-    missing, unexpected = model.load_state_dict(state_dict, strict=False)
-    if missing or unexpected:
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    mismatched = [k for k in state_dict
+                  if k in own and own[k].shape != state_dict[k].shape]
+    if missing or unexpected or mismatched:
+        k = mismatched[0] if mismatched else None
+        first = (f'{k}: checkpoint {tuple(state_dict[k].shape)}'
+                 f' vs model {tuple(own[k].shape)}'
+                 if mismatched else (missing + unexpected)[0])
         raise ConversionError(
-            f'{config}: {len(missing)} missing keys (first: '
-            f'{missing[:1]}) and {len(unexpected)} unexpected (first: '
-            f'{unexpected[:1]}); the config\'s head sizes must be '
-            f'{infer_head_args_from_mmext(state_dict)}')
+            f'{config}: {len(missing)} missing, {len(unexpected)} unexpected '
+            f'and {len(mismatched)} mismatched keys (first: {first}); the '
+            f'checkpoint has head {head_args}: set model.head (and the '
+            'backbone) to match')
+    model.load_state_dict(state_dict, strict=True)
     return model
-
-
-def infer_head_args_from_mmext(state_dict):
-    w = state_dict['head.att_embed.0.weight']
-    return dict(in_channels=w.shape[1], d_model=w.shape[0])
 
 
 def parse_args(argv=None):
@@ -177,8 +183,8 @@ def parse_args(argv=None):
                    choices=['iu_xray', 'mimic_cxr'])
     p.add_argument('--threshold', type=int, default=None,
                    help='min token count (default 3 iu_xray, 10 mimic_cxr)')
-    p.add_argument('--clean-mode', default='r2gen', choices=['r2gen',
-                                                              'fixed'])
+    p.add_argument('--clean-mode', default='r2gen',
+                   choices=['r2gen', 'fixed'])
     p.add_argument('--config', help='mmext config to load the result into '
                    'strictly (checks every key and shape)')
     return p.parse_args(argv)

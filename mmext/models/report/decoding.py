@@ -191,7 +191,8 @@ def beam_search(state, batch_size, beam_size, max_len, bos_idx=0, eos_idx=0,
         if bool(settled.any()):
             keep = (~settled).nonzero().squeeze(1)
             keep_rows = (keep[:, None] * k + offsets).reshape(-1)
-            items, scores, prefix = items[keep], scores[keep], prefix[keep_rows]
+            items, scores = items[keep], scores[keep]
+            prefix = prefix[keep_rows]
             state.select(keep_rows, within_items=False)
     if eos_idx != 0:
         ended = (best_seq == eos_idx).long().cumsum(1) > 0

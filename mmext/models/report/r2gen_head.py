@@ -1,7 +1,5 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """R2Gen's encoder-decoder as an mmext head, with incremental decoding."""
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
