@@ -4,7 +4,7 @@ planted leaks -> find_leakage.py -> train 102 no-leak -> train 17 -> test."""
 import json
 import re
 
-from conftest import ROOT, run_tool
+from .conftest import ROOT, run_tool
 
 
 def test_flowers_demo_small(tmp_path):
