@@ -91,6 +91,12 @@ class R2GenReportGenerator(BaseModel):
         if freeze:
             backbone = dict(type='PartialFreeze', backbone=backbone, **freeze)
         self.backbone = MODELS.build(backbone)
+        neck = dict(neck)
+        if hasattr(self.backbone, 'num_extra_tokens'):
+            # ViT-style token outputs: CLS (DeiT: + distillation) in front,
+            # none when with_cls_token=False
+            neck.setdefault('num_prefix_tokens',
+                            self.backbone.num_extra_tokens)
         self.neck = MODELS.build(neck)
         head = copy.deepcopy(head)
         head['vocab_size'] = self.tokenizer.vocab_size

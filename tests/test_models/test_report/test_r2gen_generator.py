@@ -104,6 +104,12 @@ def test_head_width_follows_any_backbone():
     assert model.head.in_channels == 24
     assert model.extract_feat(torch.rand(2, 2, 3, 32, 32)).shape == (2, 34,
                                                                      24)
+    # without a CLS token nothing is dropped (the neck follows the ViT)
+    no_cls = build(backbone=dict(vit, with_cls_token=False),
+                   neck=dict(type='VisualTokenNeck', in_channels=24))
+    assert no_cls.neck.num_prefix_tokens == 0
+    assert no_cls.extract_feat(torch.rand(1, 2, 3, 32, 32)).shape == (1, 32,
+                                                                      24)
     with pytest.raises(ValueError, match='neck gives 24-d tokens but '
                        'head.in_channels=2048'):
         build(backbone=vit, neck=dict(type='VisualTokenNeck',
