@@ -11,9 +11,9 @@ def test_flowers_demo_small(tmp_path):
     data, work = tmp_path / 'data', tmp_path / 'work'
     proc = run_tool([
         ROOT / 'tools/misc/flowers_demo.py', '--data-root', data,
-        '--work-dir', work, '--size', 32, '--per-class-17', 6,
+        '--work-dir', work, '--size', 32, '--per-class-17', 8,
         '--per-class-102', 3, '--planted', 3, '--epochs-102', 1,
-        '--epochs-17', 15
+        '--epochs-17', 12
     ], cwd=tmp_path, timeout=900)
     out = proc.stdout
     assert 'leaked: found 3 of 3 planted\n' in out  # no false matches
