@@ -85,8 +85,9 @@ class ExcludeImages:
         exclude_file (str, optional): Exclude file. Defaults to None.
         strict (bool): Raise (True) or warn (False) for exclude entries
             that are no file under ``data_root``. Defaults to True.
-        heldout (dict | BaseDataset, optional): Held-out data set to check
-            against. Defaults to None.
+        heldout (dict | BaseDataset | list, optional): Held-out data set(s)
+            to check against; a list checks against their union (e.g. the
+            test splits 1..3 of Flowers-17). Defaults to None.
         on_leak (str): 'error', 'filter' or 'warn'. Defaults to 'error'.
         hash_cfg (dict, optional): Arguments of ``hash_images`` (``method``,
             ``hash_size``, ``workers``, ``cache_file``...). Defaults to
@@ -200,11 +201,17 @@ class ExcludeImages:
     def _apply_leakage_guard(self, paths, keep):
         from mmext.dedup import (default_threshold, find_cross_set_duplicates,
                                  hash_images)
-        heldout = DATASETS.build(self.heldout) if isinstance(
-            self.heldout, dict) else self.heldout
-        heldout.full_init()
-        ref_paths = [heldout.get_data_info(i)['img_path']
-                     for i in range(len(heldout))]
+        specs = self.heldout if isinstance(self.heldout,
+                                           (list, tuple)) else [self.heldout]
+        ref_paths, names = [], []
+        for spec in specs:
+            heldout = DATASETS.build(spec) if isinstance(spec,
+                                                         dict) else spec
+            heldout.full_init()
+            ref_paths += [heldout.get_data_info(i)['img_path']
+                          for i in range(len(heldout))]
+            names.append(type(heldout).__name__)
+        ref_paths = list(dict.fromkeys(ref_paths))
         query_paths = [p for p, k in zip(paths, keep) if k]
         query = hash_images(query_paths, **self.hash_cfg)
         reference = hash_images(ref_paths, **self.hash_cfg)
@@ -218,7 +225,7 @@ class ExcludeImages:
             logger.warning(f'ExcludeImages: not hashed, so not checked for '
                            f'leaks: {path} ({reason})')
         name = type(self.dataset).__name__
-        held = type(heldout).__name__
+        held = '+'.join(dict.fromkeys(names))
         if not self.leaks:
             logger.info(f'ExcludeImages: no near-duplicates of the '
                         f'{len(ref_paths)} held-out {held} images among '

@@ -204,3 +204,22 @@ def test_refetch_stays_among_kept_images(data, tmp_path):
     assert len(ds) == 3
     got = {ds[0]['img_path'] for _ in range(5)}
     assert got and got <= set(keep[1:])
+
+
+def test_leakage_guard_against_a_union_of_heldout_sets(data):
+    root, planted = data
+
+    def f17(split):
+        return dict(type='Flowers17', data_root=str(root / 'f17'),
+                    split=split)
+
+    def guard(heldout):
+        return ExcludeImages(_f102(root, split='trainval'), heldout=heldout,
+                             on_leak='filter', hash_cfg=dict(workers=0))
+
+    # the planted copies come from the test split: val alone finds none
+    assert guard(f17('val')).leaks == []
+    both = guard([f17('val'), f17('test')])
+    assert len(both) == 204 - len(planted)
+    assert {osp.basename(lk.ref_path) for lk in both.leaks} == {
+        osp.basename(p.source) for p in planted}
