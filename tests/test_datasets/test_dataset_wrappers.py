@@ -1,6 +1,7 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """ExcludeImages: the exclude file and the perceptual-hash leakage guard."""
 import os.path as osp
+from pathlib import Path
 
 import pytest
 from mmengine.dataset import DefaultSampler
@@ -223,3 +224,26 @@ def test_leakage_guard_against_a_union_of_heldout_sets(data):
     assert len(both) == 204 - len(planted)
     assert {osp.basename(lk.ref_path) for lk in both.leaks} == {
         osp.basename(p.source) for p in planted}
+
+
+def test_guard17_base_config(data, tmp_path):
+    """configs/_base_/datasets/flowers102_guard17.py on generated data."""
+    from mmengine.config import Config
+
+    root, planted = data
+    repo = Path(__file__).resolve().parents[2]
+    cfg = Config.fromfile(
+        repo / 'configs/_base_/datasets/flowers102_guard17.py')
+    ds_cfg = cfg.train_dataloader.dataset
+    ds_cfg.dataset.data_root = str(root / 'f102')
+    for heldout in ds_cfg.heldout:
+        heldout.data_root = str(root / 'f17')
+    cache = tmp_path / 'cache' / 'hashes.sqlite'
+    ds_cfg.hash_cfg.update(cache_file=str(cache), workers=0)
+    with pytest.raises(LeakageError, match=f'{len(planted)} of 102'):
+        DATASETS.build(ds_cfg.to_dict())
+    assert cache.is_file()
+    ds_cfg.on_leak = 'filter'
+    ds = DATASETS.build(ds_cfg.to_dict())
+    assert len(ds) == 102 - len(planted)
+    assert ds.metainfo['classes'][0] == 'pink primrose'
