@@ -66,6 +66,7 @@ def shrink(cfg, work_dir):
         if ev.type == 'ReportMetric':
             ev.scorers = ('bleu', )  # no Java in a unit test
     cfg.train_cfg.max_epochs = 1  # 4 studies / batch 2 = 2 iterations
+    cfg.train_cfg.val_interval = 1
     cfg.default_hooks.logger.interval = 1
     cfg.work_dir = str(work_dir)
     return cfg
