@@ -14,6 +14,7 @@ import numpy as np
 from mmengine.dataset.base_dataset import force_full_init
 from mmengine.logging import MMLogger
 
+from mmext.dedup.report import read_exclude_file as _parse_exclude_file
 from mmext.registry import DATASETS
 
 __all__ = ['ExcludeImages', 'read_exclude_file', 'LeakageError']
@@ -35,14 +36,7 @@ def read_exclude_file(path):
         raise FileNotFoundError(
             f'ExcludeImages: exclude file {path!r} not found; '
             f'tools/dedup/find_leakage.py writes it (see data/README.md)')
-    entries = []
-    with open(path, encoding='utf-8') as f:
-        for line in f:
-            line = line.strip()
-            # whole-line comments only: '#' may occur inside a file name
-            if line and not line.startswith('#'):
-                entries.append(_normalise(line))
-    return entries
+    return [_normalise(line) for line in _parse_exclude_file(path)]
 
 
 def _normalise(rel_path):
