@@ -10,8 +10,9 @@ compares three models with the same weights and batch:
   -1e9, all L softmax maps stacked as (B, L, H, N, N), einsum, times V) —
   what rentainhe/TRAR-VQA and ViT-TRAR do.
 
-Time: forward + backward, median of ``--reps`` runs, the three models
-interleaved in one process so machine-load drift hits all alike.
+Time: forward + backward, the fastest of ``--reps`` runs (the least
+disturbed by other processes), the three models interleaved in rotating
+order in one process so machine-load drift hits all alike.
 Memory, one subprocess per model (a fresh heap each): the peak RSS growth
 during one forward + backward (``resource.ru_maxrss`` minus the RSS before
 it) and the bytes autograd saves for backward (unique storages, via
@@ -26,7 +27,6 @@ import json
 import os
 import os.path as osp
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -119,16 +119,18 @@ def timing(size, batch, reps, arch):
     x = torch.randn(batch, 3, size, size)
     times = {name: [] for name in MODELS}
     for rep in range(reps + 1):  # the first round warms up
-        for name, model in models.items():
+        # rotate the order each round: no model always runs after another
+        names = MODELS[rep % 3:] + MODELS[:rep % 3]
+        for name in names:
             SpanRoutedAttention._mix = naive_mix if name == 'naive' \
                 else fast_mix
             t = time.perf_counter()
-            step(model, x)
+            step(models[name], x)
             if rep:
                 times[name].append(time.perf_counter() - t)
-            model.zero_grad(set_to_none=True)
+            models[name].zero_grad(set_to_none=True)
     SpanRoutedAttention._mix = fast_mix
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return {name: min(ts) for name, ts in times.items()}
 
 
 def main():
@@ -161,11 +163,10 @@ def main():
                   f'{m["peak_mb"]:>10.0f}{m["peak_mb"] / v["peak_mb"]:>8.2f}'
                   f'{m["saved_mb"]:>10.0f}'
                   f'{m["saved_mb"] / v["saved_mb"]:>8.2f}')
-        print(f'trar vs naive: time {times["naive"] / times["trar"]:.2f}x '
-              f'faster, peak memory {mem["naive"]["peak_mb"] / mem["trar"]["peak_mb"]:.2f}x '  # noqa: E501
-              f'lower, saved activations '
-              f'{mem["naive"]["saved_mb"] / mem["trar"]["saved_mb"]:.2f}x '
-              'lower')
+        n, t = mem['naive'], mem['trar']
+        print(f'naive / trar: time {times["naive"] / times["trar"]:.2f}, '
+              f'peak RSS {n["peak_mb"] / t["peak_mb"]:.2f}, saved '
+              f'activations {n["saved_mb"] / t["saved_mb"]:.2f}')
 
 
 if __name__ == '__main__':
