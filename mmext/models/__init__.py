@@ -2,6 +2,5 @@
 import mmpretrain.models  # noqa: F401  (parents of mmext's registries)
 
 from .backbones import *  # noqa: F401,F403
-from .heads import *  # noqa: F401,F403
 from .necks import *  # noqa: F401,F403
 from .report import *  # noqa: F401,F403

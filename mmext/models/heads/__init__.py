@@ -1,2 +1,0 @@
-# Copyright (c) mmext contributors. All rights reserved.
-__all__ = []
