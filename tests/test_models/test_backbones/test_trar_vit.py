@@ -252,3 +252,32 @@ def test_per_layer_orders():
     assert model.layer_orders == [None, (0, 2)]
     assert len(model.routers) == 1
     assert model.routers[0].mlp[2].out_features == 2
+
+
+def test_pooling_modes():
+    from mmext.models.layers import SpanRouter
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 8)
+    fc = SpanRouter(8, 3, pooling='fc')
+    torch.nn.init.zeros_(fc.score.weight)  # equal scores: the mean
+    torch.testing.assert_close(fc.pool(x), x.mean(1))
+    att = SpanRouter(8, 3, pooling='attention').eval()
+    w = att.score(x).softmax(1)
+    expected = F.layer_norm(
+        att.merge((w * x).sum(1)), (8, ), att.norm.weight, att.norm.bias,
+        1e-6)
+    torch.testing.assert_close(att.pool(x), expected)
+    assert torch.equal(SpanRouter(8, 3).pool(x), x.mean(1))
+
+
+def test_single_local_order_is_a_fixed_window_without_router():
+    model = tiny(orders=[[2], None])
+    assert model.routers == []
+    attn = model.layers[0].attn
+    x = torch.randn(2, 17, 64)
+    masks = model.span_masks((4, 4))
+    torch.testing.assert_close(
+        attn(x, masks),
+        _naive_trar(x, attn, torch.ones(2, 1), [2], (4, 4), 1),
+        atol=1e-5,
+        rtol=1e-5)
