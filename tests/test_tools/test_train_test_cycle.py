@@ -114,3 +114,14 @@ def test_missing_pretrained_fails_before_training(tiny_workspace, tmp_path):
     assert "'pretrain_pth/nowhere.pth' not found" in proc.stderr
     assert 'pretrain_pth/README.md' in proc.stderr
     assert not (tmp_path / 'w').exists()
+
+
+def test_amp_trains_on_cpu(tiny_workspace):
+    """`--amp` works without a GPU (bf16 autocast; mmengine asserts one)."""
+    ws = tiny_workspace
+    out = run_tool([TRAIN, CFG, '--work-dir', 'work_dirs/amp', '--amp',
+                    '--cfg-options', 'train_cfg.max_epochs=1'], cwd=ws)
+    assert "type='AmpOptimWrapper'" in out.stdout + out.stderr
+    ckpt = safe_torch_load(str(ws / 'work_dirs/amp/epoch_1.pth'))
+    assert all(torch.isfinite(v).all() for v in ckpt['state_dict'].values()
+               if v.is_floating_point())
