@@ -3,6 +3,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# console scripts of the venv (torchrun, mim) without activating it
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 STAMP  := $(VENV)/.mmext-installed
 REQS   := requirements/runtime.txt requirements/mim.txt requirements/tests.txt requirements/optional.txt
 PYTEST_ARGS ?= -q

@@ -20,6 +20,10 @@ def run_tool(args, cwd, timeout=600, env=None, check=True):
     full_env.setdefault('OMP_NUM_THREADS', '1')
     full_env['PYTHONPATH'] = os.pathsep.join(
         [str(ROOT), full_env.get('PYTHONPATH', '')])
+    # console scripts (torchrun, mim) of this interpreter's environment,
+    # also when the venv is not activated (make test runs .venv/bin/python)
+    full_env['PATH'] = os.pathsep.join(
+        [str(Path(sys.executable).parent), full_env.get('PATH', '')])
     full_env.update(env or {})
     cmd = list(map(str, args))
     if cmd[0].endswith('.py'):

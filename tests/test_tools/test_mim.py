@@ -3,6 +3,7 @@
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,7 @@ from ..conftest import ROOT, run_tool
 @pytest.fixture(scope='module')
 def installed(tmp_path_factory):
     """``pip install --no-deps`` of this checkout into a private target."""
-    if shutil.which('mim') is None:
+    if _mim_bin() is None:
         pytest.fail('openmim is not installed: pip install -r '
                     'requirements/mim.txt')
     src = tmp_path_factory.mktemp('src')
@@ -30,9 +31,15 @@ def installed(tmp_path_factory):
     return target
 
 
+def _mim_bin():
+    """The ``mim`` of this interpreter's environment (venv need not be
+    activated)."""
+    return shutil.which('mim', path=str(Path(sys.executable).parent))
+
+
 def _mim(args, cwd, target, check=True):
     # PYTHONPATH puts the installed copy before the checkout
-    return run_tool([shutil.which('mim')] + args, cwd=cwd, check=check,
+    return run_tool([_mim_bin()] + args, cwd=cwd, check=check,
                     env={'PYTHONPATH': str(target)})
 
 
