@@ -1,0 +1,184 @@
+# Copyright (c) mmext contributors. All rights reserved.
+"""ViLBERT's co-attention block (Lu et al., NeurIPS 2019), post- or pre-LN.
+
+Upstream there are two incompatible versions: vilbert-multi-task's
+``BertConnectionLayer`` (post-LN, BERT style) and the thesis code's
+``CrossAttentionBlock`` (cesipy/bsc-code, pre-LN inputs), which scales the
+scores by ``(dim / heads) ** -0.5`` (96 ** -0.5 for 768 / 8) although its
+heads are ``bi_dims / heads`` wide (1024 / 8 = 128). Here one block has both
+layouts (``norm='post' | 'pre'``), always scales by the real head size,
+masks text padding *and* absent regions in both directions, and keeps
+separate widths per stream (V's regions stream is 1024-d, BERT 768-d).
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+
+__all__ = ['CoAttentionLayer', 'StreamFFN', 'additive_mask']
+
+#: the additive value of a masked key (as BERT and ViLBERT use; finite,
+#: so a row with every key masked stays finite under fp16/bf16 too)
+MASKED = -10000.0
+
+
+def additive_mask(mask, dtype):
+    """(B, N) 1 = keep / 0 = pad -> (B, 1, 1, N) additive, or None."""
+    if mask is None:
+        return None
+    return (1.0 - mask.to(dtype))[:, None, None, :] * MASKED
+
+
+class StreamFFN(BaseModule):
+    """One stream's feed-forward sub-layer (4x, erf-GELU) with residual.
+
+    ``norm='post'``: ``LN(x + drop(fc2(gelu(fc1(x)))))`` (BERT / ViLBERT);
+    ``norm='pre'``: ``x + drop(fc2(drop(gelu(fc1(LN(x))))))`` (thesis code).
+
+    Args:
+        dims (int): Stream width.
+        ffn_dims (int): Hidden width.
+        drop (float): Dropout. Defaults to 0.1.
+        norm (str): 'post' or 'pre'. Defaults to 'post'.
+        eps (float): LayerNorm epsilon. Defaults to 1e-12.
+    """
+
+    def __init__(self, dims, ffn_dims, drop=0.1, norm='post', eps=1e-12):
+        super().__init__()
+        self.pre = norm == 'pre'
+        self.fc1 = nn.Linear(dims, ffn_dims)
+        self.fc2 = nn.Linear(ffn_dims, dims)
+        self.norm = nn.LayerNorm(dims, eps=eps)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x):
+        if self.pre:
+            h = self.drop(F.gelu(self.fc1(self.norm(x))))
+            return x + self.drop(self.fc2(h))
+        return self.norm(x + self.drop(self.fc2(F.gelu(self.fc1(x)))))
+
+
+class CoAttentionLayer(BaseModule):
+    """Two-stream co-attention: text queries attend to vision, and back.
+
+    Each stream projects to ``bi_dims`` (``num_heads`` heads), queries the
+    other stream's keys / values, projects back with a residual and a
+    LayerNorm, then runs its own feed-forward (:class:`StreamFFN`). With
+    ``norm='post'`` it is numerically vilbert-multi-task's
+    ``BertConnectionLayer`` (key mapping in
+    ``tests/test_models/test_multimodal/test_coattention.py``); with
+    ``norm='pre'`` the thesis code's ``CrossAttentionBlock`` (LayerNorm on
+    both inputs first, residual from the un-normalised input, post-LN after
+    the residual, pre-LN feed-forward) with the score scale fixed.
+
+    Args:
+        text_dims (int): Text stream width (BERT-base: 768).
+        vision_dims (int): Vision stream width.
+        bi_dims (int): Co-attention width. Defaults to 1024.
+        num_heads (int): Co-attention heads. Defaults to 8.
+        text_ffn_dims (int, optional): Text feed-forward width.
+            Defaults to 4 * text_dims.
+        vision_ffn_dims (int, optional): Vision feed-forward width.
+            Defaults to 4 * vision_dims.
+        attn_drop (float): Dropout on attention probabilities.
+            Defaults to 0.1.
+        drop (float): Dropout after projections. Defaults to 0.1.
+        norm (str): 'post' (vilbert-multi-task) or 'pre' (thesis code).
+            Defaults to 'post'.
+        eps (float, optional): LayerNorm epsilon. Defaults to 1e-12 for
+            'post' (BERT) and 1e-5 for 'pre' (``nn.LayerNorm``).
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+
+    Example:
+        >>> layer = CoAttentionLayer(16, 12, bi_dims=8, num_heads=2)
+        >>> t, v = layer(torch.rand(2, 5, 16), torch.rand(2, 4, 12),
+        ...              text_mask=torch.ones(2, 5))
+        >>> t.shape, v.shape
+        (torch.Size([2, 5, 16]), torch.Size([2, 4, 12]))
+    """
+
+    def __init__(self,
+                 text_dims,
+                 vision_dims,
+                 bi_dims=1024,
+                 num_heads=8,
+                 text_ffn_dims=None,
+                 vision_ffn_dims=None,
+                 attn_drop=0.1,
+                 drop=0.1,
+                 norm='post',
+                 eps=None,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        if norm not in ('post', 'pre'):
+            raise ValueError(f"CoAttentionLayer: norm={norm!r}; use 'post' "
+                             "(vilbert-multi-task) or 'pre' (thesis code)")
+        if bi_dims % num_heads:
+            raise ValueError(f'CoAttentionLayer: bi_dims={bi_dims} is not a '
+                             f'multiple of num_heads={num_heads}')
+        eps = eps if eps is not None else (1e-12 if norm == 'post' else 1e-5)
+        self.norm_type = norm
+        self.num_heads = num_heads
+        self.head_dims = bi_dims // num_heads
+        self.scale = self.head_dims**-0.5
+        if norm == 'pre':
+            self.text_norm_in = nn.LayerNorm(text_dims, eps=eps)
+            self.vision_norm_in = nn.LayerNorm(vision_dims, eps=eps)
+        self.text_q = nn.Linear(text_dims, bi_dims)
+        self.text_k = nn.Linear(text_dims, bi_dims)
+        self.text_v = nn.Linear(text_dims, bi_dims)
+        self.vision_q = nn.Linear(vision_dims, bi_dims)
+        self.vision_k = nn.Linear(vision_dims, bi_dims)
+        self.vision_v = nn.Linear(vision_dims, bi_dims)
+        self.attn_drop = attn_drop
+        self.text_proj = nn.Linear(bi_dims, text_dims)
+        self.vision_proj = nn.Linear(bi_dims, vision_dims)
+        self.text_norm = nn.LayerNorm(text_dims, eps=eps)
+        self.vision_norm = nn.LayerNorm(vision_dims, eps=eps)
+        self.drop = nn.Dropout(drop)
+        self.text_ffn = StreamFFN(text_dims, text_ffn_dims or 4 * text_dims,
+                                  drop, norm, eps)
+        self.vision_ffn = StreamFFN(vision_dims,
+                                    vision_ffn_dims or 4 * vision_dims, drop,
+                                    norm, eps)
+
+    def _heads(self, x):  # b n (h d) -> b h n d
+        b, n, _ = x.shape
+        return x.view(b, n, self.num_heads, self.head_dims).transpose(1, 2)
+
+    def _attend(self, q, k, v, mask):
+        """softmax(q k^T / sqrt(d) + mask) v, heads merged: (b, n_q, bi)."""
+        q, k, v = self._heads(q), self._heads(k), self._heads(v)
+        scores = (q @ k.transpose(-1, -2)) * self.scale  # b h nq nk
+        if mask is not None:
+            scores = scores + mask
+        probs = F.dropout(scores.softmax(-1), self.attn_drop, self.training)
+        out = probs @ v  # b h nq d
+        return out.transpose(1, 2).flatten(2)
+
+    def forward(self, text, vision, text_mask=None, vision_mask=None):
+        """Args:
+            text (Tensor): (B, T, text_dims).
+            vision (Tensor): (B, N, vision_dims).
+            text_mask (Tensor, optional): (B, T), 1 = token, 0 = padding.
+            vision_mask (Tensor, optional): (B, N), 1 = region / patch,
+                0 = absent.
+
+        Returns:
+            tuple[Tensor, Tensor]: New text (B, T, text_dims) and vision
+            (B, N, vision_dims) states.
+        """
+        t_in, v_in = text, vision
+        if self.norm_type == 'pre':
+            text, vision = self.text_norm_in(text), self.vision_norm_in(vision)
+        t_ctx = self._attend(self.text_q(text), self.vision_k(vision),
+                             self.vision_v(vision),
+                             additive_mask(vision_mask, text.dtype))
+        v_ctx = self._attend(self.vision_q(vision), self.text_k(text),
+                             self.text_v(text),
+                             additive_mask(text_mask, vision.dtype))
+        text = self.text_norm(t_in + self.drop(self.text_proj(t_ctx)))
+        vision = self.vision_norm(v_in + self.drop(self.vision_proj(v_ctx)))
+        return self.text_ffn(text), self.vision_ffn(vision)

@@ -1,0 +1,209 @@
+# Copyright (c) mmext contributors. All rights reserved.
+"""ViLBERT's visual stream: backbone patch tokens or detector regions.
+
+Both streams expose the same stepwise interface so co-attention can sit
+between any two of their layers: ``embed(inputs) -> (x, mask, ctx)``,
+``num_layers``, ``layer(i, x, mask, ctx)`` and ``finish(x)``.
+"""
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+
+from mmext.registry import MODELS
+from .coattention import additive_mask
+
+__all__ = ['PatchVisualStream', 'RegionVisualStream', 'build_bert_layers']
+
+
+def build_bert_layers(num_layers, dims, num_heads, ffn_dims, drop=0.1):
+    """Post-LN transformer layers as in ViLBERT's ``BertImageLayer``
+    (``transformers.BertLayer`` with a vision-sized ``BertConfig``)."""
+    from transformers import BertConfig
+    from transformers.models.bert.modeling_bert import BertLayer
+    cfg = BertConfig(hidden_size=dims, num_attention_heads=num_heads,
+                     intermediate_size=ffn_dims, hidden_dropout_prob=drop,
+                     attention_probs_dropout_prob=drop)
+    cfg._attn_implementation = 'eager'
+    return nn.ModuleList(BertLayer(cfg) for _ in range(num_layers))
+
+
+def run_bert_layer(layer, x, mask):
+    out = layer(x, attention_mask=additive_mask(mask, x.dtype))
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _is_split_vit(backbone):
+    return all(hasattr(backbone, a) for a in ('patch_embed', 'layers',
+                                               'pos_embed', 'pre_norm'))
+
+
+@MODELS.register_module()
+class PatchVisualStream(BaseModule):
+    """Image -> tokens from any registered backbone, interleavable.
+
+    A ViT-family backbone (mmpretrain ``VisionTransformer``, ``TRARViT``;
+    build it through ``PartialFreeze`` to freeze part of it) is *split*: its
+    patch embedding, CLS token and position embedding make the tokens and
+    its blocks become the stream's layers, so co-attention can sit after
+    any block (the thesis code calls timm ViT blocks one by one for this).
+    Any other backbone (ResNet, TinyViT, ...) runs whole and its output goes
+    through :class:`~mmext.models.necks.VisualTokenNeck`, the neck the
+    report generator uses, with the neck's global vector prepended as the
+    first token. ``num_extra_layers`` post-LN layers (ViLBERT's image
+    layers) can follow in both cases; they are interleavable too.
+
+    Args:
+        backbone (dict): Backbone config (``out_type='raw'`` for a ViT
+            that is not split).
+        neck (dict, optional): ``VisualTokenNeck`` config for a backbone
+            that is not split. Defaults to ``in_channels`` = embed_dims.
+        embed_dims (int): Width of the backbone's tokens (ViT-B: 768).
+        split (bool, optional): Split a ViT-family backbone into layers.
+            Defaults to None (split when the backbone has ``patch_embed``,
+            ``pos_embed``, ``pre_norm`` and ``layers``).
+        num_extra_layers (int): Extra post-LN layers. Defaults to 0.
+        extra_layer (dict, optional): ``num_heads``, ``ffn_dims``, ``drop``
+            of the extra layers. Defaults to 12 heads, 4x, 0.1.
+        final_norm (bool): Apply the backbone's final LayerNorm (``ln1``)
+            after the last split block. The thesis code never applies timm's
+            ``norm``. Defaults to False.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+    """
+
+    def __init__(self,
+                 backbone,
+                 neck=None,
+                 embed_dims=768,
+                 split=None,
+                 num_extra_layers=0,
+                 extra_layer=None,
+                 final_norm=False,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.split = _is_split_vit(self.backbone) if split is None else split
+        if self.split and not _is_split_vit(self.backbone):
+            raise ValueError(
+                f'PatchVisualStream: split=True needs a ViT-family backbone '
+                f'(patch_embed, pos_embed, pre_norm, layers); '
+                f'{type(self.backbone).__name__} has not; use split=False '
+                'with a VisualTokenNeck')
+        if not self.split:
+            neck = dict(neck or {}, type='VisualTokenNeck', cls='drop',
+                        tokens='patch')
+            neck.setdefault('in_channels', embed_dims)
+            self.neck = MODELS.build(neck)
+            embed_dims = self.neck.out_channels
+        self.embed_dims = embed_dims
+        self.final_norm = final_norm
+        ex = dict(num_heads=12, ffn_dims=4 * embed_dims, drop=0.1)
+        ex.update(extra_layer or {})
+        self.extra_layers = build_bert_layers(num_extra_layers, embed_dims,
+                                              **ex)
+        self.num_backbone_layers = len(self.backbone.layers) \
+            if self.split else 0
+
+    @property
+    def num_layers(self):
+        return self.num_backbone_layers + len(self.extra_layers)
+
+    def embed(self, img):
+        """(B, 3, H, W) -> tokens (B, 1 + N, C), mask None, layer context."""
+        if not self.split:
+            tokens, global_feat = self.neck(self.backbone(img))
+            return torch.cat([global_feat[:, None], tokens], 1), None, None
+        from mmpretrain.models.utils import resize_pos_embed
+        b = self.backbone
+        x, hw = b.patch_embed(img)
+        if b.cls_token is not None:
+            x = torch.cat((b.cls_token.expand(x.size(0), -1, -1), x), dim=1)
+        x = x + resize_pos_embed(
+            b.pos_embed, b.patch_resolution, hw, mode=b.interpolate_mode,
+            num_extra_tokens=b.num_extra_tokens)
+        x = b.pre_norm(b.drop_after_pos(x))
+        # TRAR-ViT's routed layers take the span masks of this grid
+        ctx = b.span_masks(hw) if hasattr(b, 'span_masks') else None
+        return x, None, ctx
+
+    def layer(self, i, x, mask=None, ctx=None):
+        if i < self.num_backbone_layers:
+            layer = self.backbone.layers[i]
+            x = layer(x, ctx) if ctx is not None and \
+                type(layer).__name__ == 'SpanRoutedEncoderLayer' else layer(x)
+            if (i == self.num_backbone_layers - 1 and self.final_norm
+                    and getattr(self.backbone, 'final_norm', False)):
+                x = self.backbone.ln1(x)
+            return x
+        return run_bert_layer(self.extra_layers[i - self.num_backbone_layers],
+                              x, mask)
+
+
+@MODELS.register_module()
+class RegionVisualStream(BaseModule):
+    """Detector regions -> ViLBERT image embeddings and layers.
+
+    Embeds N region features (2048-d for BUTD) and their 5-d locations
+    (x1/w, y1/h, x2/w, y2/h, area fraction) as ViLBERT's
+    ``BertImageEmbeddings`` does (``LN(W_f f + W_l l)``, dropout), with the
+    mean of the present regions prepended as the global token at location
+    [0, 0, 1, 1, 1] (vilbert-multi-task prepends it in its data sets; here
+    the model does it, so every region source gets it). Then
+    ``num_layers`` post-LN layers (ViLBERT's 6-layer / 1024-d default).
+
+    Args:
+        feature_dims (int): Region feature width. Defaults to 2048.
+        embed_dims (int): Stream width. Defaults to 1024.
+        num_layers (int): Layers. Defaults to 6.
+        num_heads (int): Heads. Defaults to 8.
+        ffn_dims (int): Feed-forward width. Defaults to 1024.
+        drop (float): Dropout. Defaults to 0.1.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+    """
+
+    def __init__(self,
+                 feature_dims=2048,
+                 embed_dims=1024,
+                 num_layers=6,
+                 num_heads=8,
+                 ffn_dims=1024,
+                 drop=0.1,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.feature_dims = feature_dims
+        self.embed_dims = embed_dims
+        self.feat_embed = nn.Linear(feature_dims, embed_dims)
+        self.loc_embed = nn.Linear(5, embed_dims)
+        self.norm = nn.LayerNorm(embed_dims, eps=1e-12)
+        self.drop = nn.Dropout(drop)
+        self.layers = build_bert_layers(num_layers, embed_dims, num_heads,
+                                        ffn_dims, drop)
+
+    @property
+    def num_layers(self):
+        return len(self.layers)
+
+    def embed(self, regions):
+        """regions: dict with ``feats`` (B, N, F), ``locs`` (B, N, 5),
+        ``mask`` (B, N) -> tokens (B, 1 + N, D), mask (B, 1 + N), None."""
+        feats, locs = regions['feats'], regions['locs']
+        mask = regions.get('mask')
+        if feats.size(-1) != self.feature_dims:
+            raise ValueError(
+                f'RegionVisualStream: regions are {feats.size(-1)}-d but '
+                f'feature_dims={self.feature_dims}; set '
+                f'model.visual.feature_dims={feats.size(-1)}')
+        if mask is None:
+            mask = feats.new_ones(feats.shape[:2])
+        mask = mask.to(feats.dtype)
+        mean = (feats * mask[..., None]).sum(1) / mask.sum(1, True).clamp(1)
+        g_loc = feats.new_tensor([0., 0., 1., 1., 1.]).expand(
+            feats.size(0), 1, 5)
+        feats = torch.cat([mean[:, None], feats], 1)
+        locs = torch.cat([g_loc, locs.to(feats.dtype)], 1)
+        mask = torch.cat([mask.new_ones(mask.size(0), 1), mask], 1)
+        x = self.drop(self.norm(self.feat_embed(feats) +
+                                self.loc_embed(locs)))
+        return x, mask, None
+
+    def layer(self, i, x, mask=None, ctx=None):
+        return run_bert_layer(self.layers[i], x, mask)
