@@ -14,7 +14,8 @@ import numpy as np
 from mmengine.dataset.base_dataset import force_full_init
 from mmengine.logging import MMLogger
 
-from mmext.dedup.report import read_exclude_file as _parse_exclude_file
+from mmext.dedup.textio import escape_path
+from mmext.dedup.textio import read_exclude_file as _parse_exclude_file
 from mmext.registry import DATASETS
 
 __all__ = ['ExcludeImages', 'read_exclude_file', 'LeakageError']
@@ -27,23 +28,34 @@ class LeakageError(RuntimeError):
 
 
 def read_exclude_file(path):
-    """Read an exclude file: UTF-8, one path per line relative to the data
-    set's ``data_root`` with '/' separators; lines starting with ``#`` are
-    comments; blank lines are ignored (the format
-    ``mmext.dedup.report.write_exclude_file`` writes). Returns the
+    """Read an exclude file: one path per line relative to the data set's
+    ``data_root`` with '/' separators; lines starting with ``#`` are
+    comments; blank lines are ignored; names are escaped as
+    :mod:`mmext.dedup.textio` documents (``\\#`` for a leading ``#``,
+    ``\\n``, ``\\\\``, ``\\xNN`` for undecodable bytes), the format
+    ``mmext.dedup.report.write_exclude_file`` writes. Returns the
     normalised paths in file order."""
-    if not osp.isfile(path):
+    if not osp.exists(path):
         raise FileNotFoundError(
             f'ExcludeImages: exclude file {path!r} not found; '
             f'tools/dedup/find_leakage.py writes it (see data/README.md)')
-    return [_normalise(line) for line in _parse_exclude_file(path)]
+    if not osp.isfile(path):
+        raise ValueError(f'ExcludeImages: exclude file {path!r} is not a '
+                         'regular file; pass the exclude.txt that '
+                         'tools/dedup/find_leakage.py writes')
+    try:
+        entries = _parse_exclude_file(path)
+    except ValueError as e:
+        raise ValueError(f'ExcludeImages: {e}') from None
+    return [_normalise(entry) for entry in entries]
 
 
 def _normalise(rel_path):
-    rel_path = rel_path.replace('\\', '/')
+    # a backslash here is part of a name: the parser has already turned
+    # hand-written Windows separators into '/'
     while rel_path.startswith('./'):
         rel_path = rel_path[2:]
-    return osp.normpath(rel_path).replace(osp.sep, '/')
+    return osp.normpath(rel_path)
 
 
 def _show(items, n=5):
@@ -61,7 +73,8 @@ class ExcludeImages:
 
     *Exclude file.* One path per line relative to ``data_root`` with '/'
     separators (``jpg/image_00042.jpg``), ``#`` comments, blank lines
-    ignored; ``tools/dedup/find_leakage.py`` writes it. A listed path that
+    ignored, names escaped as :mod:`mmext.dedup.textio` documents (so any
+    POSIX name round-trips); ``tools/dedup/find_leakage.py`` writes it. A listed path that
     is another split's image is fine; one that is no file under
     ``data_root`` raises (``strict=True``) or warns.
 
@@ -181,7 +194,7 @@ class ExcludeImages:
         if unknown:
             msg = (f'ExcludeImages: {len(unknown)} entries of '
                    f'{self.exclude_file} are no file under {root}: '
-                   f'{_show(unknown)}; paths must be relative to data_root '
+                   f'{_show([escape_path(u) for u in unknown])}; paths must be relative to data_root '
                    f"with '/' separators (e.g. jpg/image_00042.jpg)")
             if self.strict:
                 raise ValueError(msg + ', or pass strict=False to ignore')

@@ -5,11 +5,15 @@ SQLite (standard library, safe to read while another run appends, no
 pickle). A row is valid only while the file's size and mtime are unchanged
 and the method, hash size and library versions match; anything else is a
 miss and is re-hashed. Skip reasons are cached too: a 0-byte or flat file
-stays so until it changes.
+stays so until it changes. Paths are stored escaped
+(:func:`mmext.dedup.textio.escape_path`): SQLite text must be valid UTF-8,
+which a POSIX file name need not be.
 """
 import os
 import os.path as osp
 import sqlite3
+
+from .textio import escape_path
 
 __all__ = ['HashCache']
 
@@ -52,7 +56,7 @@ class HashCache:
         row = self.db.execute(
             'SELECT size, mtime_ns, hash, flipped, reason FROM hashes '
             'WHERE path=? AND method=? AND hash_size=? AND versions=?',
-            (path, *self.key)).fetchone()
+            (escape_path(path), *self.key)).fetchone()
         if row is None or row[0] != size or row[1] != mtime_ns:
             return None
         _, _, hash_hex, flipped_hex, reason = row
@@ -73,7 +77,7 @@ class HashCache:
         records = []
         for path, size, mtime_ns, words, flipped, reason in rows:
             records.append(
-                (path, *self.key, size, mtime_ns,
+                (escape_path(path), *self.key, size, mtime_ns,
                  None if words is None else hash_to_hex(words, self.num_bits),
                  None if flipped is None else hash_to_hex(
                      flipped, self.num_bits), reason))

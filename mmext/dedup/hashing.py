@@ -24,6 +24,7 @@ words (zero bits padded at the front), so ``hash_to_hex`` gives exactly
 import multiprocessing as mp
 import os
 import os.path as osp
+import stat
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
@@ -33,6 +34,7 @@ import PIL
 from PIL import Image, ImageStat
 
 from .cache import HashCache
+from .inputs import file_kind
 
 __all__ = ['METHODS', 'HashResult', 'hash_images', 'hash_pil_image',
            'hash_to_hex', 'pack_bits', 'load_image', 'SkipImage',
@@ -162,7 +164,10 @@ def load_image(path):
         SkipImage: The file cannot be decoded, with the reason.
     """
     try:
-        if os.stat(path).st_size == 0:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):  # opening a FIFO would block
+            raise SkipImage(f'not a regular file ({file_kind(st.st_mode)})')
+        if st.st_size == 0:
             raise SkipImage('empty file (0 bytes)')
         with Image.open(path) as img:
             img.load()

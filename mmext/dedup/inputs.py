@@ -9,12 +9,27 @@ each sample's ``img_path``; the pipeline is not run.
 import copy
 import os
 import os.path as osp
+import stat
 
 __all__ = ['IMAGE_EXTENSIONS', 'list_image_files', 'dataset_image_paths',
-           'resolve_image_set']
+           'resolve_image_set', 'file_kind']
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif',
                     '.tiff', '.webp', '.ppm', '.pgm', '.pbm')
+
+
+_KINDS = ((stat.S_ISDIR, 'a directory'), (stat.S_ISFIFO, 'a FIFO'),
+          (stat.S_ISSOCK, 'a socket'), (stat.S_ISCHR, 'a character device'),
+          (stat.S_ISBLK, 'a block device'))
+
+
+def file_kind(mode):
+    """What a non-regular file is, from its ``st_mode`` ('a FIFO', 'a
+    directory', ...); 'a regular file' for one."""
+    for test, kind in _KINDS:
+        if test(mode):
+            return kind
+    return 'a regular file' if stat.S_ISREG(mode) else 'a special file'
 
 
 def list_image_files(folder):

@@ -7,9 +7,16 @@
 * ``pairs.png``: a contact sheet, each pair side by side with its distance;
 * ``exclude.txt``: the training images to drop, one path per line relative
   to the data set's ``data_root`` with '/' separators, ``#`` comments
-  (command, date, method, threshold), blank lines ignored — the format the
-  Flowers-102 no-leak data set reads;
+  (command, date, method, threshold), blank lines ignored — the format
+  ``ExcludeImages`` reads (:mod:`mmext.dedup.textio`);
 * ``skipped.csv``: inputs without a hash and why.
+
+Every path in these files is :func:`~mmext.dedup.textio.escape_path`-ed
+(unchanged for UTF-8 names without ``\\`` or control characters;
+:func:`~mmext.dedup.textio.unescape_path` gives any name back exactly), and
+every file is written under a temporary name and renamed when complete;
+:func:`write_leakage_outputs` renames the whole set only once all of it is
+written, so a failure leaves the previous outputs intact.
 """
 import base64
 import csv
@@ -22,9 +29,17 @@ import os.path as osp
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .textio import (StagedFiles, atomic_write, escape_path,
+                     read_exclude_file, write_exclude_lines)
+
 __all__ = ['write_pairs_csv', 'write_pairs_json', 'write_skipped_csv',
            'write_exclude_file', 'read_exclude_file', 'relative_posix',
-           'write_html_report', 'write_contact_sheet']
+           'write_html_report', 'write_contact_sheet',
+           'write_leakage_outputs', 'LEAKAGE_OUTPUTS']
+
+#: The files :func:`write_leakage_outputs` writes.
+LEAKAGE_OUTPUTS = ('pairs.csv', 'pairs.json', 'report.html', 'pairs.png',
+                   'skipped.csv', 'exclude.txt')
 
 
 def relative_posix(path, root):
@@ -39,39 +54,47 @@ def relative_posix(path, root):
 def write_pairs_csv(pairs, out_file, names=('query', 'ref')):
     """One row per pair: ``<names[0]>_path, <names[1]>_path, distance,
     variant``."""
-    with open(out_file, 'w', newline='', encoding='utf-8') as f:
+    with atomic_write(out_file, newline='', encoding='utf-8') as f:
         writer = csv.writer(f)
         writer.writerow([f'{names[0]}_path', f'{names[1]}_path', 'distance',
                          'variant'])
         for p in pairs:
-            writer.writerow([p.query_path, p.ref_path, p.distance, p.variant])
+            writer.writerow([escape_path(p.query_path),
+                             escape_path(p.ref_path), p.distance, p.variant])
 
 
 def write_pairs_json(pairs, out_file, meta=None, names=('query', 'ref')):
     """``{"meta": {...}, "pairs": [{<names[0]>_path, ..., distance,
     variant}]}``."""
     rows = [{
-        f'{names[0]}_path': p.query_path,
-        f'{names[1]}_path': p.ref_path,
+        f'{names[0]}_path': escape_path(p.query_path),
+        f'{names[1]}_path': escape_path(p.ref_path),
         'distance': p.distance,
         'variant': p.variant
     } for p in pairs]
-    with open(out_file, 'w', encoding='utf-8') as f:
-        json.dump({'meta': meta or {}, 'pairs': rows}, f, indent=1)
+    meta = {k: escape_path(v) if isinstance(v, str) else v
+            for k, v in (meta or {}).items()}
+    with atomic_write(out_file, encoding='utf-8') as f:
+        json.dump({'meta': meta, 'pairs': rows}, f, indent=1)
 
 
 def write_skipped_csv(skipped_by_set, out_file):
     """``skipped_by_set``: ``{set_name: [(path, reason), ...]}``."""
-    with open(out_file, 'w', newline='', encoding='utf-8') as f:
+    with atomic_write(out_file, newline='', encoding='utf-8') as f:
         writer = csv.writer(f)
         writer.writerow(['set', 'path', 'reason'])
         for name, skipped in skipped_by_set.items():
             for path, reason in skipped:
-                writer.writerow([name, path, reason])
+                writer.writerow([name, escape_path(path),
+                                 escape_path(reason)])
 
 
 def write_exclude_file(paths, out_file, data_root=None, comments=()):
     """Write the exclude file; returns the relative paths written.
+
+    Names are escaped (:func:`~mmext.dedup.textio.escape_path`), so a name
+    starting with ``#``, holding a newline or invalid UTF-8 is read back
+    exactly by :func:`read_exclude_file` (and so by ``ExcludeImages``).
 
     Args:
         paths (Iterable[str]): Images to exclude (duplicates are written
@@ -81,24 +104,9 @@ def write_exclude_file(paths, out_file, data_root=None, comments=()):
         comments (Iterable[str]): Header lines, written as ``# ...``.
     """
     rel = list(dict.fromkeys(relative_posix(p, data_root) for p in paths))
-    with open(out_file, 'w', encoding='utf-8', newline='\n') as f:
-        for line in comments:
-            for part in str(line).splitlines():
-                f.write(f'# {part}\n')
-        for r in rel:
-            if r.startswith('#') or '\n' in r:
-                raise ValueError(f'cannot write {r!r} to an exclude file: a '
-                                 'path starting with "#" or holding a newline'
-                                 ' would be misread; rename the file')
-            f.write(r + '\n')
+    with atomic_write(out_file, encoding='utf-8', newline='\n') as f:
+        write_exclude_lines(f, rel, comments)
     return rel
-
-
-def read_exclude_file(path):
-    """The paths of an exclude file (comments and blank lines dropped)."""
-    with open(path, encoding='utf-8') as f:
-        lines = (line.strip() for line in f)
-        return [line for line in lines if line and not line.startswith('#')]
 
 
 def _thumbnail(path, size):
@@ -123,6 +131,10 @@ def _data_uri(img):
         buf.getvalue()).decode('ascii')
 
 
+def _html_text(value):
+    return html.escape(escape_path(str(value)))
+
+
 def write_html_report(pairs, out_file, meta=None, names=('query', 'ref'),
                       thumb_size=160, max_pairs=1000):
     """A self-contained HTML page: summary, then one row per pair with both
@@ -135,11 +147,11 @@ def write_html_report(pairs, out_file, meta=None, names=('query', 'ref'),
         ra = _data_uri(_thumbnail(p.ref_path, thumb_size))
         rows.append(
             f'<tr><td>{k + 1}</td><td><img src="{qa}"><br>'
-            f'{html.escape(p.query_path)}</td><td><img src="{ra}"><br>'
-            f'{html.escape(p.ref_path)}</td><td>{p.distance}</td>'
+            f'{_html_text(p.query_path)}</td><td><img src="{ra}"><br>'
+            f'{_html_text(p.ref_path)}</td><td>{p.distance}</td>'
             f'<td>{p.variant}</td></tr>')
-    summary = ''.join(f'<li><b>{html.escape(str(k))}</b>: '
-                      f'{html.escape(str(v))}</li>' for k, v in meta.items())
+    summary = ''.join(f'<li><b>{_html_text(k)}</b>: '
+                      f'{_html_text(v)}</li>' for k, v in meta.items())
     more = (f'<p>Showing {len(shown)} of {len(pairs)} pairs; all are in '
             'pairs.csv.</p>' if len(pairs) > len(shown) else '')
     page = f"""<!DOCTYPE html>
@@ -152,7 +164,7 @@ font-size:12px;border-bottom:1px solid #ccc}} img{{max-width:{thumb_size}px}}
 <th>{html.escape(names[1])}</th><th>Hamming distance</th><th>variant</th></tr>
 {''.join(rows)}</table></body></html>
 """
-    with open(out_file, 'w', encoding='utf-8') as f:
+    with atomic_write(out_file, encoding='utf-8') as f:
         f.write(page)
 
 
@@ -183,8 +195,48 @@ def write_contact_sheet(pairs, out_file, thumb_size=128, max_pairs=200,
                                y + (thumb_size - tile.height) // 2))
         x = 2 * (thumb_size + 2 * pad) + pad
         draw.text((x, y), f'd={p.distance} ({p.variant})', fill=(200, 0, 0))
-        draw.text((x, y + 16), osp.basename(p.query_path)[:26],
-                  fill=(0, 0, 0))
-        draw.text((x, y + 32), osp.basename(p.ref_path)[:26], fill=(0, 0, 0))
-    sheet.save(out_file)
+        for row, path in enumerate((p.query_path, p.ref_path), 1):
+            draw.text((x, y + 16 * row),
+                      escape_path(osp.basename(path))[:26], fill=(0, 0, 0))
+    image_format = Image.registered_extensions().get(
+        osp.splitext(str(out_file))[1].lower(), 'PNG')
+    with StagedFiles() as staged:
+        sheet.save(staged.path(out_file), format=image_format)
     return np.asarray(sheet).shape
+
+
+def write_leakage_outputs(out_dir, pairs, skipped_by_set, meta,
+                          exclude_paths, exclude_root=None,
+                          exclude_comments=(), names=('query', 'ref')):
+    """Write every file of :data:`LEAKAGE_OUTPUTS` into ``out_dir``, all or
+    none: each is staged under a temporary name and the set is renamed into
+    place only after the last one is written, so an exception (or a kill)
+    part-way leaves the previous run's outputs as they were.
+
+    Args:
+        out_dir (str): Output folder (must exist).
+        pairs (list[DuplicatePair]): The pairs found.
+        skipped_by_set (dict): ``{set_name: [(path, reason), ...]}``.
+        meta (dict): Run summary for the JSON and HTML files.
+        exclude_paths (Iterable[str]): Images for ``exclude.txt``.
+        exclude_root (str, optional): ``exclude.txt`` paths are relative
+            to it. Defaults to None.
+        exclude_comments (Iterable[str]): Header lines of ``exclude.txt``.
+            Defaults to ().
+        names (tuple[str, str]): Names of the two sets in column headers.
+            Defaults to ('query', 'ref').
+
+    Returns:
+        list[str]: The relative paths written to ``exclude.txt``.
+    """
+    with StagedFiles() as staged:
+        tmp = {name: staged.path(osp.join(out_dir, name))
+               for name in LEAKAGE_OUTPUTS}
+        write_pairs_csv(pairs, tmp['pairs.csv'], names)
+        write_pairs_json(pairs, tmp['pairs.json'], meta, names)
+        write_html_report(pairs, tmp['report.html'], meta, names)
+        write_contact_sheet(pairs, tmp['pairs.png'], names=names)
+        write_skipped_csv(skipped_by_set, tmp['skipped.csv'])
+        excluded = write_exclude_file(exclude_paths, tmp['exclude.txt'],
+                                      exclude_root, exclude_comments)
+    return excluded

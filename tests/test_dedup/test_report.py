@@ -22,10 +22,13 @@ def test_exclude_file_format(tmp_path):
     assert read_exclude_file(out) == rel
 
 
-def test_exclude_file_refuses_ambiguous_names(tmp_path):
-    with pytest.raises(ValueError, match='starting with "#"'):
-        write_exclude_file([tmp_path / '#odd.jpg'], tmp_path / 'e.txt',
-                           data_root=tmp_path)
+def test_exclude_file_escapes_ambiguous_names(tmp_path):
+    # a leading '#' would read as a comment, a newline as two entries
+    names = [tmp_path / '#odd.jpg', tmp_path / 'two\nlines.jpg']
+    out = tmp_path / 'e.txt'
+    write_exclude_file(names, out, data_root=tmp_path)
+    assert out.read_text() == '\\#odd.jpg\ntwo\\nlines.jpg\n'
+    assert read_exclude_file(out) == ['#odd.jpg', 'two\nlines.jpg']
 
 
 def test_relative_posix(tmp_path):

@@ -5,7 +5,9 @@ Hashes both sets (perceptual hash, flip-aware, cached), finds every
 train / held-out pair within a Hamming threshold and writes to --out-dir:
 pairs.csv, pairs.json, report.html (self-contained), pairs.png (contact
 sheet), exclude.txt (training images to drop, relative to the training
-set's data_root) and skipped.csv.
+set's data_root) and skipped.csv. The six files are replaced together at
+the end (a failed run leaves the previous ones intact); file names that
+are not UTF-8 or hold a newline are escaped (mmext.dedup.textio).
 
 Examples:
     python tools/dedup/find_leakage.py --train data/flowers102/jpg \\
@@ -30,10 +32,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
 from mmext.dedup import (METHODS, default_threshold,  # noqa: E402
                          find_cross_set_duplicates, hash_images)
 from mmext.dedup.inputs import resolve_image_set  # noqa: E402
-from mmext.dedup.report import (write_contact_sheet,  # noqa: E402
-                                write_exclude_file, write_html_report,
-                                write_pairs_csv, write_pairs_json,
-                                write_skipped_csv)
+from mmext.dedup.report import (LEAKAGE_OUTPUTS,  # noqa: E402
+                                write_leakage_outputs)
+from mmext.dedup.textio import escape_path  # noqa: E402
 
 NAMES = ('train', 'heldout')
 
@@ -113,12 +114,6 @@ def main(argv=None):
         'pairs': len(pairs),
     }
     out = args.out_dir
-    write_pairs_csv(pairs, osp.join(out, 'pairs.csv'), NAMES)
-    write_pairs_json(pairs, osp.join(out, 'pairs.json'), meta, NAMES)
-    write_html_report(pairs, osp.join(out, 'report.html'), meta, NAMES)
-    write_contact_sheet(pairs, osp.join(out, 'pairs.png'), names=NAMES)
-    write_skipped_csv({'train': train.skipped, 'heldout': held.skipped},
-                      osp.join(out, 'skipped.csv'))
     comments = [
         'Training images that duplicate held-out images (mmext '
         'find_leakage).',
@@ -129,19 +124,19 @@ def main(argv=None):
         f'held-out: {args.heldout}',
         f'paths relative to: {train_root}',
     ]
-    excluded = write_exclude_file([p.query_path for p in pairs],
-                                  osp.join(out, 'exclude.txt'), train_root,
-                                  comments)
+    excluded = write_leakage_outputs(
+        out, pairs, {'train': train.skipped, 'heldout': held.skipped}, meta,
+        [p.query_path for p in pairs], train_root, comments, NAMES)
     num_skipped = meta['skipped']
     print(f'{len(train)} train / {len(held)} held-out hashed, '
           f'{num_skipped} skipped, {len(pairs)} pairs, {len(excluded)} '
           f'excluded (threshold {threshold}, {args.method}, '
           f'{time.time() - start:.1f} s; cached '
           f'{train.num_cached + held.num_cached})')
+    shown = escape_path(out)
     if num_skipped:
-        print(f'skipped files and reasons: {osp.join(out, "skipped.csv")}')
-    print(f'outputs: {out}/{{pairs.csv,pairs.json,report.html,pairs.png,'
-          f'exclude.txt,skipped.csv}}')
+        print(f'skipped files and reasons: {shown}/skipped.csv')
+    print(f'outputs: {shown}/{{{",".join(LEAKAGE_OUTPUTS)}}}')
     return meta
 
 
