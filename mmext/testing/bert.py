@@ -14,7 +14,8 @@ TINY_BERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
 #: words the generated captions use (all in the generated vocab)
 CAPTION_WORDS = ('a red green blue square circle stripe dog cat photo of '
                  'the on in with and small large bright dark picture image '
-                 'top left right bottom corner').split()
+                 'sunny stormy quiet loud old new city river meme kitchen '
+                 'street car').split()
 
 
 def make_bert_folder(path, config=None, weights='safetensors', seed=0,

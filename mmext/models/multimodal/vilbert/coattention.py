@@ -17,11 +17,26 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
-__all__ = ['CoAttentionLayer', 'StreamFFN', 'additive_mask']
+__all__ = ['CoAttentionLayer', 'StreamFFN', 'additive_mask', 'bert_init_']
 
 #: the additive value of a masked key (as BERT and ViLBERT use; finite,
 #: so a row with every key masked stays finite under fp16/bf16 too)
 MASKED = -10000.0
+
+
+def bert_init_(module, std=0.02):
+    """BERT's initialisation in place: Linear / Embedding weights
+    N(0, std), biases 0, LayerNorm 1 / 0 (vilbert-multi-task's
+    ``init_weights``; PyTorch's default is Kaiming-uniform)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, 0.0, std)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return module
 
 
 def additive_mask(mask, dtype):
@@ -143,6 +158,7 @@ class CoAttentionLayer(BaseModule):
         self.vision_ffn = StreamFFN(vision_dims,
                                     vision_ffn_dims or 4 * vision_dims, drop,
                                     norm, eps)
+        bert_init_(self)
 
     def _heads(self, x):  # b n (h d) -> b h n d
         b, n, _ = x.shape

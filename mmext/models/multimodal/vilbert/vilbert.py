@@ -8,7 +8,7 @@ from mmengine.model import BaseModel
 from mmext.models.utils.freeze import (freeze_module, register_stage_rule,
                                        STAGE_RULES)
 from mmext.registry import MODELS
-from .coattention import CoAttentionLayer
+from .coattention import CoAttentionLayer, bert_init_
 from .heads import ITMHead, MLMHead, RegionHead, info_nce, select_tokens
 from .schedule import resolve_schedule, schedule_steps
 from .text_stream import build_bert
@@ -148,7 +148,8 @@ class ViLBERT(BaseModel):
         weights['mim' if self.regions else 'mrm'] = 0
         self.loss_weights = {k: float(v or 0) for k, v in weights.items()}
         self.mim_cfg = dict(temperature=0.1, tokens='unmasked',
-                            include_cls=True, **(mim or {}))
+                            include_cls=True)
+        self.mim_cfg.update(mim or {})
         if self.loss_weights['mlm']:
             self.mlm_head = MLMHead(self.bert.embeddings.word_embeddings)
             self.mlm_head.load_bert_head(mlm_state)
@@ -157,6 +158,9 @@ class ViLBERT(BaseModel):
         if self.loss_weights['mrm']:
             self.region_head = RegionHead(self.visual.embed_dims,
                                           num_region_classes)
+        for name in ('text_pool', 'vision_pool', 'itm_head', 'region_head'):
+            if hasattr(self, name):
+                bert_init_(getattr(self, name))
 
     # ------------------------------------------------------------ features
     def _text_embed(self, inputs):

@@ -10,7 +10,7 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 
 from mmext.registry import MODELS
-from .coattention import additive_mask
+from .coattention import additive_mask, bert_init_
 
 __all__ = ['PatchVisualStream', 'RegionVisualStream', 'build_bert_layers']
 
@@ -24,7 +24,8 @@ def build_bert_layers(num_layers, dims, num_heads, ffn_dims, drop=0.1):
                      intermediate_size=ffn_dims, hidden_dropout_prob=drop,
                      attention_probs_dropout_prob=drop)
     cfg._attn_implementation = 'eager'
-    return nn.ModuleList(BertLayer(cfg) for _ in range(num_layers))
+    return bert_init_(
+        nn.ModuleList(BertLayer(cfg) for _ in range(num_layers)))
 
 
 def run_bert_layer(layer, x, mask):
@@ -177,6 +178,7 @@ class RegionVisualStream(BaseModule):
         self.drop = nn.Dropout(drop)
         self.layers = build_bert_layers(num_layers, embed_dims, num_heads,
                                         ffn_dims, drop)
+        bert_init_(self)
 
     @property
     def num_layers(self):

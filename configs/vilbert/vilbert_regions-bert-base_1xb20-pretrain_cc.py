@@ -1,0 +1,34 @@
+# ViLBERT pretraining on Conceptual Captions with BUTD detector regions (36
+# per image, 2048-d, with class distributions) as the visual stream, as in
+# vilbert-multi-task (bert_base_6layer_6conect.json): a 6-layer 1024-d
+# region stream, post-LN co-attention after vision layers 0..5 and text
+# layers 6..11, 8 heads, bi-hidden 1024; MLM + ITM + masked-region KL.
+# Region files: data/conceptual_captions/regions/<image stem>.npz (see
+# configs/vilbert/README.md).
+_base_ = ['./vilbert_vit-base-p16-bert-base_1xb20-pretrain_cc.py']
+
+model = dict(
+    visual=dict(
+        _delete_=True,
+        type='RegionVisualStream',
+        feature_dims=2048,
+        embed_dims=1024,
+        num_layers=6,
+        num_heads=8,
+        ffn_dims=1024),
+    coattention=dict(preset=None, text_ids=[6, 7, 8, 9, 10, 11],
+                     vision_ids=[0, 1, 2, 3, 4, 5], norm='post'),
+    losses=dict(_delete_=True, mlm=1.0, itm=1.0, mrm=1.0),
+    num_region_classes=1601)
+
+region_dir = 'data/conceptual_captions/regions'
+train_pipeline = [
+    dict(type='LoadRegionFeatures', feature_dir=region_dir, max_regions=36),
+    dict(type='MaskRegions', prob=0.15, zero_prob=0.9),
+    dict(type='TokenizeCaption', bert='bert-base-uncased', max_length=36),
+    dict(type='PackViLBERTInputs'),
+]
+test_pipeline = train_pipeline
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
