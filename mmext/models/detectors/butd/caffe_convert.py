@@ -257,8 +257,8 @@ def convert_butd_caffemodel(src, dst=None, model_cfg=None,
                                       arch_from_model_cfg(cfg))
     with torch.device('meta'):  # keys and shapes only, no 250 MB copy
         model = BUTDFasterRCNN(**cfg)
-    try:
-        model.load_state_dict(sd, strict=True)
+    try:  # assign: no copy into (and no warning about) meta tensors
+        model.load_state_dict(sd, strict=True, assign=True)
     except RuntimeError as e:
         raise ButdConversionError(
             f'{src}: converted weights do not fit BUTDFasterRCNN({cfg}): '

@@ -1,0 +1,304 @@
+# Copyright (c) mmext contributors. All rights reserved.
+"""BUTD caffemodel reading and conversion on generated caffemodels.
+
+The caffemodels are written with the ``protobuf`` runtime from a message
+description of BVLC ``caffe.proto`` (field numbers in REFERENCES.md), not
+with mmext's reader, so reader and writer share no code. The layer names
+are those of the BUTD ``test.prototxt`` (``tests/data/butd_caffe_blobs.json``
+is that network's full table of blob shapes); widths and block counts are
+reduced so the files stay small, and one check compares the full-size
+table with what ``BUTDFasterRCNN`` expects on the meta device.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+from mmext.models.detectors import BUTDFasterRCNN
+from mmext.models.detectors.butd.caffe_convert import (
+    ButdConversionError, convert_butd_caffemodel, convert_caffe_layers,
+    expected_caffe_layers)
+from mmext.utils import safe_torch_load
+from mmext.utils.caffemodel import CaffeLayer, CaffeModelError, \
+    read_caffemodel
+from ..conftest import ROOT, run_tool
+
+TABLE = ROOT / 'tests' / 'data' / 'butd_caffe_blobs.json'
+TOOL = ROOT / 'tools' / 'model_converters' / 'butd_caffe_to_mmext.py'
+ARCH = dict(stage_blocks=(2, 1, 4, 1), base_channels=4, rpn_channels=8,
+            num_classes=7, num_attributes=5, attr_embed_dims=3,
+            attr_hidden=6)
+RELATION = {'heatmap_conv1': [(8, 4, 3, 3), (8, )], 'fc_rel1': [(6, 10),
+                                                                (6, )],
+            'rel_score': [(3, 6), (3, )]}
+
+_F = descriptor_pb2.FieldDescriptorProto
+
+
+def _caffe_messages():
+    """NetParameter & co. (caffe.proto field numbers), built at run time."""
+    fdp = descriptor_pb2.FileDescriptorProto(
+        name='mmext_test_caffe.proto', package='mmext_test_caffe',
+        syntax='proto2')
+
+    def msg(name, fields):
+        m = fdp.message_type.add(name=name)
+        for fname, num, ftype, label, tname, packed in fields:
+            f = m.field.add(name=fname, number=num, type=ftype, label=label)
+            if tname:
+                f.type_name = '.mmext_test_caffe.' + tname
+            if packed:
+                f.options.packed = True
+
+    rep, opt = _F.LABEL_REPEATED, _F.LABEL_OPTIONAL
+    msg('BlobShape', [('dim', 1, _F.TYPE_INT64, rep, None, True)])
+    msg('BlobProto', [
+        ('num', 1, _F.TYPE_INT32, opt, None, False),
+        ('channels', 2, _F.TYPE_INT32, opt, None, False),
+        ('height', 3, _F.TYPE_INT32, opt, None, False),
+        ('width', 4, _F.TYPE_INT32, opt, None, False),
+        ('data', 5, _F.TYPE_FLOAT, rep, None, True),
+        ('shape', 7, _F.TYPE_MESSAGE, opt, 'BlobShape', False),
+        ('double_data', 8, _F.TYPE_DOUBLE, rep, None, True)])
+    msg('LayerParameter', [
+        ('name', 1, _F.TYPE_STRING, opt, None, False),
+        ('type', 2, _F.TYPE_STRING, opt, None, False),
+        ('bottom', 3, _F.TYPE_STRING, rep, None, False),
+        ('top', 4, _F.TYPE_STRING, rep, None, False),
+        ('blobs', 7, _F.TYPE_MESSAGE, rep, 'BlobProto', False),
+        ('phase', 10, _F.TYPE_INT32, opt, None, False),
+        # PA's fork reuses 147 for roi_pooling_param: must be skipped
+        ('fork_param', 147, _F.TYPE_BYTES, opt, None, False)])
+    msg('V1LayerParameter', [
+        ('bottom', 2, _F.TYPE_STRING, rep, None, False),
+        ('name', 4, _F.TYPE_STRING, opt, None, False),
+        ('type', 5, _F.TYPE_INT32, opt, None, False),
+        ('blobs', 6, _F.TYPE_MESSAGE, rep, 'BlobProto', False)])
+    msg('NetParameter', [
+        ('name', 1, _F.TYPE_STRING, opt, None, False),
+        ('layers', 2, _F.TYPE_MESSAGE, rep, 'V1LayerParameter', False),
+        ('layer', 100, _F.TYPE_MESSAGE, rep, 'LayerParameter', False)])
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fdp)
+    return {n: message_factory.GetMessageClass(
+        pool.FindMessageTypeByName(f'mmext_test_caffe.{n}'))
+        for n in ('NetParameter', 'BlobProto')}
+
+
+MSG = _caffe_messages()
+
+
+def _fill_blob(blob, array, legacy=False, double=False):
+    array = np.asarray(array)
+    if legacy:  # pre-2015 caffemodels: num/channels/height/width
+        dims = [1] * (4 - array.ndim) + list(array.shape)
+        blob.num, blob.channels, blob.height, blob.width = dims
+    else:
+        blob.shape.dim.extend(array.shape)
+    if double:
+        blob.double_data.extend(array.astype(np.float64).ravel().tolist())
+    else:
+        blob.data.extend(array.astype(np.float32).ravel().tolist())
+
+
+def write_caffemodel(path, layers, v1_layers=(), legacy=(), double=()):
+    """layers: {name: (type, [arrays])} as NetParameter.layer; v1_layers:
+    names written as legacy V1 ``layers`` (type enum)."""
+    net = MSG['NetParameter'](name='ResNet-101')
+    for name, (kind, blobs) in layers.items():
+        if name in v1_layers:
+            layer = net.layers.add(name=name, type={'Convolution': 4,
+                                                    'InnerProduct': 14}[kind])
+        else:
+            layer = net.layer.add(name=name, type=kind, phase=1,
+                                  fork_param=b'\x08\x0e\x10\x0e')
+            layer.bottom.append('data')
+        for blob in blobs:
+            _fill_blob(layer.blobs.add(), blob, legacy=name in legacy,
+                       double=name in double)
+    # a layer without blobs, like ReLU
+    net.layer.add(name='conv1_relu', type='ReLU').top.append('conv1')
+    Path(path).write_bytes(net.SerializeToString())
+
+
+def random_butd_layers(arch=ARCH, seed=0, relation=True):
+    rng = np.random.RandomState(seed)
+    out = {}
+    for name, spec in expected_caffe_layers(arch).items():
+        blobs = []
+        for i, shape in enumerate(spec['shapes']):
+            if spec['type'] == 'BatchNorm':
+                blobs.append(
+                    rng.uniform(0.5, 3, shape) if i == 1 else  # var
+                    rng.uniform(0.5, 2, shape) if i == 2 else  # sf
+                    rng.randn(*shape))
+            else:
+                blobs.append(rng.randn(*shape) * 0.3)
+        out[name] = (spec['type'], [b.astype(np.float32) for b in blobs])
+    if relation:
+        for name, shapes in RELATION.items():
+            kind = 'Convolution' if len(shapes[0]) == 4 else 'InnerProduct'
+            out[name] = (kind, [rng.randn(*s).astype(np.float32)
+                                for s in shapes])
+    return out
+
+
+@pytest.fixture(scope='module')
+def caffemodel(tmp_path_factory):
+    layers = random_butd_layers()
+    path = tmp_path_factory.mktemp('butd') / 'butd_small.caffemodel'
+    write_caffemodel(path, layers, v1_layers=('cls_score', ),
+                     legacy=('fc_attr', ), double=('attr_score', ))
+    return path, layers
+
+
+def test_reader_round_trip(caffemodel):
+    path, layers = caffemodel
+    read = read_caffemodel(str(path))
+    assert set(read) == set(layers)  # ReLU (no blobs) left out
+    for name, (kind, blobs) in layers.items():
+        assert read[name].type == kind, name
+        for got, want in zip(read[name].blobs, blobs):
+            if name == 'fc_attr':  # legacy 4-d shape (1, 1, out, in)
+                assert got.shape == (1, ) * (4 - want.ndim) + want.shape
+            assert got.dtype == (np.float64 if name == 'attr_score' else
+                                 np.float32)
+            np.testing.assert_array_equal(got.reshape(want.shape), want)
+    assert 'conv1_relu' in read_caffemodel(str(path), with_empty=True)
+
+
+@pytest.mark.parametrize('content,match', [
+    (b'', 'is empty'),
+    (b'name: "ResNet-101"\nlayer {', 'text prototxt'),
+    (None, 'not a readable caffemodel'),  # truncated
+])
+def test_reader_refuses_bad_files(tmp_path, caffemodel, content, match):
+    bad = tmp_path / 'bad.caffemodel'
+    data = caffemodel[0].read_bytes()
+    bad.write_bytes(data[:len(data) // 2] if content is None else content)
+    with pytest.raises(CaffeModelError, match=match):
+        read_caffemodel(str(bad))
+
+
+def test_convert_loads_strictly_and_reports(caffemodel):
+    path, layers = caffemodel
+    sd, report = convert_butd_caffemodel(str(path), model_cfg=ARCH)
+    model = BUTDFasterRCNN(**ARCH)
+    model.load_state_dict(sd, strict=True)
+    used = {u['layer'] for u in report['used']}
+    assert used == set(expected_caffe_layers(ARCH))
+    ignored = {i['layer']: i['reason'] for i in report['ignored']}
+    assert set(ignored) == set(RELATION)
+    assert all('relation head' in r for r in ignored.values())
+    # BN: caffe's mean / sf and var / sf; Scale: gamma, beta
+    mean, var, sf = layers['bn2a_branch2b'][1]
+    bn = model.backbone.layer1[0].bn2
+    np.testing.assert_allclose(bn.running_mean.numpy(), mean * (1 / sf),
+                               rtol=1e-6)
+    np.testing.assert_allclose(bn.running_var.numpy(), var * (1 / sf),
+                               rtol=1e-6)
+    np.testing.assert_array_equal(bn.weight.numpy(),
+                                  layers['scale2a_branch2b'][1][0])
+    # class-major bbox_pred kept with background rows; embedding as is
+    head = {k: v.numpy() for k, v in model.roi_head.state_dict().items()}
+    np.testing.assert_array_equal(head['bbox_pred.weight'],
+                                  layers['bbox_pred'][1][0])
+    np.testing.assert_array_equal(head['cls_embedding.weight'],
+                                  layers['cls_embedding'][1][0])
+    np.testing.assert_array_equal(head['attr_score.bias'],
+                                  layers['attr_score'][1][1])
+
+
+def test_converted_rpn_equals_caffe_softmax(caffemodel):
+    """fg probability of the converted 12-logit head == caffe's blocked
+    2-way softmax computed from the raw 24-channel blobs."""
+    path, layers = caffemodel
+    sd, _ = convert_butd_caffemodel(str(path), model_cfg=ARCH)
+    model = BUTDFasterRCNN(**ARCH).eval()
+    model.load_state_dict(sd, strict=True)
+    torch.manual_seed(0)
+    feats = model.backbone(torch.rand(1, 3, 96, 128) * 255 - 128)
+    logits, _ = model.rpn_head(feats)
+    w, b = (torch.from_numpy(x) for x in layers['rpn_conv/3x3'][1])
+    hidden = F.relu(F.conv2d(feats, w, b, padding=1))
+    w, b = (torch.from_numpy(x) for x in layers['rpn_cls_score'][1])
+    raw = F.conv2d(hidden, w, b)
+    _, c, h, wd = raw.shape
+    prob = torch.softmax(raw.view(1, 2, -1, wd), dim=1).view(1, c, h, wd)
+    torch.testing.assert_close(torch.sigmoid(logits), prob[:, c // 2:],
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_convert_refuses_missing_layer_and_wrong_shape(tmp_path):
+    layers = random_butd_layers(relation=False)
+    del layers['res4b2_branch2c']
+    path = tmp_path / 'missing.caffemodel'
+    write_caffemodel(path, layers)
+    with pytest.raises(ButdConversionError, match="'res4b2_branch2c'"):
+        convert_butd_caffemodel(str(path), model_cfg=ARCH)
+    layers = random_butd_layers(relation=False)
+    layers['bbox_pred'] = ('InnerProduct', [np.zeros((24, 32), np.float32),
+                                            np.zeros(24, np.float32)])
+    write_caffemodel(path, layers)
+    with pytest.raises(ButdConversionError, match=r"'bbox_pred' blob 0 has "
+                       r'shape \(24, 32\), expected \(28, 128\)'):
+        convert_butd_caffemodel(str(path), model_cfg=ARCH)
+
+
+def test_full_size_table_matches_model_state_dict():
+    """test.prototxt's 320 blob-carrying layers == the converter's plan,
+    and converting blobs of those shapes (meta tensors: nothing allocated)
+    fills the full BUTDFasterRCNN state dict exactly."""
+    table = json.loads(TABLE.read_text())['layers']
+    assert len(table) == 320
+    assert dict(expected_caffe_layers()) == table
+    layers = {
+        name: CaffeLayer(name, spec['type'], [
+            torch.empty(s, device='meta') for s in spec['shapes']])
+        for name, spec in table.items()
+    }
+    sd, report = convert_caffe_layers(layers)
+    with torch.device('meta'):
+        model = BUTDFasterRCNN()
+    own = model.state_dict()
+    assert set(sd) == set(own)
+    assert {k: tuple(v.shape) for k, v in sd.items()} == \
+        {k: tuple(v.shape) for k, v in own.items()}
+    assert own['rpn_head.rpn_cls.weight'].shape == (12, 512, 1, 1)
+    assert own['roi_head.bbox_pred.weight'].shape == (6404, 2048)
+    assert not report['ignored']
+    assert not any('anchor' in k for k in own)  # generated, not loaded
+
+
+def test_cli_converts_and_writes_report(tmp_path, caffemodel):
+    cfg = tmp_path / 'butd_small.py'
+    cfg.write_text("_base_ = ['{}']\nmodel = dict({})\n".format(
+        ROOT / 'configs/butd/butd_faster-rcnn_r101-caffe-c4_vg.py',
+        ', '.join(f'{k}={v!r}' for k, v in ARCH.items())))
+    vocab = tmp_path / 'objects_vocab.txt'
+    vocab.write_text('\n'.join(['cat', 'dog', 'gray,grey', 'a', 'b', 'c']))
+    dst = tmp_path / 'butd_small.pth'
+    proc = run_tool([TOOL, caffemodel[0], dst, '--config', cfg,
+                     '--objects-vocab', vocab], cwd=tmp_path)
+    assert 'ignored fc_rel1' in proc.stdout and 'relation head' in proc.stdout
+    ckpt = safe_torch_load(str(dst), map_location='cpu')
+    model = BUTDFasterRCNN(**ARCH)
+    model.load_state_dict(ckpt['state_dict'], strict=True)
+    assert ckpt['meta']['dataset_meta']['classes'][:4] == [
+        '__background__', 'cat', 'dog', 'gray,grey']
+    report = json.loads(Path(str(dst) + '.report.json').read_text())
+    assert len(report['used']) == len(expected_caffe_layers(ARCH))
+
+
+def test_convert_refuses_vocabulary_of_wrong_size(tmp_path, caffemodel):
+    vocab = tmp_path / 'objects_vocab.txt'
+    vocab.write_text('cat\ndog\n')
+    with pytest.raises(ButdConversionError,
+                       match='has 2 entries but the model predicts 6 '
+                       'classes'):
+        convert_butd_caffemodel(str(caffemodel[0]), model_cfg=ARCH,
+                                objects_vocab=str(vocab))

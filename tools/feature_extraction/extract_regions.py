@@ -1,0 +1,80 @@
+# Copyright (c) mmext contributors. All rights reserved.
+"""Extract BUTD region features of every image in a folder.
+
+Writes ``<out>/<image stem>.npz`` (boxes, 2048-d features, object and
+attribute ids + scores, class distribution, image size) and/or the BUTD
+TSV ``<out>/regions_rank<r>.tsv``; skips finished images (resumable) and
+lists unreadable ones in ``<out>/failed_rank<r>.txt``. Shards over
+processes and machines with torchrun. The logic is in
+:mod:`mmext.models.detectors.butd.extract`.
+
+Examples::
+
+    python tools/feature_extraction/extract_regions.py \\
+        configs/butd/butd_faster-rcnn_r101-caffe-c4_vg-36boxes.py \\
+        pretrain_pth/butd_faster-rcnn_r101-caffe-c4_vg.pth \\
+        --images data/images --out data/regions --format npz tsv
+    torchrun --nproc-per-node 4 tools/feature_extraction/extract_regions.py \\
+        CONFIG CKPT --images data/images --out data/regions
+"""
+import argparse
+import sys
+
+import torch
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('config', help='configs/butd/*.py')
+    p.add_argument('checkpoint', help='converted BUTD checkpoint')
+    p.add_argument('--images', required=True, help='folder of images')
+    p.add_argument('--out', required=True, help='output folder')
+    p.add_argument('--format', nargs='+', choices=['npz', 'tsv'],
+                   help="output formats (default: the config's "
+                   'extract_cfg.formats)')
+    p.add_argument('--min-boxes', type=int)
+    p.add_argument('--max-boxes', type=int)
+    p.add_argument('--conf-thresh', type=float)
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--threads', type=int, default=None,
+                   help='torch CPU threads per process')
+    p.add_argument('--no-progress', action='store_true')
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    from mmext.models.detectors.butd.extract import (extract_regions,
+                                                     init_butd_detector,
+                                                     list_images,
+                                                     shard_from_env)
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        rank, world = shard_from_env()
+        model, cfg = init_butd_detector(args.config, args.checkpoint,
+                                        args.device)
+        ext = dict(cfg.get('extract_cfg', {}))
+        formats = args.format or ext.pop('formats', ['npz'])
+        ext.pop('formats', None)
+        save_cls_prob = ext.pop('save_cls_prob', True)
+        for key in ('min_boxes', 'max_boxes', 'conf_thresh'):
+            if getattr(args, key) is not None:
+                ext[key] = getattr(args, key)
+        images = list_images(args.images)
+        summary = extract_regions(
+            model, images, args.out, formats, ext, rank, world,
+            save_cls_prob, progress=not args.no_progress and rank == 0)
+    except (FileNotFoundError, ValueError) as e:
+        print(f'extract_regions: {e}', file=sys.stderr)
+        return 1
+    print(f"\nrank {rank}/{world}: {summary['done']} extracted, "
+          f"{summary['skipped']} already done, {len(summary['failed'])} "
+          f'unreadable (see {args.out}/failed_rank{rank}.txt)')
+    for path, reason in summary['failed']:
+        print(f'  unreadable: {path}: {reason}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
