@@ -4,10 +4,12 @@ Hugging Face BERT folder and BUTD-style region files."""
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .bert import make_bert_folder
 
-__all__ = ['make_vilbert_tiny_data', 'make_region_files']
+__all__ = ['make_vilbert_tiny_data', 'make_region_files', 'TINY_VIT',
+           'tiny_vilbert', 'fixed_batch']
 
 
 def make_region_files(image_dir, out_dir, num_regions=6, feature_dims=2048,
@@ -53,3 +55,43 @@ def make_vilbert_tiny_data(root, num=16, size=32, regions=False, seed=0):
         make_region_files(root / 'images', root / 'regions',
                           image_size=size, seed=seed)
     return root
+
+
+#: a 2-layer 32-d ViT on 32 px images (16 patches of 8 px)
+TINY_VIT = dict(type='VisionTransformer', img_size=32, patch_size=8,
+                final_norm=False,
+                arch=dict(embed_dims=32, num_layers=2, num_heads=2,
+                          feedforward_channels=64))
+
+
+def tiny_vilbert(bert_dir, **kwargs):
+    """A ViLBERT with the BERT folder ``bert_dir``, :data:`TINY_VIT` and one
+    co-attention block after layer 1 of each stream; ``kwargs`` override."""
+    from mmext.registry import MODELS
+    cfg = dict(type='ViLBERT', text=dict(folder=str(bert_dir)),
+               visual=dict(type='PatchVisualStream', backbone=TINY_VIT,
+                           embed_dims=32),
+               coattention=dict(text_ids=[1], vision_ids=[1], bi_dims=16,
+                                num_heads=2),
+               pooled_dims=16)
+    cfg.update(kwargs)
+    return MODELS.build(cfg)
+
+
+def fixed_batch(vocab=90, b=4, t=7, img=32, patches=16, seed=0):
+    """Already-normalised inputs for a tiny patches model."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(11, vocab, (b, t), generator=g)
+    ids[:, 0], ids[:, -1] = 7, 8  # [CLS] ... [SEP] of make_bert_folder
+    mask = torch.ones(b, t, dtype=torch.long)
+    mask[1, -2:] = 0
+    ids[1, -2:] = 0
+    labels = torch.full((b, t), -100)
+    labels[:, 2] = ids[:, 2]
+    ids[:, 2] = 9  # [MASK]
+    return dict(
+        input_ids=ids, attention_mask=mask, mlm_labels=labels,
+        itm_labels=torch.tensor([1, 0] * (b // 2)),
+        img=torch.randn(b, 3, img, img, generator=g),
+        img_masked=torch.randn(b, 3, img, img, generator=g),
+        patch_mask=torch.rand(b, patches, generator=g) < 0.3)

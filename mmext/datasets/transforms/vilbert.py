@@ -81,9 +81,19 @@ def mask_tokens(ids, special, vocab_size, prob=0.15, rng=np.random):
     r = rng.rand(len(ids))
     out[chosen & (r < 0.8)] = special['mask']
     rand = chosen & (r >= 0.8) & (r < 0.9)
-    allowed = np.setdiff1d(np.arange(vocab_size), list(special['ids']))
-    out[rand] = rng.choice(allowed, int(rand.sum()))
+    out[rand] = _random_tokens(int(rand.sum()), vocab_size, special['ids'],
+                               rng)
     return out, labels
+
+
+def _random_tokens(n, vocab_size, special_ids, rng):
+    """n uniform ids of the vocabulary that are not special (redrawn)."""
+    ids = rng.randint(0, vocab_size, n)
+    bad = np.isin(ids, list(special_ids))
+    while bad.any():
+        ids[bad] = rng.randint(0, vocab_size, int(bad.sum()))
+        bad = np.isin(ids, list(special_ids))
+    return ids
 
 
 @TRANSFORMS.register_module()
