@@ -118,7 +118,12 @@ def split_sentences(text):
 
 
 def _spans(sentence, phrase):
-    return [m.span() for m in re.finditer(re.escape(phrase), sentence)]
+    """Non-overlapping ``(start, end)`` of ``phrase`` (as re.finditer)."""
+    spans, start = [], sentence.find(phrase)
+    while start >= 0:
+        spans.append((start, start + len(phrase)))
+        start = sentence.find(phrase, start + len(phrase))
+    return spans
 
 
 def find_mentions(sentence):
@@ -133,12 +138,14 @@ def find_mentions(sentence):
     """
     found = []
     for observation, phrases in MENTIONS.items():
+        hits = [(phrase, span) for phrase in phrases
+                for span in _spans(sentence, phrase)]
+        if not hits:
+            continue
         blocked = [span for phrase in UNMENTIONS.get(observation, ())
                    for span in _spans(sentence, phrase)]
-        for phrase in phrases:
-            for start, end in _spans(sentence, phrase):
-                if any(start < b_end and end > b_start
-                       for b_start, b_end in blocked):
-                    continue
-                found.append((observation, phrase, start, end))
+        found += [(observation, phrase, start, end)
+                  for phrase, (start, end) in hits
+                  if not any(start < b_end and end > b_start
+                             for b_start, b_end in blocked)]
     return found

@@ -40,20 +40,19 @@ PRE_UNCERTAIN, NEGATION, POST_UNCERTAIN = 'pre', 'neg', 'post'
 # words that end a noun phrase: verbs, auxiliaries, prepositions other than
 # "of", clause words, punctuation
 _STOP = (
-    'is are was were be been being am has have had do does did may might '
-    'can could would should will shall must cannot seen noted identified '
-    'present demonstrated demonstrates demonstrate visualized appears '
-    'appear appeared remains remain remained represents represent '
-    'representing reflect reflects reflecting suggest suggests suggesting '
-    'suggestive compatible consistent concerning secondary due related '
-    'likely measures measuring projects projecting terminates terminating '
-    'overlies overlying extends extending persists persist obscures '
-    'obscuring obscured removed resolved cleared excluded enlarged in on at '
-    'within from since by near along over into through after before above '
-    'below under with without for to than versus vs as per via across '
-    'between beyond toward towards which that who where when there but '
-    'however although though whereas while except otherwise if because '
-    'given ; : ( ) . ? !').split()
+    'is are was were be been being am has have had do does did may might can '
+    'could would should will shall must cannot seen noted identified present '
+    'demonstrated demonstrates demonstrate visualized appears appear appeared '
+    'remains remain remained represents represent representing reflect '
+    'reflects reflecting suggest suggests suggesting suggestive compatible '
+    'consistent concerning secondary due related likely measures measuring '
+    'projects projecting terminates terminating overlies overlying extends '
+    'extending persists persist obscures obscuring obscured removed resolved '
+    'cleared excluded in on at within from since by near along over into '
+    'through after before above below under with without for to than versus '
+    'vs as per via across between beyond toward towards following during '
+    'despite around which that who where when there but however although '
+    'though whereas while except otherwise if because given ; : ( ) . ? !').split()
 _STOP_ALT = '|'.join(re.escape(w) for w in _STOP)
 # a new clause subject after a coordinator ends the phrase too
 _NEW_CLAUSE = r'(?:and|,|or) (?:the|there|a|an) '
