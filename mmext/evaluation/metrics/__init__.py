@@ -1,4 +1,5 @@
 # Copyright (c) mmext contributors. All rights reserved.
+from .alignment import RepresentationAlignment, compare_layers
 from .clinical import ClinicalEfficacyMetric
 from .multimodal import (AUROC, BinaryClassificationMetric,
                          MultiLabelClassificationMetric)
@@ -8,3 +9,4 @@ __all__ = []
 __all__ += ['ReportMetric', 'ClinicalEfficacyMetric']
 __all__ += ['AUROC', 'BinaryClassificationMetric',
             'MultiLabelClassificationMetric']
+__all__ += ['RepresentationAlignment', 'compare_layers']

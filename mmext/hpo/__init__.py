@@ -1,0 +1,19 @@
+# Copyright (c) mmext contributors. All rights reserved.
+"""Optuna hyper-parameter / architecture search over mmext configs."""
+from .coattention import coattention_layers, suggest_coattention
+from .objective import ConfigObjective, apply_overrides, probe_overrides
+from .report import (best_trials, trial_table, write_best_config,
+                     write_best_configs, write_plots, write_trial_table)
+from .search import resolve_objective, search
+from .space import SearchSpace, check_overrides, get_key, load_space
+from .study import (make_pruner, make_sampler, make_storage, open_study,
+                    run_study)
+
+__all__ = [
+    'SearchSpace', 'load_space', 'check_overrides', 'get_key',
+    'ConfigObjective', 'apply_overrides', 'probe_overrides', 'make_storage',
+    'make_pruner', 'make_sampler', 'open_study', 'run_study', 'trial_table',
+    'write_trial_table', 'best_trials', 'write_best_config',
+    'write_best_configs', 'write_plots', 'coattention_layers',
+    'suggest_coattention', 'search', 'resolve_objective'
+]

@@ -1,0 +1,141 @@
+# Copyright (c) mmext contributors. All rights reserved.
+"""One Optuna trial = one real mmengine training run in its own work dir."""
+import copy
+import logging
+import os.path as osp
+import time
+
+import optuna
+from mmengine.config import Config
+
+from mmext.engine.hooks import OptunaPruningHook
+from .space import check_overrides
+
+__all__ = ['ConfigObjective', 'apply_overrides', 'probe_overrides']
+
+_REDUCE = ('last', 'best')
+
+
+def apply_overrides(cfg, overrides):
+    """A copy of ``cfg`` with ``{dotted key: value}`` merged in (list
+    indices allowed, as ``--cfg-options``)."""
+    cfg = copy.deepcopy(cfg)
+    cfg.merge_from_dict(overrides, allow_list_keys=True)
+    return cfg
+
+
+def probe_overrides(space, cfg, n=16, seed=0):
+    """Check the keys of ``n`` random trials' overrides against ``cfg``
+    before the study starts (an ``overrides(trial)`` function may set
+    different keys for different parameters).
+
+    The probe trials live in a throw-away in-memory study.
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed))
+    for _ in range(n):
+        trial = probe.ask()
+        try:
+            overrides = space.sample(trial)
+        except optuna.TrialPruned:
+            continue
+        check_overrides(cfg, overrides, space.path or 'search space')
+        apply_overrides(cfg, overrides)  # mergeable (list index in range)
+
+
+def _reason(exc):
+    text = f'{type(exc).__name__}: {exc}'.strip()
+    if 'out of memory' in text.lower() or isinstance(exc, MemoryError):
+        text = 'out of memory: ' + text
+    return text[:1000]
+
+
+def _close_logger(runner):
+    # each trial's MMLogger keeps its log file open; release it
+    for handler in list(runner.logger.handlers):
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+            runner.logger.removeHandler(handler)
+
+
+class ConfigObjective:
+    """Callable objective: sample overrides, train, return the metric(s).
+
+    Args:
+        config (str): Config file.
+        space (SearchSpace): The loaded space.
+        work_root (str): Trials run in ``{work_root}/trial_{number}``.
+        metrics (list[str]): Validation metric key(s) to optimise.
+        reduce (str): ``'last'`` (the final validation, as the written best
+            config would train) or ``'best'`` (the best epoch). Defaults to
+            ``'last'``.
+        directions (list[str]): Needed for ``reduce='best'``.
+        cfg_options (dict, optional): Applied before the trial overrides.
+        prune (bool): Let the pruner stop trials. Defaults to True.
+    """
+
+    def __init__(self, config, space, work_root, metrics, reduce='last',
+                 directions=('maximize', ), cfg_options=None, prune=True):
+        if reduce not in _REDUCE:
+            raise ValueError(f'reduce={reduce!r} not in {_REDUCE}')
+        self.config = config
+        self.space = space
+        self.work_root = work_root
+        self.metrics = list(metrics)
+        self.reduce = reduce
+        self.directions = list(directions)
+        self.prune = prune
+        self.base_cfg = Config.fromfile(config)
+        if cfg_options:
+            self.base_cfg.merge_from_dict(cfg_options)
+
+    def trial_config(self, trial):
+        """The trial's config (its overrides recorded as a user attr)."""
+        overrides = self.space.sample(trial)
+        check_overrides(self.base_cfg, overrides,
+                        self.space.path or 'search space')
+        trial.set_user_attr('overrides', overrides)
+        cfg = apply_overrides(self.base_cfg, overrides)
+        work_dir = osp.join(self.work_root, f'trial_{trial.number}')
+        trial.set_user_attr('work_dir', work_dir)
+        cfg.work_dir = work_dir
+        # unique per run: mmengine reuses a logger/visualizer of the same
+        # name, i.e. of a trial started within the same second
+        cfg.experiment_name = f'trial_{trial.number}_{time.time_ns()}'
+        cfg.setdefault('launcher', 'none')
+        return cfg
+
+    def _reduce(self, history):
+        if not history:
+            raise RuntimeError('training ended without a validation epoch '
+                               '(set train_cfg.val_interval)')
+        if self.reduce == 'last':
+            return history[-1]
+        out = []
+        for i, direction in enumerate(self.directions):
+            pick = max if direction == 'maximize' else min
+            out.append(pick(h[i] for h in history))
+        return out
+
+    def __call__(self, trial):
+        from mmengine.runner import Runner
+
+        from mmext.apis import prepare_config
+        runner = None
+        try:
+            cfg = prepare_config(self.trial_config(trial), mode='train')
+            runner = Runner.from_cfg(cfg)
+            hook = OptunaPruningHook(trial, self.metrics, prune=self.prune)
+            runner.register_hook(hook)
+            runner.train()
+            values = self._reduce(hook.history)
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:
+            # FAIL with its reason (study.optimize catches it), never a score
+            trial.set_user_attr('fail_reason', _reason(exc))
+            raise
+        finally:
+            if runner is not None:
+                _close_logger(runner)
+        return values[0] if len(values) == 1 else values
