@@ -124,6 +124,8 @@ def test_label_values_and_public_api():
     assert len(labels) == 14 and labels[CATEGORIES.index('Pneumothorax')] \
         == 0 and labels[0] == 1
     assert all(math.isnan(v) for v in label_report('Lungs are clear.')[1:])
+    with pytest.raises(TypeError, match='must be a str'):
+        label_report(None)
 
 
 @pytest.mark.parametrize('rule', ['no_or_without', 'normal', 'hedge_before',

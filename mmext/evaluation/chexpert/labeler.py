@@ -63,6 +63,10 @@ def report_mentions(report):
     Returns:
         list[tuple]: ``(observation, text, label)``, label 1 / 0 / -1.
     """
+    if not isinstance(report, str):
+        raise TypeError(f'CheXpert labeler: a report must be a str, got '
+                        f'{type(report).__name__}; pass the report text '
+                        f'(e.g. data_sample["gt_report"]).')
     return [m for sentence in split_sentences(clean_report(report))
             for m in _sentence_mentions(sentence)]
 

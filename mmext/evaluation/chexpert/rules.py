@@ -25,11 +25,25 @@ depends on the parse (``versus`` as a conjunction, ``rule out`` with
 written for. Agreement is tested on one sentence per covered pattern in
 ``tests/data/chexpert_patterns.json``.
 
-Approximated (the parse decides, a window cannot): verbless fragments,
-conjunctions that join clauses rather than noun phrases ("no effusion,
-heart is enlarged" is cut at ``and/, the``-style boundaries only), and
-single-token mentions as the subject of "is within normal limits" (negated
-here; the official patterns reach them only through a second token).
+Approximated (the parse decides, a window cannot):
+
+* the official rules test each token of a mention; here the mention's
+  left / right context is tested as a whole, with token-specific patterns
+  (``silhouette``, the heart words of the stable-heart rules, ``vascular
+  congestion``) checked on the mention's words;
+* a conjunction that joins clauses rather than noun phrases is recognised
+  only by the next word ("no effusion, and the heart is enlarged": a
+  determiner after ``and`` / ``,`` / ``or`` starts a new clause);
+* an ``X, Y, or Z`` list makes all three uncertain; ``X, Y versus Z`` only
+  Y and Z (the parser's attachment of the first item varies);
+* a single-token mention as the subject of "is within normal limits" is
+  negated here; with a copula the official patterns reach the subject only
+  through a second mention token ("heart size", "cardiac silhouette").
+
+Official behaviour kept although surprising: "X is not seen", "likely X",
+"X likely reflects Y", "suggestive of X", "consistent with X" and "there
+may be X" are positive (no pattern); "X is stable" is uncertain only for
+heart / mediastinum words; a mention modified by "new" is never negated.
 """
 import re
 
@@ -52,7 +66,8 @@ _STOP = (
     'through after before above below under with without for to than versus '
     'vs as per via across between beyond toward towards following during '
     'despite around which that who where when there but however although '
-    'though whereas while except otherwise if because given ; : ( ) . ? !').split()
+    'though whereas while except otherwise if because given ; : ( ) . ? !'
+).split()
 _STOP_ALT = '|'.join(re.escape(w) for w in _STOP)
 # a new clause subject after a coordinator ends the phrase too
 _NEW_CLAUSE = r'(?:and|,|or) (?:the|there|a|an) '
@@ -98,10 +113,14 @@ class _Mention:
         first, last = (idx[0], idx[-1] + 1) if idx else (0, 0)
         self.left = ' ' + ' '.join(words[:first]) + ' '
         self.right = ' '.join(words[last:]) + ' '
+        # "..., and the heart is": the mention opens a new clause
+        self.new_clause = bool(idx) and words[first] in ('the', 'a', 'an') \
+            and self.left.endswith((' and ', ' , ', ' or '))
 
     def before(self, pattern):
         """``pattern`` ends right before the mention (left context)."""
-        return re.search(rf'(?<= )(?:{pattern})$', self.left) is not None
+        return not self.new_clause and re.search(
+            rf'(?<= )(?:{pattern})$', self.left) is not None
 
     def after(self, pattern):
         """``pattern`` starts right after the mention (right context)."""
@@ -295,7 +314,7 @@ def hedged_edema_phrase(m):
 def alternatives(m):
     """'X or Y', 'X versus Y': both uncertain."""
     return m.before(rf'(?:or|versus|vs) {NOUN}') or m.after(
-        rf'{NOUN}(?:, (?:{_WN})+)*(?:, )?(?:or|versus|vs) ')
+        rf'{NOUN}(?:(?:, (?:{_WN})+)*(?:, )?or|versus|vs) ')
 
 
 def _negation_blocked(m):
