@@ -21,7 +21,7 @@ model = dict(
     test_cfg=dict(
         target_size=600, max_size=1000, resize_backend='auto',
         pre_nms_top_n=6000, post_nms_top_n=300, rpn_nms_thresh=0.7,
-        rpn_min_size=16))
+        rpn_min_size=16, roi_chunk_size=50))
 
 # region selection of tools/generate_tsv.py (10-100 boxes per image)
 extract_cfg = dict(

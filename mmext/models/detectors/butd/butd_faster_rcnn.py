@@ -27,7 +27,7 @@ __all__ = ['BUTDFasterRCNN']
 _TEST_CFG = dict(
     target_size=600, max_size=1000, pixel_means=PIXEL_MEANS_BGR,
     resize_backend='auto', pre_nms_top_n=6000, post_nms_top_n=300,
-    rpn_nms_thresh=0.7, rpn_min_size=16)
+    rpn_nms_thresh=0.7, rpn_min_size=16, roi_chunk_size=50)
 
 
 @MODELS.register_module()
@@ -51,7 +51,9 @@ class BUTDFasterRCNN(BaseModel):
         test_cfg (dict, optional): Overrides of ``target_size`` (600),
             ``max_size`` (1000), ``pixel_means``, ``resize_backend``
             ('auto'), ``pre_nms_top_n`` (6000), ``post_nms_top_n`` (300),
-            ``rpn_nms_thresh`` (0.7), ``rpn_min_size`` (16).
+            ``rpn_nms_thresh`` (0.7), ``rpn_min_size`` (16),
+            ``roi_chunk_size`` (50: ROIs per res5 call, bounds memory;
+            None = all at once).
         init_cfg (dict, optional): Defaults to None.
 
     Example:
@@ -100,7 +102,8 @@ class BUTDFasterRCNN(BaseModel):
         """Features, class / attribute probabilities and per-class boxes."""
         rois = torch.cat([proposals.new_zeros(len(proposals), 1), proposals],
                          dim=1)
-        pooled = self.roi_head.pool_features(feats, rois)
+        pooled = self.roi_head.pool_features(
+            feats, rois, self.test_cfg['roi_chunk_size'])
         cls_score, attr_score, deltas = self.roi_head.predict(pooled)
         # reference: boxes = rois / im_scale, decoded and clipped in the
         # original image (fast_rcnn/test.py im_detect)
