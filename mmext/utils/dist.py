@@ -23,7 +23,9 @@ def _slurm_env():
     addr = subprocess.getoutput(
         f'scontrol show hostname {nodes} | head -n1').strip()
     os.environ.setdefault('MASTER_ADDR', addr)
-    os.environ.setdefault('MASTER_PORT', '29500')
+    # jobs sharing a node must not share a port: one per job id
+    job_id = int(os.environ.get('SLURM_JOB_ID', '0'))
+    os.environ.setdefault('MASTER_PORT', str(20000 + job_id % 10000))
     os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
     os.environ['RANK'] = os.environ['SLURM_PROCID']
     os.environ['LOCAL_RANK'] = os.environ['SLURM_LOCALID']
