@@ -20,9 +20,9 @@ noun phrase or a list of them (adjectives, nouns, ``,`` ``and`` ``or``, and
 ``of`` chains where NegBio propagates negation), but no verb, other
 preposition or clause word. Each rule below names the patterns it covers;
 :data:`.coverage.NOT_COVERED` lists the rest with the reason. Where a
-pattern's match depends on the parse (``versus`` as a conjunction, ``rule out`` with
-``out`` as a preposition), the rule follows the parse the pattern was
-written for. Agreement is tested on one sentence per covered pattern in
+pattern's match depends on the parse (``versus`` as a conjunction,
+``rule out`` with ``out`` as a preposition), the rule follows the parse the
+pattern was written for. Agreement is tested on one sentence per covered pattern in
 ``tests/data/chexpert_patterns.json``.
 
 Approximated (the parse decides, a window cannot):
