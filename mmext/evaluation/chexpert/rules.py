@@ -22,8 +22,8 @@ preposition or clause word. Each rule below names the patterns it covers;
 :data:`.coverage.NOT_COVERED` lists the rest with the reason. Where a
 pattern's match depends on the parse (``versus`` as a conjunction,
 ``rule out`` with ``out`` as a preposition), the rule follows the parse the
-pattern was written for. Agreement is tested on one sentence per covered pattern in
-``tests/data/chexpert_patterns.json``.
+pattern was written for. Agreement is tested on one sentence or more per
+covered pattern in ``tests/data/chexpert_patterns.json``.
 
 Approximated (the parse decides, a window cannot):
 
