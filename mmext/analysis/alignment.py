@@ -22,11 +22,16 @@ from mmengine.runner import Runner, load_checkpoint
 from mmext.evaluation.metrics.alignment import (ALIGNMENT_METRICS,
                                                 DEFAULT_METRICS,
                                                 compare_layers)
-from .representations import (collect_representations, default_taps,
-                              parse_taps)
+from .representations import (has_layer_outputs, collect_representations,
+                              default_taps, parse_taps, side_names)
 
-__all__ = ['build_model_and_loader', 'model_taps', 'run_alignment',
-           'write_alignment', 'plot_alignment']
+__all__ = ['build_model_and_loader', 'model_taps', 'collect_sides',
+           'run_alignment', 'write_alignment', 'plot_alignment']
+
+#: sides of a model with per-layer text / vision outputs (ViLBERT): every
+#: layer of each stream, then each co-attention block's output
+TWO_STREAM_SIDES = (['text.*', 'coattn.*.text'],
+                    ['vision.*', 'coattn.*.vision'])
 
 
 def build_model_and_loader(config, checkpoint=None, split='test',
@@ -74,18 +79,46 @@ def build_model_and_loader(config, checkpoint=None, split='test',
 def model_taps(model, layers=None, layers2=None):
     """The two sides' taps on one model.
 
-    ``layers`` / ``layers2`` are tap specs; a model may declare its own
-    sides with ``alignment_layers() -> (specs_a, specs_b)`` (ViLBERT: text
-    vs vision stream). Without ``layers2`` and such a method, side b is
-    side a (a layer x layer self-similarity map).
+    ``layers`` / ``layers2`` are tap specs. Without either, a model with
+    per-layer text / vision outputs (ViLBERT) compares its text side with
+    its vision side (:data:`TWO_STREAM_SIDES`); otherwise side b is side a
+    (a layer x layer self-similarity map) and side a defaults to every
+    backbone block.
     """
-    own = getattr(model, 'alignment_layers', None)
-    if layers is None and layers2 is None and callable(own):
-        specs_a, specs_b = own()
-        return parse_taps(specs_a, model), parse_taps(specs_b, model)
+    if layers is None and layers2 is None and has_layer_outputs(model):
+        return tuple(parse_taps(s, model) for s in TWO_STREAM_SIDES)
     taps_a = parse_taps(layers, model) if layers else default_taps(model)
     taps_b = parse_taps(layers2, model) if layers2 else taps_a
     return taps_a, taps_b
+
+
+def collect_sides(model, loader, taps_a, taps_b, pooling='cls',
+                  max_samples=None, progress=True, desc='model'):
+    """Collect both sides' taps in one pass over ``loader``.
+
+    Returns:
+        tuple[dict, dict, list]: Side a's and side b's ``{name: (N, D)}``
+        (glob taps resolved) and the sample ids.
+    """
+    taps = taps_a + [t for t in taps_b if t not in taps_a]
+    feats, ids = collect_representations(model, loader, taps, pooling,
+                                         max_samples, progress, desc)
+    names = list(feats)
+    return ({n: feats[n] for n in side_names(taps_a, names)},
+            {n: feats[n] for n in side_names(taps_b, names)}, ids)
+
+
+def _check_same_samples(ids, ids2, split):
+    if ids == ids2:
+        return
+    bad = next((i for i, (x, y) in enumerate(zip(ids, ids2)) if x != y),
+               None)
+    raise ValueError(
+        f"the two configs' {split} loaders give different samples "
+        f'({len(ids)} vs {len(ids2)}' +
+        (f', first difference at #{bad}: {ids[bad]} vs {ids2[bad]}'
+         if bad is not None else '') +
+        '); point both at the same data (--cfg-options)')
 
 
 def run_alignment(config,
@@ -110,7 +143,7 @@ def run_alignment(config,
         config, checkpoint: The (first) model.
         out_dir (str): Output folder.
         layers (list[str], optional): Tap specs of side a (default: every
-            backbone block, or the model's ``alignment_layers()``).
+            backbone block, or a two-stream model's text side).
         config2, checkpoint2 (str, optional): A second model for side b,
             run on its own ``{split}_dataloader`` (must hold the same
             samples in the same order).
@@ -133,31 +166,19 @@ def run_alignment(config,
                                               batch_size, cfg_options)
     if config2 is None:
         taps_a, taps_b = model_taps(model, layers, layers2)
-        taps = taps_a + [t for t in taps_b if t not in taps_a]
-        feats, ids = collect_representations(model, loader, taps, pooling,
-                                             max_samples, progress, 'model')
-        feats_a = {t.name: feats[t.name] for t in taps_a}
-        feats_b = {t.name: feats[t.name] for t in taps_b}
+        feats_a, feats_b, ids = collect_sides(model, loader, taps_a, taps_b,
+                                              pooling, max_samples, progress)
     else:
         model2, loader2, _ = build_model_and_loader(
             config2, checkpoint2, split, batch_size, cfg_options)
-        taps_a, _ = model_taps(model, layers)
-        taps_b, _ = model_taps(model2, layers2)
-        feats_a, ids = collect_representations(model, loader, taps_a,
-                                               pooling, max_samples,
-                                               progress, 'model 1')
-        feats_b, ids2 = collect_representations(model2, loader2, taps_b,
-                                                pooling, max_samples,
-                                                progress, 'model 2')
-        if ids != ids2:
-            bad = next(i for i, (x, y) in enumerate(zip(ids, ids2))
-                       if x != y) if len(ids) == len(ids2) else None
-            raise ValueError(
-                f'the two configs\' {split} loaders give different samples '
-                f'({len(ids)} vs {len(ids2)}' +
-                (f', first difference at #{bad}: {ids[bad]} vs {ids2[bad]}'
-                 if bad is not None else '') +
-                '); point both at the same data (--cfg-options)')
+        taps_a = model_taps(model, layers)[0]
+        taps_b = model_taps(model2, layers2)[0]
+        feats_a, _, ids = collect_sides(model, loader, taps_a, [], pooling,
+                                        max_samples, progress, 'model 1')
+        feats_b, _, ids2 = collect_sides(model2, loader2, taps_b, [],
+                                         pooling, max_samples, progress,
+                                         'model 2')
+        _check_same_samples(ids, ids2, split)
     records = compare_layers(feats_a, feats_b, metrics, pairs,
                              **compare_kwargs)
     result = dict(

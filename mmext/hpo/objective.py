@@ -39,7 +39,8 @@ def probe_overrides(space, cfg, n=16, seed=0):
             overrides = space.sample(trial)
         except optuna.TrialPruned:
             continue
-        check_overrides(cfg, overrides, space.path or 'search space')
+        check_overrides(cfg, overrides, space.path or 'search space',
+                        space.new_keys)
         apply_overrides(cfg, overrides)  # mergeable (list index in range)
 
 
@@ -93,7 +94,8 @@ class ConfigObjective:
         """The trial's config (its overrides recorded as a user attr)."""
         overrides = self.space.sample(trial)
         check_overrides(self.base_cfg, overrides,
-                        self.space.path or 'search space')
+                        self.space.path or 'search space',
+                        self.space.new_keys)
         trial.set_user_attr('overrides', overrides)
         cfg = apply_overrides(self.base_cfg, overrides)
         work_dir = osp.join(self.work_root, f'trial_{trial.number}')

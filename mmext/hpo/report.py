@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import warnings
 import os.path as osp
 
 from mmengine.config import Config
@@ -152,7 +153,6 @@ def write_plots(study, out_dir, metric_names):
     """
     import matplotlib
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
     import optuna.visualization.matplotlib as vm
     os.makedirs(out_dir, exist_ok=True)
     files, notes = [], []
@@ -181,27 +181,37 @@ def write_plots(study, out_dir, metric_names):
     else:
         plots.append(('pareto_front', 'plot_pareto_front',
                       dict(target_names=list(metric_names))))
-    for stem, fn, kw in plots:
-        if 'importances' in stem and (len(complete) < 2 or not study.
-                                      best_trials[0].params):
-            notes.append(f'{stem}: needs 2+ complete trials with parameters')
-            continue
-        try:
-            getattr(vm, fn)(study, **kw)
-            path = osp.join(out_dir, f'{stem}.png')
-            plt.gcf().set_size_inches(8, 5)
-            plt.tight_layout()
-            plt.savefig(path, dpi=90)
-            files.append(path)
-        except Exception as e:  # a plot needs data some studies lack
-            notes.append(f'{stem}.png skipped: {type(e).__name__}: {e}')
-        finally:
-            plt.close('all')
-        if vp is not None:
-            try:
-                path = osp.join(out_dir, f'{stem}.html')
-                getattr(vp, fn)(study, **kw).write_html(path)
-                files.append(path)
-            except Exception as e:
-                notes.append(f'{stem}.html skipped: {e}')
+    with warnings.catch_warnings():  # "experimental" notices of optuna
+        warnings.simplefilter('ignore')
+        for stem, fn, kw in plots:
+            _plot(study, vm, vp, stem, fn, kw, complete, out_dir, files,
+                  notes)
     return files, notes
+
+
+def _plot(study, vm, vp, stem, fn, kw, complete, out_dir, files, notes):
+    """One plot as PNG (and HTML with plotly); a plot the study cannot
+    support yet (too few trials) becomes a note."""
+    import matplotlib.pyplot as plt
+    if 'importances' in stem and (len(complete) < 2
+                                  or not complete[0].params):
+        notes.append(f'{stem}: needs 2+ complete trials with parameters')
+        return
+    try:
+        getattr(vm, fn)(study, **kw)
+        path = osp.join(out_dir, f'{stem}.png')
+        plt.gcf().set_size_inches(8, 5)
+        plt.tight_layout()
+        plt.savefig(path, dpi=90)
+        files.append(path)
+    except Exception as e:  # a plot needs data some studies lack
+        notes.append(f'{stem}.png skipped: {type(e).__name__}: {e}')
+    finally:
+        plt.close('all')
+    if vp is not None:
+        try:
+            path = osp.join(out_dir, f'{stem}.html')
+            getattr(vp, fn)(study, **kw).write_html(path)
+            files.append(path)
+        except Exception as e:
+            notes.append(f'{stem}.html skipped: {e}')

@@ -10,12 +10,15 @@ A space file is a Python file that defines
   spaces (several parameters mapped to one config value, as ViLBERT's
   co-attention placement);
 - optionally ``fixed``: overrides applied to every trial (e.g. a shorter
-  schedule), and ``metric`` / ``direction`` defaults for ``tools/hpo.py``.
+  schedule), and ``metric`` / ``direction`` defaults for ``tools/hpo.py``;
+- optionally ``new_keys``: keys the config may lack because it leaves an
+  argument at its default (e.g. ``model.coattention.drop``); their parent
+  must exist.
 
-Every key must exist in the config: a key the config lacks would be merged
-as a new field the model never reads (the thesis code's trials set fields
-its model ignored). :func:`check_overrides` refuses such keys before the
-study starts.
+Every other key must exist in the config: a key the config lacks would be
+merged as a new field the model never reads (the thesis code's trials set
+fields its model ignored). :func:`check_overrides` refuses such keys before
+the study starts.
 """
 import difflib
 import os.path as osp
@@ -53,16 +56,19 @@ class SearchSpace:
         metric (str | list[str], optional): Default objective metric(s).
         direction (str | list[str], optional): Default direction(s).
         path (str, optional): Where it was loaded from.
+        new_keys (Sequence[str]): Keys allowed to be absent from the config
+            (their parent must exist).
     """
 
     def __init__(self, space=None, overrides=None, fixed=None, metric=None,
-                 direction=None, path=None):
+                 direction=None, path=None, new_keys=()):
         self.space = dict(space or {})
         self.overrides_fn = overrides
         self.fixed = dict(fixed or {})
         self.metric = metric
         self.direction = direction
         self.path = path
+        self.new_keys = tuple(new_keys)
         where = path or 'search space'
         for key, dist in self.space.items():
             if not isinstance(dist, BaseDistribution):
@@ -96,7 +102,8 @@ def load_space(path):
     ns = runpy.run_path(path)
     return SearchSpace(
         ns.get('space'), ns.get('overrides'), ns.get('fixed'),
-        ns.get('metric'), ns.get('direction'), path=path)
+        ns.get('metric'), ns.get('direction'), path=path,
+        new_keys=ns.get('new_keys', ()))
 
 
 def _split(key):
@@ -128,19 +135,21 @@ def config_keys(cfg, prefix=''):
             yield from config_keys(v, key + '.')
 
 
-def check_overrides(cfg, overrides, where='search space'):
+def check_overrides(cfg, overrides, where='search space', new_keys=()):
     """Raise :class:`ConfigError` for override keys the config lacks.
 
     Args:
         cfg (Config): The base config.
         overrides (dict): ``{dotted key: value}``.
         where (str): Named in the message (the space file).
+        new_keys (Sequence[str]): Keys that may be absent if their parent
+            exists.
     """
     errors = []
     known = None
     for key in overrides:
         try:
-            get_key(cfg, key)
+            get_key(cfg, key.rpartition('.')[0] if key in new_keys else key)
         except KeyError:
             if known is None:
                 known = list(config_keys(getattr(cfg, '_cfg_dict', cfg)))

@@ -27,7 +27,7 @@ class AlignmentHook(Hook):
 
     Args:
         layers (list[str], optional): Tap specs of side a (default: the
-            model's ``alignment_layers()`` or every backbone block).
+            text side of a two-stream model, else every backbone block).
         layers2 (list[str], optional): Side b (default: as ``layers``).
         metrics (Sequence[str]): Defaults to ``('mutual_knn',
             'linear_cka')``.
@@ -69,7 +69,7 @@ class AlignmentHook(Hook):
         self._count = 0
 
     def after_val_epoch(self, runner, metrics=None):
-        from mmext.analysis import collect_representations, model_taps
+        from mmext.analysis import collect_sides, model_taps
         from mmext.evaluation.metrics.alignment import compare_layers
         self._count += 1
         if self._count % self.interval or runner.rank != 0:
@@ -77,13 +77,10 @@ class AlignmentHook(Hook):
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         taps_a, taps_b = model_taps(model, self.layers, self.layers2)
-        taps = taps_a + [t for t in taps_b if t not in taps_a]
-        feats, ids = collect_representations(
-            model, runner.val_dataloader, taps, self.pooling,
+        feats_a, feats_b, ids = collect_sides(
+            model, runner.val_dataloader, taps_a, taps_b, self.pooling,
             self.max_samples, progress=False)
-        records = compare_layers({t.name: feats[t.name] for t in taps_a},
-                                 {t.name: feats[t.name] for t in taps_b},
-                                 self.metrics, self.pairs,
+        records = compare_layers(feats_a, feats_b, self.metrics, self.pairs,
                                  **self.compare_kwargs)
         scores = {}
         for m in self.metrics:
