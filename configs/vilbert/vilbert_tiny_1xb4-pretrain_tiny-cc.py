@@ -52,14 +52,14 @@ test_dataloader = val_dataloader
 
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(lr=1e-3),
                      accumulative_counts=1)
-max_epochs = 4  # 16 samples / 4 = 4 iterations per epoch
+max_epochs = 6  # 16 samples / 4 = 4 iterations per epoch
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
          convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', eta_min=2e-4, by_epoch=True, begin=1,
          end=max_epochs, convert_to_iter_based=True),
 ]
-train_cfg = dict(max_epochs=max_epochs, val_interval=2)
+train_cfg = dict(max_epochs=max_epochs, val_interval=3)
 auto_scale_lr = dict(base_batch_size=4)
 default_hooks = dict(logger=dict(interval=1))
 randomness = dict(seed=0)

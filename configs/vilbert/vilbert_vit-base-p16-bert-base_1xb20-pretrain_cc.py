@@ -44,7 +44,8 @@ model = dict(
         to_rgb=True))
 
 # one geometry for both views (patch i must be the same place in both for
-# the patch-wise InfoNCE); the strong view only differs photometrically
+# the patch-wise InfoNCE); the strong view only differs photometrically.
+# No hue jitter: mmcv 2.2's adjust_hue overflows uint8 under numpy 2.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='RandomResizedCrop', scale=img_size,
@@ -52,10 +53,10 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='WeakStrongViews',
          weak=[dict(type='ColorJitter', brightness=0.1, contrast=0.1,
-                    saturation=0.1, hue=0.05)],
+                    saturation=0.1)],
          strong=[
              dict(type='ColorJitter', brightness=0.3, contrast=0.3,
-                  saturation=0.3, hue=0.1),
+                  saturation=0.3),
              dict(type='RandomGrayscale', prob=0.1, keep_channels=True),
              dict(type='GaussianBlur', radius=1.0, prob=0.5),
          ]),

@@ -12,6 +12,11 @@ __all__ = ['make_vilbert_tiny_data', 'make_region_files', 'TINY_VIT',
            'tiny_vilbert', 'fixed_batch']
 
 
+_CLASS_WORDS = ('red', 'green', 'blue')
+_FILLER = ('photo', 'picture', 'image', 'small', 'large', 'bright', 'dark',
+           'square', 'circle')
+
+
 def make_region_files(image_dir, out_dir, num_regions=6, feature_dims=2048,
                       num_classes=1601, image_size=32, seed=0):
     """One ``<image stem>.npz`` per image in ``image_dir`` as
@@ -50,6 +55,16 @@ def make_vilbert_tiny_data(root, num=16, size=32, regions=False, seed=0):
     from .multimodal import make_conceptual_captions
     root = Path(root)
     make_conceptual_captions(root, num=num, missing=0, size=size, seed=seed)
+    # image i shows class i % 3 (a hue); name it in the caption, so image-
+    # text matching is learnable
+    rng = np.random.default_rng(seed)
+    tsv = root / 'captions.tsv'
+    lines = []
+    for i, line in enumerate(tsv.read_text(encoding='utf-8').splitlines()):
+        words = list(rng.choice(_FILLER, 2))
+        caption = ' '.join([_CLASS_WORDS[i % 3]] + words)
+        lines.append(caption + '\t' + line.split('\t')[1] + '\n')
+    tsv.write_text(''.join(lines), encoding='utf-8')
     make_bert_folder(root / 'bert', seed=seed)
     if regions:
         make_region_files(root / 'images', root / 'regions',

@@ -31,7 +31,8 @@ V_KEYS = {
     'biOutput.dense2': 'text_proj', 'biOutput.LayerNorm2': 'text_norm',
     'biOutput.q_dense1': None, 'biOutput.q_dense2': None,
     'v_intermediate.dense': 'vision_ffn.fc1',
-    'v_output.dense': 'vision_ffn.fc2', 'v_output.LayerNorm': 'vision_ffn.norm',
+    'v_output.dense': 'vision_ffn.fc2',
+    'v_output.LayerNorm': 'vision_ffn.norm',
     't_intermediate.dense': 'text_ffn.fc1', 't_output.dense': 'text_ffn.fc2',
     't_output.LayerNorm': 'text_ffn.norm',
 }
