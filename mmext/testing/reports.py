@@ -94,7 +94,7 @@ _ABNORMAL = {
     ],
     'device': [
         'A right-sided central venous catheter terminates in the svc.',
-        'Sternotomy wires are intact.',
+        'A left-sided pacemaker is in place.',
         'Endotracheal tube tip is 4 cm above the carina.',
     ],
 }
