@@ -11,7 +11,8 @@ from .downloaders import download_images, image_file_name, read_download_log
 from .image_text import ImageTextDataset, RecordError, inside
 
 __all__ = ['ConceptualCaptions', 'read_cc_tsv', 'thesis_file_name',
-           'download_conceptual_captions', 'download_log_path']
+           'download_conceptual_captions', 'download_log_path',
+           'summarize_download']
 
 #: the official TSV of each split
 SPLIT_FILES = {'train': 'Train_GCC-training.tsv',
@@ -33,11 +34,11 @@ def read_cc_tsv(path):
             fields = line.split('\t')
             if len(fields) != 2 or not fields[0].strip() or \
                     not fields[1].strip():
+                cause = 'an empty caption or URL' if len(fields) == 2 \
+                    else f'{len(fields)} tab-separated field(s)'
                 raise RecordError(
-                    f'ConceptualCaptions: {path}:{line_no}: {len(fields)} '
-                    'tab-separated field(s) '
-                    f'{"with an empty one " if len(fields) == 2 else ""}'
-                    '; expected "caption<TAB>url"')
+                    f'ConceptualCaptions: {path}:{line_no}: {cause}; '
+                    'expected "caption<TAB>url"')
             yield line_no, fields[0].strip(), fields[1].strip()
 
 
@@ -72,6 +73,18 @@ def download_conceptual_captions(ann_file, out_dir, limit=None, **kwargs):
         items = [it for _, it in zip(range(limit), items)]
     log = download_log_path(ann_file, out_dir)
     return download_images(items, out_dir, log, **kwargs), log
+
+
+def summarize_download(ann_file, out_dir):
+    """Count the TSV's lines per download status ('not attempted' for
+    lines the log lacks or whose URL changed)."""
+    records = read_download_log(download_log_path(ann_file, out_dir))
+    counts = Counter()
+    for line, _, url in read_cc_tsv(ann_file):
+        rec = records.get(line)
+        counts[rec.status if rec is not None and rec.url == url
+               else 'not attempted'] += 1
+    return dict(counts)
 
 
 @DATASETS.register_module()

@@ -6,9 +6,15 @@ No multimodal data set can be downloaded here; these writers serve the
 tests and small configs. Labels are visible in both modalities (an image
 hue and a text word per class), so a tiny model can learn them.
 """
+import contextlib
 import csv
+import io
 import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
@@ -20,7 +26,7 @@ from mmext.datasets.upmc_food101 import FOOD101_CLASSES
 from .data import class_image
 
 __all__ = ['make_hateful_memes', 'make_mmimdb', 'make_upmc_food101',
-           'make_conceptual_captions']
+           'make_conceptual_captions', 'local_image_server']
 
 _WORDS = ('sunny', 'stormy', 'quiet', 'loud', 'green', 'red', 'old', 'new')
 _NOUNS = ('dog', 'city', 'river', 'meme', 'kitchen', 'street', 'car')
@@ -189,3 +195,99 @@ def make_conceptual_captions(root, num=8, missing=2, size=32,
     (root / tsv).write_text(''.join(lines), encoding='utf-8')
     write_download_log(download_log_path(tsv, str(root)), records)
     return root
+
+
+class _ImageHandler(BaseHTTPRequestHandler):
+    """Routes (``<n>`` picks the generated image):
+
+    ``/img/<n>.png``, ``/<any>/<n>/image.jpg`` an image; ``/missing/...``
+    404; ``/slow/<n>.png`` the image after ``slow`` seconds;
+    ``/trickle/<n>.png`` the image one byte per 50 ms; ``/corrupt/...``
+    200 with broken JPEG bytes; ``/html/...`` a web page;
+    ``/flaky/<n>.png`` 503 on the first request, then the image;
+    ``/to-file`` a redirect to ``file:///etc/passwd``.
+    """
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def _send(self, code, body=b'', ctype='image/png'):
+        self.send_response(code)
+        self.send_header('Content-Type', ctype)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        server = self.server
+        path = unquote(urlsplit(self.path).path)
+        with server.lock:
+            server.hits[path] = server.hits.get(path, 0) + 1
+            hits = server.hits[path]
+        digits = ''.join(c for c in path if c.isdigit())
+        body = server.image_bytes(int(digits[-3:] or 0))
+        kind = path.strip('/').split('/')[0]
+        try:
+            if kind == 'missing':
+                self._send(404, b'not found', 'text/plain')
+            elif kind == 'slow':
+                time.sleep(server.slow)
+                self._send(200, body)
+            elif kind == 'trickle':
+                self.send_response(200)
+                self.send_header('Content-Length', str(len(body)))
+                self.end_headers()
+                for i in range(len(body)):
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            elif kind == 'corrupt':
+                self._send(200, b'\xff\xd8\xff\xe0' + bytes(range(256)) * 4,
+                           'image/jpeg')
+            elif kind == 'html':
+                self._send(200, b'<html><body>moved</body></html>',
+                           'text/html')
+            elif kind == 'flaky' and hits == 1:
+                self._send(503, b'busy', 'text/plain')
+            elif kind == 'to-file':
+                self.send_response(302)
+                self.send_header('Location', 'file:///etc/passwd')
+                self.end_headers()
+            else:
+                self._send(200, body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeouts)
+
+
+@contextlib.contextmanager
+def local_image_server(slow=1.5, size=48):
+    """Serve generated images, 404s, slow and corrupt answers on
+    127.0.0.1 (a free port) for the duration of a ``with`` block.
+
+    Yields:
+        ThreadingHTTPServer: with ``url(path)``, ``hits`` (requests per
+        path) and ``image_bytes(n)`` (the PNG served for number ``n``).
+    """
+    server = ThreadingHTTPServer(('127.0.0.1', 0), _ImageHandler)
+    server.daemon_threads = True
+    server.lock = threading.Lock()
+    server.hits = {}
+    server.slow = slow
+
+    def image_bytes(n):
+        buf = io.BytesIO()
+        class_image(n % 5, n, size, 5).save(buf, format='PNG')
+        return buf.getvalue()
+
+    server.image_bytes = image_bytes
+    host, port = server.server_address
+    server.url = lambda path: f'http://{host}:{port}{path}'
+    thread = threading.Thread(target=server.serve_forever,
+                              kwargs=dict(poll_interval=0.05), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -30,7 +30,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import astuple, dataclass, fields
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from PIL import Image
 
@@ -99,6 +99,8 @@ def _fetch_bytes(url, timeout, max_bytes, user_agent):
     if urlsplit(url).scheme not in ('http', 'https') or \
             not urlsplit(url).netloc:
         raise _Failure('invalid_url', 'not an http(s) URL')
+    if not url.isascii():  # http.client sends ASCII only
+        url = quote(url, safe=":/?#[]@!$&'()*+,;=%~")
     opener = urllib.request.build_opener(_HTTPOnlyRedirects)
     request = urllib.request.Request(url, headers={'User-Agent': user_agent})
     deadline = time.monotonic() + timeout
@@ -110,7 +112,7 @@ def _fetch_bytes(url, timeout, max_bytes, user_agent):
             while True:
                 if time.monotonic() > deadline:
                     raise _Failure('timeout', f'transfer over {timeout} s')
-                chunk = response.read(65536)
+                chunk = response.read1(65536)  # returns what arrived
                 if not chunk:
                     break
                 size += len(chunk)
