@@ -30,7 +30,7 @@ def _write_jsonl(path, records, raw_lines=()):
             f.write(line + '\n')
 
 
-# ---------------------------------------------------------------- Hateful Memes
+# ------------------------------------------------------------ Hateful Memes
 @pytest.fixture()
 def hm_root(tmp_path):
     return make_hateful_memes(tmp_path / 'hm')

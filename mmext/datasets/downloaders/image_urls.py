@@ -44,7 +44,7 @@ STATUSES = ('saved', 'http_error', 'timeout', 'not_image', 'network_error',
 RETRY_CODES = (408, 429, 500, 502, 503, 504)
 
 
-@dataclass
+@dataclass(slots=True)  # 3.3M of them for the CC training set
 class DownloadRecord:
     """One row of the accounting CSV.
 
@@ -245,13 +245,15 @@ def download_images(items, out_dir, log_file, image_dir='images',
     folder = osp.join(out_dir, image_dir)
     os.makedirs(folder, exist_ok=True)
     records = read_download_log(log_file)
+    on_disk = {e.name for e in os.scandir(folder) if e.is_file()}
     todo, skipped = [], 0
     for line, caption, url in items:
-        rel = osp.join(image_dir, image_file_name(url))
+        name = image_file_name(url)
+        rel = osp.join(image_dir, name)
         old = records.get(line)
         if old is not None and old.url != url:
             old = None  # the list changed: this line is a new URL
-        if osp.isfile(osp.join(out_dir, rel)):
+        if name in on_disk:
             records[line] = DownloadRecord(line, 'saved', '', rel, url,
                                            caption)
             skipped += 1
