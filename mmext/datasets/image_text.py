@@ -82,7 +82,8 @@ class ImageTextDataset(BaseDataset):
             existing = self._existing_files(records)
             kept = []
             for rec in records:
-                if rec['img_path'] in existing:
+                folder, name = osp.split(rec['img_path'])
+                if name in existing.get(folder, ()):
                     kept.append(rec)
                 else:
                     self.missing.append((rec['id'], rec['img_path']))
@@ -91,17 +92,17 @@ class ImageTextDataset(BaseDataset):
             self._report_missing(total)
         return records
 
-    def _existing_files(self, records):
-        # one listdir per folder instead of one stat per sample
-        folders = {osp.dirname(rec['img_path']) for rec in records}
-        existing = set()
-        for folder in folders:
+    @staticmethod
+    def _existing_files(records):
+        """{folder: names of its files}: one listdir per folder instead of
+        one stat per sample (3.3M for Conceptual Captions)."""
+        existing = {}
+        for folder in {osp.dirname(rec['img_path']) for rec in records}:
             try:
                 with os.scandir(folder) as it:
-                    existing.update(osp.join(folder, e.name) for e in it
-                                    if e.is_file())
+                    existing[folder] = {e.name for e in it if e.is_file()}
             except (FileNotFoundError, NotADirectoryError):
-                pass
+                existing[folder] = set()
         return existing
 
     def _report_missing(self, total):

@@ -238,3 +238,28 @@ def test_upmc_food101_missing_images_and_repeats(food_root):
     ds = UPMCFood101(str(food_root), split='train')
     assert len(ds) == 11 and ds.num_missing == 1 and ds.num_repeats == 1
     assert ds.missing[0][0] == f'{cls}/{name}'
+
+
+def test_built_from_config_dicts_in_the_mmext_scope(tmp_path):
+    from mmengine.registry import DefaultScope
+
+    from mmext.registry import DATASETS
+    from mmext.testing import make_conceptual_captions
+    roots = dict(
+        HatefulMemes=make_hateful_memes(tmp_path / 'hm'),
+        MMIMDb=make_mmimdb(tmp_path / 'mm'),
+        UPMCFood101=make_upmc_food101(tmp_path / 'food'),
+        ConceptualCaptions=make_conceptual_captions(tmp_path / 'cc'))
+    extra = dict(ConceptualCaptions=dict(ann_file='captions.tsv'))
+    pipeline = [dict(type='LoadImageFromFile'),
+                dict(type='Resize', scale=(24, 24)),
+                dict(type='PackInputs', algorithm_keys=['text', 'id'])]
+    with DefaultScope.overwrite_default_scope('mmext'):
+        for name, root in roots.items():
+            ds = DATASETS.build(dict(type=name, data_root=str(root),
+                                     pipeline=pipeline, lazy_init=True,
+                                     **extra.get(name, {})))
+            assert type(ds).__name__ == name
+            out = ds[1]
+            assert out['inputs'].shape == (3, 24, 24)
+            assert isinstance(out['data_samples'].text, str)
