@@ -17,6 +17,7 @@ from mmext.utils import (register_all_modules, resolve_pretrained_paths,
                          setup_cpu_distributed)
 
 __all__ = ['ConfigError', 'check_config_types', 'check_data_roots',
+           'check_auto_resume',
            'prepare_config']
 
 
@@ -136,6 +137,30 @@ def check_data_roots(cfg, keys=('train_dataloader', 'val_dataloader',
                 f'layout: {layout}')
 
 
+def check_auto_resume(work_dir):
+    """Fail before training when ``last_checkpoint`` cannot be resumed.
+
+    mmengine reads ``<work_dir>/last_checkpoint`` and, when it is empty or
+    names a deleted file, fails inside the runner with a bare
+    ``checkpoint  can not be found``.
+    """
+    if not work_dir:
+        return
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(pointer):
+        return
+    with open(pointer, encoding='utf-8', errors='replace') as f:
+        target = f.read().strip()
+    if not target:
+        raise FileNotFoundError(
+            f'{pointer} is empty: delete it to start training from scratch, '
+            'or pass --resume CHECKPOINT')
+    if '://' not in target and not osp.isfile(target):
+        raise FileNotFoundError(
+            f'{pointer} names {target}, which does not exist: pass --resume '
+            'CHECKPOINT, or delete the file to start from scratch')
+
+
 def prepare_config(cfg, mode='train'):
     """Validate and complete a config before a runner is built from it.
 
@@ -163,6 +188,8 @@ def prepare_config(cfg, mode='train'):
     else:
         check_data_roots(cfg, keys=('test_dataloader', ))
     resolve_pretrained_paths(cfg, check_load_from=train, strict=train)
+    if train and cfg.get('resume') and not cfg.get('load_from'):
+        check_auto_resume(cfg.get('work_dir'))
     if not torch.cuda.is_available():
         for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
             if cfg.get(key):

@@ -343,3 +343,19 @@ def test_every_api_and_mmengine_entry_refuses(tmp_path, marker):
     from mmengine.model import PretrainedInit
     with pytest.raises(UnsafeCheckpointError):
         PretrainedInit(checkpoint=str(path))(model)
+
+
+class TrustedPoint:
+    """A plain data class a user may choose to trust (README)."""
+
+    def __init__(self, x=0):
+        self.x = x
+
+
+def test_user_trusted_class_loads_only_when_added(tmp_path):
+    path = tmp_path / 'point.pth'
+    torch.save({'p': TrustedPoint(3)}, path)
+    with pytest.raises(UnsafeCheckpointError, match='TrustedPoint'):
+        safe_torch_load(str(path))
+    with torch.serialization.safe_globals([TrustedPoint]):
+        assert safe_torch_load(str(path))['p'].x == 3
