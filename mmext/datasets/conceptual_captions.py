@@ -26,7 +26,7 @@ def read_cc_tsv(path):
     are skipped; any other line without exactly two non-empty fields raises
     :class:`RecordError` naming the file and the line.
     """
-    with open(path, encoding='utf-8') as f:
+    with open(path, encoding='utf-8-sig') as f:  # tolerate a BOM
         for line_no, line in enumerate(f, 1):
             line = line.rstrip('\r\n')
             if not line.strip():

@@ -80,7 +80,7 @@ class HatefulMemes(ImageTextDataset):
                 f'HatefulMemes: no {name}.jsonl in {self.data_root} (found '
                 f'{found}); expected layout:\n{self.LAYOUT}')
         records = []
-        with open(path, encoding='utf-8') as f:
+        with open(path, encoding='utf-8-sig') as f:
             for line_no, line in enumerate(f, 1):
                 if line.strip():
                     records.append(self._parse(path, line_no, line, name))

@@ -93,7 +93,7 @@ class MMIMDb(ImageTextDataset):
                 f'MMIMDb: no split.json in {self.data_root}; expected '
                 f'layout:\n{self.LAYOUT}')
         try:
-            with open(self.ann_file, encoding='utf-8') as f:
+            with open(self.ann_file, encoding='utf-8-sig') as f:
                 splits = json.load(f)
         except json.JSONDecodeError as e:
             raise RecordError(f'MMIMDb: {self.ann_file}: not valid JSON '
@@ -114,7 +114,7 @@ class MMIMDb(ImageTextDataset):
     def _parse(self, path, movie_id):
         where = f'MMIMDb: {path} (id {movie_id})'
         try:
-            with open(path, encoding='utf-8') as f:
+            with open(path, encoding='utf-8-sig') as f:
                 meta = json.load(f)
         except json.JSONDecodeError as e:
             raise RecordError(f'{where}: not valid JSON ({e.msg} at line '

@@ -96,7 +96,7 @@ class UPMCFood101(ImageTextDataset):
         label_of = {c: i for i, c in enumerate(FOOD101_CLASSES)}
         image_root = osp.join(self.data_root, 'images', self.split)
         data_list, seen, repeats = [], {}, []
-        with open(self.ann_file, encoding='utf-8', newline='') as f:
+        with open(self.ann_file, encoding='utf-8-sig', newline='') as f:
             reader = csv.reader(f)
             for row in reader:
                 line = reader.line_num

@@ -181,6 +181,14 @@ def test_thesis_naming_refuses_ambiguous_and_unsafe_names(tmp_path):
     assert sorted(i for i, _ in ds.missing) == [2, 3, 5]
 
 
+def test_tsv_with_byte_order_mark(tmp_path):
+    root = make_conceptual_captions(tmp_path / 'cc', num=3, missing=0)
+    tsv = root / 'captions.tsv'
+    tsv.write_bytes(b'\xef\xbb\xbf' + tsv.read_bytes())
+    ds = ConceptualCaptions(str(root), ann_file='captions.tsv')
+    assert len(ds) == 3 and ds.get_data_info(0)['text'][0] != '\ufeff'
+
+
 def test_download_log_path_next_to_tsv(tmp_path):
     assert download_log_path('/d/Train_GCC-training.tsv', '/o') == \
         '/o/Train_GCC-training.downloads.csv'
