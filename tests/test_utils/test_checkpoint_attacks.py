@@ -359,3 +359,24 @@ def test_user_trusted_class_loads_only_when_added(tmp_path):
         safe_torch_load(str(path))
     with torch.serialization.safe_globals([TrustedPoint]):
         assert safe_torch_load(str(path))['p'].x == 3
+
+
+def test_no_unpickling_path_bypasses_the_safe_loader():
+    """Package, tools and benchmarks never unpickle around safe_torch_load."""
+    import re
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    pattern = re.compile(r'torch\.load\(|pickle\.loads?\(|allow_pickle\s*=\s*'
+                         r'True|load_state_dict_from_url\(|joblib\.load\(|'
+                         r'Model\.from_pretrained\(')
+    allowed = {'mmext/utils/checkpoint.py'}
+    offenders = []
+    for folder in ('mmext', 'tools', 'benchmarks', 'configs'):
+        for path in (root / folder).rglob('*.py'):
+            rel = path.relative_to(root).as_posix()
+            if rel in allowed:
+                continue
+            for no, line in enumerate(path.read_text().splitlines(), 1):
+                if pattern.search(line.split('#')[0]):
+                    offenders.append(f'{rel}:{no}: {line.strip()}')
+    assert not offenders, '\n'.join(offenders)
