@@ -104,10 +104,32 @@ def safe_torch_load(filename, map_location=None):
         raise CorruptCheckpointError(
             f'{name} is nested too deeply to be a checkpoint') from None
     except Exception as e:  # every failure of an untrusted file is one line
-        raise _classify(e, name) from None
+        raise _classify(e, name, _starts_like_torch(filename)) from None
 
 
-def _classify(exc, name):
+def _starts_like_torch(f):
+    """A zip archive or a stream starting with pickle's PROTO opcode.
+
+    torch reads anything else as a legacy pickle too, so an odd opcode in
+    a file that is neither is damage, not an attack.
+    """
+    try:
+        if isinstance(f, str):
+            with open(f, 'rb') as fh:
+                head = fh.read(1)
+            return head == b'\x80' or zipfile.is_zipfile(f)
+        pos = f.tell()
+        f.seek(0)
+        head = f.read(1)
+        f.seek(0)
+        is_zip = zipfile.is_zipfile(f)
+        f.seek(pos)
+        return head == b'\x80' or is_zip
+    except (OSError, AttributeError, ValueError):
+        return False
+
+
+def _classify(exc, name, looks_like_torch=True):
     text = str(exc)
     refused = _REFUSED_RE.search(text)
     if refused:
@@ -120,13 +142,13 @@ def _classify(exc, name):
             f'{name} refused: its pickle references `{match.group(1)}`, '
             f'which mmext does not allowlist (nothing was executed). '
             f'{_FIX_UNSAFE}')
-    operand = _OPERAND_RE.search(text)
+    operand = _OPERAND_RE.search(text) if looks_like_torch else None
     if operand and chr(int(operand.group(1))) in pickletools.code2op:
         op = pickletools.code2op[chr(int(operand.group(1)))].name
         return UnsafeCheckpointError(
             f'{name} refused: its pickle uses opcode {op}, which torch '
             f'checkpoints never use (nothing was executed). {_FIX_UNSAFE}')
-    if any(op in text for op in _UNSAFE_OPS):
+    if looks_like_torch and any(op in text for op in _UNSAFE_OPS):
         return UnsafeCheckpointError(
             f'{name} refused: its pickle does what a torch checkpoint never '
             f'does ({_reason(text)}; nothing was executed). {_FIX_UNSAFE}')
