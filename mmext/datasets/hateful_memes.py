@@ -21,7 +21,8 @@ class HatefulMemes(ImageTextDataset):
     ``split`` names one file or several (read in order), e.g. the ViLBERT
     thesis code's validation set is ``['dev_seen', 'dev_unseen']``: 1040
     lines, but only 640 distinct ids, because the two dev files share 400
-    memes. Upstream trains and evaluates on such repeats; here a repeated
+    memes (measured on the release's files; the five files together hold
+    12140 distinct memes). Upstream trains and evaluates on such repeats; here a repeated
     id is found, and its identical copies are dropped with a warning
     (``on_duplicate='drop'``), kept (``'keep'``) or refused (``'error'``);
     two different records with the same id are always an error.
@@ -56,7 +57,7 @@ class HatefulMemes(ImageTextDataset):
     LAYOUT = (
         'data/hateful_memes/ (the challenge release)\n'
         '├── img/01235.png ...  (12140 memes)\n'
-        '├── train.jsonl        ({"id": 1235, "img": "img/01235.png", '
+        '├── train.jsonl        ({"id": "01235", "img": "img/01235.png", '
         '"label": 0, "text": "..."} per line; 8500)\n'
         '├── dev_seen.jsonl     (500)    dev_unseen.jsonl  (540)\n'
         '└── test_seen.jsonl    (1000)   test_unseen.jsonl (2000)')

@@ -43,7 +43,8 @@ def make_hateful_memes(root, sizes=None, dev_overlap=2, test_labels=True,
 
     ``img/<id:05d>.png`` and ``train.jsonl``, ``dev_seen.jsonl``,
     ``dev_unseen.jsonl``, ``test_seen.jsonl``, ``test_unseen.jsonl``
-    (``{"id", "img", "label", "text"}`` per line). As in the release, the
+    (``{"id": "01000", "img": "img/01000.png", "label", "text"}`` per line,
+    ids as strings like the release). As in the release, the
     first ``dev_overlap`` memes of ``dev_seen`` are repeated verbatim in
     ``dev_unseen``.
 
@@ -75,8 +76,9 @@ def make_hateful_memes(root, sizes=None, dev_overlap=2, test_labels=True,
             class_image(label, next_id, size, 2).save(
                 root / 'img' / f'{next_id:05d}.png')
             cue = 'hateful' if label else 'friendly'
-            records.append(dict(id=next_id, img=f'img/{next_id:05d}.png',
-                                label=label, text=_sentence(rng, cue)))
+            records.append(dict(id=f'{next_id:05d}',
+                                img=f'img/{next_id:05d}.png', label=label,
+                                text=_sentence(rng, cue)))
             next_id += 1
         files[split] = records
     for split, records in files.items():
