@@ -7,8 +7,9 @@ the ViLBERT thesis code's ``download_cc.py``, which lacked what is added
 here: retries, a total time limit per attempt (its 0.3 s ``requests``
 timeout bounds each socket wait, not the transfer), resuming (it rewrote
 every file on each run), a record of *why* a URL failed, and safe file
-names: it saved ``images/<url-basename>.jpg``, so two URLs ending in
-``image.jpg`` overwrote each other (wrong caption-image pairs) and a name
+names: it saved ``images/<url-basename>.jpg``, so URLs ending in the same
+name overwrote each other (wrong caption-image pairs: 106 of the 8436 rows
+of its ``validation.csv`` share 17 files, ``v2.jpg`` alone 26) and a name
 taken from the URL could leave the folder. Here a file is named after the
 SHA-1 of its URL (:func:`image_file_name`), only http(s) URLs are fetched
 (also after redirects), and an image is written to a temporary name and
