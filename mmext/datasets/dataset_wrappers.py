@@ -74,9 +74,9 @@ class ExcludeImages:
     *Exclude file.* One path per line relative to ``data_root`` with '/'
     separators (``jpg/image_00042.jpg``), ``#`` comments, blank lines
     ignored, names escaped as :mod:`mmext.dedup.textio` documents (so any
-    POSIX name round-trips); ``tools/dedup/find_leakage.py`` writes it. A listed path that
-    is another split's image is fine; one that is no file under
-    ``data_root`` raises (``strict=True``) or warns.
+    POSIX name round-trips); ``tools/dedup/find_leakage.py`` writes it. A
+    listed path that is another split's image is fine; one that is no file
+    under ``data_root`` raises (``strict=True``) or warns.
 
     *Leakage guard.* With ``heldout`` (a data set config, e.g. the test set
     of Flowers-17) every remaining image is perceptual-hashed
@@ -192,9 +192,10 @@ class ExcludeImages:
             else:
                 unknown.append(entry)
         if unknown:
+            shown = _show([escape_path(u) for u in unknown])
             msg = (f'ExcludeImages: {len(unknown)} entries of '
                    f'{self.exclude_file} are no file under {root}: '
-                   f'{_show([escape_path(u) for u in unknown])}; paths must be relative to data_root '
+                   f'{shown}; paths must be relative to data_root '
                    f"with '/' separators (e.g. jpg/image_00042.jpg)")
             if self.strict:
                 raise ValueError(msg + ', or pass strict=False to ignore')

@@ -3,18 +3,21 @@
 
 mmpretrain has no Flowers-17 loader, and its ``Flowers102`` has no class
 names, fails on a missing ``.mat`` key with a bare ``KeyError`` and on a
-missing image only when that image is first loaded. Both classes here check
-the split file and every image of the split when the data set is built.
+missing image only when that image is first loaded; neither notices a
+float, duplicated or out-of-range index, an image in both train and test or
+a class with no image. Both classes here check the split files
+(:mod:`mmext.datasets.validation`, shared with the ``verify`` tools) and
+every image of the split when the data set is built.
 """
-import os.path as osp
 from typing import List
 
-import numpy as np
-import scipy.io
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.datasets import Flowers102 as _MMPretrainFlowers102
 
 from mmext.registry import DATASETS
+from .validation import (check_image_files, flowers17_data_list,
+                         flowers17_problems, flowers102_problems,
+                         raise_first, read_mat)
 
 __all__ = ['Flowers17', 'Flowers102', 'FLOWERS17_CLASSES',
            'FLOWERS102_CLASSES', 'check_image_files']
@@ -53,22 +56,6 @@ FLOWERS102_CLASSES = (
     'trumpet creeper', 'blackberry lily')
 
 _SPLITS = ('train', 'val', 'trainval', 'test')
-
-
-def check_image_files(name, data_root, data_list, fix, show=5):
-    """Raise FileNotFoundError when images of ``data_list`` are missing,
-    with the count and the first ``show`` of them (relative to
-    ``data_root``)."""
-    missing = [d['img_path'] for d in data_list
-               if not osp.isfile(d['img_path'])]
-    if missing:
-        first = ', '.join(osp.relpath(p, data_root) for p in missing[:show])
-        more = f' and {len(missing) - show} more' if len(missing) > show \
-            else ''
-        raise FileNotFoundError(
-            f'{name}: {len(missing)} of {len(data_list)} images listed by '
-            f'the split file are missing in {data_root}: {first}{more}; '
-            f'{fix}')
 
 
 def _check_split(split):
@@ -135,51 +122,28 @@ class Flowers17(BaseDataset):
             test_mode=split == 'test',
             **kwargs)
 
-    def _read_splits(self):
+    FIX = ('check the folder against data/README.md or run python '
+           'tools/dataset_converters/flowers17.py verify')
+
+    def read_split_file(self):
+        """``datasplits.mat`` checked (:func:`validation.flowers17_problems`):
+        returns ``(key -> 1-D ids, images per class, problems)``."""
         keys = tuple(f'{p}{i}' for p in ('trn', 'val', 'tst')
                      for i in (1, 2, 3))
-        return _load_mat_rows('Flowers17', self.ann_file, keys,
-                              self.data_root, self.LAYOUT,
-                              'trn1..3, val1..3, tst1..3')
-
-    def _per_class(self, splits):
-        largest = max(int(v.max()) for v in splits.values() if v.size)
-        if self.images_per_class is not None:
-            return self.images_per_class
-        if largest % len(FLOWERS17_CLASSES):
-            raise ValueError(
-                f'Flowers17: the largest index in datasplits.mat is '
-                f'{largest}, not a multiple of 17 classes, so the class of '
-                f'an image cannot be inferred in {self.data_root}; pass '
-                f'images_per_class (80 for the real set)')
-        return largest // len(FLOWERS17_CLASSES)
+        mat = read_mat('Flowers17', self.ann_file, keys, self.data_root,
+                       self.LAYOUT, 'trn1..3, val1..3, tst1..3')
+        return flowers17_problems(mat, self.data_root, FLOWERS17_CLASSES,
+                                  self.images_per_class, self.FIX)
 
     def load_data_list(self) -> List[dict]:
-        """Read the split, check indices and image files, return
-        ``[{img_path, gt_label}, ...]``."""
-        splits = self._read_splits()
-        per_class = self._per_class(splits)
-        num_images = per_class * len(FLOWERS17_CLASSES)
-        data_list = []
-        for prefix in self.SPLIT_KEYS[self.split]:
-            key = f'{prefix}{self.split_id}'
-            ids = splits[key]
-            bad = ids[(ids < 1) | (ids > num_images)]
-            if bad.size:
-                raise ValueError(
-                    f"Flowers17: datasplits.mat key '{key}' has indices out "
-                    f'of range 1..{num_images} ({per_class} per class): '
-                    f'{bad[:5].tolist()} in {self.data_root}')
-            for i in ids.tolist():
-                data_list.append(
-                    dict(
-                        img_path=osp.join(self.img_prefix,
-                                          f'image_{i:04d}.jpg'),
-                        gt_label=(i - 1) // per_class))
-        check_image_files(
-            'Flowers17', self.data_root, data_list,
-            'check the folder against data/README.md or run '
-            'python tools/dataset_converters/flowers17.py verify')
+        """Check ``datasplits.mat`` (all nine keys) and the split's image
+        files, return ``[{img_path, gt_label}, ...]``."""
+        splits, per_class, problems = self.read_split_file()
+        raise_first(problems)
+        keys = [f'{p}{self.split_id}' for p in self.SPLIT_KEYS[self.split]]
+        data_list = flowers17_data_list(splits, keys, per_class,
+                                        self.img_prefix)
+        check_image_files('Flowers17', self.data_root, data_list, self.FIX)
         return data_list
 
     def extra_repr(self) -> List[str]:
@@ -223,6 +187,9 @@ class Flowers102(_MMPretrainFlowers102):
               '└── exclude_flowers17.txt  (optional, for the no-leak '
               'configs: tools/dedup/find_leakage.py writes it)')
 
+    FIX = ('check the folder against data/README.md or run python '
+           'tools/dataset_converters/flowers102.py verify')
+
     def __init__(self, data_root, split='trainval', **kwargs):
         _check_split(split)
         super().__init__(data_root=data_root, split=split, **kwargs)
@@ -230,60 +197,29 @@ class Flowers102(_MMPretrainFlowers102):
     def load_data_list(self) -> List[dict]:
         """Read ``imagelabels.mat`` and ``setid.mat`` with scipy (MAT v4 and
         v5, any numeric class: mat4py returns floats for double-stored ids,
-        which mmpretrain's loader cannot index with), check ids, labels and
-        image files."""
-        fix = ('check the folder against data/README.md or run '
-               'python tools/dataset_converters/flowers102.py verify')
-        labels = _load_mat_rows('Flowers102', self.ann_file, ('labels', ),
-                                self.data_root, self.LAYOUT)['labels']
-        sets = _load_mat_rows('Flowers102', self.train_test_split_file,
-                              ('trnid', 'valid', 'tstid'), self.data_root,
-                              self.LAYOUT)
+        which mmpretrain's loader cannot index with), check both files whole
+        and the split's image files."""
+        labels, ids, problems = self.read_split_files()
+        raise_first(problems)
         keys = {'train': ('trnid', ), 'val': ('valid', ),
                 'trainval': ('trnid', 'valid'), 'test': ('tstid', )}
-        ids = np.concatenate([sets[k] for k in keys[self.split]])
-        bad = ids[(ids < 1) | (ids > labels.size)]
-        if bad.size:
-            raise ValueError(
-                f'Flowers102: setid.mat has image ids out of range '
-                f'1..{labels.size} (the length of imagelabels.mat labels): '
-                f'{bad[:5].tolist()} in {self.data_root}; {fix}')
-        bad = labels[(labels < 1) | (labels > len(FLOWERS102_CLASSES))]
-        if bad.size:
-            raise ValueError(
-                f'Flowers102: imagelabels.mat has labels outside 1..102: '
-                f'{bad[:5].tolist()} in {self.data_root}; {fix}')
         data_list = [
             dict(img_path=self.backend.join_path(self.img_prefix,
                                                  f'image_{i:05d}.jpg'),
-                 gt_label=int(labels[i - 1]) - 1) for i in ids.tolist()
+                 gt_label=int(labels[i - 1]) - 1)
+            for key in keys[self.split] for i in ids[key].tolist()
         ]
-        check_image_files('Flowers102', self.data_root, data_list, fix)
+        check_image_files('Flowers102', self.data_root, data_list, self.FIX)
         return data_list
 
-
-def _load_mat_rows(name, path, keys, data_root, layout, expected=None):
-    """Read integer rows ``keys`` of a MAT v4/v5 file as 1-D int64 arrays,
-    with an error naming the file, the key or the bad values."""
-    fname = osp.basename(path)
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'{name}: no {fname} in {data_root}; '
-                                f'expected layout:\n{layout}')
-    try:
-        mat = scipy.io.loadmat(path)
-    except (ValueError, NotImplementedError, TypeError, OSError) as e:
-        raise ValueError(
-            f'{name}: cannot read {path} ({e}); it must be a MAT v4/v5 file '
-            f"(re-save MAT v7.3/HDF5 files with MATLAB's save -v7)") from e
-    rows = {}
-    for key in keys:
-        if key not in mat:
-            raise KeyError(f"{name}: {fname} has no key '{key}' (expected "
-                           f"{expected or ', '.join(keys)}) in {data_root}")
-        values = np.asarray(mat[key], dtype=np.float64).ravel()
-        ids = values.astype(np.int64)
-        if not np.array_equal(ids, values):
-            raise ValueError(f"{name}: {fname} key '{key}' holds non-integer "
-                             f'values in {data_root}')
-        rows[key] = ids
-    return rows
+    def read_split_files(self):
+        """``imagelabels.mat`` and ``setid.mat`` checked
+        (:func:`validation.flowers102_problems`): returns ``(labels, key ->
+        ids, problems)``."""
+        labels = read_mat('Flowers102', self.ann_file, ('labels', ),
+                          self.data_root, self.LAYOUT)['labels']
+        sets = read_mat('Flowers102', self.train_test_split_file,
+                        ('trnid', 'valid', 'tstid'), self.data_root,
+                        self.LAYOUT)
+        return flowers102_problems(labels, sets, self.data_root,
+                                   FLOWERS102_CLASSES, self.FIX)

@@ -1,18 +1,14 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """Shared loader of R2Gen's ``annotation.json`` (IU X-ray, MIMIC-CXR)."""
-import json
 import os.path as osp
 
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from mmext.registry import TOKENIZER, TRANSFORMS
+from .validation import AnnotationError, load_r2gen_annotation
 
 __all__ = ['R2GenReportDataset', 'AnnotationError']
-
-
-class AnnotationError(ValueError):
-    """``annotation.json`` lacks the requested split or has a bad entry."""
 
 
 class R2GenReportDataset(BaseDataset):
@@ -26,7 +22,11 @@ class R2GenReportDataset(BaseDataset):
     ids (``<unk>`` instead of rare words, the end cut off); here metrics get
     the full cleaned text. Upstream also crashes on a missing image in the
     middle of an epoch; here missing views are found at load time, reported
-    in one warning line with their count, and their studies skipped.
+    in one warning line with their count, and their studies skipped. The
+    whole annotation file is checked when the data set is built, before the
+    tokenizer reads it (:func:`validation.load_r2gen_annotation`: unreadable
+    JSON, ``report: null`` or empty, too few image paths, a study in two
+    splits, an empty train split): upstream fails mid-run or trains on it.
 
     The tokenizer's vocabulary is put into ``metainfo['vocab']`` so that
     mmengine stores it in every checkpoint (``meta['dataset_meta']``).
@@ -63,6 +63,23 @@ class R2GenReportDataset(BaseDataset):
         self.check_images = check_images
         ann_path = ann_file if osp.isabs(ann_file) else osp.join(
             data_root, ann_file)
+        # the vocabulary is counted on this file's train reports
+        vocab_from_file = tokenizer is None or (
+            isinstance(tokenizer, dict) and tokenizer.get('vocab') is None
+            and osp.abspath(tokenizer.get('ann_file') or ann_path)
+            == osp.abspath(ann_path))
+        self._annotation = load_r2gen_annotation(
+            ann_path, type(self).__name__, num_views,
+            need_train=vocab_from_file, layout=self.LAYOUT)
+        if split not in self._annotation:
+            raise AnnotationError(
+                f'{type(self).__name__}: {ann_path} has no split {split!r} '
+                f'(found {sorted(self._annotation)}); expected keys '
+                "'train', 'val', 'test'")
+        if not self._annotation[split]:
+            raise AnnotationError(
+                f'{type(self).__name__}: {ann_path} split {split!r} is '
+                'empty; add its studies or use another split')
         self.tokenizer = self._build_tokenizer(tokenizer, ann_path)
         metainfo = dict(
             vocab=list(self.tokenizer.vocab),
@@ -94,29 +111,17 @@ class R2GenReportDataset(BaseDataset):
         return TOKENIZER.build(tokenizer)
 
     def load_data_list(self):
-        with open(self.ann_file) as f:
-            ann = json.load(f)
-        if self.split not in ann:
-            raise AnnotationError(
-                f'{type(self).__name__}: {self.ann_file} has no split '
-                f'{self.split!r} (found {sorted(ann)}); expected keys '
-                "'train', 'val', 'test'")
+        """The split's studies (the file was checked at construction)."""
+        ann, self._annotation = self._annotation, None
+        if ann is None:  # loaded again: re-read and re-check
+            ann = load_r2gen_annotation(self.ann_file, type(self).__name__,
+                                        self.num_views)
         img_root = self.data_prefix['img_path']
         data_list, missing = [], []
         for i, entry in enumerate(ann[self.split]):
             sid = entry.get('id', f'#{i}')
-            report = entry.get('report')
-            if not isinstance(report, str) or not report.strip():
-                raise AnnotationError(
-                    f'{type(self).__name__}: {self.ann_file} split '
-                    f'{self.split!r} entry {sid!r} has an empty report; fix '
-                    'or remove the entry')
-            paths = entry.get('image_path') or []
-            if len(paths) < self.num_views:
-                raise AnnotationError(
-                    f'{type(self).__name__}: {self.ann_file} split '
-                    f'{self.split!r} entry {sid!r} has {len(paths)} image '
-                    f'path(s), {self.num_views} needed')
+            report = entry['report']
+            paths = entry['image_path']
             paths = [osp.join(img_root, p) for p in paths[:self.num_views]]
             if self.check_images:
                 lost = [p for p in paths if not osp.isfile(p)]
@@ -128,6 +133,12 @@ class R2GenReportDataset(BaseDataset):
                 study_id=sid, img_path=paths, gt_report=cleaned,
                 gt_tokens=self.tokenizer.encode_cleaned(cleaned)
                 [:self.max_seq_length]))
+        if missing and not data_list:
+            raise FileNotFoundError(
+                f'{type(self).__name__}: the images of all {len(missing)} '
+                f'{self.split} studies of {self.ann_file} are missing under '
+                f'{img_root}, e.g. {missing[0][1]}; expected layout: '
+                f'{self.LAYOUT}')
         if missing:
             first = ', '.join(f'{sid} ({p})' for sid, p in missing[:3])
             print_log(

@@ -7,9 +7,10 @@
 ``download`` fetches 102flowers.tgz, imagelabels.mat and setid.mat from the
 official page, checks their md5, extracts ``jpg/`` and verifies the folder;
 offline it fails within ``--timeout`` seconds (use ``--archive-dir`` with
-files fetched by hand). ``verify`` checks an existing folder (the .mat keys,
-ids and labels, every split's image files, the split sizes) and exits
-non-zero on a problem. For the no-leak configs, then run
+files fetched by hand). ``verify`` checks an existing folder with the checks
+the data set runs when it is built (mmext.datasets.validation: the .mat
+keys, ids, labels, overlaps and classes; every split's image files), lists
+every problem and exits non-zero on one. For the no-leak configs, then run
 tools/dedup/find_leakage.py (see data/README.md).
 """
 import glob
@@ -20,6 +21,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from flowers_utils import build_parser, report, run  # noqa: E402
 
 from mmext.datasets.flowers import Flowers102  # noqa: E402
+from mmext.datasets.validation import check_image_files  # noqa: E402
 
 BASE_URL = 'https://www.robots.ox.ac.uk/~vgg/data/flowers/102/'
 FILES = [('102flowers.tgz', '52808999861908f626f3c1f4e79d11fa'),
@@ -29,7 +31,8 @@ REAL_IMAGES = 8189
 
 
 def verify(root):
-    """Check a Flowers-102 folder; print a summary; return the exit code."""
+    """Check a Flowers-102 folder with the data set's own checks; print a
+    summary; return the exit code."""
     if not osp.isdir(root):
         return report('Flowers102', root, [], [
             f'{root} is not a folder; expected layout:\n{Flowers102.LAYOUT}'])
@@ -37,28 +40,25 @@ def verify(root):
     note = '' if on_disk == REAL_IMAGES else \
         f' (the real set has {REAL_IMAGES})'
     summary = [f'{on_disk} images in jpg/{note}']
-    problems, sets, sizes = [], {}, []
-    for split in ('train', 'val', 'test'):
+    dataset = Flowers102(root, lazy_init=True, serialize_data=False)
+    try:
+        labels, ids, problems = dataset.read_split_files()
+    except (OSError, KeyError, ValueError) as e:
+        return report('Flowers102', root, summary, [str(e).strip('"')])
+    sizes = []
+    for split, key in (('train', 'trnid'), ('val', 'valid'),
+                       ('test', 'tstid')) if ids else ():
+        data_list = [dict(img_path=osp.join(root, 'jpg',
+                                            f'image_{i:05d}.jpg'))
+                     for i in ids[key].tolist()]
         try:
-            ds = Flowers102(root, split=split, serialize_data=False)
-        except Exception as e:  # each loader error is one problem
-            problems.append(f'{split}: {str(e).strip(chr(34))}')
-            continue
-        sets[split] = {ds.get_data_info(i)['img_path']
-                       for i in range(len(ds))}
-        classes = len({ds.get_data_info(i)['gt_label']
-                       for i in range(len(ds))})
-        sizes.append(f'{split} {len(ds)} ({classes} classes)')
-        if classes != 102:
-            problems.append(f'{split} covers {classes} of 102 classes')
+            check_image_files('Flowers102', root, data_list,
+                              'fetch them again: flowers102.py download')
+        except FileNotFoundError as e:
+            problems.append(f'{split}: {e}')
+        classes = len(set(labels[ids[key] - 1].tolist()))
+        sizes.append(f'{split} {len(data_list)} ({classes} classes)')
     summary.append(', '.join(sizes))
-    names = sorted(sets)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            shared = sets[a] & sets[b]
-            if shared:
-                problems.append(f'{len(shared)} images are in both {a} and '
-                                f'{b}, e.g. {osp.basename(min(shared))}')
     exclude = osp.join(root, 'exclude_flowers17.txt')
     summary.append(f'exclude_flowers17.txt: '
                    f'{"present" if osp.isfile(exclude) else "absent"} '

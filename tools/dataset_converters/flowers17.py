@@ -7,9 +7,10 @@
 ``download`` fetches 17flowers.tgz and datasplits.mat from the official
 page, checks their md5, extracts ``jpg/`` and verifies the folder; offline
 it fails within ``--timeout`` seconds (use ``--archive-dir`` with files
-fetched by hand). ``verify`` checks an existing folder (the .mat keys and
-indices, every split's image files, the split sizes) and exits non-zero on
-a problem.
+fetched by hand). ``verify`` checks an existing folder with the checks the
+data set runs when it is built (mmext.datasets.validation: every key and
+index of datasplits.mat, overlaps, classes; every split's image files),
+lists every problem and exits non-zero on one.
 """
 import glob
 import os.path as osp
@@ -19,6 +20,8 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from flowers_utils import build_parser, report, run  # noqa: E402
 
 from mmext.datasets.flowers import Flowers17  # noqa: E402
+from mmext.datasets.validation import (check_image_files,  # noqa: E402
+                                       flowers17_data_list)
 
 BASE_URL = 'https://www.robots.ox.ac.uk/~vgg/data/flowers/17/'
 FILES = [('17flowers.tgz', 'b59a65d8d1a99cd66944d474e1289eab'),
@@ -27,7 +30,8 @@ REAL_IMAGES = 1360
 
 
 def verify(root):
-    """Check a Flowers-17 folder; print a summary; return the exit code."""
+    """Check a Flowers-17 folder with the data set's own checks; print a
+    summary; return the exit code."""
     if not osp.isdir(root):
         return report('Flowers17', root, [], [
             f'{root} is not a folder; expected layout:\n{Flowers17.LAYOUT}'])
@@ -35,36 +39,29 @@ def verify(root):
     note = '' if on_disk == REAL_IMAGES else \
         f' (the real set has {REAL_IMAGES})'
     summary = [f'{on_disk} images in jpg/{note}']
-    problems, errors = [], {}  # loader message -> the splits it hit
-    for split_id in (1, 2, 3):
-        sets, sizes = {}, []
+    dataset = Flowers17(root, lazy_init=True, serialize_data=False)
+    try:
+        splits, per_class, problems = dataset.read_split_file()
+    except (OSError, KeyError, ValueError) as e:
+        return report('Flowers17', root, summary, [str(e).strip('"')])
+    missing = {}  # missing-images message -> the splits it hit
+    for split_id in (1, 2, 3) if splits else ():
+        sizes = []
         for split in ('train', 'val', 'test'):
+            keys = [f'{p}{split_id}' for p in Flowers17.SPLIT_KEYS[split]]
+            data_list = flowers17_data_list(splits, keys, per_class,
+                                            dataset.img_prefix)
             try:
-                ds = Flowers17(root, split=split, split_id=split_id,
-                               serialize_data=False)
-            except Exception as e:  # each loader error is one problem
-                errors.setdefault(str(e).strip('"'), []).append(
+                check_image_files('Flowers17', root, data_list, 'fetch '
+                                  'them again: flowers17.py download')
+            except FileNotFoundError as e:
+                missing.setdefault(str(e), []).append(
                     f'split {split_id} {split}')
-                continue
-            paths = [ds.get_data_info(i)['img_path'] for i in range(len(ds))]
-            sets[split] = set(paths)
-            classes = len({ds.get_data_info(i)['gt_label']
-                           for i in range(len(ds))})
-            sizes.append(f'{split} {len(ds)} ({classes} classes)')
-            if classes != 17:
-                problems.append(f'split {split_id} {split} covers {classes} '
-                                f'of 17 classes')
+            classes = len({d['gt_label'] for d in data_list})
+            sizes.append(f'{split} {len(data_list)} ({classes} classes)')
         summary.append(f'split {split_id}: ' + ', '.join(sizes))
-        names = sorted(sets)
-        for i, a in enumerate(names):
-            for b in names[i + 1:]:
-                shared = sets[a] & sets[b]
-                if shared:
-                    problems.append(
-                        f'split {split_id}: {len(shared)} images are in both '
-                        f'{a} and {b}, e.g. {osp.basename(min(shared))}')
-    problems[:0] = [f'{", ".join(where)}: {msg}'
-                    for msg, where in errors.items()]
+    problems += [f'{", ".join(where)}: {msg}'
+                 for msg, where in missing.items()]
     return report('Flowers17', root, summary, problems)
 
 
