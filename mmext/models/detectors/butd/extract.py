@@ -45,7 +45,16 @@ def init_butd_detector(config, checkpoint=None, device='cpu'):
     with DefaultScope.overwrite_default_scope('mmext'):
         model = MODELS.build(cfg.model)
     if checkpoint is not None:  # mmext routes this to its safe loader
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+        try:
+            load_checkpoint(model, checkpoint, map_location='cpu',
+                            strict=True)
+        except RuntimeError as e:  # missing / unexpected / shape mismatch
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            first = lines[1] if len(lines) > 1 else str(e)  # 1st mismatch
+            raise ValueError(
+                f'{checkpoint} does not fit the model of {config} ({first});'
+                ' convert the caffemodel with this config (tools/'
+                'model_converters/butd_caffe_to_mmext.py --config)') from None
     return model.to(device).eval(), cfg
 
 
