@@ -17,13 +17,21 @@ CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
 shift 4
 
-RES_ARGS=()
-[ "${GPUS_PER_NODE}" -gt 0 ] && RES_ARGS+=(--gres=gpu:"${GPUS_PER_NODE}")
-[ "${TASKS_PER_NODE}" -gt 0 ] && RES_ARGS+=(--ntasks-per-node="${TASKS_PER_NODE}")
 if [ "${NTASKS}" -lt 1 ]; then
     echo "slurm_train.sh: no processes to start (GPUS=${GPUS}); on a CPU partition set NTASKS, e.g. GPUS=0 NTASKS=2" >&2
     exit 2
 fi
+RES_ARGS=()
+if [ "${GPUS_PER_NODE}" -gt 0 ]; then
+    # srun's answer to --gres on a partition without GPUs is obscure
+    GRES=$(sinfo -h -p "${PARTITION}" -o %G 2>/dev/null | sort -u | tr '\n' ' ')
+    if [ -n "${GRES}" ] && [[ "${GRES}" != *gpu* ]]; then
+        echo "slurm_train.sh: partition ${PARTITION} has no GPUs (gres: ${GRES% }); on a CPU partition set GPUS=0 NTASKS=N" >&2
+        exit 2
+    fi
+    RES_ARGS+=(--gres=gpu:"${GPUS_PER_NODE}")
+fi
+[ "${TASKS_PER_NODE}" -gt 0 ] && RES_ARGS+=(--ntasks-per-node="${TASKS_PER_NODE}")
 
 PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
 srun -p "${PARTITION}" \

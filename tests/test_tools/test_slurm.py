@@ -47,12 +47,15 @@ def slurm():
 
 
 def _fake_srun(tmp_path):
-    """A PATH whose ``srun`` only prints its arguments, one per line."""
+    """A PATH whose ``srun`` only prints its arguments, one per line, and
+    whose ``sinfo`` reports the partition's gres as ``$FAKE_GRES``."""
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
-    srun = bin_dir / 'srun'
-    srun.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@"\n')
-    srun.chmod(srun.stat().st_mode | stat.S_IEXEC)
+    for name, body in (('srun', 'printf "%s\\n" "$@"'),
+                       ('sinfo', 'echo "${FAKE_GRES:-gpu:8}"')):
+        exe = bin_dir / name
+        exe.write_text(f'#!/usr/bin/env bash\n{body}\n')
+        exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
     return f'{bin_dir}{os.pathsep}{os.environ["PATH"]}'
 
 
@@ -85,13 +88,19 @@ def test_srun_options(tmp_path, script, env, expected, absent):
     assert args[-3:] == ['--launcher=slurm', '--cfg-options', 'a=1']
 
 
-def test_no_tasks_refused(tmp_path):
+@pytest.mark.parametrize('env, message', [
+    ({'GPUS': '0'}, 'no processes to start (GPUS=0); on a CPU partition '
+     'set NTASKS, e.g. GPUS=0 NTASKS=2'),
+    ({'GPUS': '2', 'FAKE_GRES': '(null)'}, 'partition part has no GPUs '
+     '(gres: (null)); on a CPU partition set GPUS=0 NTASKS=N'),
+])
+def test_refused_before_srun(tmp_path, env, message):
     proc = run_tool(['bash', ROOT / 'tools/slurm_train.sh', 'part', 'job',
                      'cfg.py', 'wd'], cwd=tmp_path, check=False,
-                    env={'GPUS': '0', 'PATH': _fake_srun(tmp_path)})
+                    env=dict(env, PATH=_fake_srun(tmp_path)))
     assert proc.returncode == 2
-    assert 'set NTASKS, e.g. GPUS=0 NTASKS=2' in proc.stderr
-    assert '--ntasks' not in proc.stdout  # srun never ran
+    assert f'slurm_train.sh: {message}' in proc.stderr.splitlines()
+    assert proc.stdout == ''  # srun never ran
 
 
 def _slurm_run(script, args, cwd, slurm):
@@ -152,3 +161,14 @@ def test_failed_job_exits_with_the_plain_error(slurm, tmp_path):
     assert proc.returncode != 0
     assert message in proc.stderr.splitlines()
     assert not (tmp_path / 'wd').exists()  # nothing started
+
+
+def test_gpus_asked_on_a_cpu_partition(slurm, tmp_path):
+    # the issue's first attempt: a one-line cause and fix, not srun's
+    # "Invalid generic resource (gres) specification"
+    env = dict(slurm, GPUS='2', GPUS_PER_NODE='2', CPUS_PER_TASK='1')
+    proc = run_tool(['bash', ROOT / 'tools/slurm_test.sh', 'debug', 'mmext',
+                     TINY, 'x.pth'], cwd=tmp_path, env=env, check=False)
+    assert proc.returncode == 2
+    assert ('slurm_test.sh: partition debug has no GPUs (gres: (null)); on '
+            'a CPU partition set GPUS=0 NTASKS=N') in proc.stderr

@@ -101,7 +101,11 @@ start() {
     for exe in munged mungekey slurmctld slurmd srun sinfo; do
         command -v "$exe" >/dev/null || die "$exe not found; install Debian's slurm-wlm and munge: apt-get install -y slurm-wlm munge"
     done
-    [ -f "$DIR/slurmctld.pid" ] && die "already running from $DIR; run '$0 stop $DIR' first"
+    if [ "$(cat "/proc/$(cat "$DIR/slurmctld.pid" 2>/dev/null)/comm" 2>/dev/null)" = slurmctld ]; then
+        die "already running from $DIR; run '$0 stop $DIR' first"
+    fi
+    # whatever started is stopped again if a later step fails
+    trap stop EXIT
     mkdir -p "$DIR/munge" "$DIR/state" "$DIR/spool"
     # users other than root reach the munge socket through DIR/munge
     chmod 755 "$DIR"
@@ -115,30 +119,36 @@ start() {
     slurmctld -i -f "$SLURM_CONF"
     slurmd -f "$SLURM_CONF" -N "$(hostname -s)"
     wait_idle
+    trap - EXIT
     echo "local Slurm up: export SLURM_CONF=$SLURM_CONF"
 }
 
-stop_pidfile() {
-    local f=$1 pid
-    [ -f "$f" ] || return 0
-    pid=$(cat "$f")
-    if kill "$pid" 2>/dev/null; then
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$f"
-}
-
 stop() {
+    local pids=() name f pid
     if [ -f "$DIR/slurmctld.pid" ]; then
         scancel --full --quiet --partition=debug 2>/dev/null || true
     fi
-    stop_pidfile "$DIR/slurmd.pid"
-    stop_pidfile "$DIR/slurmctld.pid"
-    stop_pidfile "$DIR/munged.pid"
+    for name in slurmd slurmctld munged; do
+        f="$DIR/$name.pid"
+        [ -f "$f" ] || continue
+        pid=$(cat "$f")
+        # a stale pid file may name someone else's process by now
+        if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ]; then
+            kill "$pid" && pids+=("$pid")
+        fi
+        rm -f "$f"
+    done
+    # all at once, each has 5 s to exit
+    for _ in $(seq 50); do
+        local alive=()
+        for pid in "${pids[@]}"; do
+            kill -0 "$pid" 2>/dev/null && alive+=("$pid")
+        done
+        pids=("${alive[@]}")
+        [ ${#pids[@]} -eq 0 ] && return 0
+        sleep 0.1
+    done
+    kill -9 "${pids[@]}" 2>/dev/null || true
 }
 
 case "$CMD" in
