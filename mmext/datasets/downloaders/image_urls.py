@@ -156,8 +156,9 @@ def fetch_image(url, path, size=224, timeout=10.0, retries=2, backoff=1.0,
         url (str): http(s) URL.
         path (str): Target file; written as ``path + '.part'`` and renamed.
         size (int): Output side (square). Defaults to 224.
-        timeout (float): Seconds per attempt (connect + transfer).
-            Defaults to 10.0.
+        timeout (float): Seconds per attempt, connect + transfer (checked
+            between reads, so a stalled read may add up to one more
+            ``timeout``). Defaults to 10.0.
         retries (int): Extra attempts after a timeout, a network error or
             HTTP 408/429/5xx. Defaults to 2.
         backoff (float): Seconds before retry k are ``backoff * 2**k``.
