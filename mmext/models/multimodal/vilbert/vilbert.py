@@ -120,7 +120,6 @@ class ViLBERT(BaseModel):
         frozen = dict(frozen_stages=text.pop('frozen_stages', -1),
                       frozen_patterns=text.pop('frozen_patterns', ()))
         self.bert, mlm_state = build_bert(**text)
-        self.bert.config._attn_implementation = 'eager'
         if frozen['frozen_stages'] != -1 or frozen['frozen_patterns']:
             _register_bert_rule()
             freeze_module(self.bert, **frozen)

@@ -23,7 +23,7 @@ def build_bert_layers(num_layers, dims, num_heads, ffn_dims, drop=0.1):
     cfg = BertConfig(hidden_size=dims, num_attention_heads=num_heads,
                      intermediate_size=ffn_dims, hidden_dropout_prob=drop,
                      attention_probs_dropout_prob=drop)
-    cfg._attn_implementation = 'eager'
+    cfg._attn_implementation = 'sdpa'
     return bert_init_(
         nn.ModuleList(BertLayer(cfg) for _ in range(num_layers)))
 
