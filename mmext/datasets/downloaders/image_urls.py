@@ -34,6 +34,7 @@ from dataclasses import astuple, dataclass, fields
 from urllib.parse import quote, urlsplit
 
 from PIL import Image
+from tqdm import tqdm
 
 __all__ = ['STATUSES', 'DownloadRecord', 'download_images', 'fetch_image',
            'image_file_name', 'read_download_log', 'write_download_log']
@@ -243,7 +244,6 @@ def download_images(items, out_dir, log_file, image_dir='images',
         dict[str, int]: count per status over all items, plus 'skipped'
         (already done before this run; included in the counts).
     """
-    from tqdm import tqdm
     folder = osp.join(out_dir, image_dir)
     os.makedirs(folder, exist_ok=True)
     records = read_download_log(log_file)
