@@ -23,8 +23,8 @@ from mmext.models.detectors.butd.caffe_convert import (
     ButdConversionError, convert_butd_caffemodel, convert_caffe_layers,
     expected_caffe_layers)
 from mmext.utils import safe_torch_load
-from mmext.utils.caffemodel import CaffeLayer, CaffeModelError, \
-    read_caffemodel
+from mmext.utils.caffemodel import (CaffeLayer, CaffeModelError,
+                                   read_caffemodel)
 from ..conftest import ROOT, run_tool
 
 TABLE = ROOT / 'tests' / 'data' / 'butd_caffe_blobs.json'

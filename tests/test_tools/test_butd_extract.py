@@ -37,11 +37,11 @@ def workspace(tmp_path_factory):
             torch.nn.init.normal_(m.weight, std=0.5)
     torch.save(dict(state_dict=model.state_dict()), ws / 'butd_tiny.pth')
     cfg = ws / 'butd_tiny.py'
+    args = ', '.join(f'{k}={v!r}' for k, v in ARCH.items())
     cfg.write_text(
         f"_base_ = ['{ROOT}/configs/butd/butd_faster-rcnn_r101-caffe-c4_vg"
-        f".py']\nmodel = dict({', '.join(f'{k}={v!r}' for k, v in ARCH.items())}"
-        f', test_cfg={TEST_CFG!r})\nextract_cfg = dict(min_boxes=3, '
-        'max_boxes=8)\n')
+        f".py']\nmodel = dict({args}, test_cfg={TEST_CFG!r})\n"
+        'extract_cfg = dict(min_boxes=3, max_boxes=8)\n')
     images = ws / 'images'
     images.mkdir()
     rng = np.random.RandomState(0)
