@@ -13,6 +13,7 @@ The same checkers serve the data sets (which raise the first problem) and
 all), so the two cannot disagree.
 """
 import json
+import os
 import os.path as osp
 
 import numpy as np
@@ -45,11 +46,21 @@ def _first(values, n=5):
 
 
 def check_image_files(name, data_root, data_list, fix, show=5):
-    """Raise FileNotFoundError when images of ``data_list`` are missing (or
-    are no regular file), with the count and the first ``show`` of them
-    relative to ``data_root``."""
+    """Raise FileNotFoundError when images of ``data_list`` are missing, or
+    ValueError when one is no regular file (a FIFO would block the loader),
+    with the count and the first ``show`` of them relative to
+    ``data_root``."""
     missing = [d['img_path'] for d in data_list
                if not osp.isfile(d['img_path'])]
+    special = [p for p in missing if osp.exists(p)]
+    if special:
+        from mmext.dedup.inputs import file_kind
+        kind = file_kind(os.stat(special[0]).st_mode)
+        raise ValueError(
+            f'{name}: {len(special)} of {len(data_list)} images listed by '
+            f'the split file are no regular file in {data_root}, first '
+            f'{osp.relpath(special[0], data_root)} ({kind}); replace them '
+            'with the image files')
     if missing:
         first = ', '.join(osp.relpath(p, data_root) for p in missing[:show])
         more = f' and {len(missing) - show} more' if len(missing) > show \

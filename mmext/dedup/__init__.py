@@ -5,18 +5,21 @@
 cached); ``find_cross_set_duplicates`` / ``find_within_set_duplicates``
 return every pair within a Hamming threshold; ``mmext.dedup.report``
 writes the evidence (CSV, JSON, HTML, contact sheet) and the exclude file
-the Flowers-102 no-leak configs read. CLI: ``tools/dedup/find_leakage.py``.
+the Flowers-102 no-leak configs read, all or none; ``mmext.dedup.textio``
+escapes any POSIX file name in them and parses the exclude file.
+CLI: ``tools/dedup/find_leakage.py``.
 """
 from .hashing import (METHODS, MIN_STD, HashResult, SkipImage, hash_images,
                       hash_pil_image, hash_to_hex, load_image, pack_bits)
 from .search import (DEFAULT_THRESHOLD, DuplicatePair, default_threshold,
                      find_cross_set_duplicates, find_within_set_duplicates,
                      hamming_distances)
+from .textio import escape_path, read_exclude_file, unescape_path
 
 __all__ = [
     'METHODS', 'MIN_STD', 'HashResult', 'SkipImage', 'hash_images',
     'hash_pil_image', 'hash_to_hex', 'load_image', 'pack_bits',
     'DEFAULT_THRESHOLD', 'DuplicatePair', 'default_threshold',
     'find_cross_set_duplicates', 'find_within_set_duplicates',
-    'hamming_distances'
+    'hamming_distances', 'escape_path', 'unescape_path', 'read_exclude_file'
 ]

@@ -3,6 +3,7 @@
 when the data set is built, with one line naming the file, the key (or
 study) and the first bad value; ``verify`` reports the same line."""
 import json
+import os
 import re
 import shutil
 
@@ -96,6 +97,17 @@ def test_flowers17_refuses_each_violation(f17, edit_mat):
                                 'verify') and '\n' not in msg
     edit_mat(f17 / 'datasplits.mat', **mat)
     assert len(Flowers17(str(f17), split='test', split_id=3)) == 17
+
+
+def test_flowers17_fifo_image_reported(tmp_path):
+    root = make_flowers17(tmp_path, per_class=3, size=8)
+    image = Flowers17(str(root), split='train').get_data_info(1)['img_path']
+    os.unlink(image)
+    os.mkfifo(image)
+    name = os.path.basename(image)
+    with pytest.raises(ValueError, match=r'1 of 17 images .* no regular '
+                       rf'file .* first jpg/{name} \(a FIFO\)'):
+        Flowers17(str(root), split='train')
 
 
 def test_flowers17_verify_prints_the_data_set_error(f17, edit_mat):

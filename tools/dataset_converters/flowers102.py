@@ -54,7 +54,7 @@ def verify(root):
         try:
             check_image_files('Flowers102', root, data_list,
                               'fetch them again: flowers102.py download')
-        except FileNotFoundError as e:
+        except (FileNotFoundError, ValueError) as e:
             problems.append(f'{split}: {e}')
         classes = len(set(labels[ids[key] - 1].tolist()))
         sizes.append(f'{split} {len(data_list)} ({classes} classes)')

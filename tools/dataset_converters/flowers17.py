@@ -54,7 +54,7 @@ def verify(root):
             try:
                 check_image_files('Flowers17', root, data_list, 'fetch '
                                   'them again: flowers17.py download')
-            except FileNotFoundError as e:
+            except (FileNotFoundError, ValueError) as e:
                 missing.setdefault(str(e), []).append(
                     f'split {split_id} {split}')
             classes = len({d['gt_label'] for d in data_list})
