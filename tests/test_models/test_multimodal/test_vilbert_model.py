@@ -12,7 +12,7 @@ from mmext.models.multimodal.vilbert import (build_bert, info_nce,
                                              select_tokens)
 from mmext.registry import MODELS
 from mmext.testing.bert import make_bert_folder
-from mmext.utils.checkpoint import UnsafeCheckpointError
+from mmext.utils.checkpoint import UnsafeCheckpointError, safe_torch_load
 from mmext.testing.vilbert import TINY_VIT as VIT
 from mmext.testing.vilbert import fixed_batch, tiny_vilbert
 
@@ -164,6 +164,19 @@ def test_bert_folder_safetensors_and_bin_agree(tmp_path):
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert torch.equal(head_a['transform.dense.weight'],
                        head_b['transform.dense.weight'])
+    # the original bert-base-uncased naming (LayerNorm gamma / beta, a
+    # stored position_ids) loads too; a foreign key is refused
+    state = {k.replace('LayerNorm.weight', 'LayerNorm.gamma').replace(
+        'LayerNorm.bias', 'LayerNorm.beta'): v
+        for k, v in safe_torch_load(str(b / 'pytorch_model.bin')).items()}
+    state['bert.embeddings.position_ids'] = torch.arange(64)[None]
+    torch.save(state, b / 'pytorch_model.bin')
+    mc, _ = build_bert(str(b))
+    assert all(torch.equal(sa[k], mc.state_dict()[k]) for k in sa)
+    state['bert.encoder.layer.9.output.dense.weight'] = torch.zeros(1)
+    torch.save(state, b / 'pytorch_model.bin')
+    with pytest.raises(ValueError, match='do not match its config.json'):
+        build_bert(str(b))
 
 
 class _Exploit:

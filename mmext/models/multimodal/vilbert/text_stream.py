@@ -116,7 +116,10 @@ def build_bert(folder=None, config=None, load_weights=True):
             elif not k.startswith(('cls.', 'pooler.', 'bert.pooler.')):
                 own[k[5:] if k.startswith('bert.') else k] = v
         missing, unexpected = model.load_state_dict(own, strict=False)
+        # old checkpoints carry the (now non-persistent) position_ids
         missing = [k for k in missing if not k.endswith('position_ids')]
+        unexpected = [k for k in unexpected
+                      if not k.endswith('position_ids')]
         if missing or unexpected:
             raise ValueError(
                 f'ViLBERT: the BERT weights in {folder} do not match its '
