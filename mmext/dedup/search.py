@@ -1,11 +1,21 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """Hamming-radius search between two sets of packed hashes.
 
-Exhaustive and exact: every pair within ``threshold`` bits is returned. The
-distance matrix is built tile by tile (XOR of ``uint64`` words, then
-``np.bitwise_count``) into reused buffers, so memory is bounded by the tile
-size, not by ``len(query) * len(reference)``. imagehash offers only a
-per-pair ``ImageHash.__sub__`` (~16 µs per pair in Python).
+Exact: every pair within ``threshold`` bits is returned, by one of two
+methods that give identical results:
+
+* ``'tiled'`` brute force: the distance matrix is built tile by tile (XOR
+  of ``uint64`` words, then ``np.bitwise_count``) into reused buffers, so
+  memory is bounded by the tile size, not by ``len(query) *
+  len(reference)``;
+* ``'mih'``: a multi-index hash (:mod:`mmext.dedup.mih`), sub-linear for
+  single-word (<= 64-bit) hashes and small thresholds: 10 M x 100 k
+  flip-aware phashes at threshold 10 in minutes instead of hours.
+
+``'auto'`` (the default) takes the multi-index when its cost model
+(measured constants in :mod:`mmext.dedup.mih`) predicts it at least twice
+as fast. imagehash offers only a per-pair ``ImageHash.__sub__`` (~16 µs per
+pair in Python).
 
 Default threshold (64-bit phash), measured with
 ``python benchmarks/dedup_hashing.py --thresholds`` on the 22 images of
@@ -34,9 +44,11 @@ from typing import List
 
 import numpy as np
 
-__all__ = ['DEFAULT_THRESHOLD', 'DuplicatePair', 'default_threshold',
-           'find_cross_set_duplicates', 'find_within_set_duplicates',
-           'hamming_distances']
+from . import mih
+
+__all__ = ['ALGORITHMS', 'DEFAULT_THRESHOLD', 'DuplicatePair',
+           'default_threshold', 'find_cross_set_duplicates',
+           'find_within_set_duplicates', 'hamming_distances']
 
 #: Hamming threshold for 64-bit phash; see the module docstring.
 DEFAULT_THRESHOLD = 10
@@ -47,6 +59,8 @@ _DEFAULTS_64 = {'phash': 10, 'dhash': 6, 'ahash': 6, 'whash': 4}
 # A tile is chunk_size x _TILE_COLS pairs. 128 x 4096 (4 MiB uint64 XOR
 # buffer, cache-resident) measured 2x faster here than 1000 x 10000.
 _TILE_COLS = 4096
+
+ALGORITHMS = ('auto', 'tiled', 'mih')
 
 
 @dataclass
@@ -142,6 +156,37 @@ def _pairs_within(a, b, threshold, chunk_size, upper_only=False):
                 yield ii + r0, jj + c0, dist[ii, jj].astype(np.int64)
 
 
+def _choose(algorithm, a, b, threshold, num_bits):
+    """'tiled' or 'mih' for searching ``a`` against ``b``."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f'unknown search algorithm {algorithm!r}; choose '
+                         f'one of {", ".join(ALGORITHMS)}')
+    one_word = a.ndim == 1 or a.shape[1] == 1
+    if algorithm == 'mih' and not one_word:
+        raise ValueError(f'the multi-index search takes hashes of at most 64 '
+                         f'bits, got {num_bits}: use algorithm="tiled"')
+    if algorithm != 'auto':
+        return algorithm
+    if not one_word or not len(a) or not len(b):
+        return 'tiled'
+    small, large = sorted((len(a), len(b)))
+    _, cost = mih.plan_parts(num_bits, threshold,
+                             min(large, mih.BLOCK_ROWS), small)
+    cost *= -(-large // mih.BLOCK_ROWS)
+    brute = len(a) * len(b) * mih.SEC_PER_BRUTE_PAIR
+    return 'mih' if 2 * cost < brute else 'tiled'
+
+
+def _pairs(a, b, threshold, chunk_size, upper_only=False, num_bits=64,
+           algorithm='auto', workers=1):
+    """:func:`_pairs_within` or :func:`mih.mih_pairs` (same pairs)."""
+    a, b = _as_words(a), _as_words(b)
+    if _choose(algorithm, a, b, threshold, num_bits) == 'mih':
+        return mih.mih_pairs(a, b, threshold, num_bits,
+                             upper_only=upper_only, workers=workers)
+    return _pairs_within(a, b, threshold, chunk_size, upper_only)
+
+
 def _check_compatible(a, b):
     if (a.method, a.hash_size) != (b.method, b.hash_size):
         raise ValueError(
@@ -174,13 +219,15 @@ def _to_pairs(best, query, reference):
 
 def find_cross_set_duplicates(query, reference,
                               threshold=DEFAULT_THRESHOLD,
-                              chunk_size=128) -> List[DuplicatePair]:
+                              chunk_size=128, algorithm='auto',
+                              workers=1) -> List[DuplicatePair]:
     """Every (query, reference) pair within ``threshold`` bits.
 
     With flip-aware hashes (``flip=True``, the default of
     :func:`~mmext.dedup.hash_images`) the mirror image of each query is
-    compared too; mirroring both sides adds nothing (it equals comparing
-    the originals up to resampling noise).
+    compared too (or, when only the reference has mirrors, the mirror image
+    of each reference); mirroring both sides adds nothing (it equals
+    comparing the originals up to resampling noise).
 
     Args:
         query (HashResult): e.g. the extra training images.
@@ -188,9 +235,12 @@ def find_cross_set_duplicates(query, reference,
         threshold (int): Largest Hamming distance reported. Defaults to
             :data:`DEFAULT_THRESHOLD` (10, measured for 64-bit phash; use
             :func:`default_threshold` for other methods / sizes).
-        chunk_size (int): Query rows per tile; the work buffers take
-            ``chunk_size * 4096 * 12`` bytes (6 MiB at the default 128)
-            whatever the set sizes.
+        chunk_size (int): Query rows per tile of the tiled search; its work
+            buffers take ``chunk_size * 4096 * 12`` bytes (6 MiB at the
+            default 128) whatever the set sizes.
+        algorithm (str): 'auto', 'tiled' or 'mih' (see the module
+            docstring); the pairs are the same. Defaults to 'auto'.
+        workers (int): Threads of the multi-index search. Defaults to 1.
 
     Returns:
         list[DuplicatePair]: sorted by distance, then query and reference
@@ -203,40 +253,44 @@ def find_cross_set_duplicates(query, reference,
         (2, 'original')
     """
     _check_compatible(query, reference)
-    found = [('original', _pairs_within(query.hashes, reference.hashes,
-                                        threshold, chunk_size))]
+    kwargs = dict(threshold=threshold, chunk_size=chunk_size,
+                  num_bits=query.num_bits, algorithm=algorithm,
+                  workers=workers)
+    found = [('original', _pairs(query.hashes, reference.hashes, **kwargs))]
     if query.flipped is not None:
-        found.append(('flipped', _pairs_within(
-            query.flipped, reference.hashes, threshold, chunk_size)))
+        found.append(('flipped', _pairs(query.flipped, reference.hashes,
+                                        **kwargs)))
     elif reference.flipped is not None:
-        found.append(('flipped', _pairs_within(
-            query.hashes, reference.flipped, threshold, chunk_size)))
-    return _to_pairs(_collect(found), query,
-                     reference)
+        found.append(('flipped', _pairs(query.hashes, reference.flipped,
+                                        **kwargs)))
+    return _to_pairs(_collect(found), query, reference)
 
 
 def find_within_set_duplicates(hashes, threshold=DEFAULT_THRESHOLD,
-                               chunk_size=128) -> List[DuplicatePair]:
+                               chunk_size=128, algorithm='auto',
+                               workers=1) -> List[DuplicatePair]:
     """Every pair ``i < j`` of one set within ``threshold`` bits.
 
     Args:
         hashes (HashResult): The set.
         threshold (int): See :func:`find_cross_set_duplicates`.
-        chunk_size (int): Rows per tile.
+        chunk_size (int): Rows per tile of the tiled search.
+        algorithm (str): 'auto', 'tiled' or 'mih'. Defaults to 'auto'.
+        workers (int): Threads of the multi-index search. Defaults to 1.
 
     Returns:
         list[DuplicatePair]: ``query_path`` is the earlier file of each
         pair, ``ref_path`` the later one.
     """
-    found = [('original', _pairs_within(hashes.hashes, hashes.hashes,
-                                        threshold, chunk_size, True))]
+    kwargs = dict(threshold=threshold, chunk_size=chunk_size,
+                  upper_only=True, num_bits=hashes.num_bits,
+                  algorithm=algorithm, workers=workers)
+    found = [('original', _pairs(hashes.hashes, hashes.hashes, **kwargs))]
     if hashes.flipped is not None:
         # mirror(i) vs j and mirror(j) vs i differ by resampling noise:
         # take both, the smaller distance wins
-        found.append(('flipped', _pairs_within(
-            hashes.flipped, hashes.hashes, threshold, chunk_size, True)))
-        found.append(('flipped', _pairs_within(
-            hashes.hashes, hashes.flipped, threshold, chunk_size, True)))
-    return _to_pairs(_collect(found), hashes,
-                     hashes)
-
+        found.append(('flipped', _pairs(hashes.flipped, hashes.hashes,
+                                        **kwargs)))
+        found.append(('flipped', _pairs(hashes.hashes, hashes.flipped,
+                                        **kwargs)))
+    return _to_pairs(_collect(found), hashes, hashes)

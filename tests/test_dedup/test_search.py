@@ -50,8 +50,11 @@ def brute_cross(q, r, thr):
     return out
 
 
-@pytest.mark.parametrize('num_words,thr', [(1, 10), (4, 100)])
-def test_cross_set_equals_brute_force(num_words, thr, monkeypatch):
+@pytest.mark.parametrize('num_words,thr,algorithm', [(1, 10, 'tiled'),
+                                                     (4, 100, 'tiled'),
+                                                     (1, 10, 'mih')])
+def test_cross_set_equals_brute_force(num_words, thr, algorithm,
+                                      monkeypatch):
     """Tiny tiles (7 x 5) exercise every tile edge; the result equals a
     pure-Python all-pairs loop, including planted near duplicates in both
     variants."""
@@ -62,7 +65,8 @@ def test_cross_set_equals_brute_force(num_words, thr, monkeypatch):
     r.hashes[30] = plant(q.flipped[22], 6, 1)  # mirror copy of q22
     r.hashes[12] = plant(q.hashes[0], thr, 2)  # exactly at the threshold
     r.hashes[13] = plant(q.hashes[1], thr + 1, 3)  # just beyond
-    pairs = find_cross_set_duplicates(q, r, threshold=thr, chunk_size=5)
+    pairs = find_cross_set_duplicates(q, r, threshold=thr, chunk_size=5,
+                                      algorithm=algorithm)
     got = {(p.query_index, p.ref_index): (p.distance, p.variant)
            for p in pairs}
     assert got == brute_cross(q, r, thr)
@@ -107,7 +111,7 @@ def test_search_memory_is_bounded():
     r = random_set(2_000, 1, 12, flip=False, prefix='r')
     r.hashes[1500] = q.hashes[41_234]
     tracemalloc.start()
-    pairs = find_cross_set_duplicates(q, r, threshold=4)
+    pairs = find_cross_set_duplicates(q, r, threshold=4, algorithm='tiled')
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert [(p.query_index, p.ref_index) for p in pairs] == [(41_234, 1500)]
