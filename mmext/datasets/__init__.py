@@ -12,3 +12,4 @@ from .hateful_memes import HatefulMemes  # noqa: F401
 from .image_text import ImageTextDataset, RecordError  # noqa: F401
 from .mmimdb import MMIMDb  # noqa: F401
 from .upmc_food101 import UPMCFood101  # noqa: F401
+from .seeded_split import SeededSplit  # noqa: F401

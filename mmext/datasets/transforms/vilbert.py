@@ -208,7 +208,8 @@ _PACK_KEYS = ('input_ids', 'caption_ids', 'mlm_labels', 'patch_mask',
 class PackViLBERTInputs(BaseTransform):
     """Pack the inputs into ``dict(inputs=dict(...), data_samples=...)``;
     images become (3, H, W) uint8 tensors. The data sample keeps the
-    caption and the image path."""
+    caption, the image path, the record ``id`` and ``gt_label`` (class
+    index, or a list of indices for multi-label) when present."""
 
     def transform(self, results):
         inputs = {}
@@ -221,8 +222,12 @@ class PackViLBERTInputs(BaseTransform):
         for key in _PACK_KEYS:
             if key in results:
                 inputs[key] = torch.as_tensor(results[key])
-        sample = DataSample().set_metainfo(dict(
+        sample = DataSample(metainfo=dict(
             img_path=results.get('img_path'), text=results.get('text')))
+        if results.get('id') is not None:
+            sample.set_metainfo(dict(id=results['id']))
+        if 'gt_label' in results:  # fine-tuning (ViLBERTClassifier)
+            sample.set_gt_label(results['gt_label'])
         return dict(inputs=inputs, data_samples=sample)
 
 
