@@ -133,7 +133,8 @@ class Flowers17(BaseDataset):
         mat = read_mat('Flowers17', self.ann_file, keys, self.data_root,
                        self.LAYOUT, 'trn1..3, val1..3, tst1..3')
         return flowers17_problems(mat, self.data_root, FLOWERS17_CLASSES,
-                                  self.images_per_class, self.FIX)
+                                  self.images_per_class, self.FIX,
+                                  self.img_prefix)
 
     def load_data_list(self) -> List[dict]:
         """Check ``datasplits.mat`` (all nine keys) and the split's image

@@ -157,7 +157,7 @@ def _class_problems(where, key, labels, num_classes, class_names):
 
 
 def flowers17_problems(mat, data_root, class_names, images_per_class=None,
-                       fix=''):
+                       fix='', img_prefix=None):
     """Every problem of a Flowers-17 ``datasplits.mat``.
 
     Checks each of ``trn1..3``, ``val1..3``, ``tst1..3``: one row of
@@ -172,6 +172,10 @@ def flowers17_problems(mat, data_root, class_names, images_per_class=None,
         images_per_class (int, optional): Images per class. Defaults to
             None.
         fix (str): Appended to each message. Defaults to ''.
+        img_prefix (str, optional): The image folder. When given and the
+            images per class are inferred, the largest index must name an
+            image file: a stray index past the last image would otherwise
+            shift every label. Defaults to None.
 
     Returns:
         tuple[dict | None, int | None, list[str]]: the ids of each key
@@ -197,6 +201,15 @@ def flowers17_problems(mat, data_root, class_names, images_per_class=None,
                 f'{largest}, not a multiple of {num_classes} classes, so the '
                 f'class of an image cannot be inferred in {data_root}; pass '
                 f'images_per_class (80 for the real set)']
+        last = None if img_prefix is None else osp.join(
+            img_prefix, f'image_{largest:04d}.jpg')
+        if last is not None and not osp.isfile(last):
+            key = next(k for k, ids in splits.items() if largest in ids)
+            return None, None, [
+                f"{where} key '{key}' holds the largest index, {largest}, "
+                f'but {osp.relpath(last, data_root)} is no image file; the '
+                'images per class are inferred from it: restore the image '
+                f'or pass images_per_class (80 for the real set){suffix}']
         per_class = largest // num_classes
     high = per_class * num_classes
     for key, ids in splits.items():

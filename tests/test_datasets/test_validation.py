@@ -80,6 +80,10 @@ def test_flowers17_refuses_each_violation(f17, edit_mat):
         (dict(tst1=_row(no_class_0)),
          r"key 'tst1' has no image of 1 of 17 classes, first class 0 "
          r'\(Daffodil\)'),
+        # a stray index 85 = 17 x 5 would make it 5 images per class
+        (dict(tst2=_row(list(mat['tst2'].ravel()) + [85])),
+         r"key 'tst2' holds the largest index, 85, but jpg/image_0085.jpg "
+         'is no image file'),
         (dict(val1=_row([0, 3])),
          r"key 'val1' has indices out of range 1\.\.68 \(4 per class\): "
          r'\[0\]'),
@@ -121,6 +125,29 @@ def test_flowers17_verify_prints_the_data_set_error(f17, edit_mat):
     assert proc.returncode == 1
     assert f'  - {e.value}' in proc.stdout.splitlines()
     assert '1 problem(s)' in proc.stdout
+
+
+def test_train_refuses_before_the_first_iteration(tmp_path):
+    """The real entry point: tools/train.py on a split file with a test
+    image in train exits with the one-line error; no checkpoint."""
+    root = make_flowers17(tmp_path / 'f17', per_class=3, size=16)
+    mat = _mat(root / 'datasplits.mat')
+    leak = mat['tst1'].ravel()[0]
+    mat['trn1'] = _row(list(mat['trn1'].ravel()) + [leak])
+    scipy.io.savemat(root / 'datasplits.mat', mat)
+    work = tmp_path / 'work'
+    options = [f'{k}.dataset.data_root={root}' for k in (
+        'train_dataloader', 'val_dataloader', 'test_dataloader')]
+    proc = run_tool([ROOT / 'tools/train.py',
+                     ROOT / 'configs/flowers/demo_resnet18_flowers.py',
+                     '--work-dir', work, '--cfg-options', *options],
+                    cwd=tmp_path, check=False, timeout=300)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert (f"datasplits.mat in {root} split 1: 1 images are in both test "
+            f"and train (keys 'tst1', 'trn1'), first {leak}") in out, out
+    assert not list(work.rglob('*.pth'))
+    assert 'Epoch(train)' not in out
 
 
 def test_flowers102_refuses_each_violation(f102, edit_mat):
