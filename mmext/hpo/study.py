@@ -39,14 +39,14 @@ def make_storage(url, heartbeat_interval=60):
             '(sqlite:///study.db, postgresql://...) nor a journal file '
             '(journal:PATH or *.log)')
     import optuna.storages as S
-    if hasattr(S, 'RetryHeartbeatStaleTrialCallback'):  # optuna >= 4.9
-        retry = dict(heartbeat_stale_trial_callback=S.
-                     RetryHeartbeatStaleTrialCallback(max_retry=1))
-    else:
-        retry = dict(
-            failed_trial_callback=S.RetryFailedTrialCallback(max_retry=1))
-    with warnings.catch_warnings():  # "experimental" notices
-        warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
+    with warnings.catch_warnings():  # "experimental" / deprecation notices
+        warnings.simplefilter('ignore')
+        if hasattr(S, 'RetryHeartbeatStaleTrialCallback'):  # optuna >= 4.9
+            retry = dict(heartbeat_stale_trial_callback=S.
+                         RetryHeartbeatStaleTrialCallback(max_retry=1))
+        else:
+            retry = dict(failed_trial_callback=S.RetryFailedTrialCallback(
+                max_retry=1))
         return RDBStorage(url, heartbeat_interval=heartbeat_interval,
                           **retry)
 

@@ -190,3 +190,31 @@ def test_representation_alignment_metric():
     empty = RepresentationAlignment('a', 'b')
     with pytest.raises(KeyError, match='AlignmentHook'):
         empty.process({}, [dict(pred_label=1)])
+
+
+def test_compare_layers_equals_the_pair_functions():
+    """The per-layer caches (k-NN lists, centred features, self-HSIC,
+    SVCCA bases) give the values of the stand-alone functions."""
+    from mmext.evaluation.metrics.alignment import ALIGNMENT_METRICS
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(150, 20, generator=g)
+    y = x @ torch.randn(20, 30, generator=g) + torch.randn(150, 30,
+                                                             generator=g)
+    z = torch.randn(150, 25, generator=g)
+    feats = dict(x=x, y=y, z=z)
+    recs = compare_layers(dict(x=x, y=y), dict(y=y, z=z),
+                          list(ALIGNMENT_METRICS), k=7, normalize=False,
+                          svcca_keep=5)
+    fns = dict(
+        mutual_knn=lambda a, b: A.mutual_knn(a, b, 7),
+        cknna=lambda a, b: A.cknna(a, b, 7),
+        linear_cka=A.linear_cka,
+        linear_cka_unbiased=lambda a, b: A.linear_cka(a, b, True),
+        rbf_cka=lambda a, b: A.rbf_cka(a, b, 1.0),
+        svcca=lambda a, b: A.svcca(a, b, 5),
+        procrustes=A.procrustes_distance)
+    assert len(recs) == 4
+    for r in recs:
+        for m, fn in fns.items():
+            assert r[m] == pytest.approx(
+                fn(feats[r['layer_a']], feats[r['layer_b']]), abs=1e-5), m

@@ -23,7 +23,8 @@ import torch
 
 __all__ = [
     'knn', 'mutual_knn', 'mutual_knn_from_knn', 'cknna', 'cknna_from_knn',
-    'linear_cka', 'rbf_cka', 'svcca', 'procrustes_distance'
+    'linear_cka', 'linear_hsic', 'rbf_cka', 'svcca', 'svcca_basis',
+    'svcca_from_bases', 'canonical_correlations', 'procrustes_distance'
 ]
 
 
@@ -212,7 +213,9 @@ def _linear_terms(x, y):
     return tr, sx @ sx, sy @ sy, x.double() @ sx, y.double() @ sy
 
 
-def _linear_hsic(x, y, unbiased):
+def linear_hsic(x, y, unbiased=False):
+    """HSIC of the linear kernels of x and y (centre them first for the
+    biased estimator), in feature space."""
     n = x.shape[0]
     tr, sum_k, sum_l, row_k, row_l = _linear_terms(x, y)
     if not unbiased:
@@ -246,8 +249,8 @@ def linear_cka(a, b, unbiased=False):
     if not unbiased:  # centring does not change the biased HSIC
         a = a - a.double().mean(0).to(a.dtype)
         b = b - b.double().mean(0).to(b.dtype)
-    return _cka(_linear_hsic(a, b, unbiased), _linear_hsic(a, a, unbiased),
-                _linear_hsic(b, b, unbiased))
+    return _cka(linear_hsic(a, b, unbiased), linear_hsic(a, a, unbiased),
+                linear_hsic(b, b, unbiased))
 
 
 def _rbf_block(x, rows, sigma):
@@ -312,6 +315,16 @@ def _top_components(x, keep, eps):
     return x @ evecs[:, :keep]
 
 
+def svcca_basis(x, keep=10, eps=1e-8):
+    """Orthonormal (N, p) basis of ``x``'s standardised top principal
+    components (the per-layer half of :func:`svcca`)."""
+    if isinstance(keep, float) and not 0 < keep <= 1:
+        raise ValueError(f'svcca: keep={keep} must be a count >= 1 or a '
+                         'variance share in (0, 1]')
+    c = _top_components(x, keep, eps)
+    return torch.linalg.qr(c - c.mean(0))[0]
+
+
 def canonical_correlations(x, y):
     """Canonical correlations of (N, p) and (N, q) data, largest first
     (singular values of ``Qx^T Qy`` for orthonormal bases of the centred
@@ -319,6 +332,11 @@ def canonical_correlations(x, y):
     qx = torch.linalg.qr(x - x.mean(0))[0]
     qy = torch.linalg.qr(y - y.mean(0))[0]
     return torch.linalg.svdvals(qx.T @ qy).clamp(0, 1)
+
+
+def svcca_from_bases(qa, qb):
+    """Mean canonical correlation from two :func:`svcca_basis` results."""
+    return torch.linalg.svdvals(qa.T @ qb).clamp(0, 1).mean().item()
 
 
 def svcca(a, b, keep=10, eps=1e-8):
@@ -341,11 +359,8 @@ def svcca(a, b, keep=10, eps=1e-8):
         float: Mean canonical correlation in [0, 1].
     """
     _check_pair(a, b, 'svcca')
-    if isinstance(keep, float) and not 0 < keep <= 1:
-        raise ValueError(f'svcca: keep={keep} must be a count >= 1 or a '
-                         'variance share in (0, 1]')
-    xa, xb = _top_components(a, keep, eps), _top_components(b, keep, eps)
-    return canonical_correlations(xa, xb).mean().item()
+    return svcca_from_bases(svcca_basis(a, keep, eps), svcca_basis(b, keep,
+                                                                   eps))
 
 
 def procrustes_distance(a, b, center=True, scale=True):

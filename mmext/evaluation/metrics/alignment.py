@@ -57,37 +57,60 @@ def _pairs(names_a, names_b, pairs):
 
 
 class _LayerCache:
-    """Per-layer inputs of the metrics, computed on first use."""
+    """Per-layer inputs of the metrics (k-NN lists, centred features and
+    their self-HSIC, SVCCA bases), computed on first use, so a pair costs
+    only its cross terms."""
 
-    def __init__(self, x, normalize, k, chunk_size):
+    def __init__(self, x, normalize, k, chunk_size, svcca_keep):
         x = x.float()
         self.x = F.normalize(x, dim=1) if normalize else x
         self.k = k
         self.chunk_size = chunk_size
-        self._knn = {}
+        self.svcca_keep = svcca_keep
+        self._memo = {}
 
-    def knn(self, exclude_self=True):
-        if exclude_self not in self._knn:
-            self._knn[exclude_self] = A.knn(self.x, self.k, self.chunk_size,
-                                            exclude_self=exclude_self)
-        return self._knn[exclude_self]
+    def _get(self, key, fn):
+        if key not in self._memo:
+            self._memo[key] = fn()
+        return self._memo[key]
+
+    def knn(self):
+        return self._get('knn', lambda: A.knn(self.x, self.k,
+                                              self.chunk_size))
+
+    def centred(self):
+        x = self.x
+        return self._get('centred',
+                         lambda: x - x.double().mean(0).to(x.dtype))
+
+    def hsic(self, unbiased):
+        x = self.x if unbiased else self.centred()
+        return self._get(('hsic', unbiased),
+                         lambda: A.linear_hsic(x, x, unbiased))
+
+    def svcca_basis(self):
+        return self._get('svcca', lambda: A.svcca_basis(self.x,
+                                                        self.svcca_keep))
 
 
-def _score(metric, ca, cb, rbf_sigma, svcca_keep, chunk_size):
-    a, b = ca.x, cb.x
+def _linear_cka(ca, cb, unbiased):
+    a, b = (ca.x, cb.x) if unbiased else (ca.centred(), cb.centred())
+    return (A.linear_hsic(a, b, unbiased) /
+            torch.sqrt(ca.hsic(unbiased) * cb.hsic(unbiased))).item()
+
+
+def _score(metric, ca, cb, rbf_sigma, chunk_size):
     if metric == 'mutual_knn':
         return A.mutual_knn_from_knn(ca.knn()[0], cb.knn()[0])
     if metric == 'cknna':
         return A.cknna_from_knn(ca.knn(), cb.knn())
-    if metric == 'linear_cka':
-        return A.linear_cka(a, b)
-    if metric == 'linear_cka_unbiased':
-        return A.linear_cka(a, b, unbiased=True)
+    if metric in ('linear_cka', 'linear_cka_unbiased'):
+        return _linear_cka(ca, cb, metric == 'linear_cka_unbiased')
     if metric == 'rbf_cka':
-        return A.rbf_cka(a, b, rbf_sigma, chunk_size=chunk_size)
+        return A.rbf_cka(ca.x, cb.x, rbf_sigma, chunk_size=chunk_size)
     if metric == 'svcca':
-        return A.svcca(a, b, keep=svcca_keep)
-    return A.procrustes_distance(a, b)
+        return A.svcca_from_bases(ca.svcca_basis(), cb.svcca_basis())
+    return A.procrustes_distance(ca.x, cb.x)
 
 
 def compare_layers(feats_a,
@@ -138,7 +161,8 @@ def compare_layers(feats_a,
         # a layer present on both sides with the same tensor is one cache
         key = (id(feats[name]), name)
         if key not in caches:
-            caches[key] = _LayerCache(feats[name], normalize, k, chunk_size)
+            caches[key] = _LayerCache(feats[name], normalize, k, chunk_size,
+                                      svcca_keep)
         return caches[key]
 
     records = []
@@ -146,7 +170,7 @@ def compare_layers(feats_a,
         rec = dict(layer_a=la, layer_b=lb)
         for m in metrics:
             rec[m] = _score(m, cache('a', la), cache('b', lb), rbf_sigma,
-                            svcca_keep, chunk_size)
+                            chunk_size)
         records.append(rec)
         if progress is not None:
             progress()

@@ -1,0 +1,141 @@
+# Copyright (c) mmext contributors. All rights reserved.
+"""Storage, resuming, sharing a study between workers, pruning decisions,
+failures as FAIL, best-config files."""
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+import pytest
+from mmengine.config import Config
+from optuna.trial import TrialState
+
+from mmext.engine.hooks import OptunaPruningHook
+from mmext.hpo import (make_pruner, make_storage, open_study, run_study,
+                       write_best_config)
+from mmext.hpo.report import write_plots, write_trial_table
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / 'configs/tiny/resnet18_tiny.py'
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _quadratic(trial):
+    x = trial.suggest_float('x', -2, 2)
+    if x > 1.5:
+        raise RuntimeError('planted failure')
+    return (x - 0.5)**2
+
+
+@pytest.mark.parametrize('kind', ['sqlite', 'journal'])
+def test_two_workers_share_and_resume(tmp_path, kind):
+    url = (f'sqlite:///{tmp_path}/s.db' if kind == 'sqlite' else
+           f'journal:{tmp_path}/s.log')
+
+    def worker(seed):
+        return open_study(make_storage(url), 'shared', ['minimize'],
+                          optuna.samplers.RandomSampler(seed))
+
+    a, b = worker(0), worker(1)
+    assert run_study(a, _quadratic, n_trials=4) == 4
+    # the second worker sees the first one's trials and tops up to 6
+    assert run_study(b, _quadratic, n_trials=6) == 2
+    assert run_study(worker(2), _quadratic, n_trials=6) == 0
+    trials = worker(3).get_trials()
+    assert len(trials) == 6
+    for t in trials:  # a failure is FAIL without a value, never a score
+        if t.params['x'] > 1.5:
+            assert t.state == TrialState.FAIL and t.values is None
+        else:
+            assert t.state == TrialState.COMPLETE
+    with pytest.raises(ValueError, match="optimises \\['minimize'\\]"):
+        open_study(make_storage(url), 'shared', ['maximize'])
+
+
+def test_storage_url_errors():
+    with pytest.raises(ValueError, match='neither a database URL'):
+        make_storage('study.db')
+    with pytest.raises(ValueError, match='not in'):
+        make_pruner('asha')
+
+
+class _Runner(SimpleNamespace):
+    train_loop = SimpleNamespace(max_epochs=5)
+
+
+def _finished(study, values):
+    trial = study.ask()
+    for step, v in enumerate(values, 1):
+        trial.report(v, step)
+    study.tell(trial, values[-1])
+
+
+def test_pruning_hook_prunes_a_lagging_trial():
+    study = optuna.create_study(direction='maximize',
+                                pruner=make_pruner('median',
+                                                   startup_trials=1))
+    _finished(study, [50, 60, 70])
+    good = OptunaPruningHook(study.ask(), 'acc')
+    for epoch, v in enumerate([55, 65], 1):  # ahead of the median: runs on
+        good.after_val_epoch(_Runner(epoch=epoch), dict(acc=v))
+    bad = OptunaPruningHook(study.ask(), 'acc')
+    bad.after_val_epoch(_Runner(epoch=1), dict(acc=51))
+    with pytest.raises(optuna.TrialPruned, match='step 2: acc=40'):
+        bad.after_val_epoch(_Runner(epoch=2), dict(acc=40))
+    assert bad.history == [[51.0], [40.0]]
+    # prune=False only records
+    off = OptunaPruningHook(study.ask(), 'acc', prune=False)
+    off.after_val_epoch(_Runner(epoch=1), dict(acc=0))
+
+
+def test_pruning_hook_failures():
+    study = optuna.create_study(directions=['maximize', 'minimize'])
+    hook = OptunaPruningHook(study.ask(), ['acc', 'err'])
+    hook.after_val_epoch(_Runner(epoch=1), dict(acc=1, err=2))  # no report
+    assert hook.history == [[1.0, 2.0]]
+    with pytest.raises(KeyError, match="gave \\['acc'\\]"):
+        hook.after_val_epoch(_Runner(epoch=2), dict(acc=1))
+    with pytest.raises(FloatingPointError, match='err is not finite'):
+        hook.after_val_epoch(_Runner(epoch=2), dict(acc=1, err=math.nan))
+    with pytest.raises(FloatingPointError, match='loss is nan at epoch 3'):
+        hook.after_train_iter(_Runner(epoch=2, iter=9), 0,
+                              outputs=dict(loss=math.nan))
+
+
+def _trial(overrides, number=3):
+    study = optuna.create_study(direction='maximize')
+    t = study.ask()
+    t.set_user_attr('overrides', overrides)
+    study.tell(t, 90.0)
+    return study, study.best_trial
+
+
+def test_best_config_inherits_or_dumps(tmp_path):
+    ov = {'optim_wrapper.optimizer.lr': 0.02, 'train_cfg.max_epochs': 2,
+          'model.backbone.out_indices': [3]}
+    _, best = _trial(ov)
+    path = write_best_config(str(TINY), best, str(tmp_path / 'best.py'))
+    text = Path(path).read_text()
+    assert '_base_' in text and 'values=[90.0]' in text
+    cfg = Config.fromfile(path)
+    assert cfg.optim_wrapper.optimizer.lr == 0.02
+    assert cfg.optim_wrapper.optimizer.momentum == 0.9  # inherited
+    assert cfg.train_cfg.max_epochs == 2
+    # a list index cannot be merged through _base_: the whole config
+    _, best = _trial({'train_pipeline.1.prob': 0.25})
+    path = write_best_config(str(TINY), best, str(tmp_path / 'full.py'))
+    assert '_base_' not in Path(path).read_text()
+    cfg = Config.fromfile(path)
+    assert cfg.train_pipeline[1].prob == 0.25
+    assert cfg.model.backbone.depth == 18
+
+
+def test_reports(tmp_path):
+    study = optuna.create_study(direction='minimize')
+    study.optimize(_quadratic, n_trials=8, catch=(RuntimeError, ))
+    rows = write_trial_table(study, str(tmp_path))
+    assert len(rows) == 8 and (tmp_path / 'trials.csv').is_file()
+    files, notes = write_plots(study, str(tmp_path / 'plots'), ['loss'])
+    names = {Path(f).name for f in files}
+    assert {'history.png', 'importances.png',
+            'parallel_coordinate.png'} <= names

@@ -1,0 +1,77 @@
+# Copyright (c) mmext contributors. All rights reserved.
+"""tools/analysis_tools/alignment.py on two classifiers (one checkpoint
+twice: every layer must match itself exactly) and the library entry on the
+tiny ViLBERT (text vs vision stream, co-attention outputs included)."""
+import csv
+import json
+
+import pytest
+import torch
+
+from ..conftest import ROOT, run_tool
+
+TOOL = ROOT / 'tools' / 'analysis_tools' / 'alignment.py'
+TINY = ROOT / 'configs' / 'tiny' / 'resnet18_tiny.py'
+
+
+@pytest.fixture(scope='module')
+def workspace(tmp_path_factory):
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from mmext.registry import MODELS
+    from mmext.testing import make_image_folder
+    from mmext.utils import register_all_modules
+    ws = tmp_path_factory.mktemp('align_ws')
+    make_image_folder(ws / 'data' / 'tiny', per_class=8, size=32)
+    register_all_modules(init_default_scope=False)
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmext'):
+        model = MODELS.build(Config.fromfile(TINY).model)
+    torch.save(dict(state_dict=model.state_dict()), ws / 'ckpt.pth')
+    return ws
+
+
+def test_two_models_same_checkpoint(workspace):
+    ws = workspace
+    run_tool([TOOL, TINY, 'ckpt.pth', '--config2', TINY, '--checkpoint2',
+              'ckpt.pth', '--pooling', 'mean', '--k', '5', '--metrics',
+              'mutual_knn', 'linear_cka', 'svcca', '--svcca-keep', '4',
+              '--out', 'out', '--no-progress'], cwd=ws)
+    res = json.loads((ws / 'out' / 'alignment.json').read_text())
+    assert res['num_samples'] == 24
+    assert res['layers_a'] == [f'backbone.layer{i}' for i in range(1, 5)]
+    assert len(res['records']) == 16
+    for r in res['records']:
+        if r['layer_a'] == r['layer_b']:  # the same samples, in order
+            assert r['mutual_knn'] == 1.0
+            assert r['linear_cka'] == pytest.approx(1, abs=1e-5)
+            assert r['svcca'] == pytest.approx(1, abs=1e-5)
+        else:
+            assert r['linear_cka'] < 1 - 1e-4
+    with open(ws / 'out' / 'alignment.csv') as f:
+        assert len(list(csv.DictReader(f))) == 16
+    for name in ('heatmap_linear_cka.png', 'per_layer.png'):
+        assert (ws / 'out' / name).stat().st_size > 1000
+    bad = run_tool([TOOL, TINY, 'ckpt.pth', '--layers', 'backbone.layer7',
+                    '--out', 'bad'], cwd=ws, check=False)
+    assert bad.returncode != 0
+    assert "'backbone.layer7' is not a submodule" in bad.stderr
+    assert not (ws / 'bad').exists()
+
+
+def test_vilbert_text_vs_vision(tmp_path, monkeypatch):
+    from mmext.analysis import run_alignment
+    from mmext.testing.vilbert import make_vilbert_tiny_data
+    make_vilbert_tiny_data(tmp_path / 'data' / 'tiny_cc')
+    monkeypatch.chdir(tmp_path)
+    res = run_alignment(
+        str(ROOT / 'configs/vilbert/vilbert_tiny_1xb4-pretrain_tiny-cc.py'),
+        None, 'out', split='val', metrics=['linear_cka', 'mutual_knn'],
+        pairs='matched', progress=False, k=3,
+        cfg_options={'val_dataloader.collate_fn.itm_prob': 0})
+    assert res['layers_a'] == ['text.0', 'text.1', 'coattn.0.text']
+    assert res['layers_b'] == ['vision.0', 'vision.1', 'coattn.0.vision']
+    assert res['num_samples'] == 16
+    assert [r['layer_b'] for r in res['records']] == res['layers_b']
+    assert (tmp_path / 'out' / 'heatmap_mutual_knn.png').is_file()
