@@ -8,6 +8,7 @@ from copy import deepcopy
 
 import mmengine
 from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.dist import is_main_process
 from mmengine.evaluator import DumpResults
 from mmengine.runner import Runner
 
@@ -177,7 +178,8 @@ def main():
 
     metrics = runner.test()
 
-    if args.out and args.out_item == 'metrics':
+    # every rank holds the gathered metrics; one writes them
+    if args.out and args.out_item == 'metrics' and is_main_process():
         mmengine.dump(metrics, args.out)
 
 
