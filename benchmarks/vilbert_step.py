@@ -204,9 +204,10 @@ def main():
               f'{r["peak_rss_growth_mb"]:21.0f}')
     if len(rows) == 2:
         a, b = rows
+        mem = a['peak_rss_growth_mb'] / b['peak_rss_growth_mb']
         print(f'mmext / thesis: time {a["step_s"] / b["step_s"]:.2f}x, '
               f'parameters {a["params_m"] / b["params_m"]:.2f}x, peak '
-              f'memory {a["peak_rss_growth_mb"] / b["peak_rss_growth_mb"]:.2f}x')
+              f'memory {mem:.2f}x')
 
 
 if __name__ == '__main__':

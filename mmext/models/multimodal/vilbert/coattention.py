@@ -10,9 +10,6 @@ layouts (``norm='post' | 'pre'``), always scales by the real head size,
 masks text padding *and* absent regions in both directions, and keeps
 separate widths per stream (V's regions stream is 1024-d, BERT 768-d).
 """
-import math
-
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
@@ -107,6 +104,7 @@ class CoAttentionLayer(BaseModule):
         init_cfg (dict, optional): Initialisation config. Defaults to None.
 
     Example:
+        >>> import torch
         >>> layer = CoAttentionLayer(16, 12, bi_dims=8, num_heads=2)
         >>> t, v = layer(torch.rand(2, 5, 16), torch.rand(2, 4, 12),
         ...              text_mask=torch.ones(2, 5))

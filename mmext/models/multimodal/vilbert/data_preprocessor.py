@@ -33,8 +33,8 @@ class ViLBERTDataPreprocessor(BaseDataPreprocessor):
         ...     patch_mask=torch.tensor([[True, False, False, False]]))))
         >>> out['inputs']['img'][0, 0, 0, 0].item()
         1.0
-        >>> out['inputs']['img_masked'][0, 0, :, :2].tolist()
-        [[0.0, 1.0], [1.0, 1.0]]
+        >>> out['inputs']['img_masked'][0, 0, :, :2].tolist()  # 2 x 2 patches
+        [[0.0, 0.0], [0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]
     """
 
     def __init__(self, mean=None, std=None, to_rgb=True, non_blocking=False):

@@ -90,7 +90,7 @@ def schedule_steps(text_ids, vision_ids, num_text_layers, num_vision_layers):
 
     Example:
         >>> schedule_steps([1], [0], 2, 2)
-        [('text', 0), ('coattn', 0), ('text', 1), ('vision', 0), ('vision', 1)]
+        [('text', 0), ('coattn', 0), ('vision', 0), ('vision', 1), ('text', 1)]
     """
     steps, t, v = [], 0, 0
     for k, (t_end, v_end) in enumerate(zip(text_ids, vision_ids)):

@@ -98,6 +98,16 @@ class ViLBERT(BaseModel):
         data_preprocessor (dict, optional): Defaults to
             ``ViLBERTDataPreprocessor``.
         init_cfg (dict, optional): Initialisation config.
+
+    Example:
+        >>> from mmext.testing.bert import make_bert_folder
+        >>> from mmext.testing.vilbert import fixed_batch, tiny_vilbert
+        >>> model = tiny_vilbert(make_bert_folder('/tmp/tiny_bert'))
+        >>> out = model.extract_feat(fixed_batch(), return_layers=True)
+        >>> out['fused'].shape, model.fused_dims, len(out['coattn_layers'])
+        (torch.Size([4, 16]), 16, 1)
+        >>> sorted(model.loss(fixed_batch()))
+        ['loss_itm', 'loss_mim', 'loss_mlm']
     """
 
     def __init__(self,
