@@ -169,7 +169,7 @@ def test_find_leakage_cli_with_odd_names(tmp_path):
     copies = _odd_files(train, ODD)  # the same images, re-encoded as JPEG
     _odd_files(train, [b'other1.jpg', b'other2.jpg'], start=len(ODD))
     os.mkfifo(train / 'pipe.jpg')
-    out = tmp_path / 'out'
+    out = tmp_path / fs(b'out\xff')  # the cache and outputs live here
     argv = [ROOT / 'tools/dedup/find_leakage.py', '--train', train,
             '--heldout', held, '--out-dir', out, '--workers', '0',
             '--no-progress', '--no-flip']
@@ -177,6 +177,7 @@ def test_find_leakage_cli_with_odd_names(tmp_path):
     n = len(ODD)
     assert f'{n} pairs, {n} excluded' in proc.stdout
     assert '1 skipped' in proc.stdout
+    assert f'outputs: {tmp_path}/out\\xff/{{pairs.csv,' in proc.stdout
 
     assert sorted(read_exclude_file(out / 'exclude.txt')) == sorted(
         fs(name) for name in ODD)
