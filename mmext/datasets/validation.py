@@ -362,7 +362,9 @@ def _entry_problem(entry, num_views):
     report = entry.get('report')
     if report is None:
         return 'has report null (or none)'
-    if not isinstance(report, str) or not report.strip():
+    if not isinstance(report, str):
+        return f'has a report of JSON type {type(report).__name__}, not text'
+    if not report.strip():
         return 'has an empty report'
     paths = entry.get('image_path')
     if not isinstance(paths, list) or not all(

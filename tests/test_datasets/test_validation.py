@@ -241,6 +241,8 @@ def test_report_null_named_before_the_tokenizer_reads_it(iu):
     (lambda a: a['test'].__setitem__(0, 'CXR7'),
      r"split 'test' entry '#0' is a JSON str, not an object"),
     (lambda a: a.update(val={}), r"split 'val' is a JSON dict"),
+    (lambda a: a['val'][0].update(report=['x']),
+     r"entry 'CXR5_IM-1005' has a report of JSON type list, not text"),
 ])
 def test_annotation_entry_problems(iu, edit, message):
     root, ann = iu
