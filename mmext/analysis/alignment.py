@@ -22,8 +22,9 @@ from mmengine.runner import Runner, load_checkpoint
 from mmext.evaluation.metrics.alignment import (ALIGNMENT_METRICS,
                                                 DEFAULT_METRICS,
                                                 compare_layers)
-from .representations import (has_layer_outputs, collect_representations,
-                              default_taps, parse_taps, side_names)
+
+from .representations import (collect_representations, default_taps,
+                              has_layer_outputs, parse_taps, side_names)
 
 __all__ = ['build_model_and_loader', 'model_taps', 'collect_sides',
            'run_alignment', 'write_alignment', 'plot_alignment']
@@ -213,6 +214,12 @@ def _matrix(result, metric):
     return mat
 
 
+def _side_label(result, side):
+    cfg = result['config2'] if side == 'b' and result.get('config2') \
+        else result['config']
+    return f'{side}: {osp.splitext(osp.basename(str(cfg)))[0]}'
+
+
 def plot_alignment(result, out_dir):
     """One layer x layer heat map per metric (``heatmap_{metric}.png``) and
     per-layer curves (``per_layer.png``): the i-th layer of side a against
@@ -235,8 +242,8 @@ def plot_alignment(result, out_dir):
         im = ax.imshow(mat, cmap='viridis', aspect='auto')
         ax.set_xticks(range(len(lb)), lb, rotation=90, fontsize=7)
         ax.set_yticks(range(len(la)), la, fontsize=7)
-        ax.set_xlabel('side b')
-        ax.set_ylabel('side a')
+        ax.set_xlabel(_side_label(result, 'b'))
+        ax.set_ylabel(_side_label(result, 'a'))
         ax.set_title(f'{metric} (N={result["num_samples"]})', fontsize=9)
         fig.colorbar(im, ax=ax)
         fig.tight_layout()

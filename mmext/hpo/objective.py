@@ -9,6 +9,7 @@ import optuna
 from mmengine.config import Config
 
 from mmext.engine.hooks import OptunaPruningHook
+
 from .space import check_overrides
 
 __all__ = ['ConfigObjective', 'apply_overrides', 'probe_overrides']

@@ -3,8 +3,8 @@
 import csv
 import json
 import os
-import warnings
 import os.path as osp
+import warnings
 
 from mmengine.config import Config
 from optuna.trial import TrialState

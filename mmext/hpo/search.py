@@ -118,4 +118,3 @@ def search(config,
     with open(osp.join(work_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=1, default=str)
     return summary
-

@@ -198,8 +198,8 @@ def test_compare_layers_equals_the_pair_functions():
     from mmext.evaluation.metrics.alignment import ALIGNMENT_METRICS
     g = torch.Generator().manual_seed(11)
     x = torch.randn(150, 20, generator=g)
-    y = x @ torch.randn(20, 30, generator=g) + torch.randn(150, 30,
-                                                             generator=g)
+    noise = torch.randn(150, 30, generator=g)
+    y = x @ torch.randn(20, 30, generator=g) + noise
     z = torch.randn(150, 25, generator=g)
     feats = dict(x=x, y=y, z=z)
     recs = compare_layers(dict(x=x, y=y), dict(y=y, z=z),

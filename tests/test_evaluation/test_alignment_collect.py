@@ -79,9 +79,10 @@ def test_pool_masks_padding():
 
 @pytest.fixture(scope='module')
 def vilbert(tmp_path_factory):
+    from mmengine.registry import DefaultScope
+
     from mmext.testing.bert import make_bert_folder
     from mmext.testing.vilbert import tiny_vilbert
-    from mmengine.registry import DefaultScope
     bert = make_bert_folder(tmp_path_factory.mktemp('bert') / 'bert')
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope('mmext'):
@@ -124,10 +125,11 @@ def test_vilbert_streams_and_coattention_outputs(vilbert):
 
 
 def test_alignment_hook_in_training(tmp_path):
+    from pathlib import Path
+
     from mmengine.runner import Runner
 
     from mmext.testing import make_image_folder
-    from pathlib import Path
     root = Path(__file__).resolve().parents[2]
     make_image_folder(tmp_path / 'data' / 'tiny', per_class=4, size=32)
     cfg = Config.fromfile(root / 'configs/tiny/resnet18_tiny.py')

@@ -139,3 +139,42 @@ def test_reports(tmp_path):
     names = {Path(f).name for f in files}
     assert {'history.png', 'importances.png',
             'parallel_coordinate.png'} <= names
+
+
+def test_multi_objective_reports(tmp_path):
+    from mmext.hpo import write_best_configs
+    study = optuna.create_study(directions=['maximize', 'minimize'],
+                                sampler=optuna.samplers.RandomSampler(0))
+
+    def two(trial):
+        lr = trial.suggest_float('optim_wrapper.optimizer.lr', 0.01, 0.1)
+        trial.set_user_attr('overrides', {'optim_wrapper.optimizer.lr': lr})
+        return lr, lr**2 + 0.01 * trial.number
+
+    study.optimize(two, n_trials=5)
+    paths = write_best_configs(str(TINY), study, str(tmp_path))
+    assert paths and all(Path(p).name.startswith('pareto_trial_')
+                         for p in paths)
+    files, _ = write_plots(study, str(tmp_path / 'plots'), ['acc', 'cost'])
+    names = {Path(f).name for f in files}
+    assert {'history_0.png', 'history_1.png', 'pareto_front.png'} <= names
+
+
+def test_objective_reduce_and_fail_reason(tmp_path):
+    from mmext.hpo import ConfigObjective, load_space
+    from mmext.hpo.objective import _reason
+    sp = tmp_path / 's.py'
+    sp.write_text('from optuna.distributions import FloatDistribution as F\n'
+                  "space = {'optim_wrapper.optimizer.lr': F(0.01, 0.1)}\n")
+    obj = ConfigObjective(str(TINY), load_space(str(sp)), str(tmp_path),
+                          ['acc', 'err'], reduce='best',
+                          directions=['maximize', 'minimize'])
+    hist = [[50.0, 3.0], [70.0, 2.0], [60.0, 1.0]]
+    assert obj._reduce(hist) == [70.0, 1.0]
+    obj.reduce = 'last'
+    assert obj._reduce(hist) == [60.0, 1.0]
+    with pytest.raises(RuntimeError, match='without a validation'):
+        obj._reduce([])
+    assert _reason(RuntimeError('CUDA out of memory. Tried')).startswith(
+        'out of memory: RuntimeError')
+    assert _reason(MemoryError()).startswith('out of memory')
