@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from mmext.utils import safe_torch_load
+
 from ..conftest import ROOT, run_tool
 
 TINY = ROOT / 'configs/tiny/resnet18_tiny.py'
@@ -124,8 +126,8 @@ def test_train_and_test_through_srun(slurm, tiny_workspace):
     assert 'Distributed launcher: slurm' in log
     assert 'GPU number: 2' in log  # mmengine's name for the world size
     assert 'identical on 2 ranks' in log
-    r0 = torch.load(ws / 'work_dirs/slurm/ranks/rank0.pth', weights_only=True)
-    r1 = torch.load(ws / 'work_dirs/slurm/ranks/rank1.pth', weights_only=True)
+    r0 = safe_torch_load(ws / 'work_dirs/slurm/ranks/rank0.pth')
+    r1 = safe_torch_load(ws / 'work_dirs/slurm/ranks/rank1.pth')
     assert all(torch.equal(r0[k], r1[k]) for k in r0)
 
     ckpt = 'work_dirs/slurm/epoch_1.pth'
