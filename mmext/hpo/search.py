@@ -1,12 +1,15 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """``tools/hpo.py``'s whole run: check the space, run or resume the study,
 write the trial table, the best config(s) and the plots."""
+import copy
 import json
 import os
 import os.path as osp
 from collections import Counter
 
 from mmengine.config import Config
+
+from mmext.apis import prepare_config
 
 from .objective import ConfigObjective, probe_overrides
 from .report import (best_trials, write_best_configs, write_plots,
@@ -86,8 +89,10 @@ def search(config,
     base = Config.fromfile(config)
     if cfg_options:
         base.merge_from_dict(cfg_options)
-    # refuse keys the config lacks before anything is created or trained
+    # refuse keys the config lacks, unknown types, missing data roots and
+    # weight files before anything is created or trained
     probe_overrides(space, base)
+    prepare_config(copy.deepcopy(base), mode='train')
     os.makedirs(work_dir, exist_ok=True)
     study_name = study_name or (
         f'{osp.splitext(osp.basename(config))[0]}-'

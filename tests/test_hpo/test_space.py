@@ -77,3 +77,14 @@ def test_shipped_spaces_fit_their_configs():
     for cfg, sp in pairs:
         probe_overrides(load_space(str(ROOT / 'configs/hpo' / sp)),
                         Config.fromfile(ROOT / cfg), n=8)
+
+
+def test_search_refuses_missing_data_before_anything_runs(tmp_path,
+                                                          monkeypatch):
+    space = _space(tmp_path, (
+        'from optuna.distributions import FloatDistribution as F\n'
+        "space = {'optim_wrapper.optimizer.lr': F(0.01, 0.1)}\n"))
+    monkeypatch.chdir(tmp_path)  # no data/tiny here
+    with pytest.raises(FileNotFoundError, match='data/tiny'):
+        search(str(TINY), space, 'work', metrics=['accuracy/top1'])
+    assert not (tmp_path / 'work').exists()

@@ -97,6 +97,11 @@ def test_pruning_hook_failures():
         hook.after_val_epoch(_Runner(epoch=2), dict(acc=1))
     with pytest.raises(FloatingPointError, match='err is not finite'):
         hook.after_val_epoch(_Runner(epoch=2), dict(acc=1, err=math.nan))
+    from mmengine.runner import IterBasedTrainLoop
+    it = OptunaPruningHook(optuna.create_study().ask(), 'acc')
+    it.after_val_epoch(_Runner(epoch=0, iter=500, train_loop=object.__new__(
+        IterBasedTrainLoop)), dict(acc=1))
+    assert it.trial.study.trials[0].intermediate_values == {500: 1.0}
     with pytest.raises(FloatingPointError, match='loss is nan at epoch 3'):
         hook.after_train_iter(_Runner(epoch=2, iter=9), 0,
                               outputs=dict(loss=math.nan))

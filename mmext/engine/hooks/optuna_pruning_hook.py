@@ -33,6 +33,8 @@ class OptunaPruningHook(Hook):
         metrics (str | Sequence[str]): Validation metric key(s), e.g.
             ``'accuracy/top1'``.
         prune (bool): Ask the pruner after each report. Defaults to True.
+
+    Steps are epochs, or iterations for an ``IterBasedTrainLoop``.
     """
 
     # after hooks that add validation metrics (AlignmentHook is NORMAL)
@@ -71,8 +73,9 @@ class OptunaPruningHook(Hook):
         self.history.append(values)
         if len(values) > 1:  # Optuna cannot prune multi-objective studies
             return
-        step = runner.epoch if getattr(runner.train_loop, 'max_epochs',
-                                       None) else runner.iter
+        from mmengine.runner import IterBasedTrainLoop
+        step = runner.iter if isinstance(runner.train_loop,
+                                         IterBasedTrainLoop) else runner.epoch
         self.trial.report(values[0], step=step)
         if self.prune and self.trial.should_prune():
             raise optuna.TrialPruned(
