@@ -154,3 +154,35 @@ def test_alignment_hook_in_training(tmp_path):
     assert same['mutual_knn'] == 1.0
     scalars = runner.message_hub.log_scalars
     assert 'val/alignment/linear_cka/mean' in scalars
+
+
+def test_vit_layers_cls_token():
+    """mmpretrain ViT blocks (what TRAR-ViT / ViT comparisons tap): the CLS
+    token of the last block is the backbone's cls_token output."""
+    from mmengine.model import BaseModel
+
+    from mmext.testing.vilbert import TINY_VIT
+
+    class Wrapper(BaseModel):
+
+        def __init__(self):
+            super().__init__()
+            self.backbone = MODELS.build(dict(TINY_VIT, out_type='cls_token'))
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            return self.backbone(inputs)
+
+        def test_step(self, data):
+            return self.backbone(data['inputs'])
+
+    torch.manual_seed(0)
+    model = Wrapper().eval()
+    x = torch.randn(5, 3, 32, 32)
+    taps = default_taps(model)
+    assert [t.name for t in taps] == ['backbone.layers.0', 'backbone.layers.1']
+    feats, ids = collect_representations(model, [dict(inputs=x)], taps,
+                                         'cls', progress=False)
+    assert ids == [0, 1, 2, 3, 4]
+    with torch.no_grad():
+        cls = model.backbone(x)[-1]
+    assert torch.allclose(feats['backbone.layers.1'], cls, atol=1e-6)

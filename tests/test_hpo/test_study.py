@@ -183,3 +183,21 @@ def test_objective_reduce_and_fail_reason(tmp_path):
     assert _reason(RuntimeError('CUDA out of memory. Tried')).startswith(
         'out of memory: RuntimeError')
     assert _reason(MemoryError()).startswith('out of memory')
+
+
+def test_hyperband_prunes_through_the_hook():
+    study = optuna.create_study(
+        direction='maximize', sampler=optuna.samplers.RandomSampler(0),
+        pruner=make_pruner('hyperband', min_resource=1, max_resource=9))
+
+    def objective(trial):
+        quality = trial.suggest_float('q', 0, 1)
+        hook = OptunaPruningHook(trial, 'acc')
+        for epoch in range(1, 10):
+            hook.after_val_epoch(_Runner(epoch=epoch),
+                                 dict(acc=quality * epoch))
+        return hook.history[-1][0]
+
+    study.optimize(objective, n_trials=20)
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned and all(t.last_step < 9 for t in pruned)
