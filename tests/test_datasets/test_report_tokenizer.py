@@ -4,6 +4,8 @@ import re
 
 import pytest
 
+from mmext.datasets import AnnotationError
+
 from mmext.models.report.tokenizer import R2GenTokenizer, clean_report
 
 
@@ -112,5 +114,9 @@ def test_tokenizer_errors(tmp_path):
         R2GenTokenizer(vocab=['a', 'b'])
     bad = tmp_path / 'a.json'
     bad.write_text(json.dumps(dict(test=[])))
-    with pytest.raises(KeyError, match='no "train" split'):
+    with pytest.raises(AnnotationError, match="has no split 'train'"):
+        R2GenTokenizer(ann_file=str(bad))
+    bad.write_text(json.dumps(dict(train=[dict(
+        id='s1', report=None, image_path=['s1/0.png'])])))
+    with pytest.raises(AnnotationError, match='s1'):
         R2GenTokenizer(ann_file=str(bad))

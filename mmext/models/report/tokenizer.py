@@ -1,6 +1,5 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """R2Gen's word-level report tokenizer, with its vocabulary kept portable."""
-import json
 import os
 import os.path as osp
 import re
@@ -157,12 +156,11 @@ class R2GenTokenizer:
         return list(_VOCAB_CACHE[key])
 
     def _count_vocab(self, ann_file):
-        with open(ann_file) as f:
-            ann = json.load(f)
-        if 'train' not in ann:
-            raise KeyError(f'R2GenTokenizer: {ann_file} has no "train" split '
-                           f'(found {sorted(ann)}); the vocabulary is built '
-                           'from train reports, or pass vocab=[...]')
+        # checked whole (report null, unreadable JSON, empty train...):
+        # the tokenizer is built with the model, before any data set
+        from mmext.datasets.validation import load_r2gen_annotation
+        ann = load_r2gen_annotation(ann_file, 'R2GenTokenizer',
+                                    need_train=True)
         counter = Counter()
         for entry in ann['train']:
             counter.update(self.clean(entry['report']).split())
