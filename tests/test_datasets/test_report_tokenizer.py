@@ -5,7 +5,6 @@ import re
 import pytest
 
 from mmext.datasets import AnnotationError
-
 from mmext.models.report.tokenizer import R2GenTokenizer, clean_report
 
 
