@@ -9,7 +9,9 @@ model = dict(
             _delete_=True, type='RegionVisualStream', feature_dims=2048,
             embed_dims=1024, num_layers=6, num_heads=8, ffn_dims=1024),
         coattention=dict(preset=None, text_ids=[6, 7, 8, 9, 10, 11],
-                         vision_ids=[0, 1, 2, 3, 4, 5], norm='post'),
+                         vision_ids=[0, 1, 2, 3, 4, 5], norm='post',
+                         # v_intermediate_size of bert_base_6layer_6conect.json
+                         vision_ffn_dims=1024),
         pooler='vilbert', pooled_dims=1024),
     fusion='product', hidden_dims=2048)
 regions_pipeline = [

@@ -17,7 +17,9 @@ model = dict(
         num_heads=8,
         ffn_dims=1024),
     coattention=dict(preset=None, text_ids=[6, 7, 8, 9, 10, 11],
-                     vision_ids=[0, 1, 2, 3, 4, 5], norm='post'),
+                     vision_ids=[0, 1, 2, 3, 4, 5], norm='post',
+                     # v_intermediate_size of bert_base_6layer_6conect.json
+                     vision_ffn_dims=1024),
     losses=dict(_delete_=True, mlm=1.0, itm=1.0, mrm=1.0),
     num_region_classes=1601)
 
