@@ -1,10 +1,12 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """Perceptual hashes of image files, bit-identical to imagehash 4.3.2.
 
-The per-image maths is imagehash's own (``phash``, ``dhash``,
-``average_hash``, ``whash`` are called, not re-implemented: a re-written DCT
-or LANCZOS resize is not bit-identical, and decoding dominates the cost
-anyway). What imagehash lacks and this module adds:
+The per-image maths is imagehash's own (``dhash``, ``average_hash``,
+``whash`` are called, not re-implemented: a re-written DCT or LANCZOS resize
+is not bit-identical; ``phash`` is imagehash's sequence of Pillow / scipy
+calls, with the mirror image's thumbnail taken from the same resize where
+that is provably bit-exact, :mod:`mmext.dedup.phash_pair`). What imagehash
+lacks and this module adds:
 
 * the horizontally flipped image is hashed too (imagehash's hashes of a
   mirrored copy are ~32 bits apart, i.e. never matched);
@@ -31,10 +33,11 @@ from typing import List, Optional, Sequence, Tuple
 import imagehash
 import numpy as np
 import PIL
-from PIL import Image, ImageStat
+from PIL import Image
 
 from .cache import HashCache
 from .inputs import file_kind
+from .phash_pair import gray_std, phash_pair
 
 __all__ = ['METHODS', 'HashResult', 'hash_images', 'hash_pil_image',
            'hash_to_hex', 'pack_bits', 'load_image', 'SkipImage',
@@ -214,17 +217,21 @@ def hash_pil_image(img, method='phash', hash_size=8, flip=True,
         gray = _to_8bit(img)
     else:
         gray = img.convert('L')
-    std = ImageStat.Stat(gray).stddev[0]
+    std = gray_std(gray)
     if std < min_std:
         raise SkipImage(f'near-constant image (grayscale std {std:.2f} < '
                         f'{min_std}): its hash would match every flat image')
     func = _FUNCS[method]
     try:
-        bits = func(gray, hash_size=hash_size).hash
-        flipped = None
-        if flip:
-            mirror = gray.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-            flipped = pack_bits(func(mirror, hash_size=hash_size).hash)
+        if method == 'phash':  # the mirror's hash from the same resize
+            bits, flipped_bits = phash_pair(gray, hash_size, flip)
+        else:
+            bits = func(gray, hash_size=hash_size).hash
+            flipped_bits = None
+            if flip:
+                mirror = gray.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+                flipped_bits = func(mirror, hash_size=hash_size).hash
+        flipped = None if flipped_bits is None else pack_bits(flipped_bits)
     except (AssertionError, ValueError) as e:
         # whash asserts hash_size <= the image's power-of-two scale
         raise SkipImage(f'{method} with hash_size {hash_size} cannot hash a '
