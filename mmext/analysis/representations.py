@@ -241,6 +241,14 @@ def _batch_ids(batch, count, start):
     return ids
 
 
+def _matched_pairs(batch):
+    """Bool mask of the matched image-text pairs of a batch with ITM labels
+    (ViLBERT's collate swaps captions; label 1 = matched), else None."""
+    inputs = batch.get('inputs') if isinstance(batch, dict) else None
+    labels = inputs.get('itm_labels') if isinstance(inputs, dict) else None
+    return None if labels is None else torch.as_tensor(labels).bool()
+
+
 def _forward_outputs(model, batch, taps, pooling):
     """Run ``extract_feat(return_layers=True)``; pool the output taps."""
     net = _unwrap(model)
@@ -273,7 +281,8 @@ def collect_representations(model,
 
     Module taps record through forward hooks during ``model.test_step``;
     output taps (and any module taps with them) during one
-    ``extract_feat(inputs, return_layers=True)``.
+    ``extract_feat(inputs, return_layers=True)``. In image-text batches
+    with ITM labels only the matched pairs (label 1) are kept.
 
     Args:
         model (BaseModel): The model (eval mode is set here).
@@ -317,9 +326,14 @@ def collect_representations(model,
                             'pass; pick layers the model uses')
                     pooled[name] = chunks[-1]
                 count = next(iter(pooled.values())).shape[0]
+                batch_ids = _batch_ids(batch, count, len(ids))
+                keep = _matched_pairs(batch)
+                if keep is not None:  # swapped captions say nothing here
+                    pooled = {k: v[keep] for k, v in pooled.items()}
+                    batch_ids = [i for i, k in zip(batch_ids, keep) if k]
                 for name, value in pooled.items():
                     feats.setdefault(name, []).append(value)
-                ids.extend(_batch_ids(batch, count, len(ids)))
+                ids.extend(batch_ids)
                 bar.update(count)
                 if max_samples and len(ids) >= max_samples:
                     break

@@ -92,6 +92,7 @@ def vilbert(tmp_path_factory):
 def test_vilbert_streams_and_coattention_outputs(vilbert):
     from mmext.testing.vilbert import fixed_batch
     inputs = fixed_batch()
+    inputs['itm_labels'] = torch.ones(4, dtype=torch.long)  # all matched
     batches = [dict(inputs=inputs)]
     taps_a, taps_b = model_taps(vilbert)
     assert [t.name for t in taps_a] == TWO_STREAM_SIDES[0]
@@ -118,6 +119,12 @@ def test_vilbert_streams_and_coattention_outputs(vilbert):
                               out['text_layers'][1][1].mean(0), atol=1e-4)
     assert torch.allclose(fb['vision.0'], out['vision_layers'][0].mean(1),
                           atol=1e-6)
+    # captions swapped for ITM (label 0) are left out
+    swapped = dict(inputs, itm_labels=torch.tensor([1, 0, 1, 0]))
+    fa2, _, ids2 = collect_sides(vilbert, [dict(inputs=swapped)], taps_a,
+                                 taps_b, 'mean', progress=False)
+    assert ids2 == [0, 2]
+    assert torch.allclose(fa2['text.0'], fa['text.0'][[0, 2]])
     with pytest.raises(ValueError, match="'audio.\\*' matches no"):
         collect_representations(vilbert, batches,
                                 parse_taps(['audio.*'], vilbert),
