@@ -5,6 +5,17 @@ A config with ``default_scope = 'mmext'`` builds mmext types first and falls
 back to mmpretrain and then mmengine, so ``type='ResNet'`` or
 ``type='ImageClassifier'`` resolve unprefixed. ``locations`` make the
 registries import the modules that register into them on first use.
+
+mmpretrain's own APIs and tools build in the ``'mmpretrain'`` scope
+(``get_model`` forces it, ``browse_dataset`` sets it), and mmengine's lookup
+never descends from a parent into a child registry, so a plain
+``type='PartialFreeze'`` would not be found there. Each mmext registry
+therefore also registers its entries in its parent (mmpretrain's registry)
+under the same name, unless the parent chain already has that name: mmext
+never shadows an mmpretrain / mmengine type. Such an overridden name (e.g.
+mmext's ``Flowers102``) is reached from the mmpretrain scope as
+``'mmext.Flowers102'``. The configs import the registering modules through
+``custom_imports`` in ``configs/_base_/default_runtime.py``.
 """
 from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import Registry
@@ -16,12 +27,38 @@ __all__ = [
     'PARAM_SCHEDULERS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS',
     'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'BATCH_AUGMENTS', 'TASK_UTILS',
     'METRICS', 'EVALUATORS', 'VISUALIZERS', 'VISBACKENDS', 'TOKENIZER',
-    'FUNCTIONS'
+    'FUNCTIONS', 'MirroredRegistry'
 ]
 
 
+class MirroredRegistry(Registry):
+    """A child registry that also registers its entries in its parent.
+
+    An entry goes to the parent only when no registry up the parent chain
+    has the name yet (the parent's own lazy ``locations`` are imported
+    first, so a later upstream registration cannot collide with it).
+    """
+
+    def _register_module(self, module, module_name=None, force=False):
+        super()._register_module(module, module_name, force)
+        names = module_name or module.__name__
+        names = [names] if isinstance(names, str) else names
+        self.parent.import_from_location()
+        for name in names:
+            if _lookup_chain(self.parent, name) is None:
+                self.parent._register_module(module, name)
+
+
+def _lookup_chain(registry, name):
+    while registry is not None:
+        if name in registry.module_dict:
+            return registry.module_dict[name]
+        registry = registry.parent
+    return None
+
+
 def _child(name, parent, locations):
-    return Registry(
+    return MirroredRegistry(
         name,
         parent=getattr(mmpretrain_registry, parent),
         scope='mmext',
@@ -46,7 +83,7 @@ DATA_SAMPLERS = _child('data sampler', 'DATA_SAMPLERS', ['mmext.datasets'])
 TRANSFORMS = _child('transform', 'TRANSFORMS', ['mmext.datasets'])
 # collate functions; mmpretrain has no FUNCTIONS node, so mmengine's is the
 # parent
-FUNCTIONS = Registry(
+FUNCTIONS = MirroredRegistry(
     'function',
     parent=MMENGINE_FUNCTIONS,
     scope='mmext',

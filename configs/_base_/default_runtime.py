@@ -1,5 +1,15 @@
 # defaults to use registries in mmext (which fall back to mmpretrain, mmengine)
 default_scope = 'mmext'
+# Loading the config registers mmext's types (in mmext's registries and, where
+# the name is free, in mmpretrain's), so mmpretrain.apis.get_model, the
+# Inferencers and `mim run mmpretrain <tool>` work on mmext configs unchanged.
+# Same list as mmext.utils.setup_env.REGISTERING_MODULES.
+custom_imports = dict(
+    imports=[
+        'mmext.datasets', 'mmext.engine', 'mmext.evaluation', 'mmext.models',
+        'mmext.visualization'
+    ],
+    allow_failed_imports=False)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),

@@ -1,8 +1,16 @@
 # Copyright (c) mmext contributors. All rights reserved.
 import datetime
+import importlib
 import warnings
 
 from mmengine import DefaultScope
+
+# The mmext packages that register types. configs/_base_/default_runtime.py
+# lists the same ones in ``custom_imports``, so loading any mmext config
+# registers them (also into mmpretrain's registries, see mmext/registry.py)
+# and mmpretrain's APIs and tools build mmext models unchanged.
+REGISTERING_MODULES = ('mmext.datasets', 'mmext.engine', 'mmext.evaluation',
+                       'mmext.models', 'mmext.visualization')
 
 
 def register_all_modules(init_default_scope: bool = True) -> None:
@@ -20,11 +28,8 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import mmpretrain.utils
     mmpretrain.utils.register_all_modules(init_default_scope=False)
 
-    import mmext.datasets  # noqa: F401
-    import mmext.engine  # noqa: F401
-    import mmext.evaluation  # noqa: F401
-    import mmext.models  # noqa: F401
-    import mmext.visualization  # noqa: F401
+    for name in REGISTERING_MODULES:
+        importlib.import_module(name)
 
     if not init_default_scope:
         return
