@@ -255,7 +255,8 @@ def linear_cka(a, b, unbiased=False):
 
 def _rbf_block(x, rows, sigma):
     sq = (x[rows]**2).sum(1, keepdim=True) + (x**2).sum(1) - 2 * x[rows] @ x.T
-    return torch.exp(-sq.clamp_min(0) / (2 * sigma**2)).double()
+    # the input's precision; the sums below accumulate in float64
+    return torch.exp(-sq.clamp_min(0) / (2 * sigma**2))
 
 
 def rbf_cka(a, b, sigma=1.0, unbiased=False, chunk_size=None):
@@ -287,9 +288,11 @@ def rbf_cka(a, b, sigma=1.0, unbiased=False, chunk_size=None):
         if unbiased:
             k[rows - s, rows] = 0
             l_[rows - s, rows] = 0
-        terms += torch.stack([(k * l_).sum(), (k * k).sum(), (l_ * l_).sum()])
-        row_k[s:e] = k.sum(1)
-        row_l[s:e] = l_.sum(1)
+        f64 = torch.float64
+        terms += torch.stack([(k * l_).sum(dtype=f64), (k * k).sum(dtype=f64),
+                              (l_ * l_).sum(dtype=f64)])
+        row_k[s:e] = k.sum(1, dtype=f64)
+        row_l[s:e] = l_.sum(1, dtype=f64)
     sk, sl = row_k.sum(), row_l.sum()
     return _cka(
         _hsic_from_sums(n, terms[0], sk, sl, row_k, row_l, unbiased),
