@@ -7,9 +7,17 @@ images) to a temporary folder, then times on the same files:
 * imagehash loop: ``Image.open`` + ``imagehash.phash`` per file, plus the
   mirror image (what flip-aware matching needs), in one process;
 * ``hash_images(workers=1)`` / ``hash_images(workers=2)``;
-* ``hash_images`` again with a warm cache.
+* ``hash_images`` again with a warm cache;
+* imagededup's ``PHash().encode_images(num_enc_workers=2)``, when
+  imagededup is importable (an optional, benchmark-only peer: it pulls
+  torch, torchvision, matplotlib, scikit-learn, PyWavelets; install it with
+  ``pip install -r requirements/benchmarks.txt``, or ``pip install --no-deps
+  --target DIR imagededup`` and ``PYTHONPATH=DIR`` where those are
+  present). Its phash differs from imagehash's by ~1 bit and it hashes no
+  mirror images, so it is timed, not compared.
 
-Asserts the hashes are identical and prints images/s and the ratios.
+Asserts our hashes are identical to imagehash's and prints images/s, the
+ratios and the CPU time per image.
 
 ``--thresholds`` instead prints the distance distributions behind
 ``mmext.dedup.search.DEFAULT_THRESHOLD``: each sample photo vs its edited
@@ -17,7 +25,7 @@ copies (JPEG q70, resizes, 3-5 % crops, brightness), and distinct photos
 vs each other (originals and mirrors), per hash method.
 
 Usage:
-    python benchmarks/dedup_hashing.py [--num 400] [--thresholds]
+    python benchmarks/dedup_hashing.py [--num 2040] [--thresholds]
 """
 import argparse
 import os
@@ -127,16 +135,29 @@ def imagehash_loop(paths):
     return out
 
 
+def imagededup_phash(folder, workers=2):
+    """imagededup's own parallel phash of a folder, or None when it is not
+    installed."""
+    try:
+        from imagededup.methods import PHash
+    except ImportError:
+        return None
+    return PHash(verbose=False).encode_images(image_dir=folder,
+                                              num_enc_workers=workers)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--num', type=int, default=400)
+    parser.add_argument('--num', type=int, default=2040)
     parser.add_argument('--thresholds', action='store_true')
     args = parser.parse_args()
     if args.thresholds:
         measure_thresholds()
         return
     with tempfile.TemporaryDirectory() as tmp:
-        paths = make_files(tmp, args.num)
+        folder = osp.join(tmp, 'images')
+        os.makedirs(folder)
+        paths = make_files(folder, args.num)
         n = len(paths)
         load = os.getloadavg()[0]
         c0 = _cpu()
@@ -160,6 +181,12 @@ def main():
                           progress=False)
         t_cached = time.perf_counter() - t0
         assert res.num_cached == n
+        c0 = _cpu()
+        t0 = time.perf_counter()
+        peer = imagededup_phash(folder)
+        t_peer = time.perf_counter() - t0
+        cpu_peer = _cpu() - c0
+        assert peer is None or len(peer) == n
         print(f'{n} JPEGs 500x375, phash + flipped phash, identical hashes '
               f'(load average {load:.1f} on {os.cpu_count()} cores)')
         print(f'  imagehash loop        {n / t_loop:8.0f} img/s  '
@@ -169,6 +196,13 @@ def main():
                   f'({t_loop / t:.2f}x)  cpu {1e3 * cpus[w] / n:.2f} ms/img')
         print(f'  hash_images cached    {n / t_cached:8.0f} img/s  '
               f'({t_loop / t_cached:.1f}x)')
+        if peer is None:
+            print('  imagededup            not installed (optional peer, '
+                  'see the docstring)')
+        else:
+            print(f'  imagededup workers=2  {n / t_peer:8.0f} img/s  '
+                  f'({t_loop / t_peer:.2f}x)  cpu {1e3 * cpu_peer / n:.2f} '
+                  f'ms/img  (phash only: no mirror images)')
 
 
 if __name__ == '__main__':

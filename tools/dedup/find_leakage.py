@@ -9,6 +9,11 @@ set's data_root) and skipped.csv. The six files are replaced together at
 the end (a failed run leaves the previous ones intact); file names that
 are not UTF-8 or hold a newline are escaped (mmext.dedup.textio).
 
+Collections larger than one machine: run ``--shard i/n`` (or ``--shard
+auto`` in a Slurm array / torchrun) for every i, each writing
+<out-dir>/hashes/{train,heldout}.shard-i-of-n.npz, then once ``--merge`` to
+search them and write the reports (job scripts: mmext/dedup/shards.py).
+
 Examples:
     python tools/dedup/find_leakage.py --train data/flowers102/jpg \\
         --heldout data/flowers17/jpg --out-dir work_dirs/leak_102_vs_17
@@ -34,6 +39,8 @@ from mmext.dedup import (METHODS, default_threshold,  # noqa: E402
 from mmext.dedup.inputs import resolve_image_set  # noqa: E402
 from mmext.dedup.report import (LEAKAGE_OUTPUTS,  # noqa: E402
                                 write_leakage_outputs)
+from mmext.dedup.shards import load_shards, parse_shard  # noqa: E402
+from mmext.dedup.shards import save_shard  # noqa: E402
 from mmext.dedup.textio import escape_path  # noqa: E402
 
 NAMES = ('train', 'heldout')
@@ -65,6 +72,13 @@ def parse_args(argv=None):
                         '<out-dir>/hash_cache.sqlite)')
     parser.add_argument('--no-cache', action='store_true')
     parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--shard', default=None,
+                        help='i/n: only hash shard i (0-based) of n of both '
+                        'sets into <out-dir>/hashes, no search; auto: i/n '
+                        'from SLURM_ARRAY_TASK_ID/COUNT or RANK/WORLD_SIZE')
+    parser.add_argument('--merge', action='store_true',
+                        help='search the shards in <out-dir>/hashes instead '
+                        'of hashing')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings of config inputs, e.g. '
@@ -75,6 +89,13 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.shard and args.merge:
+        raise SystemExit('find_leakage: --shard hashes one shard, --merge '
+                         'searches all of them: run them as separate steps')
+    try:
+        shard = parse_shard(args.shard) if args.shard else None
+    except ValueError as e:
+        raise SystemExit(f'find_leakage: {e}')
     threshold = (default_threshold(args.method, args.hash_size)
                  if args.threshold is None else args.threshold)
     os.makedirs(args.out_dir, exist_ok=True)
@@ -93,9 +114,34 @@ def main(argv=None):
     kwargs = dict(method=args.method, hash_size=args.hash_size,
                   flip=not args.no_flip, workers=args.workers,
                   cache_file=cache, progress=not args.no_progress)
-    train = hash_images(train_paths, **kwargs)
-    held = hash_images(held_paths, **kwargs)
-    pairs = find_cross_set_duplicates(train, held, threshold=threshold)
+    hash_dir = osp.join(args.out_dir, 'hashes')
+    if shard is not None:
+        for name, paths in zip(NAMES, (train_paths, held_paths)):
+            out, res = save_shard(hash_dir, name, paths, *shard,
+                                  lambda p: hash_images(p, **kwargs))
+            print(f'{name} shard {shard[0]}/{shard[1]}: {len(res)} hashed, '
+                  f'{len(res.skipped)} skipped -> {escape_path(out)}')
+        return {'shard': list(shard)}
+    if args.merge:
+        try:
+            train, held = (load_shards(hash_dir, name, paths)
+                           for name, paths in zip(NAMES, (train_paths,
+                                                          held_paths)))
+        except ValueError as e:
+            raise SystemExit(f'find_leakage: {e}')
+        for res in (train, held):
+            if (res.method, res.hash_size, res.flipped is not None) != (
+                    args.method, args.hash_size, not args.no_flip):
+                raise SystemExit(
+                    f'find_leakage: the shards in {hash_dir} are '
+                    f'{res.method} hash_size {res.hash_size} flip '
+                    f'{res.flipped is not None}: pass the same --method, '
+                    '--hash-size and --no-flip as the --shard runs')
+    else:
+        train = hash_images(train_paths, **kwargs)
+        held = hash_images(held_paths, **kwargs)
+    pairs = find_cross_set_duplicates(train, held, threshold=threshold,
+                                      workers=args.workers)
 
     meta = {
         'command': shlex.join([sys.argv[0]] + (
