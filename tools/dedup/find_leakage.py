@@ -39,8 +39,8 @@ from mmext.dedup import (METHODS, default_threshold,  # noqa: E402
 from mmext.dedup.inputs import resolve_image_set  # noqa: E402
 from mmext.dedup.report import (LEAKAGE_OUTPUTS,  # noqa: E402
                                 write_leakage_outputs)
-from mmext.dedup.shards import load_shards, parse_shard  # noqa: E402
-from mmext.dedup.shards import save_shard  # noqa: E402
+from mmext.dedup.shards import (load_shards, parse_shard,  # noqa: E402
+                                save_shard)
 from mmext.dedup.textio import escape_path  # noqa: E402
 
 NAMES = ('train', 'heldout')
