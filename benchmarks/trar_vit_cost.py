@@ -2,13 +2,19 @@
 """Training cost of TRAR-ViT-B/16 vs mmpretrain's ViT-B/16 on this machine.
 
 For each setting (224 px, orders [0,1,2,3]; 384 px, orders [0,1,2]) it
-compares three models with the same weights and batch:
+compares four models with the same weights and batch:
 
 * ``vit``: mmpretrain ``VisionTransformer`` (fused SDPA, no mask);
-* ``trar``: mmext ``TRARViT`` (one SDPA per span, outputs mixed);
+* ``trar``: mmext ``TRARViT`` as configured (``attn_impl='auto'``: on CPU
+  the nested path, one score matrix with ring-wise span coefficients);
+* ``perspan``: ``TRARViT`` with ``attn_impl='per_span'`` (one SDPA per span,
+  outputs mixed; the previous formulation);
 * ``naive``: ``TRARViT`` with the reference formulation (scores masked with
   -1e9, all L softmax maps stacked as (B, L, H, N, N), einsum, times V) —
   what rentainhe/TRAR-VQA and ViT-TRAR do.
+
+Targets (issue 13): ``trar`` <= 1.15x ViT time and saved activations at
+224, <= 1.25x time / 1.2x activations at 384.
 
 Time: forward + backward, the fastest of ``--reps`` runs (the least
 disturbed by other processes), the three models interleaved in rotating
@@ -37,7 +43,7 @@ import torch.nn.functional as F
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 SETTINGS = {224: [0, 1, 2, 3], 384: [0, 1, 2]}
-MODELS = ('vit', 'trar', 'naive')
+MODELS = ('vit', 'trar', 'perspan', 'naive')
 
 
 def naive_mix(self, q, k, v, masks, alpha, dropout_p):
@@ -62,7 +68,9 @@ def build(name, size, arch='b'):
         return VisionTransformer(arch, img_size=size)
     if name == 'naive':
         SpanRoutedAttention._mix = naive_mix
-    return TRARViT(arch, img_size=size, orders=SETTINGS[size])
+    impl = 'auto' if name == 'trar' else 'per_span'
+    return TRARViT(arch, img_size=size, orders=SETTINGS[size],
+                   attn_impl=impl)
 
 
 def step(model, x):
@@ -114,13 +122,14 @@ def timing(size, batch, reps, arch):
         models[name].train()
         SpanRoutedAttention._mix = fast_mix
     vit_sd = models['vit'].state_dict()
-    for name in ('trar', 'naive'):
+    for name in MODELS[1:]:
         models[name].load_state_dict(vit_sd, strict=False)
+        models[name].load_state_dict(models['trar'].state_dict())
     x = torch.randn(batch, 3, size, size)
     times = {name: [] for name in MODELS}
     for rep in range(reps + 1):  # the first round warms up
         # rotate the order each round: no model always runs after another
-        names = MODELS[rep % 3:] + MODELS[:rep % 3]
+        names = MODELS[rep % 4:] + MODELS[:rep % 4]
         for name in names:
             SpanRoutedAttention._mix = naive_mix if name == 'naive' \
                 else fast_mix
@@ -139,6 +148,8 @@ def main():
     parser.add_argument('--batch-384', type=int, default=1)
     parser.add_argument('--reps', type=int, default=3)
     parser.add_argument('--arch', default='b', help="ViT arch ('b')")
+    parser.add_argument('--sizes', type=int, nargs='+', choices=[224, 384],
+                        default=[224, 384])
     parser.add_argument('--worker', choices=MODELS, help=argparse.SUPPRESS)
     parser.add_argument('--size', type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -146,27 +157,30 @@ def main():
         return worker(args.worker, args.size, args.batch, args.arch)
 
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
-          f'ViT-{args.arch.upper()}/16, forward+backward (train mode)')
-    for size, orders in SETTINGS.items():
+          f'ViT-{args.arch.upper()}/16, forward+backward (train mode), '
+          f'load average {os.getloadavg()[0]:.1f}')
+    for size in args.sizes:
+        orders = SETTINGS[size]
         batch = args.batch if size == 224 else args.batch_384
         t0 = time.perf_counter()
         times = timing(size, batch, args.reps, args.arch)
         mem = {name: memory(name, size, batch, args.arch) for name in MODELS}
         print(f'\n{size} px, orders {orders}, batch {batch} '
               f'({time.perf_counter() - t0:.0f} s)')
-        print(f'{"model":<7}{"time s":>9}{"x ViT":>8}{"peak MB":>10}'
+        print(f'{"model":<8}{"time s":>9}{"x ViT":>8}{"peak MB":>10}'
               f'{"x ViT":>8}{"saved MB":>10}{"x ViT":>8}')
         for name in MODELS:
             m, v = mem[name], mem['vit']
-            print(f'{name:<7}{times[name]:>9.2f}'
+            print(f'{name:<8}{times[name]:>9.2f}'
                   f'{times[name] / times["vit"]:>8.2f}'
                   f'{m["peak_mb"]:>10.0f}{m["peak_mb"] / v["peak_mb"]:>8.2f}'
                   f'{m["saved_mb"]:>10.0f}'
                   f'{m["saved_mb"] / v["saved_mb"]:>8.2f}')
-        n, t = mem['naive'], mem['trar']
-        print(f'naive / trar: time {times["naive"] / times["trar"]:.2f}, '
-              f'peak RSS {n["peak_mb"] / t["peak_mb"]:.2f}, saved '
-              f'activations {n["saved_mb"] / t["saved_mb"]:.2f}')
+        for ref in ('perspan', 'naive'):
+            n, t = mem[ref], mem['trar']
+            print(f'{ref} / trar: time {times[ref] / times["trar"]:.2f}, '
+                  f'peak RSS {n["peak_mb"] / t["peak_mb"]:.2f}, saved '
+                  f'activations {n["saved_mb"] / t["saved_mb"]:.2f}')
 
 
 if __name__ == '__main__':

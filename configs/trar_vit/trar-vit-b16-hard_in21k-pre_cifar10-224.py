@@ -4,7 +4,11 @@
 _base_ = ['./vit-b16_in21k-pre_cifar10-224.py']
 model = dict(
     backbone=dict(
-        type='TRARViT', orders=[0, 1, 2, 3], routing='hard', binarize=True))
+        type='TRARViT',
+        orders=[0, 1, 2, 3],
+        routing='hard',
+        binarize=True,
+        proj_drop_rate=0.))
 custom_hooks = [
     dict(type='TRARTemperatureHook', policy='slow', iters_per_epoch=8000)
 ]

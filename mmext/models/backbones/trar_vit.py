@@ -69,6 +69,14 @@ class TRARViT(VisionTransformer):
         straight_through (bool): Straight-through hard routing in training.
             Defaults to False.
         routing_reduction (int): Router MLP width C / r. Defaults to 2.
+        attn_impl (str): How a routed layer mixes its spans: ``'nested'``
+            (one score matrix, ring-wise coefficients), ``'per_span'`` (one
+            fused SDPA call per span) or ``'auto'`` (nested on CPU); all
+            exact. See :class:`SpanRoutedAttention`. Defaults to ``'auto'``.
+        proj_drop_rate (float, optional): Dropout after every attention
+            output projection. ViT-TRAR (like ViT-pytorch) uses its
+            ``attention_dropout_rate`` 0.0 there while mmpretrain uses
+            ``drop_rate``. Defaults to None (``drop_rate``, mmpretrain).
         drop_rate, drop_path_rate, qkv_bias, norm_cfg,
         layer_scale_init_value, layer_cfgs: As :class:`VisionTransformer`.
         **kwargs: Other :class:`VisionTransformer` arguments (``out_type``,
@@ -93,6 +101,8 @@ class TRARViT(VisionTransformer):
                  binarize=False,
                  straight_through=False,
                  routing_reduction=2,
+                 attn_impl='auto',
+                 proj_drop_rate=None,
                  drop_rate=0.,
                  drop_path_rate=0.,
                  qkv_bias=True,
@@ -152,7 +162,11 @@ class TRARViT(VisionTransformer):
                 orders=layer_orders,
                 span_index=[union.index(k) for k in layer_orders],
                 router_cfg=router_cfg,
+                attn_impl=attn_impl,
                 **cfg)
+        if proj_drop_rate is not None:
+            for layer in self.layers:  # plain ViT layers too
+                layer.attn.proj_drop.p = float(proj_drop_rate)
         if self.frozen_stages > 0:
             self._freeze_stages()  # the new layers too
 

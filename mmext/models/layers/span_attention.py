@@ -2,14 +2,19 @@
 """Span-routed self-attention (TRAR) on top of mmpretrain's ViT blocks.
 
 The TRAR reference materialises a (B, L, H, N, N) stack of attention maps,
-mixes them with the routing weights and multiplies by V. By linearity
+mixes them with the routing weights and multiplies by V. Two exact
+alternatives are implemented here:
 
-    Σ_l α_l · (A_l V) = (Σ_l α_l · A_l) V,
+* ``'nested'`` (:mod:`.nested_span_attention`): the spans are nested, so the
+  mixture is one score matrix with ring-wise coefficients, one product with
+  V and no (N, N) tensor saved for backward; the fastest on CPU.
+* ``'per_span'``: by linearity Σ_l α_l · (A_l V), each span one fused
+  ``F.scaled_dot_product_attention`` call with a bool mask (True = attend),
+  the outputs mixed. Used for attention dropout in training, as the
+  fallback of the nested path, and on GPU (fused SDPA kernels).
 
-so each span is one fused ``F.scaled_dot_product_attention`` call with a bool
-mask (True = attend) and the outputs are mixed instead: no N×N map is kept
-for backward, and a bool mask cannot overflow under fp16/bf16 autocast the
-way the reference's ``masked_fill(-1e9)`` does.
+Neither overflows under fp16/bf16 autocast the way the reference's
+``masked_fill(-1e9)`` does.
 """
 import torch
 import torch.nn as nn
@@ -18,12 +23,15 @@ from mmpretrain.models.backbones.vision_transformer import \
     TransformerEncoderLayer
 from mmpretrain.models.utils import MultiheadAttention
 
+from .nested_span_attention import NestedSpanTableCache, nested_span_attention
 from .routing import SpanRouter
 
 __all__ = [
     'build_span_masks', 'SpanMasks', 'SpanRoutedAttention',
-    'SpanRoutedEncoderLayer'
+    'SpanRoutedEncoderLayer', 'ATTN_IMPLS'
 ]
+
+ATTN_IMPLS = ('auto', 'nested', 'per_span')
 
 
 def build_span_masks(grid_hw, orders, num_extra_tokens=1, device=None):
@@ -119,6 +127,11 @@ class SpanRoutedAttention(MultiheadAttention):
             to :meth:`forward` for each order. Defaults to ``range(L)``.
         router_cfg (dict, optional): Keyword arguments of
             :class:`SpanRouter` (``routing``, ``pooling``, ``binarize``, ...).
+        attn_impl (str): How spans are mixed: ``'nested'`` (one score
+            matrix), ``'per_span'`` (one SDPA call per span) or ``'auto'``
+            (nested on CPU, per-span elsewhere). Both are exact; attention
+            dropout in training always takes the per-span path. Defaults to
+            ``'auto'``.
         **kwargs: Other arguments of mmpretrain's ``MultiheadAttention``
             (``v_shortcut`` and ``qk_scale`` are not supported).
 
@@ -135,7 +148,11 @@ class SpanRoutedAttention(MultiheadAttention):
                  orders,
                  span_index=None,
                  router_cfg=None,
+                 attn_impl='auto',
                  **kwargs):
+        if attn_impl not in ATTN_IMPLS:
+            raise ValueError(f'SpanRoutedAttention: attn_impl={attn_impl!r} '
+                             f'is not one of {ATTN_IMPLS}')
         if kwargs.get('v_shortcut') or kwargs.get('qk_scale') is not None:
             raise ValueError('SpanRoutedAttention: v_shortcut and qk_scale '
                              'are not supported; remove them from the config')
@@ -146,6 +163,8 @@ class SpanRoutedAttention(MultiheadAttention):
         self.router = SpanRouter(
             embed_dims, len(self.orders), **(router_cfg or {})) if len(
                 self.orders) > 1 else None
+        self.attn_impl = attn_impl
+        self._tables = NestedSpanTableCache()
 
     def _span(self, q, k, v, mask, dropout_p, rows=None):
         """SDPA for one span, on the batch rows ``rows`` (all if None)."""
@@ -169,14 +188,29 @@ class SpanRoutedAttention(MultiheadAttention):
             out = self._span(q, k, v, masks[0], dropout_p)
         else:
             alpha = self.router(x)  # b l
-            out = self._mix(q, k, v, masks, alpha, dropout_p)
+            out = None
+            if dropout_p == 0 and self._use_nested(x.device):
+                table = self._tables.get(span_masks, self.orders,
+                                         self.span_index)
+                out = nested_span_attention(q, k, v, alpha, table,
+                                            self.head_dims**-0.5)
+            if out is None:
+                out = self._mix(q, k, v, masks, alpha, dropout_p)
         x = out.transpose(1, 2).reshape(B, N, self.embed_dims)
         x = self.proj(x)
         return self.out_drop(self.gamma1(self.proj_drop(x)))
 
+    def _use_nested(self, device):
+        if self.attn_impl == 'auto':
+            # CPU measured (benchmarks/trar_vit_cost.py); elsewhere the fused
+            # SDPA kernels are kept (not measured here)
+            return device.type == 'cpu'
+        return self.attn_impl == 'nested'
+
     def _mix(self, q, k, v, masks, alpha, dropout_p):
-        """Σ_l α_l · SDPA_l, skipping spans whose weights are exactly zero
-        when no gradient is needed (binarized routing at inference)."""
+        """The per-span path: Σ_l α_l · SDPA_l, skipping spans whose weights
+        are exactly zero when no gradient is needed (binarized routing at
+        inference)."""
         sparse = not torch.is_grad_enabled() and bool((alpha == 0).any())
         out = None
         for span, mask in enumerate(masks):
@@ -213,6 +247,8 @@ class SpanRoutedEncoderLayer(TransformerEncoderLayer):
         span_index (Sequence[int], optional): See
             :class:`SpanRoutedAttention`.
         router_cfg (dict, optional): See :class:`SpanRoutedAttention`.
+        attn_impl (str): See :class:`SpanRoutedAttention`. Defaults to
+            ``'auto'``.
         **kwargs: Other arguments of ``TransformerEncoderLayer``.
 
     Example:
@@ -229,6 +265,7 @@ class SpanRoutedEncoderLayer(TransformerEncoderLayer):
                  orders,
                  span_index=None,
                  router_cfg=None,
+                 attn_impl='auto',
                  layer_scale_init_value=0.,
                  drop_rate=0.,
                  attn_drop_rate=0.,
@@ -252,6 +289,7 @@ class SpanRoutedEncoderLayer(TransformerEncoderLayer):
             orders=orders,
             span_index=span_index,
             router_cfg=router_cfg,
+            attn_impl=attn_impl,
             attn_drop=attn_drop_rate,
             proj_drop=drop_rate,
             dropout_layer=dict(type='DropPath', drop_prob=drop_path_rate),

@@ -72,11 +72,12 @@ def _naive_trar(x, attn, alpha, orders, grid, extra):
     return F.linear(out, attn.proj.weight, attn.proj.bias)
 
 
+@pytest.mark.parametrize('impl', ['nested', 'per_span'])
 @pytest.mark.parametrize('extra,grid', [(1, (4, 4)), (0, (3, 5))])
-def test_fast_form_equals_reference_formulation(extra, grid):
+def test_fast_form_equals_reference_formulation(extra, grid, impl):
     torch.manual_seed(1)
     orders = [0, 1, 2, 3]
-    attn = SpanRoutedAttention(32, 4, orders=orders).eval()
+    attn = SpanRoutedAttention(32, 4, orders=orders, attn_impl=impl).eval()
     x = torch.randn(3, grid[0] * grid[1] + extra, 32)
     alpha = torch.rand(3, 4).softmax(-1)
     attn.router.forward = lambda _: alpha  # random routing weights
@@ -85,13 +86,14 @@ def test_fast_form_equals_reference_formulation(extra, grid):
     expected = _naive_trar(x, attn, alpha, orders, grid, extra)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
     # the per-layer subset of a larger mask table
-    sub = SpanRoutedAttention(32, 4, orders=[0, 2], span_index=[0, 2]).eval()
+    sub = SpanRoutedAttention(
+        32, 4, orders=[2, 0], span_index=[2, 0], attn_impl=impl).eval()
     sub.qkv.load_state_dict(attn.qkv.state_dict())
     sub.proj.load_state_dict(attn.proj.state_dict())
-    sub.router.forward = lambda _: alpha[:, [0, 2]]
+    sub.router.forward = lambda _: alpha[:, [2, 0]]
     torch.testing.assert_close(
         sub(x, masks),
-        _naive_trar(x, attn, alpha[:, [0, 2]], [0, 2], grid, extra),
+        _naive_trar(x, attn, alpha[:, [2, 0]], [2, 0], grid, extra),
         atol=1e-5,
         rtol=1e-5)
 
@@ -155,8 +157,10 @@ def test_last_layer_routing_cannot_change_the_cls_output():
     out = model(torch.rand(2, 3, 32, 32))[0]
     (out * torch.randn_like(out)).sum().backward()
     first, last = model.routers
-    assert first.mlp[0].weight.grad.abs().sum() > 0
-    assert last.mlp[0].weight.grad.abs().sum() == 0
+    first_grad = first.mlp[0].weight.grad.abs().sum()
+    assert first_grad > 0
+    # zero up to rounding (the routing weights sum to 1 up to an ulp)
+    assert last.mlp[0].weight.grad.abs().sum() < 1e-6 * first_grad
 
 
 def test_hard_routing_noise_only_in_training_and_binarize():
@@ -202,8 +206,9 @@ def test_gumbel_softmax_samples_follow_the_softmax():
                                rtol=0)
 
 
-def test_binarized_inference_skips_spans_but_matches_dense():
-    model = tiny(orders=[0, 1, 2, 3], binarize=True)
+@pytest.mark.parametrize('impl', ['nested', 'per_span'])
+def test_binarized_inference_skips_spans_but_matches_dense(impl):
+    model = tiny(orders=[0, 1, 2, 3], binarize=True, attn_impl=impl)
     model.eval()
     x = torch.rand(4, 3, 32, 32)
     with torch.no_grad():
@@ -212,10 +217,11 @@ def test_binarized_inference_skips_spans_but_matches_dense():
     torch.testing.assert_close(sparse, dense.detach(), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize('impl', ['nested', 'per_span'])
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
-def test_autocast_is_finite_and_close(dtype):
+def test_autocast_is_finite_and_close(dtype, impl):
     """Bool masks: nothing like the reference's -1e9 (inf in fp16)."""
-    model = tiny(orders=[0, 1, 2, 3])
+    model = tiny(orders=[0, 1, 2, 3], attn_impl=impl)
     model.eval()
     x = torch.rand(2, 3, 32, 32)
     ref = model(x)[0]
