@@ -186,8 +186,10 @@ def test_objective_reduce_and_fail_reason(tmp_path):
 
 
 def test_hyperband_prunes_through_the_hook():
+    # Hyperband's brackets hash the study name: fix it
     study = optuna.create_study(
-        direction='maximize', sampler=optuna.samplers.RandomSampler(0),
+        study_name='hb', direction='maximize',
+        sampler=optuna.samplers.RandomSampler(0),
         pruner=make_pruner('hyperband', min_resource=1, max_resource=9))
 
     def objective(trial):
@@ -200,4 +202,5 @@ def test_hyperband_prunes_through_the_hook():
 
     study.optimize(objective, n_trials=20)
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
-    assert pruned and all(t.last_step < 9 for t in pruned)
+    # lagging trials stopped before their last epoch
+    assert sum(t.last_step < 9 for t in pruned) >= 3
