@@ -1,0 +1,223 @@
+# Copyright (c) mmext contributors. All rights reserved.
+"""mmpretrain's own APIs and tools, unchanged, on an mmext config.
+
+Every run is a fresh process that never imports mmext itself: the config's
+``custom_imports`` (configs/_base_/default_runtime.py) must register the mmext
+types where mmpretrain's ``'mmpretrain'`` scope finds them. The classifier
+uses mmext types (PartialFreeze around a tiny TRARViT), which is what failed
+with ``KeyError: 'PartialFreeze is not in the mmpretrain::model registry'``.
+"""
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ..conftest import ROOT, run_tool
+
+TINY_MMEXT_CLASSIFIER = f"""
+_base_ = ['{ROOT}/configs/tiny/resnet18_tiny.py']
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='PartialFreeze',
+        frozen_stages=1,
+        backbone=dict(
+            type='TRARViT',
+            arch=dict(embed_dims=32, num_layers=2, num_heads=2,
+                      feedforward_channels=48),
+            img_size=64,
+            patch_size=16,
+            # the default nested kernel is an autograd.Function that
+            # torch.jit.trace (get_flops) cannot record
+            attn_impl='per_span')),
+    neck=None,
+    head=dict(in_channels=32))
+"""
+
+# run in a child interpreter; mmext must not be imported by hand
+GET_MODEL_AND_INFER = """
+import json, sys
+import torch
+from mmengine.runner import save_checkpoint
+from mmpretrain.apis import ImageClassificationInferencer, get_model
+assert 'mmext' not in sys.modules
+cfg, images, out = sys.argv[1], sys.argv[2:-1], sys.argv[-1]
+torch.manual_seed(0)
+model = get_model(cfg)
+save_checkpoint({'state_dict': model.state_dict(),
+                 'meta': {'dataset_meta': {'classes': ['0', '1', '2']}}},
+                'model.pth')
+# the Inferencer on the config + saved weights, and on the built model
+preds = ImageClassificationInferencer(cfg, pretrained='model.pth')(images)
+direct = ImageClassificationInferencer(model)(images)
+json.dump(dict(
+    backbone=type(model.backbone).__name__,
+    inner=type(model.backbone.layers[0].attn).__module__,
+    labels=[int(p['pred_label']) for p in preds],
+    scores=[p['pred_scores'].tolist() for p in preds],
+    direct=[p['pred_scores'].tolist() for p in direct]), open(out, 'w'))
+"""
+
+
+@pytest.fixture(scope='module')
+def tiny_mmext_config(tiny_workspace):
+    path = tiny_workspace / 'tiny_mmext_classifier.py'
+    path.write_text(TINY_MMEXT_CLASSIFIER)
+    return path
+
+
+def _mim_bin():
+    mim = shutil.which('mim', path=str(Path(sys.executable).parent))
+    if mim is None:
+        pytest.fail('openmim is not installed: pip install -r '
+                    'requirements/mim.txt')
+    return mim
+
+
+def _val_images(ws):
+    return sorted((ws / 'data/tiny/val').rglob('*.png'))
+
+
+@pytest.fixture(scope='module')
+def predictions(tiny_workspace, tiny_mmext_config):
+    """get_model and the Inferencer in one fresh process; also saves
+    ``model.pth`` for the tools below. (``mmpretrain.inference_model`` only
+    serves ModelHub names whose metafile lists a Results task, which no
+    config path has.)"""
+    ws = tiny_workspace
+    images = _val_images(ws)
+    script = ws / 'get_model_and_infer.py'
+    script.write_text(GET_MODEL_AND_INFER)
+    run_tool([script, tiny_mmext_config] + images + [ws / 'preds.json'], ws)
+    return json.loads((ws / 'preds.json').read_text())
+
+
+def test_get_model_and_inferencer_build_mmext_types(predictions):
+    assert predictions['backbone'] == 'TRARViT'
+    assert predictions['inner'].startswith('mmext.')
+    scores = np.array(predictions['scores'])
+    assert scores.shape[1] == 3
+    np.testing.assert_allclose(scores.sum(1), 1, atol=1e-5)
+    assert predictions['labels'] == scores.argmax(1).tolist()
+    # weights loaded by the Inferencer from model.pth = the built model's
+    np.testing.assert_allclose(scores, predictions['direct'], atol=1e-6)
+    # random init gives different scores per image, so equality above is
+    # not two constant outputs agreeing
+    assert np.ptp(scores[:, 0]) > 1e-4
+
+
+def test_confusion_matrix_runs(tiny_workspace, predictions,
+                               tiny_mmext_config):
+    """``mim run mmpretrain confusion_matrix`` tests the checkpoint through
+    the config's own test loop (its ``--out`` pickle is not read here: no
+    unrestricted unpickling in mmext, so the plot is checked)."""
+    from PIL import Image
+    ws = tiny_workspace
+    out = run_tool([_mim_bin(), 'run', 'mmpretrain', 'confusion_matrix',
+                    tiny_mmext_config, 'model.pth', '--show-path', 'cm.png',
+                    '--include-values'], ws).stdout
+    assert 'The confusion matrix is saved at cm.png' in out
+    assert min(Image.open(ws / 'cm.png').size) > 100
+
+
+def test_mmpretrain_test_tool_accuracy_matches_inferencer(
+        tiny_workspace, predictions, tiny_mmext_config):
+    """``mim test mmpretrain`` on the mmext config and checkpoint reports
+    the accuracy recounted from the Inferencer's predictions."""
+    ws = tiny_workspace
+    out = run_tool([_mim_bin(), 'test', 'mmpretrain', tiny_mmext_config,
+                    '--checkpoint', 'model.pth', '--work-dir', 'mmpre_test'],
+                   ws)
+    text = out.stdout + out.stderr
+    top1 = float(re.search(r'accuracy/top1: ([0-9.]+)', text).group(1))
+    # mmpretrain's CustomDataset: classes are the sorted folder names
+    folders = sorted(p.name for p in (ws / 'data/tiny/val').iterdir())
+    images = _val_images(ws)
+    truth = [folders.index(p.parent.name) for p in images]
+    hits = sum(t == p for t, p in zip(truth, predictions['labels']))
+    assert top1 == pytest.approx(100 * hits / len(images), abs=1e-3)
+
+
+def test_get_flops(tiny_workspace, tiny_mmext_config):
+    from mmext.apis.metafile import count_complexity
+    out = run_tool([
+        _mim_bin(), 'run', 'mmpretrain', 'get_flops', tiny_mmext_config,
+        '--shape', '64', '64'
+    ], tiny_workspace).stdout
+    flops = next(x for x in out.splitlines() if x.startswith('Flops:'))
+    params = next(x for x in out.splitlines() if x.startswith('Params:'))
+    # get_flops skips fused attention; without it ours is the same count
+    plain = count_complexity(str(tiny_mmext_config), 64, count_sdpa=False)
+    assert flops.split()[1] == plain['flops_str']
+    assert params.split()[1] == plain['params_str']
+    full = count_complexity(str(tiny_mmext_config), 64)
+    assert full['params'] == plain['params']
+    assert full['flops'] > plain['flops'] > 0
+
+
+def _model_index():
+    from mim.commands.search import convert2df
+    from modelindex.load_model_index import load
+    index = load(str(ROOT / 'model-index.yml'))
+    index.build_models_with_collections()
+    return index, convert2df(index)  # the table `mim search mmext` prints
+
+
+def test_mim_search_lists_every_config_with_complexity():
+    from mmext.apis.metafile import model_families
+    index, table = _model_index()
+    configs = {p.relative_to(ROOT).as_posix()
+               for family in model_families(ROOT)
+               for p in family.glob('*.py')}
+    listed = {Path(c).resolve().relative_to(ROOT).as_posix()
+              for c in table['config']}
+    assert listed == configs, 'run tools/analysis_tools/update_metafiles.py'
+    assert len(configs) > 40
+    assert not any(m.results for m in index.models)
+    import yaml
+    for family in model_families(ROOT):
+        with open(family / 'metafile.yml') as f:
+            metafile = yaml.safe_load(f)
+        for model in metafile['Models']:
+            meta = model['Metadata']
+            assert {'FLOPs', 'Parameters'} <= set(meta), model['Name']
+            if meta['FLOPs'] is None or meta['Parameters'] is None:
+                assert meta.get('Complexity Note'), model['Name']
+            # no mmext run is published: published numbers are the
+            # papers', in the collection
+            assert 'Results' not in model, model['Name']
+        for collection in metafile['Collections']:
+            published = collection.get('Published Results')
+            if published:
+                assert 'not reproduced by mmext' in published['Source']
+
+
+def test_metafile_numbers_are_computed():
+    """Stored numbers = a fresh count; ViT-B/16 = mmpretrain's own published
+    metafile (the fused-attention FLOPs included)."""
+    import mmpretrain
+    import yaml
+
+    from mmext.apis.metafile import count_complexity
+    index, _ = _model_index()
+    meta = {m.name: m.metadata.data for m in index.models}
+    tiny = count_complexity(str(ROOT / 'configs/tiny/resnet18_tiny.py'))
+    assert (meta['resnet18_tiny']['FLOPs'],
+            meta['resnet18_tiny']['Parameters']) == (tiny['flops'],
+                                                     tiny['params'])
+    upstream = Path(mmpretrain.__file__).parent / \
+        '.mim/configs/vision_transformer/metafile.yml'
+    with open(upstream) as f:
+        models = {m['Name']: m['Metadata']
+                  for m in yaml.safe_load(f)['Models']}
+    for ours, theirs in [
+        ('vit-b16_in21k-pre_imagenet-224', 'vit-base-p16_32xb128-mae_in1k'),
+        ('vit-b16_in21k-pre_imagenet-384',
+         'vit-base-p16_in21k-pre_3rdparty_in1k-384px'),
+    ]:
+        assert meta[ours]['FLOPs'] == models[theirs]['FLOPs'], ours
+        assert meta[ours]['Parameters'] == models[theirs]['Parameters']
