@@ -54,11 +54,18 @@ def test_default_constructor_keeps_frozen_ours_drops_them():
 
 
 def test_built_from_registry_by_name():
-    wrapper = OPTIM_WRAPPER_CONSTRUCTORS.build(
+    model = _classifier()
+    constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(
         dict(type='TrainableOptimWrapperConstructor',
-             optim_wrapper_cfg=dict(
-                 optimizer=dict(type='SGD', lr=0.1))))(_classifier())
-    assert wrapper.optimizer.param_groups
+             optim_wrapper_cfg=dict(optimizer=dict(type='SGD', lr=0.1))))
+    assert type(constructor) is TrainableOptimWrapperConstructor
+    wrapper = constructor(model)
+    held = {id(p) for g in wrapper.optimizer.param_groups
+            for p in g['params']}
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert held == trainable and trainable != {
+        id(p) for p in model.parameters()}  # frozen ones left out
+    assert {g['lr'] for g in wrapper.optimizer.param_groups} == {0.1}
 
 
 def test_layer_decay_matches_mmpretrain():

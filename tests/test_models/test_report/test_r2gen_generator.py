@@ -132,14 +132,19 @@ def test_r2gen_initialisation_and_memory_init():
 
 
 def test_state_dict_round_trip_generates_the_same(tmp_path):
+    from mmext.utils import safe_torch_load
     torch.manual_seed(2)
     model = build().eval()
     images = torch.rand(2, 2, 3, 32, 32)
     torch.save(model.state_dict(), tmp_path / 'm.pth')
     torch.manual_seed(3)
     other = build().eval()
-    other.load_state_dict(torch.load(tmp_path / 'm.pth', weights_only=True))
+    # differently initialised: the equality below must come from the load
+    assert not torch.equal(model(images), other(images))
+    other.load_state_dict(safe_torch_load(tmp_path / 'm.pth'))
     assert torch.equal(model(images), other(images))
+    assert torch.equal(model.generate(model.extract_feat(images)),
+                       other.generate(other.extract_feat(images)))
 
 
 def test_data_preprocessor_stacks_views_and_normalises():
