@@ -7,23 +7,16 @@
 # tools/feature_extraction/extract_regions.py (configs/butd/README.md).
 # Released vilbert-multi-task weights: tools/model_converters/
 # vilbert_multitask_to_mmext.py, then model.vilbert.init_cfg (README).
-_base_ = ['./vilbert-cls_vit-base-p16-bert-base_1xb20-ft_hateful-memes.py']
+_base_ = [
+    './vilbert-cls_vit-base-p16-bert-base_1xb20-ft_hateful-memes.py',
+    '../_base_/models/vilbert_regions-stream.py',
+]
 
 region_dir = 'data/hateful_memes/regions'
 model = dict(
     vilbert=dict(
-        visual=dict(
-            _delete_=True,
-            type='RegionVisualStream',
-            feature_dims=2048,
-            embed_dims=1024,
-            num_layers=6,
-            num_heads=8,
-            ffn_dims=1024),
-        coattention=dict(preset=None, text_ids=[6, 7, 8, 9, 10, 11],
-                         vision_ids=[0, 1, 2, 3, 4, 5], norm='post',
-                         # v_intermediate_size of bert_base_6layer_6conect.json
-                         vision_ffn_dims=1024),
+        visual={{_base_.regions_visual}},
+        coattention={{_base_.regions_coattention}},
         pooler='vilbert',
         pooled_dims=1024),
     fusion='product',
