@@ -17,9 +17,10 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmext.apis import prepare_config
+from mmext.testing import drop_pretrained, shrink_runtime, walk_config
 from mmext.testing.flowers import make_flowers17, make_flowers102
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).parents[2]
 CONFIGS = sorted(p for p in (ROOT / 'configs/flowers').glob('*.py')
                  if not p.name.startswith('demo_'))
 TINY_VIT = dict(embed_dims=32, num_layers=12, num_heads=2,
@@ -38,16 +39,6 @@ def data(tmp_path_factory):
     return root
 
 
-def _walk(node, fn):
-    if isinstance(node, dict):
-        fn(node)
-        for v in node.values():
-            _walk(v, fn)
-    elif isinstance(node, (list, tuple)):
-        for v in node:
-            _walk(v, fn)
-
-
 def _shrink(cfg, data_root, work_dir):
     backbone = cfg.model.backbone.backbone
     size = 64 if backbone.type == 'TinyViT' else 32
@@ -63,25 +54,20 @@ def _shrink(cfg, data_root, work_dir):
             d['scale'] = size
         if d.get('type') in ('ResizeEdge', 'CenterCrop'):
             d['scale' if 'scale' in d else 'crop_size'] = size
-        if isinstance(d.get('init_cfg'), dict) and \
-                d['init_cfg'].get('type') == 'Pretrained':
-            d['init_cfg'] = None
 
-    _walk(cfg._cfg_dict, patch)
+    walk_config(cfg._cfg_dict, patch)
+    drop_pretrained(cfg)
     if backbone.type == 'VisionTransformer':
         backbone.update(arch=TINY_VIT, img_size=size, patch_size=8)
         cfg.model.head.in_channels = TINY_VIT['embed_dims']
     if backbone.type == 'TinyViT':
         backbone.img_size = (size, size)
-    cfg.train_dataloader.update(batch_size=2, num_workers=0,
-                                persistent_workers=False)
+    shrink_runtime(cfg, work_dir)
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1,
                                         save_last=False)
-    cfg.default_hooks.logger.interval = 1
-    cfg.work_dir = str(work_dir)
     return cfg
 
 

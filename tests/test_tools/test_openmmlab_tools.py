@@ -221,3 +221,36 @@ def test_metafile_numbers_are_computed():
     ]:
         assert meta[ours]['FLOPs'] == models[theirs]['FLOPs'], ours
         assert meta[ours]['Parameters'] == models[theirs]['Parameters']
+
+
+def test_mmext_types_resolve_in_mmpretrain_scope_without_shadowing():
+    """The mechanism: configs import the registering packages, and every
+    mmext entry is reachable from mmpretrain's registries (by its own name
+    where that is free, else as ``mmext.<name>``), never replacing an
+    upstream type."""
+    from mmengine.config import Config
+    from mmpretrain import registry as upstream
+
+    from mmext import registry as ours
+    from mmext.utils import register_all_modules
+    from mmext.utils.setup_env import REGISTERING_MODULES
+    runtime = Config.fromfile(str(ROOT / 'configs/_base_/default_runtime.py'))
+    assert tuple(runtime.custom_imports['imports']) == REGISTERING_MODULES
+    assert runtime.custom_imports['allow_failed_imports'] is False
+    register_all_modules(init_default_scope=False)
+    assert 'PartialFreeze' in ours.MODELS.module_dict
+    shadowed = []
+    for name in ours.__all__:
+        child = getattr(ours, name)
+        if not isinstance(child, ours.MirroredRegistry):
+            continue
+        for key, obj in child.module_dict.items():
+            assert child.parent.get(f'mmext.{key}') is obj, (name, key)
+            if child.parent.get(key) is not obj:
+                shadowed.append(key)
+                assert child.parent.get(key).__module__.split('.')[0] in (
+                    'mmpretrain', 'mmengine'), key
+    # the two names mmext overrides keep their upstream meaning there
+    assert sorted(shadowed) == ['AmpOptimWrapper', 'Flowers102']
+    assert upstream.DATASETS.get('Flowers102').__module__.startswith(
+        'mmpretrain')
