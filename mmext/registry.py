@@ -44,9 +44,13 @@ class MirroredRegistry(Registry):
         names = module_name or module.__name__
         names = [names] if isinstance(names, str) else names
         self.parent.import_from_location()
+        mirrored = self.__dict__.setdefault('_mirrored', set())
         for name in names:
-            if _lookup_chain(self.parent, name) is None:
+            if name in mirrored:  # re-registered here with force=True
+                self.parent._register_module(module, name, force=True)
+            elif _lookup_chain(self.parent, name) is None:
                 self.parent._register_module(module, name)
+                mirrored.add(name)
 
 
 def _lookup_chain(registry, name):

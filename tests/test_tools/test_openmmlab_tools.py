@@ -254,3 +254,35 @@ def test_mmext_types_resolve_in_mmpretrain_scope_without_shadowing():
     assert sorted(shadowed) == ['AmpOptimWrapper', 'Flowers102']
     assert upstream.DATASETS.get('Flowers102').__module__.startswith(
         'mmpretrain')
+
+
+def test_mirrored_registry_rules():
+    """On private registries: mirrored when free, never shadowing, and a
+    forced re-registration updates the mirror."""
+    from mmengine.registry import Registry
+
+    from mmext.registry import MirroredRegistry
+    parent = Registry('probe', scope='probe_parent')
+    child = MirroredRegistry('probe', parent=parent, scope='probe_child')
+
+    @parent.register_module()
+    class Upstream:
+        pass
+
+    @child.register_module(name='Upstream')
+    class Override:
+        pass
+
+    @child.register_module()
+    class Ours:
+        pass
+
+    assert parent.get('Upstream') is Upstream  # not shadowed
+    assert child.get('Upstream') is Override
+    assert parent.get('Ours') is Ours
+
+    class OursV2:
+        pass
+
+    child.register_module(name='Ours', module=OursV2, force=True)
+    assert parent.get('Ours') is OursV2 and child.get('Ours') is OursV2
