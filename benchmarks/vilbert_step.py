@@ -107,8 +107,8 @@ def build_thesis(repo):
     BertModel.from_pretrained = classmethod(
         lambda cls, *a, **k: cls(BertConfig()))
     create = timm.create_model
-    timm.create_model = lambda *a, **k: create(*a, **dict(k,
-                                                           pretrained=False))
+    timm.create_model = lambda *a, **k: create(
+        *a, **dict(k, pretrained=False))
     import socket
     hostname = socket.gethostname
     # its config.py parses the host name as a cluster GPU node

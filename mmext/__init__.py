@@ -10,7 +10,7 @@ from mmengine.utils import digit_version
 
 from .version import __version__, version_info
 
-# (package, installed version, minimum inclusive, maximum exclusive, how to fix)
+# (package, minimum inclusive, maximum exclusive, how to fix)
 _RANGES = (
     ('mmcv', '2.0.0', '2.4.0',
      'pip install "mmcv-lite==2.2.0" (CPU) or "mmcv>=2.0.0,<2.4.0" (GPU ops)'),

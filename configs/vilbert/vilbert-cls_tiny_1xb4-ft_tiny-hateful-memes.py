@@ -4,8 +4,10 @@
 #   python -c "from mmext.testing import make_hateful_memes; \
 #     from mmext.testing.bert import make_bert_folder; \
 #     make_hateful_memes('data/tiny_hm'); \
-#     make_bert_folder('data/tiny_hm/bert', extra_words=['hateful', 'friendly'])"
-#   python tools/train.py configs/vilbert/vilbert-cls_tiny_1xb4-ft_tiny-hateful-memes.py
+#     make_bert_folder('data/tiny_hm/bert', \
+#                      extra_words=['hateful', 'friendly'])"
+#   python tools/train.py \
+#       configs/vilbert/vilbert-cls_tiny_1xb4-ft_tiny-hateful-memes.py
 _base_ = ['./vilbert-cls_vit-base-p16-bert-base_1xb20-ft_hateful-memes.py']
 
 bert = 'data/tiny_hm/bert'

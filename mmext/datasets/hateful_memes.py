@@ -22,9 +22,9 @@ class HatefulMemes(ImageTextDataset):
     thesis code's validation set is ``['dev_seen', 'dev_unseen']``: 1040
     lines, but only 640 distinct ids, because the two dev files share 400
     memes (measured on the release's files; the five files together hold
-    12140 distinct memes). Upstream trains and evaluates on such repeats; here a repeated
-    id is found, and its identical copies are dropped with a warning
-    (``on_duplicate='drop'``), kept (``'keep'``) or refused (``'error'``);
+    12140 distinct memes). Upstream trains and evaluates on such repeats;
+    here a repeated id is found, and its identical copies are dropped with a
+    warning (``on_duplicate='drop'``), kept (``'keep'``) or refused (``'error'``);
     two different records with the same id are always an error.
 
     A file whose records have no ``label`` at all (the unlabelled test

@@ -185,8 +185,8 @@ def test_flowers102_refuses_each_violation(f102, edit_mat):
             Flowers102(str(f102), split='val')
         assert re.search(message, str(e.value)), str(e.value)
         assert str(f102) in str(e.value) and '\n' not in str(e.value)
-        edit_mat(f102 / fname, **(sets if fname == 'setid.mat' else
-                                   dict(labels=_row(labels))))
+        edit_mat(f102 / fname, **(sets if fname == 'setid.mat' else dict(
+            labels=_row(labels))))
     assert len(Flowers102(str(f102), split='val')) == 102
 
 

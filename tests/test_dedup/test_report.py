@@ -1,6 +1,5 @@
 # Copyright (c) mmext contributors. All rights reserved.
 import numpy as np
-import pytest
 
 from mmext.dedup import DuplicatePair, hash_to_hex, pack_bits
 from mmext.dedup.hashing import hex_to_words

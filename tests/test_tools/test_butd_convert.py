@@ -26,7 +26,7 @@ from mmext.models.detectors.butd.caffe_convert import (
     expected_caffe_layers)
 from mmext.utils import safe_torch_load
 from mmext.utils.caffemodel import (CaffeLayer, CaffeModelError,
-                                   read_caffemodel)
+                                    read_caffemodel)
 from ..conftest import ROOT, run_tool
 
 TABLE = ROOT / 'tests' / 'data' / 'butd_caffe_blobs.json'

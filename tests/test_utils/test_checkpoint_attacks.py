@@ -297,13 +297,15 @@ def test_refusals_name_the_cause(tmp_path, marker):
     """The messages say what was refused, not just that loading failed."""
     cases = {
         'os.system': '`os.system`',
-        'getattr->eval via HistoryBuffer BUILD': "getattr(function, '__self__')",
+        'getattr->eval via HistoryBuffer BUILD':
+        "getattr(function, '__self__')",
         'HistoryBuffer BUILD __setstate__': "sets '__setstate__'",
         'numpy object dtype': "'O'",
         'INST': 'opcode INST',
     }
     for name, expected in cases.items():
-        msg = _refused(_in_zip(tmp_path, PAYLOADS[name](marker), name + '.pth'))
+        path = _in_zip(tmp_path, PAYLOADS[name](marker), name + '.pth')
+        msg = _refused(path)
         assert expected in msg and 'nothing was executed' in msg, msg
 
 

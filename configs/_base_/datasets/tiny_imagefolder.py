@@ -1,4 +1,5 @@
-# The generated tiny image-folder data set (`python tools/misc/make_tiny_data.py`)
+# The generated tiny image-folder data set:
+#   python tools/misc/make_tiny_data.py
 dataset_type = 'CustomDataset'
 data_root = 'data/tiny'
 data_preprocessor = dict(

@@ -69,9 +69,9 @@ class DistConsistencyHook(Hook):
         for rank, other in enumerate(gathered):
             diff = (other != local).any(dim=1).nonzero().flatten()
             if len(diff):
-                msg = (f'DDP ranks disagree {when}: rank {get_rank()} and rank '
-                       f'{rank} differ in {len(diff)} parameter tensors, first '
-                       f'{names[diff[0]]}')
+                msg = (f'DDP ranks disagree {when}: rank {get_rank()} and '
+                       f'rank {rank} differ in {len(diff)} parameter '
+                       f'tensors, first {names[diff[0]]}')
                 if self.strict:
                     raise RuntimeError(msg)
                 runner.logger.error(msg)

@@ -341,4 +341,3 @@ def classify(tokens, start, end, phrase):
         if fn(mention):
             return stage
     return None
-

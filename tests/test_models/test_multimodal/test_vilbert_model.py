@@ -27,7 +27,7 @@ def test_baseline_streams_equal_bert_and_vit(bert_dir):
         bert, _ = build_bert(str(bert_dir))
         bert.eval()
         ref_t = bert(input_ids=x['input_ids'],
-                            attention_mask=x['attention_mask'])[0]
+                     attention_mask=x['attention_mask'])[0]
         vit = MODELS.build(dict(VIT, out_type='raw'))
         vit.load_state_dict(model.visual.backbone.state_dict())
         vit.eval()

@@ -197,4 +197,3 @@ def extract_regions(model, images, out_dir, formats=('npz', ),
         for path, reason in summary['failed']:
             f.write(f'{path}\t{reason}\n')
     return summary
-

@@ -10,7 +10,8 @@ from .vilbert import ViLBERT
 from .visual_stream import PatchVisualStream, RegionVisualStream
 
 __all__ = [
-    'ViLBERT', 'ViLBERTClassifier', 'CoAttentionLayer', 'StreamFFN', 'PatchVisualStream',
+    'ViLBERT', 'ViLBERTClassifier', 'CoAttentionLayer', 'StreamFFN',
+    'PatchVisualStream',
     'RegionVisualStream', 'ViLBERTDataPreprocessor', 'ViLBERTPretrainMetric',
     'COATTENTION_PRESETS', 'resolve_schedule', 'schedule_steps',
     'build_bert', 'build_bert_tokenizer', 'find_bert_folder', 'info_nce',

@@ -34,8 +34,8 @@ def run_bert_layer(layer, x, mask):
 
 
 def _is_split_vit(backbone):
-    return all(hasattr(backbone, a) for a in ('patch_embed', 'layers',
-                                               'pos_embed', 'pre_norm'))
+    return all(hasattr(backbone, a)
+               for a in ('patch_embed', 'layers', 'pos_embed', 'pre_norm'))
 
 
 @MODELS.register_module()
