@@ -24,8 +24,9 @@ class HatefulMemes(ImageTextDataset):
     memes (measured on the release's files; the five files together hold
     12140 distinct memes). Upstream trains and evaluates on such repeats;
     here a repeated id is found, and its identical copies are dropped with a
-    warning (``on_duplicate='drop'``), kept (``'keep'``) or refused (``'error'``);
-    two different records with the same id are always an error.
+    warning (``on_duplicate='drop'``), kept (``'keep'``) or refused
+    (``'error'``); two different records with the same id are always an
+    error.
 
     A file whose records have no ``label`` at all (the unlabelled test
     release) gives samples without ``gt_label``, for prediction only; a
