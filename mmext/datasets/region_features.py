@@ -156,6 +156,29 @@ def load_region_features(path, image_id=None):
         if 'image_id' in out:
             out['image_id'] = str(out['image_id'])
         out['num_boxes'] = len(out['boxes'])
+    _check_shapes(path, out)
     out['locations'] = region_locations(out['boxes'], out['image_w'],
                                         out['image_h'])
     return out
+
+
+def _check_shapes(path, out):
+    """One line naming the file when the arrays cannot describe regions
+    (a feature per box, (N, 4) boxes, a positive image size, finite)."""
+    feats, boxes = np.asarray(out['features']), np.asarray(out['boxes'])
+    problem = None
+    if feats.ndim != 2 or boxes.ndim != 2 or boxes.shape[1:] != (4, ):
+        problem = (f'features {feats.shape} / boxes {boxes.shape} are not '
+                   '(N, D) / (N, 4)')
+    elif len(feats) != len(boxes):
+        problem = f'{len(feats)} feature rows for {len(boxes)} boxes'
+    elif 'cls_prob' in out and len(out['cls_prob']) != len(boxes):
+        problem = (f'{len(out["cls_prob"])} cls_prob rows for '
+                   f'{len(boxes)} boxes')
+    elif not (float(out['image_w']) > 0 and float(out['image_h']) > 0):
+        problem = f'image size {out["image_w"]}x{out["image_h"]}'
+    elif not (np.isfinite(feats).all() and np.isfinite(boxes).all()):
+        problem = 'non-finite features or boxes'
+    if problem:
+        raise RegionFileError(f'{path}: {problem}; re-extract it with '
+                              'tools/feature_extraction/extract_regions.py')

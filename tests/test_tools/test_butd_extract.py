@@ -155,3 +155,35 @@ def test_region_locations_and_tsv_format(tmp_path):
     np.savez(tmp_path / 'bad.npz', features=feats)
     with pytest.raises(RegionFileError, match=r"lacks \['boxes'"):
         load_region_features(str(tmp_path / 'bad.npz'))
+
+
+def test_malformed_region_files_are_one_line(tmp_path):
+    """A region file whose arrays cannot describe regions is refused with
+    the file named, by the loader ViLBERT's LoadRegionFeatures uses."""
+    import numpy as np
+    import pytest
+
+    from mmext.datasets.region_features import (RegionFileError,
+                                                load_region_features)
+    from mmext.datasets.transforms.vilbert import LoadRegionFeatures
+    good = dict(features=np.ones((3, 8), np.float32),
+                boxes=np.array([[0, 0, 4, 4]] * 3, np.float32),
+                image_w=np.float32(8), image_h=np.float32(8))
+    bad = {
+        'rows': dict(good, features=np.ones((2, 8), np.float32)),
+        'boxes': dict(good, boxes=np.ones((3, 5), np.float32)),
+        'size': dict(good, image_w=np.float32(0)),
+        'nan': dict(good, features=np.full((3, 8), np.nan, np.float32)),
+        'probs': dict(good, cls_prob=np.ones((1, 4), np.float32)),
+    }
+    np.savez(tmp_path / 'img.npz', **good)
+    out = LoadRegionFeatures(str(tmp_path))(dict(img_path='x/img.jpg'))
+    assert out['region_locs'][0].tolist() == [0, 0, 0.5, 0.5, 0.25]
+    for name, arrays in bad.items():
+        path = tmp_path / f'{name}.npz'
+        np.savez(path, **arrays)
+        with pytest.raises(RegionFileError) as e:
+            load_region_features(str(path))
+        assert str(path) in str(e.value) and '\n' not in str(e.value)
+        with pytest.raises(RegionFileError):
+            LoadRegionFeatures(str(tmp_path))(dict(img_path=f'{name}.jpg'))

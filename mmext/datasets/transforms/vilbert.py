@@ -165,19 +165,16 @@ class LoadRegionFeatures(BaseTransform):
             raise FileNotFoundError(
                 f'LoadRegionFeatures: no region file {path} for '
                 f'{results["img_path"]}; extract features first')
-        with np.load(path, allow_pickle=False) as z:
-            feats = z['features'][:self.max_regions].astype(np.float32)
-            boxes = z['boxes'][:self.max_regions].astype(np.float32)
-            h, w = float(z['image_h']), float(z['image_w'])
-            probs = z['cls_prob'][:self.max_regions].astype(np.float32) \
-                if 'cls_prob' in z else None
-        loc = np.zeros((len(boxes), 5), np.float32)
-        loc[:, [0, 2]] = boxes[:, [0, 2]] / w
-        loc[:, [1, 3]] = boxes[:, [1, 3]] / h
-        loc[:, 4] = (loc[:, 2] - loc[:, 0]) * (loc[:, 3] - loc[:, 1])
-        results.update(region_feats=feats, region_locs=loc)
-        if probs is not None:
-            results['region_targets'] = probs
+        # one reader (checks fields and shapes, names the file)
+        from mmext.datasets.region_features import load_region_features
+        regions = load_region_features(path)
+        n = self.max_regions
+        results.update(
+            region_feats=regions['features'][:n].astype(np.float32),
+            region_locs=regions['locations'][:n])
+        if 'cls_prob' in regions:
+            results['region_targets'] = regions['cls_prob'][:n].astype(
+                np.float32)
         return results
 
 
