@@ -201,6 +201,10 @@ class SpanRoutedAttention(MultiheadAttention):
         return self.out_drop(self.gamma1(self.proj_drop(x)))
 
     def _use_nested(self, device):
+        if torch.jit.is_tracing():
+            # the nested path is a custom autograd function that tracers
+            # (mmengine's FLOP counter, get_flops) cannot follow
+            return False
         if self.attn_impl == 'auto':
             # CPU measured (benchmarks/trar_vit_cost.py); elsewhere the fused
             # SDPA kernels are kept (not measured here)
