@@ -13,14 +13,7 @@ _base_ = [
 ]
 
 region_dir = 'data/hateful_memes/regions'
-model = dict(
-    vilbert=dict(
-        visual={{_base_.regions_visual}},
-        coattention={{_base_.regions_coattention}},
-        pooler='vilbert',
-        pooled_dims=1024),
-    fusion='product',
-    hidden_dims=2048)
+model = {{_base_.regions_classifier}}
 regions_pipeline = [
     dict(type='LoadRegionFeatures', feature_dir=region_dir, max_regions=100),
     dict(type='TokenizeCaption', bert='bert-base-uncased', max_length=197,

@@ -5,21 +5,14 @@
 # layers 6..11, 8 heads, bi-hidden 1024; MLM + ITM + masked-region KL.
 # Region files: data/conceptual_captions/regions/<image stem>.npz (see
 # configs/vilbert/README.md).
-_base_ = ['./vilbert_vit-base-p16-bert-base_1xb20-pretrain_cc.py']
+_base_ = [
+    './vilbert_vit-base-p16-bert-base_1xb20-pretrain_cc.py',
+    '../_base_/models/vilbert_regions-stream.py',
+]
 
 model = dict(
-    visual=dict(
-        _delete_=True,
-        type='RegionVisualStream',
-        feature_dims=2048,
-        embed_dims=1024,
-        num_layers=6,
-        num_heads=8,
-        ffn_dims=1024),
-    coattention=dict(preset=None, text_ids=[6, 7, 8, 9, 10, 11],
-                     vision_ids=[0, 1, 2, 3, 4, 5], norm='post',
-                     # v_intermediate_size of bert_base_6layer_6conect.json
-                     vision_ffn_dims=1024),
+    visual={{_base_.regions_visual}},
+    coattention={{_base_.regions_coattention}},
     losses=dict(_delete_=True, mlm=1.0, itm=1.0, mrm=1.0),
     num_region_classes=1601)
 

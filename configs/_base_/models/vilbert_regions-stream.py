@@ -18,3 +18,14 @@ regions_coattention = dict(
     vision_ids=[0, 1, 2, 3, 4, 5],
     norm='post',
     vision_ffn_dims=1024)
+# ViLBERTClassifier over the regions stream, as vilbert-multi-task's task
+# heads: the ViLBERT poolers (1024) and their product -> 2048 -> classes.
+# Regions fine-tuning configs set `model = {{_base_.regions_classifier}}`.
+regions_classifier = dict(
+    vilbert=dict(
+        visual=regions_visual,
+        coattention=regions_coattention,
+        pooler='vilbert',
+        pooled_dims=1024),
+    fusion='product',
+    hidden_dims=2048)
