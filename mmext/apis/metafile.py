@@ -284,4 +284,3 @@ def model_families(root):
     """Config folders holding models (``configs/<family>``)."""
     return sorted(p for p in (Path(root) / 'configs').iterdir()
                   if p.is_dir() and p.name not in NON_MODEL_DIRS)
-
