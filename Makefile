@@ -38,5 +38,9 @@ test: setup
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest tests $(PYTEST_ARGS); \
 	rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest ran no tests: failing"; exit 1; fi; exit $$rc
 
+# lint: OpenMMLab's flake8 settings (setup.cfg); CI runs it before the tests
+check: setup
+	$(BIN)/python -m flake8 mmext tools tests benchmarks configs
+
 clean-demo:
 	rm -rf data/demo work_dirs/demo*
