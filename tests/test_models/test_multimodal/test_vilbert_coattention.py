@@ -17,25 +17,14 @@ import pytest
 import torch
 
 from mmext.models.multimodal.vilbert import CoAttentionLayer
+from mmext.models.multimodal.vilbert.convert import COATTN_KEYS
 
 GOLDEN = json.loads((Path(__file__).resolve().parents[2] /
                      'data/vilbert_coattention_golden.json').read_text())
 
-#: vilbert-multi-task BertConnectionLayer -> CoAttentionLayer (stream 1 of
-#: the reference is the image, stream 2 the text; q_dense* are unused there)
-V_KEYS = {
-    'biattention.query1': 'vision_q', 'biattention.key1': 'vision_k',
-    'biattention.value1': 'vision_v', 'biattention.query2': 'text_q',
-    'biattention.key2': 'text_k', 'biattention.value2': 'text_v',
-    'biOutput.dense1': 'vision_proj', 'biOutput.LayerNorm1': 'vision_norm',
-    'biOutput.dense2': 'text_proj', 'biOutput.LayerNorm2': 'text_norm',
-    'biOutput.q_dense1': None, 'biOutput.q_dense2': None,
-    'v_intermediate.dense': 'vision_ffn.fc1',
-    'v_output.dense': 'vision_ffn.fc2',
-    'v_output.LayerNorm': 'vision_ffn.norm',
-    't_intermediate.dense': 'text_ffn.fc1', 't_output.dense': 'text_ffn.fc2',
-    't_output.LayerNorm': 'text_ffn.norm',
-}
+#: vilbert-multi-task BertConnectionLayer -> CoAttentionLayer: the
+#: converter's own table (stream 1 of the reference is the image)
+V_KEYS = COATTN_KEYS
 #: thesis CrossAttentionBlock -> CoAttentionLayer (stream 1 = text there;
 #: to_out_proj* are unused there)
 B_KEYS = {
