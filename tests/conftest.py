@@ -49,3 +49,20 @@ def tiny_workspace(tmp_path_factory):
     ws = tmp_path_factory.mktemp('tiny_ws')
     make_image_folder(ws / 'data' / 'tiny', per_class=16, size=64)
     return ws
+
+
+def free_port():
+    """A free TCP port on 127.0.0.1 (for torchrun's rendezvous)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return str(s.getsockname()[1])
+
+
+def assert_ranks_identical(dump_dir):
+    """The DistConsistencyHook dumps of ranks 0 and 1 hold equal tensors."""
+    import torch
+    r0 = torch.load(Path(dump_dir) / 'rank0.pth', weights_only=True)
+    r1 = torch.load(Path(dump_dir) / 'rank1.pth', weights_only=True)
+    assert r0.keys() == r1.keys()
+    assert all(torch.equal(r0[k], r1[k]) for k in r0)

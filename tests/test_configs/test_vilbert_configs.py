@@ -4,7 +4,6 @@ ones with their schedules kept and the widths shrunk), the tiny config runs
 through tools/train.py, tools/test.py and 2-process DDP, and missing weights
 fail up front naming the file and how to get it."""
 import json
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from mmext.testing.multimodal import make_conceptual_captions
 from mmext.testing.vilbert import make_region_files, make_vilbert_tiny_data
 from mmext.utils import register_all_modules, safe_torch_load
 from mmext.utils.paths import MissingPretrainedError
-from tests.conftest import run_tool
+from tests.conftest import assert_ranks_identical, free_port, run_tool
 
 register_all_modules()
 ROOT = Path(__file__).resolve().parents[2]
@@ -169,12 +168,6 @@ def test_tiny_config_train_test_tools(ws, monkeypatch):
         assert fitted[k] < trained[k], (k, trained[k], fitted[k])
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return str(s.getsockname()[1])
-
-
 def test_two_process_ddp_tiny(ws):
     cfg = ws / 'ddp_vilbert.py'
     cfg.write_text(
@@ -184,11 +177,8 @@ def test_two_process_ddp_tiny(ws):
     proc = run_tool([
         'bash', ROOT / 'tools/dist_train.sh', cfg, '2', '--work-dir',
         'work_dirs/ddp', '--cfg-options', 'train_cfg.max_epochs=2'
-    ], cwd=ws, env={'PORT': _free_port()})
+    ], cwd=ws, env={'PORT': free_port()})
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log
     assert 'identical on 2 ranks' in log
-    r0 = torch.load(ws / 'work_dirs/ddp/ranks/rank0.pth', weights_only=True)
-    r1 = torch.load(ws / 'work_dirs/ddp/ranks/rank1.pth', weights_only=True)
-    assert r0.keys() == r1.keys()
-    assert all(torch.equal(r0[k], r1[k]) for k in r0)
+    assert_ranks_identical(ws / 'work_dirs/ddp/ranks')

@@ -1,19 +1,12 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """2-process DDP on CPU through tools/dist_train.sh (torchrun + gloo)."""
 import json
-import socket
 
 import torch
 
 from mmext.utils import safe_torch_load
 
-from ..conftest import ROOT, run_tool
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return str(s.getsockname()[1])
+from ..conftest import ROOT, free_port, run_tool
 
 
 def _write_cfg(path, base, extra=''):
@@ -30,7 +23,7 @@ def test_two_process_ddp_identical_ranks(tiny_workspace):
     proc = run_tool([
         'bash', ROOT / 'tools/dist_train.sh', cfg, '2', '--work-dir',
         'work_dirs/ddp', '--cfg-options', 'train_cfg.max_epochs=2'
-    ], cwd=ws, env={'PORT': _free_port()})
+    ], cwd=ws, env={'PORT': free_port()})
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log
     assert 'identical on 2 ranks' in log
@@ -61,7 +54,7 @@ def test_two_process_ddp_r2gen(tmp_path):
     proc = run_tool([
         'bash', ROOT / 'tools/dist_train.sh', cfg, '2', '--work-dir',
         'work_dirs/ddp', '--cfg-options', 'train_cfg.max_epochs=1'
-    ], cwd=tmp_path, env={'PORT': _free_port()})
+    ], cwd=tmp_path, env={'PORT': free_port()})
     assert 'identical on 2 ranks' in proc.stdout + proc.stderr
     r0 = torch.load(tmp_path / 'work_dirs/ddp/ranks/rank0.pth',
                     weights_only=True)
