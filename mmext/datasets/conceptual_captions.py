@@ -124,7 +124,8 @@ class ConceptualCaptions(ImageTextDataset):
 
     Example:
         >>> from mmext.testing import make_conceptual_captions
-        >>> root = make_conceptual_captions('work_dirs/example_cc', num=6, missing=2)
+        >>> root = make_conceptual_captions('work_dirs/ex_cc', num=6,
+        ...                                 missing=2)
         >>> ds = ConceptualCaptions(str(root), ann_file='captions.tsv')
         >>> len(ds), ds.num_missing, sorted(ds.get_data_info(0))
         (4, 2, ['id', 'img_path', 'sample_idx', 'text'])

@@ -106,13 +106,14 @@ class ExcludeImages:
 
     Example:
         >>> from mmext.testing import make_flowers17, make_flowers102
-        >>> f17 = make_flowers17('work_dirs/example_f17', per_class=4, size=32)
+        >>> f17 = make_flowers17('work_dirs/ex_f17', per_class=4, size=32)
         >>> planted = make_flowers102(  # a Flowers-17 test image, re-encoded
-        ...     'work_dirs/example_f102', per_class=4, size=32,
+        ...     'work_dirs/ex_f102', per_class=4, size=32,
         ...     duplicates_of=[f17 / 'jpg/image_0002.jpg'])
         >>> ds = ExcludeImages(
-        ...     dict(type='Flowers102', data_root='work_dirs/example_f102', split='train'),
-        ...     heldout=dict(type='Flowers17', data_root='work_dirs/example_f17',
+        ...     dict(type='Flowers102', data_root='work_dirs/ex_f102',
+        ...          split='train'),
+        ...     heldout=dict(type='Flowers17', data_root='work_dirs/ex_f17',
         ...                  split='test'),
         ...     on_leak='filter')
         >>> len(ds), ds.excluded[0][1], ds.leaks[0].distance

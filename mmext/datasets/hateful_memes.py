@@ -47,7 +47,7 @@ class HatefulMemes(ImageTextDataset):
 
     Example:
         >>> from mmext.testing import make_hateful_memes
-        >>> root = make_hateful_memes('work_dirs/example_hm')
+        >>> root = make_hateful_memes('work_dirs/ex_hm')
         >>> ds = HatefulMemes(str(root), split='train')
         >>> sorted(ds.get_data_info(0))
         ['gt_label', 'id', 'img_path', 'sample_idx', 'source', 'text']

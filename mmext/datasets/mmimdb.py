@@ -59,7 +59,7 @@ class MMIMDb(ImageTextDataset):
 
     Example:
         >>> from mmext.testing import make_mmimdb
-        >>> root = make_mmimdb('work_dirs/example_mmimdb')
+        >>> root = make_mmimdb('work_dirs/ex_mmimdb')
         >>> ds = MMIMDb(str(root), split='dev')
         >>> info = ds.get_data_info(0)
         >>> len(ds.CLASSES), type(info['gt_label'])

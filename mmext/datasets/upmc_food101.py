@@ -64,7 +64,7 @@ class UPMCFood101(ImageTextDataset):
 
     Example:
         >>> from mmext.testing import make_upmc_food101
-        >>> root = make_upmc_food101('work_dirs/example_upmc', num_classes=3)
+        >>> root = make_upmc_food101('work_dirs/ex_upmc', num_classes=3)
         >>> ds = UPMCFood101(str(root), split='test')
         >>> ds.get_data_info(0)['gt_label'], len(ds.CLASSES)
         (0, 101)

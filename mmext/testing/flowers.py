@@ -147,7 +147,7 @@ def make_flowers17(root, per_class=8, size=64, mat_flavour='v5', seed=0,
         Path: ``root``.
 
     Example:
-        >>> root = make_flowers17('work_dirs/example_f17', per_class=4, size=32)
+        >>> root = make_flowers17('work_dirs/ex_f17', per_class=4, size=32)
         >>> len(list((root / 'jpg').glob('image_*.jpg')))
         68
     """
@@ -218,9 +218,9 @@ def make_flowers102(root, per_class=4, size=64, duplicates_of=(),
         list[PlantedDuplicate]: The planted pairs, in ``duplicates_of`` order.
 
     Example:
-        >>> f17 = make_flowers17('work_dirs/example_f17', per_class=4, size=32)
+        >>> f17 = make_flowers17('work_dirs/ex_f17', per_class=4, size=32)
         >>> planted = make_flowers102(
-        ...     'work_dirs/example_f102', per_class=3, size=32,
+        ...     'work_dirs/ex_f102', per_class=3, size=32,
         ...     duplicates_of=[f17 / 'jpg/image_0004.jpg'])
         >>> planted[0].edit
         'reencode'

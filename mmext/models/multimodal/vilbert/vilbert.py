@@ -102,7 +102,7 @@ class ViLBERT(BaseModel):
     Example:
         >>> from mmext.testing.bert import make_bert_folder
         >>> from mmext.testing.vilbert import fixed_batch, tiny_vilbert
-        >>> model = tiny_vilbert(make_bert_folder('work_dirs/example_tiny_bert'))
+        >>> model = tiny_vilbert(make_bert_folder('work_dirs/ex_tiny_bert'))
         >>> out = model.extract_feat(fixed_batch(), return_layers=True)
         >>> out['fused'].shape, model.fused_dims, len(out['coattn_layers'])
         (torch.Size([4, 16]), 16, 1)
