@@ -10,7 +10,8 @@ escapes any POSIX file name in them and parses the exclude file.
 CLI: ``tools/dedup/find_leakage.py``.
 """
 from .hashing import (METHODS, MIN_STD, HashResult, SkipImage, hash_images,
-                      hash_pil_image, hash_to_hex, load_image, pack_bits)
+                      hash_pil_image, load_image, pack_bits)
+from .hexcodec import hash_to_hex, hex_to_words
 from .search import (DEFAULT_THRESHOLD, DuplicatePair, default_threshold,
                      find_cross_set_duplicates, find_within_set_duplicates,
                      hamming_distances)
@@ -18,7 +19,8 @@ from .textio import escape_path, read_exclude_file, unescape_path
 
 __all__ = [
     'METHODS', 'MIN_STD', 'HashResult', 'SkipImage', 'hash_images',
-    'hash_pil_image', 'hash_to_hex', 'load_image', 'pack_bits',
+    'hash_pil_image', 'hash_to_hex', 'hex_to_words', 'load_image',
+    'pack_bits',
     'DEFAULT_THRESHOLD', 'DuplicatePair', 'default_threshold',
     'find_cross_set_duplicates', 'find_within_set_duplicates',
     'hamming_distances', 'escape_path', 'unescape_path', 'read_exclude_file'

@@ -13,6 +13,7 @@ import os
 import os.path as osp
 import sqlite3
 
+from .hexcodec import hash_to_hex, hex_to_words
 from .textio import escape_path
 
 __all__ = ['HashCache']
@@ -52,7 +53,6 @@ class HashCache:
 
     def get(self, path, size, mtime_ns, need_flip=True):
         """``(hash, flipped, reason)`` for an unchanged file, else None."""
-        from .hashing import hex_to_words
         row = self.db.execute(
             'SELECT size, mtime_ns, hash, flipped, reason FROM hashes '
             'WHERE path=? AND method=? AND hash_size=? AND versions=?',
@@ -71,7 +71,6 @@ class HashCache:
 
     def put_many(self, rows):
         """Store ``(path, size, mtime_ns, hash, flipped, reason)`` rows."""
-        from .hashing import hash_to_hex
         if not rows:
             return
         records = []

@@ -20,8 +20,8 @@ lacks and this module adds:
   cache keyed by path + size + mtime (+ method, hash size, versions).
 
 Hashes are packed row-major, most significant bit first, into ``uint64``
-words (zero bits padded at the front), so ``hash_to_hex`` gives exactly
-``str(imagehash.phash(img))``.
+words (zero bits padded at the front), so ``hash_to_hex``
+(:mod:`mmext.dedup.hexcodec`) gives exactly ``str(imagehash.phash(img))``.
 """
 import multiprocessing as mp
 import os
@@ -36,12 +36,12 @@ import PIL
 from PIL import Image
 
 from .cache import HashCache
+from .hexcodec import hash_to_hex
 from .inputs import file_kind
 from .phash_pair import gray_std, phash_pair
 
 __all__ = ['METHODS', 'HashResult', 'hash_images', 'hash_pil_image',
-           'hash_to_hex', 'pack_bits', 'load_image', 'SkipImage',
-           'MIN_STD']
+           'pack_bits', 'load_image', 'SkipImage', 'MIN_STD']
 
 #: method name -> imagehash function (``ahash`` is imagehash's
 #: ``average_hash``).
@@ -130,22 +130,6 @@ def pack_bits(bits):
     padded = np.zeros(num_words * 64, dtype=bool)
     padded[num_words * 64 - flat.size:] = flat
     return np.packbits(padded).view('>u8').astype(np.uint64)
-
-
-def hash_to_hex(words, num_bits):
-    """imagehash's hex string of a packed hash."""
-    value = 0
-    for w in np.asarray(words, dtype=np.uint64):
-        value = (value << 64) | int(w)
-    return '{:0>{width}x}'.format(value, width=-(-num_bits // 4))
-
-
-def hex_to_words(hex_str, num_bits):
-    """Inverse of :func:`hash_to_hex`."""
-    num_words = -(-num_bits // 64)
-    value = int(hex_str, 16)
-    return np.array([(value >> (64 * (num_words - 1 - i))) & (2**64 - 1)
-                     for i in range(num_words)], dtype=np.uint64)
 
 
 def _to_8bit(img):

@@ -2,7 +2,7 @@
 import numpy as np
 
 from mmext.dedup import DuplicatePair, hash_to_hex, pack_bits
-from mmext.dedup.hashing import hex_to_words
+from mmext.dedup.hexcodec import hex_to_words
 from mmext.dedup.report import (read_exclude_file, relative_posix,
                                 write_contact_sheet, write_exclude_file)
 
