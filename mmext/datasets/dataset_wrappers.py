@@ -14,40 +14,16 @@ import numpy as np
 from mmengine.dataset.base_dataset import force_full_init
 from mmengine.logging import MMLogger
 
-from mmext.dedup.textio import escape_path
-from mmext.dedup.textio import read_exclude_file as _parse_exclude_file
+from mmext.dedup.textio import escape_path, read_exclude_file
 from mmext.registry import DATASETS
 
-__all__ = ['ExcludeImages', 'read_exclude_file', 'LeakageError']
+__all__ = ['ExcludeImages', 'LeakageError']
 
 _ON_LEAK = ('error', 'filter', 'warn')
 
 
 class LeakageError(RuntimeError):
     """The training set holds near-duplicates of held-out images."""
-
-
-def read_exclude_file(path):
-    """Read an exclude file: one path per line relative to the data set's
-    ``data_root`` with '/' separators; lines starting with ``#`` are
-    comments; blank lines are ignored; names are escaped as
-    :mod:`mmext.dedup.textio` documents (``\\#`` for a leading ``#``,
-    ``\\n``, ``\\\\``, ``\\xNN`` for undecodable bytes), the format
-    ``mmext.dedup.report.write_exclude_file`` writes. Returns the
-    normalised paths in file order."""
-    if not osp.exists(path):
-        raise FileNotFoundError(
-            f'ExcludeImages: exclude file {path!r} not found; '
-            f'tools/dedup/find_leakage.py writes it (see data/README.md)')
-    if not osp.isfile(path):
-        raise ValueError(f'ExcludeImages: exclude file {path!r} is not a '
-                         'regular file; pass the exclude.txt that '
-                         'tools/dedup/find_leakage.py writes')
-    try:
-        entries = _parse_exclude_file(path)
-    except ValueError as e:
-        raise ValueError(f'ExcludeImages: {e}') from None
-    return [_normalise(entry) for entry in entries]
 
 
 def _normalise(rel_path):
@@ -177,7 +153,13 @@ class ExcludeImages:
 
     def _apply_exclude_file(self, paths, keep):
         root = self._data_root()
-        entries = read_exclude_file(self.exclude_file)
+        try:  # the one parser of the format, mmext.dedup.textio
+            entries = [_normalise(entry)
+                       for entry in read_exclude_file(self.exclude_file)]
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f'ExcludeImages: {e}') from None
+        except ValueError as e:
+            raise ValueError(f'ExcludeImages: {e}') from None
         index = {_normalise(osp.relpath(p, root)): i
                  for i, p in enumerate(paths)}
         dropped, elsewhere, unknown = 0, 0, []

@@ -35,6 +35,7 @@ import numpy as np
 import PIL
 from PIL import Image
 
+from mmext.utils.images import is_high_bit_depth, to_8bit
 from .cache import HashCache
 from .hexcodec import hash_to_hex
 from .inputs import file_kind
@@ -132,18 +133,6 @@ def pack_bits(bits):
     return np.packbits(padded).view('>u8').astype(np.uint64)
 
 
-def _to_8bit(img):
-    """16-bit / 32-bit / float images scaled to 8-bit grayscale ('L').
-
-    Pillow's ``convert('L')`` clips these modes at 255 (a 16-bit photo turns
-    almost white); 0..65535 is mapped to 0..255 like an 8-bit export would.
-    """
-    arr = np.asarray(img, dtype=np.float64)
-    if img.mode.startswith('I;16') or arr.max(initial=0) > 255:
-        arr = arr / 257.0
-    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8))
-
-
 def load_image(path):
     """Decode ``path`` into the grayscale image imagehash would hash.
 
@@ -158,8 +147,8 @@ def load_image(path):
             raise SkipImage('empty file (0 bytes)')
         with Image.open(path) as img:
             img.load()
-            if img.mode in ('I', 'F') or img.mode.startswith('I;16'):
-                return _to_8bit(img)
+            if is_high_bit_depth(img):
+                return to_8bit(img)
             # imagehash does exactly this first; converting once here and
             # passing 'L' (convert('L') of 'L' is a copy) keeps the hashes
             # identical and saves a conversion for the flipped variant.
@@ -197,8 +186,8 @@ def hash_pil_image(img, method='phash', hash_size=8, flip=True,
         SkipImage: Near-constant image or degenerate hash.
     """
     _check_method(method, hash_size)
-    if img.mode in ('I', 'F') or img.mode.startswith('I;16'):
-        gray = _to_8bit(img)
+    if is_high_bit_depth(img):
+        gray = to_8bit(img)
     else:
         gray = img.convert('L')
     std = gray_std(gray)

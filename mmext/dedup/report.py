@@ -8,7 +8,9 @@
 * ``exclude.txt``: the training images to drop, one path per line relative
   to the data set's ``data_root`` with '/' separators, ``#`` comments
   (command, date, method, threshold), blank lines ignored — the format
-  ``ExcludeImages`` reads (:mod:`mmext.dedup.textio`);
+  ``ExcludeImages`` reads (written and parsed only by
+  :func:`~mmext.dedup.textio.write_exclude_file` /
+  :func:`~mmext.dedup.textio.read_exclude_file`);
 * ``skipped.csv``: inputs without a hash and why.
 
 Every path in these files is :func:`~mmext.dedup.textio.escape_path`-ed
@@ -18,37 +20,25 @@ every file is written under a temporary name and renamed when complete;
 :func:`write_leakage_outputs` renames the whole set only once all of it is
 written, so a failure leaves the previous outputs intact.
 """
-import base64
 import csv
 import html
-import io
 import json
-import os
 import os.path as osp
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from mmext.utils.images import image_data_uri, thumbnail
 from .textio import (StagedFiles, atomic_write, escape_path,
-                     read_exclude_file, write_exclude_lines)
+                     write_exclude_file)
 
 __all__ = ['write_pairs_csv', 'write_pairs_json', 'write_skipped_csv',
-           'write_exclude_file', 'read_exclude_file', 'relative_posix',
            'write_html_report', 'write_contact_sheet',
            'write_leakage_outputs', 'LEAKAGE_OUTPUTS']
 
 #: The files :func:`write_leakage_outputs` writes.
 LEAKAGE_OUTPUTS = ('pairs.csv', 'pairs.json', 'report.html', 'pairs.png',
                    'skipped.csv', 'exclude.txt')
-
-
-def relative_posix(path, root):
-    """``path`` relative to ``root`` with '/' separators (as given if
-    ``root`` is None)."""
-    if root is None:
-        return str(path).replace(os.sep, '/')
-    rel = osp.relpath(osp.abspath(path), osp.abspath(root))
-    return rel.replace(os.sep, '/')
 
 
 def write_pairs_csv(pairs, out_file, names=('query', 'ref')):
@@ -89,46 +79,10 @@ def write_skipped_csv(skipped_by_set, out_file):
                                  escape_path(reason)])
 
 
-def write_exclude_file(paths, out_file, data_root=None, comments=()):
-    """Write the exclude file; returns the relative paths written.
-
-    Names are escaped (:func:`~mmext.dedup.textio.escape_path`), so a name
-    starting with ``#``, holding a newline or invalid UTF-8 is read back
-    exactly by :func:`read_exclude_file` (and so by ``ExcludeImages``).
-
-    Args:
-        paths (Iterable[str]): Images to exclude (duplicates are written
-            once, in first-seen order).
-        out_file (str): Output text file (UTF-8).
-        data_root (str | None): Paths are written relative to it.
-        comments (Iterable[str]): Header lines, written as ``# ...``.
-    """
-    rel = list(dict.fromkeys(relative_posix(p, data_root) for p in paths))
-    with atomic_write(out_file, encoding='utf-8', newline='\n') as f:
-        write_exclude_lines(f, rel, comments)
-    return rel
-
-
 def _thumbnail(path, size):
-    """An RGB thumbnail; a grey tile when the file cannot be shown."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ('I', 'F') or img.mode.startswith('I;16'):
-                from .hashing import _to_8bit
-                img = _to_8bit(img)
-            img = img.convert('RGB')
-            img.thumbnail((size, size))
-            return img
-    except Exception:
-        return Image.new('RGB', (size, size), (128, 128, 128))
-
-
-def _data_uri(img):
-    buf = io.BytesIO()
-    img.save(buf, 'JPEG', quality=85)
-    return 'data:image/jpeg;base64,' + base64.b64encode(
-        buf.getvalue()).decode('ascii')
+    """An RGB thumbnail; a grey tile when the file cannot be shown (it is
+    listed in ``skipped.csv`` with the reason)."""
+    return thumbnail(path, size, fallback_color=(128, 128, 128))
 
 
 def _html_text(value):
@@ -143,8 +97,8 @@ def write_html_report(pairs, out_file, meta=None, names=('query', 'ref'),
     shown = pairs[:max_pairs]
     rows = []
     for k, p in enumerate(shown):
-        qa = _data_uri(_thumbnail(p.query_path, thumb_size))
-        ra = _data_uri(_thumbnail(p.ref_path, thumb_size))
+        qa = image_data_uri(_thumbnail(p.query_path, thumb_size))
+        ra = image_data_uri(_thumbnail(p.ref_path, thumb_size))
         rows.append(
             f'<tr><td>{k + 1}</td><td><img src="{qa}"><br>'
             f'{_html_text(p.query_path)}</td><td><img src="{ra}"><br>'

@@ -34,7 +34,8 @@ import os.path as osp
 import secrets
 
 __all__ = ['escape_path', 'unescape_path', 'read_exclude_file',
-           'write_exclude_lines', 'StagedFiles', 'atomic_write']
+           'write_exclude_file', 'relative_posix', 'StagedFiles',
+           'atomic_write']
 
 _NAMED = {'\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t'}
 _UNNAMED = {'\\': '\\', 'n': '\n', 'r': '\r', 't': '\t', '#': '#'}
@@ -112,18 +113,46 @@ def unescape_path(text):
     return os.fsdecode(bytes(raw))
 
 
+def relative_posix(path, root):
+    """``path`` relative to ``root`` with '/' separators (as given if
+    ``root`` is None)."""
+    if root is None:
+        return str(path).replace(os.sep, '/')
+    rel = osp.relpath(osp.abspath(path), osp.abspath(root))
+    return rel.replace(os.sep, '/')
+
+
 def read_exclude_file(path):
     """The names listed in an exclude file, exactly as written.
 
     The file is UTF-8 (undecodable bytes are taken as the raw bytes of a
     name); ASCII white space around a line is dropped, blank lines and
     lines starting with ``#`` are skipped, and every other line is
-    :func:`unescape_path`-ed. This is the one parser: ``ExcludeImages``
-    reads through it.
+    :func:`unescape_path`-ed. This is the one parser of the format
+    (``ExcludeImages`` reads through it); :func:`write_exclude_file` is
+    the one writer.
+
+    Args:
+        path (str | os.PathLike): The exclude file.
+
+    Returns:
+        list[str]: The names in file order (relative to the data set's
+        ``data_root`` in files :func:`write_exclude_file` wrote).
 
     Raises:
-        ValueError: A bad escape, naming the file and line.
+        FileNotFoundError: No such file (the message names the tool that
+            writes it).
+        ValueError: Not a regular file, or a bad escape (naming the file
+            and line).
     """
+    if not osp.exists(path):
+        raise FileNotFoundError(
+            f'exclude file {os.fspath(path)!r} not found; '
+            'tools/dedup/find_leakage.py writes it (see data/README.md)')
+    if not osp.isfile(path):  # opening a FIFO would block
+        raise ValueError(f'exclude file {os.fspath(path)!r} is not a '
+                         'regular file; pass the exclude.txt that '
+                         'tools/dedup/find_leakage.py writes')
     names = []
     with open(path, encoding='utf-8', errors='surrogateescape',
               newline='\n') as f:
@@ -140,15 +169,35 @@ def read_exclude_file(path):
     return names
 
 
-def write_exclude_lines(f, names, comments=()):
-    """Write ``# comment`` lines, then one escaped name per line, to the
-    text file ``f`` (the exclude-file format :func:`read_exclude_file`
-    reads)."""
-    for line in comments:
-        for part in str(line).splitlines():
-            f.write(f'# {escape_path(part)}\n')
-    for name in names:
-        f.write(escape_path(name) + '\n')
+def write_exclude_file(paths, out_file, data_root=None, comments=()):
+    """Write an exclude file; returns the relative paths written.
+
+    ``# comment`` lines first, then one :func:`escape_path`-ed name per
+    line, relative to ``data_root`` with '/' separators, so a name starting
+    with ``#``, holding a newline or invalid UTF-8 is read back exactly by
+    :func:`read_exclude_file` (and so by ``ExcludeImages``). The file is
+    replaced only once complete (:func:`atomic_write`).
+
+    Args:
+        paths (Iterable[str]): Images to exclude (duplicates are written
+            once, in first-seen order).
+        out_file (str): Output text file (UTF-8).
+        data_root (str, optional): Paths are written relative to it.
+            Defaults to None (as given).
+        comments (Iterable[str]): Header lines, written as ``# ...``.
+            Defaults to ().
+
+    Returns:
+        list[str]: The relative paths written, in file order.
+    """
+    rel = list(dict.fromkeys(relative_posix(p, data_root) for p in paths))
+    with atomic_write(out_file, encoding='utf-8', newline='\n') as f:
+        for line in comments:
+            for part in str(line).splitlines():
+                f.write(f'# {escape_path(part)}\n')
+        for name in rel:
+            f.write(escape_path(name) + '\n')
+    return rel
 
 
 def _sibling(final):

@@ -16,7 +16,8 @@ from mmext.dedup import report as report_mod
 from mmext.dedup.report import LEAKAGE_OUTPUTS, write_leakage_outputs
 from mmext.dedup.search import DuplicatePair
 from mmext.dedup.textio import (StagedFiles, atomic_write, escape_path,
-                                read_exclude_file, unescape_path)
+                                read_exclude_file, unescape_path,
+                                write_exclude_file)
 from mmext.testing.flowers import flower_image
 from tests.conftest import ROOT, run_tool
 
@@ -83,8 +84,8 @@ def test_exclude_file_round_trip_through_exclude_images(tmp_path):
     root = tmp_path / 'data'
     paths = _odd_files(root) + _odd_files(root, [b'plain.jpg'], start=9)
     out = tmp_path / 'exclude.txt'
-    rel = report_mod.write_exclude_file(paths[:-1], out, data_root=root,
-                                        comments=['cmd ' + fs(b'\xff\n#')])
+    rel = write_exclude_file(paths[:-1], out, data_root=root,
+                             comments=['cmd ' + fs(b'\xff\n#')])
     text = out.read_bytes().decode('utf-8')  # valid UTF-8
     lines = text.splitlines()
     assert lines[:2] == ['# cmd \\xff', '# \\#']
