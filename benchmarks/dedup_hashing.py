@@ -30,17 +30,15 @@ Usage:
 import argparse
 import os
 import os.path as osp
-import sys
 import tempfile
 import time
 
 import numpy as np
 from PIL import Image, ImageEnhance
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmext.dedup import (METHODS, SkipImage, hash_images,  # noqa: E402
+from mmext.dedup import (METHODS, SkipImage, hash_images,
                          hash_pil_image, hamming_distances)
-from mmext.testing import sample_photos  # noqa: E402
+from mmext.testing import sample_photos
 
 
 def _edits(img):

@@ -23,15 +23,12 @@ Usage:
 """
 import argparse
 import os
-import os.path as osp
-import sys
 import time
 import tracemalloc
 
 import numpy as np
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmext.dedup import (HashResult, find_cross_set_duplicates,  # noqa: E402
+from mmext.dedup import (HashResult, find_cross_set_duplicates,
                          mih)
 
 THRESHOLD = 10

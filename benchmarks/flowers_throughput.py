@@ -17,7 +17,6 @@ default: on a shared 2-core machine more threads oversubscribe the cores.
 import argparse
 import copy
 import os.path as osp
-import sys
 import time
 from pathlib import Path
 
@@ -27,10 +26,10 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.optim import DefaultOptimWrapperConstructor, build_optim_wrapper
 
+from mmext.registry import MODELS
+from mmext.utils import register_all_modules
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from mmext.registry import MODELS  # noqa: E402
-from mmext.utils import register_all_modules  # noqa: E402
 
 
 def _no_pretrained(node):

@@ -44,9 +44,8 @@ from types import SimpleNamespace
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmext.models.report import R2GenHead  # noqa: E402
-from mmext.utils import register_all_modules  # noqa: E402
+from mmext.models.report import R2GenHead
+from mmext.utils import register_all_modules
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -60,6 +59,7 @@ def _timed(fn):
 def reference_model(repo, head, max_len):
     """R2Gen's ``EncoderDecoder`` from a checkout of zhjohnchan/R2Gen, with
     ``head``'s weights (same key names; its ``pe`` buffer is recomputed)."""
+    # the user's R2Gen checkout (an external reference repo, not mmext)
     sys.path.insert(0, repo)
     from modules.encoder_decoder import EncoderDecoder
     args = SimpleNamespace(

@@ -31,7 +31,6 @@ Usage:
 import argparse
 import json
 import os
-import os.path as osp
 import resource
 import subprocess
 import sys
@@ -39,8 +38,6 @@ import time
 
 import torch
 import torch.nn.functional as F
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 SETTINGS = {224: [0, 1, 2, 3], 384: [0, 1, 2]}
 MODELS = ('vit', 'trar', 'perspan', 'naive')

@@ -37,8 +37,6 @@ import types
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
 
 def _rss_mb():
     with open('/proc/self/statm') as f:
@@ -94,6 +92,7 @@ def build_thesis(repo):
     except ImportError:
         raise SystemExit('the thesis model needs timm: pip install timm')
     from transformers import BertConfig, BertModel
+    # the user's thesis checkout (an external reference repo, not mmext)
     sys.path.insert(0, src)
     # its data / plotting modules are not needed for the model: stubs
     gelu = types.SimpleNamespace(

@@ -2,8 +2,9 @@
 """Classify one image with a config and a checkpoint; print the top-k.
 
 Example:
-    python tools/infer.py demo.jpg configs/tiny/resnet18_tiny.py \
-        work_dirs/resnet18_tiny/epoch_4.pth --topk 3
+    python tools/infer.py demo.jpg \
+        configs/tiny/resnet18_1xb8-scratch_tiny-64px.py \
+        work_dirs/resnet18_1xb8-scratch_tiny-64px/epoch_4.pth --topk 3
 """
 import argparse
 import contextlib
@@ -12,8 +13,7 @@ import sys
 
 from mmengine.config import DictAction
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmext.apis.inference import init_classifier, predict_topk  # noqa: E402
+from mmext.apis.inference import init_classifier, predict_topk
 
 
 def parse_args(argv=None):

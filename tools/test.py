@@ -3,7 +3,6 @@
 import argparse
 import os
 import os.path as osp
-import sys
 from copy import deepcopy
 
 import mmengine
@@ -12,9 +11,8 @@ from mmengine.dist import is_main_process
 from mmengine.evaluator import DumpResults
 from mmengine.runner import Runner
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmext.apis import prepare_config  # noqa: E402
-from mmext.apis import restore_vocab_from_checkpoint  # noqa: E402
+from mmext.apis import prepare_config
+from mmext.apis import restore_vocab_from_checkpoint
 
 
 def parse_args():

@@ -3,13 +3,11 @@
 import argparse
 import os
 import os.path as osp
-import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmext.apis import prepare_config  # noqa: E402
+from mmext.apis import prepare_config
 
 
 def parse_args():

@@ -19,11 +19,9 @@ import sys
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-    __file__)))))
-from mmext.models.utils.checkpoint_convert import (  # noqa: E402
+from mmext.models.utils.checkpoint_convert import (
     CONVERTERS, unwrap_state_dict)
-from mmext.utils import safe_torch_load  # noqa: E402
+from mmext.utils import safe_torch_load
 
 
 def parse_args(argv=None):
