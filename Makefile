@@ -27,9 +27,9 @@ demo: setup
 # the foundation's smoke run: train 2 epochs, resume to 4, test
 demo-tiny: setup
 	$(BIN)/python tools/misc/make_tiny_data.py
-	$(BIN)/python tools/train.py configs/tiny/resnet18_tiny.py --work-dir work_dirs/tiny --cfg-options train_cfg.max_epochs=2
-	$(BIN)/python tools/train.py configs/tiny/resnet18_tiny.py --work-dir work_dirs/tiny --resume
-	$(BIN)/python tools/test.py configs/tiny/resnet18_tiny.py work_dirs/tiny/epoch_4.pth --out work_dirs/tiny/metrics.json --out-item metrics
+	$(BIN)/python tools/train.py configs/tiny/resnet18_1xb8-scratch_tiny-64px.py --work-dir work_dirs/tiny --cfg-options train_cfg.max_epochs=2
+	$(BIN)/python tools/train.py configs/tiny/resnet18_1xb8-scratch_tiny-64px.py --work-dir work_dirs/tiny --resume
+	$(BIN)/python tools/test.py configs/tiny/resnet18_1xb8-scratch_tiny-64px.py work_dirs/tiny/epoch_4.pth --out work_dirs/tiny/metrics.json --out-item metrics
 	@$(BIN)/python -c "import json; print('tiny test accuracy:', json.load(open('work_dirs/tiny/metrics.json'))['accuracy/top1'])"
 
 # pytest exits 5 when it collected no test: that is a failure here

@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# the end-to-end configs the tool tests run on generated data
+TINY_CONFIG = ROOT / 'configs/tiny/resnet18_1xb8-scratch_tiny-64px.py'
+TINY_R2GEN_CONFIG = (ROOT / 'configs/r2gen/'
+                     'r2gen_tiny_1xb4-scratch_tiny-iu-xray-64px.py')
 
 
 def run_tool(args, cwd, timeout=600, env=None, check=True):

@@ -7,7 +7,7 @@ study lives in ``--storage`` (default ``sqlite:///WORK_DIR/study.db``), so a
 second call resumes it and several processes can share it.
 
 Example:
-    python tools/hpo.py configs/flowers/resnet18_ft_flowers17.py \
+    python tools/hpo.py configs/flowers/resnet18_1xb32-ft_flowers17.py \
         --space configs/hpo/resnet18_flowers17_space.py --n-trials 30 \
         --metric accuracy/top1 --pruner median
 """

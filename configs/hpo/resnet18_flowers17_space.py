@@ -1,9 +1,9 @@
-# Search space for configs/flowers/resnet18_ft_flowers17.py: learning rate,
-# weight decay, frozen stages and schedule length. The schedule keeps its
+# Search space for configs/flowers/resnet18_1xb32-ft_flowers17.py: learning
+# rate, weight decay, frozen stages and schedule length. The schedule keeps its
 # shape (5 warm-up epochs, cosine, last 10 % a linear tail), so `overrides`
 # moves the scheduler boundaries with the epoch count. Tuned on Flowers-17's
 # val split; the test split stays untouched.
-#   python tools/hpo.py configs/flowers/resnet18_ft_flowers17.py \
+#   python tools/hpo.py configs/flowers/resnet18_1xb32-ft_flowers17.py \
 #       --space configs/hpo/resnet18_flowers17_space.py --n-trials 40 \
 #       --pruner median --pruner-warmup 10
 from optuna.distributions import CategoricalDistribution, FloatDistribution

@@ -1,6 +1,6 @@
-# Search space for configs/tiny/resnet18_tiny.py (the tools/hpo.py smoke
-# test): learning rate, momentum and the number of epochs.
-#   python tools/hpo.py configs/tiny/resnet18_tiny.py \
+# Search space for configs/tiny/resnet18_1xb8-scratch_tiny-64px.py (the
+# tools/hpo.py smoke test): learning rate, momentum and the number of epochs.
+#   python tools/hpo.py configs/tiny/resnet18_1xb8-scratch_tiny-64px.py \
 #       --space configs/hpo/resnet18_tiny_space.py --n-trials 6
 from optuna.distributions import FloatDistribution, IntDistribution
 

@@ -22,7 +22,7 @@ from mmext.testing.flowers import make_flowers17, make_flowers102
 from tests.conftest import ROOT
 
 CONFIGS = sorted(p for p in (ROOT / 'configs/flowers').glob('*.py')
-                 if not p.name.startswith('demo_'))
+                 if '_demo-' not in p.name)
 TINY_VIT = dict(embed_dims=32, num_layers=12, num_heads=2,
                 feedforward_channels=64)
 
@@ -83,10 +83,10 @@ VIT_STEM = ('cls_token', 'pos_embed', 'patch_embed.projection.weight',
 VIT_ALL = set(VIT_STEM) | {f'layers.{i}.{p}' for i in range(12)
                            for p in VIT_BLOCK} | {'ln1.weight', 'ln1.bias'}
 EXPECTED_FROZEN = {
-    'vit-b16_linear-probe_flowers17': VIT_ALL,
+    'vit-base-p16_1xb32-linear-probe_flowers17': VIT_ALL,
     # stem + blocks 0-7: 4 + 8 x 12 = 100 tensors; blocks 8-11 and the
     # final norm stay trainable
-    'vit-b16_partial-8of12_flowers17': set(VIT_STEM) | {
+    'vit-base-p16_1xb32-partial-8of12_flowers17': set(VIT_STEM) | {
         f'layers.{i}.{p}' for i in range(8) for p in VIT_BLOCK},
 }
 
@@ -103,7 +103,7 @@ def test_config_trains_two_iterations(path, data, tmp_path):
     if cfg.get('load_from'):
         # a stand-in stage-1 checkpoint: the 102-class model's weights
         s1 = _shrink(Config.fromfile(ROOT / 'configs/flowers/'
-                                     'resnet18_stage1_flowers102-noleak.py'),
+                                     'resnet18_1xb32-ft_flowers102-noleak.py'),
                      data, tmp_path / 's1')
         s1_model = Runner.from_cfg(prepare_config(s1)).model
         stage1 = {k: v.clone() for k, v in s1_model.state_dict().items()}

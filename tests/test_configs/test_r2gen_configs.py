@@ -113,9 +113,9 @@ def test_config_trains_two_iterations(path, data_dir, tmp_path, monkeypatch):
 
 def test_reference_recipes_match_r2gen():
     iu = Config.fromfile(
-        str(ROOT / 'configs/r2gen/r2gen_resnet101_iu_xray.py'))
+        str(ROOT / 'configs/r2gen/r2gen_resnet101_1xb16_iu-xray.py'))
     mimic = Config.fromfile(
-        str(ROOT / 'configs/r2gen/r2gen_resnet101_mimic_cxr.py'))
+        str(ROOT / 'configs/r2gen/r2gen_resnet101_1xb16_mimic-cxr.py'))
     assert iu.param_scheduler.step_size == 50
     assert iu.param_scheduler.gamma == 0.1
     assert iu.train_cfg.max_epochs == 100

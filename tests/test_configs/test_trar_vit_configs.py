@@ -150,7 +150,8 @@ def test_amp_bf16_on_cpu(tiny_data):
     """What ``tools/train.py --amp`` sets. mmengine's AmpOptimWrapper asserts
     a GPU; mmext's (same name, mmext scope) autocasts to bf16 on CPU with no
     loss scaling. Nothing is patched: the run uses the real CPU path."""
-    path = ROOT / 'configs/trar_vit/trar-vit-b16_in21k-pre_cifar10-224.py'
+    path = (ROOT / 'configs/trar_vit' /
+            'trar-vit-base-p16_8xb64-in21k-pre_cifar10.py')
     cfg = shrink(Config.fromfile(str(path)), tiny_data / 'amp')
     cfg.optim_wrapper.type = 'AmpOptimWrapper'
     cfg.optim_wrapper.loss_scale = 'dynamic'
@@ -169,7 +170,8 @@ def test_amp_bf16_on_cpu(tiny_data):
 
 
 def test_hard_routing_config_anneals_tau(tiny_data):
-    path = ROOT / 'configs/trar_vit/trar-vit-b16-hard_in21k-pre_cifar10-224.py'
+    path = (ROOT / 'configs/trar_vit' /
+            'trar-vit-base-p16-hard_8xb64-in21k-pre_cifar10.py')
     cfg = shrink(Config.fromfile(str(path)), tiny_data / 'hard')
     cfg.custom_hooks[0].iters_per_epoch = 1  # 2 "epochs" of 2
     cfg.launcher = 'none'
@@ -193,7 +195,8 @@ def test_pretrained_checkpoint_from_config_loads(tiny_data):
     conv.make_npz(tiny_data / 'ViT-B_16.npz')
     conv.load_tool().main(['ViT-B_16.npz'])  # -> pretrain_pth/ViT-B_16.pth
     cfg = Config.fromfile(
-        str(ROOT / 'configs/trar_vit/trar-vit-b16_in21k-pre_cifar10-224.py'))
+        str(ROOT / 'configs/trar_vit' /
+            'trar-vit-base-p16_8xb64-in21k-pre_cifar10.py'))
     b = cfg.model.backbone
     b.arch = dict(embed_dims=conv.D, num_layers=conv.LAYERS,
                   num_heads=conv.HEADS, feedforward_channels=conv.MLP)

@@ -139,7 +139,8 @@ def test_train_refuses_before_the_first_iteration(tmp_path):
     options = [f'{k}.dataset.data_root={root}' for k in (
         'train_dataloader', 'val_dataloader', 'test_dataloader')]
     proc = run_tool([ROOT / 'tools/train.py',
-                     ROOT / 'configs/flowers/demo_resnet18_flowers.py',
+                     ROOT / 'configs/flowers' /
+                     'resnet18_1xb8-scratch_demo-flowers17-64px.py',
                      '--work-dir', work, '--cfg-options', *options],
                     cwd=tmp_path, check=False, timeout=300)
     assert proc.returncode != 0

@@ -139,7 +139,8 @@ def test_alignment_hook_in_training(tmp_path):
     from mmext.testing import make_image_folder
     root = Path(__file__).resolve().parents[2]
     make_image_folder(tmp_path / 'data' / 'tiny', per_class=4, size=32)
-    cfg = Config.fromfile(root / 'configs/tiny/resnet18_tiny.py')
+    cfg = Config.fromfile(root / 'configs/tiny' /
+                          'resnet18_1xb8-scratch_tiny-64px.py')
     for key in ('train_dataloader', 'val_dataloader'):
         cfg[key].dataset.data_root = str(tmp_path / 'data' / 'tiny')
     cfg.test_dataloader = cfg.val_dataloader

@@ -9,7 +9,7 @@ from mmext.apis import ConfigError
 from mmext.hpo import check_overrides, get_key, load_space, search
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ROOT / 'configs/tiny/resnet18_tiny.py'
+TINY = ROOT / 'configs/tiny/resnet18_1xb8-scratch_tiny-64px.py'
 
 
 def _space(tmp_path, text):
@@ -66,8 +66,9 @@ def test_search_refuses_before_anything_runs(tmp_path):
 
 def test_shipped_spaces_fit_their_configs():
     from mmext.hpo import probe_overrides
-    pairs = [('configs/tiny/resnet18_tiny.py', 'resnet18_tiny_space.py'),
-             ('configs/flowers/resnet18_ft_flowers17.py',
+    pairs = [('configs/tiny/resnet18_1xb8-scratch_tiny-64px.py',
+              'resnet18_tiny_space.py'),
+             ('configs/flowers/resnet18_1xb32-ft_flowers17.py',
               'resnet18_flowers17_space.py')]
     for cfg in ('vilbert_vit-base-p16-bert-base_1xb20-pretrain_cc.py',
                 'vilbert_regions-bert-base_1xb20-pretrain_cc.py',

@@ -16,7 +16,7 @@ from mmext.hpo import (make_pruner, make_storage, open_study, run_study,
 from mmext.hpo.report import write_plots, write_trial_table
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ROOT / 'configs/tiny/resnet18_tiny.py'
+TINY = ROOT / 'configs/tiny/resnet18_1xb8-scratch_tiny-64px.py'
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 

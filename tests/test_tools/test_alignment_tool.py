@@ -11,7 +11,7 @@ import torch
 from ..conftest import ROOT, run_tool
 
 TOOL = ROOT / 'tools' / 'analysis_tools' / 'alignment.py'
-TINY = ROOT / 'configs' / 'tiny' / 'resnet18_tiny.py'
+TINY = ROOT / 'configs' / 'tiny' / 'resnet18_1xb8-scratch_tiny-64px.py'
 
 
 @pytest.fixture(scope='module')

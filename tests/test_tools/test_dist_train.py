@@ -6,7 +6,8 @@ import torch
 
 from mmext.utils import safe_torch_load
 
-from ..conftest import ROOT, free_port, run_tool
+from ..conftest import (ROOT, TINY_CONFIG, TINY_R2GEN_CONFIG, free_port,
+                        run_tool)
 
 
 def _write_cfg(path, base, extra=''):
@@ -19,7 +20,7 @@ def _write_cfg(path, base, extra=''):
 def test_two_process_ddp_identical_ranks(tiny_workspace):
     ws = tiny_workspace
     cfg = ws / 'ddp_tiny.py'
-    _write_cfg(cfg, ROOT / 'configs/tiny/resnet18_tiny.py')
+    _write_cfg(cfg, TINY_CONFIG)
     proc = run_tool([
         'bash', ROOT / 'tools/dist_train.sh', cfg, '2', '--work-dir',
         'work_dirs/ddp', '--cfg-options', 'train_cfg.max_epochs=2'
@@ -35,7 +36,7 @@ def test_two_process_ddp_identical_ranks(tiny_workspace):
     ckpt = safe_torch_load(str(ws / 'work_dirs/ddp/epoch_2.pth'))
     assert all(torch.equal(ckpt['state_dict'][k], r0[k]) for k in r0)
     run_tool([
-        ROOT / 'tools/test.py', ROOT / 'configs/tiny/resnet18_tiny.py',
+        ROOT / 'tools/test.py', TINY_CONFIG,
         'work_dirs/ddp/epoch_2.pth', '--out', 'work_dirs/ddp/m.json',
         '--out-item', 'metrics'
     ], cwd=ws)
@@ -44,13 +45,14 @@ def test_two_process_ddp_identical_ranks(tiny_workspace):
 
 
 def test_two_process_ddp_r2gen(tmp_path):
-    """The report generator trains under DDP too (the seed's one-GPU limit):
-    identical ranks, and the checkpoint generates and scores reports."""
+    """The report generator trains under DDP too (R2Gen's own code runs on
+    one GPU): identical ranks, and the checkpoint generates and scores
+    reports."""
     from mmext.testing.reports import make_iu_xray
     make_iu_xray(tmp_path / 'data/tiny_iu_xray', n_train=16, n_val=4,
                  n_test=4)
     cfg = tmp_path / 'ddp_r2gen.py'
-    _write_cfg(cfg, ROOT / 'configs/r2gen/r2gen_tiny_iu_xray.py')
+    _write_cfg(cfg, TINY_R2GEN_CONFIG)
     proc = run_tool([
         'bash', ROOT / 'tools/dist_train.sh', cfg, '2', '--work-dir',
         'work_dirs/ddp', '--cfg-options', 'train_cfg.max_epochs=1'
@@ -62,7 +64,7 @@ def test_two_process_ddp_r2gen(tmp_path):
                     weights_only=True)
     assert all(torch.equal(r0[k], r1[k]) for k in r0)
     run_tool([
-        ROOT / 'tools/test.py', ROOT / 'configs/r2gen/r2gen_tiny_iu_xray.py',
+        ROOT / 'tools/test.py', TINY_R2GEN_CONFIG,
         'work_dirs/ddp/epoch_1.pth', '--out', 'work_dirs/ddp/m.json',
         '--out-item', 'metrics'
     ], cwd=tmp_path)

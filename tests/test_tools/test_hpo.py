@@ -12,7 +12,7 @@ from ..conftest import ROOT, run_tool
 
 HPO = ROOT / 'tools' / 'hpo.py'
 TRAIN = ROOT / 'tools' / 'train.py'
-CFG = ROOT / 'configs' / 'tiny' / 'resnet18_tiny.py'
+CFG = ROOT / 'configs' / 'tiny' / 'resnet18_1xb8-scratch_tiny-64px.py'
 
 # planted trials: 0 learns (2 epochs); 1 cannot (lr ~ 0, 3 epochs): pruned
 # after epoch 2 once trial 0 is ahead; 2 diverges (NaN lr -> NaN loss); 3 and

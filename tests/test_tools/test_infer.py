@@ -1,6 +1,7 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """tools/infer.py end to end on a checkpoint trained 1 epoch from
-configs/tiny/resnet18_tiny.py, checked against a hand-made forward."""
+configs/tiny/resnet18_1xb8-scratch_tiny-64px.py, checked against a hand-made
+forward."""
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from mmext.apis import prepare_config
 from mmext.testing import make_image_folder
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / 'configs/tiny/resnet18_tiny.py'
+CONFIG = ROOT / 'configs/tiny/resnet18_1xb8-scratch_tiny-64px.py'
 
 
 @pytest.fixture(scope='module')
@@ -89,7 +90,7 @@ def test_array_dataset_configs_get_rgb_files(tmp_path):
     from mmext.utils import register_all_modules
     register_all_modules()
     cfg = Config.fromfile(
-        str(ROOT / 'configs/trar_vit/vit-b16_in21k-pre_cifar10-224.py'))
+        str(ROOT / 'configs/trar_vit/vit-base-p16_8xb64-in21k-pre_cifar10.py'))
     cfg.model.backbone.update(
         arch=dict(embed_dims=16, num_layers=1, num_heads=2,
                   feedforward_channels=16),

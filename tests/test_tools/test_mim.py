@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import ROOT, run_tool
+from ..conftest import ROOT, TINY_CONFIG, run_tool
 
 
 @pytest.fixture(scope='module')
@@ -26,7 +26,7 @@ def installed(tmp_path_factory):
         sys.executable, '-m', 'pip', 'install', '-q', '--no-deps',
         '--no-build-isolation', '--target', str(target), str(src / 'mmext')
     ], check=True, capture_output=True)
-    assert (target / 'mmext/.mim/configs/tiny/resnet18_tiny.py').is_file()
+    assert (target / 'mmext/.mim/configs/tiny' / TINY_CONFIG.name).is_file()
     assert (target / 'mmext/.mim/tools/train.py').is_file()
     return target
 
@@ -45,17 +45,17 @@ def _mim(args, cwd, target, check=True):
 
 def test_mim_train_test_search(installed, tiny_workspace):
     ws = tiny_workspace
-    out = _mim(['train', 'mmext', 'resnet18_tiny.py', '--work-dir',
+    out = _mim(['train', 'mmext', TINY_CONFIG.name, '--work-dir',
                 'work_dirs/mim', '--cfg-options', 'train_cfg.max_epochs=1'],
                ws, installed)
     assert str(installed / 'mmext/.mim/tools/train.py') in out.stdout
     assert (ws / 'work_dirs/mim/epoch_1.pth').is_file()
-    out = _mim(['test', 'mmext', 'resnet18_tiny.py', '--checkpoint',
+    out = _mim(['test', 'mmext', TINY_CONFIG.name, '--checkpoint',
                 'work_dirs/mim/epoch_1.pth', '--work-dir', 'work_dirs/mim'],
                ws, installed)
     assert 'accuracy/top1' in out.stdout + out.stderr
     out = _mim(['search', 'mmext'], ws, installed)
-    assert 'resnet18_tiny' in out.stdout
+    assert TINY_CONFIG.stem in out.stdout
 
 
 def test_mim_run_tool(installed, tiny_workspace, tmp_path):

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ..conftest import ROOT, run_tool
+from ..conftest import ROOT, TINY_CONFIG, run_tool
 
 TINY_MMEXT_CLASSIFIER = f"""
-_base_ = ['{ROOT}/configs/tiny/resnet18_tiny.py']
+_base_ = ['{ROOT}/configs/tiny/resnet18_1xb8-scratch_tiny-64px.py']
 model = dict(
     backbone=dict(
         _delete_=True,
@@ -205,18 +205,18 @@ def test_metafile_numbers_are_computed():
     from mmext.apis.metafile import count_complexity
     index, _ = _model_index()
     meta = {m.name: m.metadata.data for m in index.models}
-    tiny = count_complexity(str(ROOT / 'configs/tiny/resnet18_tiny.py'))
-    assert (meta['resnet18_tiny']['FLOPs'],
-            meta['resnet18_tiny']['Parameters']) == (tiny['flops'],
-                                                     tiny['params'])
+    tiny = count_complexity(str(TINY_CONFIG))
+    assert (meta[TINY_CONFIG.stem]['FLOPs'],
+            meta[TINY_CONFIG.stem]['Parameters']) == (tiny['flops'],
+                                                      tiny['params'])
     upstream = Path(mmpretrain.__file__).parent / \
         '.mim/configs/vision_transformer/metafile.yml'
     with open(upstream) as f:
         models = {m['Name']: m['Metadata']
                   for m in yaml.safe_load(f)['Models']}
     for ours, theirs in [
-        ('vit-b16_in21k-pre_imagenet-224', 'vit-base-p16_32xb128-mae_in1k'),
-        ('vit-b16_in21k-pre_imagenet-384',
+        ('vit-base-p16_8xb64-in21k-pre_in1k', 'vit-base-p16_32xb128-mae_in1k'),
+        ('vit-base-p16_8xb64-in21k-pre_in1k-384px',
          'vit-base-p16_in21k-pre_3rdparty_in1k-384px'),
     ]:
         assert meta[ours]['FLOPs'] == models[theirs]['FLOPs'], ours

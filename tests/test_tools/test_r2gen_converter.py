@@ -283,7 +283,7 @@ def test_config_check_loads_strictly_or_names_the_sizes(
     conv = _converter()
     vocab_file = tmp_path / 'vocab.json'
     vocab_file.write_text(json.dumps(VOCAB))
-    ref = ROOT / 'configs/r2gen/r2gen_resnet101_iu_xray.py'
+    ref = ROOT / 'configs/r2gen/r2gen_resnet101_1xb16_iu-xray.py'
     small = tmp_path / 'r2gen_small.py'
     small.write_text(
         f'_base_ = [{str(ref)!r}]\n'

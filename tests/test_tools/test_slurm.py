@@ -18,7 +18,7 @@ from mmext.utils import safe_torch_load
 
 from ..conftest import ROOT, run_tool
 
-TINY = ROOT / 'configs/tiny/resnet18_tiny.py'
+TINY = ROOT / 'configs/tiny/resnet18_1xb8-scratch_tiny-64px.py'
 HELPER = ROOT / 'tools/misc/local_slurm.sh'
 NEEDED = ('munged', 'mungekey', 'slurmctld', 'slurmd', 'srun', 'sinfo')
 

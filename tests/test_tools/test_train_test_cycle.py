@@ -11,7 +11,7 @@ from ..conftest import ROOT, run_tool
 
 TRAIN = ROOT / 'tools' / 'train.py'
 TEST = ROOT / 'tools' / 'test.py'
-CFG = ROOT / 'configs' / 'tiny' / 'resnet18_tiny.py'
+CFG = ROOT / 'configs' / 'tiny' / 'resnet18_1xb8-scratch_tiny-64px.py'
 
 
 def _weights(path):

@@ -31,7 +31,8 @@ def setup(tmp_path):
     from mmext.utils import register_all_modules
     register_all_modules()
     cfg = Config.fromfile(
-        str(ROOT / 'configs/trar_vit/trar-vit-b16_in21k-pre_imagenet-224.py'))
+        str(ROOT / 'configs/trar_vit' /
+            'trar-vit-base-p16_8xb64-in21k-pre_in1k.py'))
     cfg.model.backbone.update(
         arch=dict(embed_dims=32, num_layers=3, num_heads=2,
                   feedforward_channels=48),
@@ -103,7 +104,7 @@ def test_errors(setup):
         tool.main([str(image), str(tmp / 'tiny_trar.py'),
                    str(tmp / 'trar.pth'), '--out', str(tmp / 'o'),
                    '--query', '7', '0'])
-    resnet = ROOT / 'configs/tiny/resnet18_tiny.py'
+    resnet = ROOT / 'configs/tiny/resnet18_1xb8-scratch_tiny-64px.py'
     from mmext.registry import MODELS
     model = MODELS.build(Config.fromfile(str(resnet)).model)
     torch.save({'state_dict': model.state_dict()}, tmp / 'r.pth')

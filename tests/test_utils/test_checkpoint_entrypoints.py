@@ -23,7 +23,7 @@ from mmext.utils import (CorruptCheckpointError, UnsafeCheckpointError,
                          safe_torch_load)
 from ..conftest import ROOT, run_tool
 
-TINY = ROOT / 'configs/tiny/resnet18_tiny.py'
+TINY = ROOT / 'configs/tiny/resnet18_1xb8-scratch_tiny-64px.py'
 
 
 @pytest.fixture(scope='module')
@@ -89,8 +89,9 @@ def _cli_cases(tmp, evil, good):
     work.mkdir(exist_ok=True)
     (work / 'last_checkpoint').write_text(str(evil))
     img = next((tmp / 'data/tiny/val').rglob('*.png'))
-    r2gen = ROOT / 'configs/r2gen/r2gen_tiny_iu_xray.py'
-    trar = ROOT / 'configs/trar_vit/trar-vit-b16_in21k-pre_flowers17-224.py'
+    r2gen = ROOT / 'configs/r2gen/r2gen_tiny_1xb4-scratch_tiny-iu-xray-64px.py'
+    trar = (ROOT / 'configs/trar_vit' /
+            'trar-vit-base-p16_8xb64-in21k-pre_flowers17.py')
     train = ['tools/train.py', TINY, '--cfg-options',
              f'train_dataloader.dataset.data_root={tmp}/data/tiny',
              f'val_dataloader.dataset.data_root={tmp}/data/tiny',

@@ -13,8 +13,9 @@ Examples:
         work_dirs/vilbert/epoch_7.pth --split val --max-samples 1024 \
         --cfg-options val_dataloader.collate_fn.itm_prob=0 --out work_dirs/al
     python tools/analysis_tools/alignment.py \
-        configs/trar_vit/trar-vit-b16_in21k-pre_cifar10-224.py trar.pth \
-        --config2 configs/trar_vit/vit-b16_in21k-pre_cifar10-224.py \
+        configs/trar_vit/trar-vit-base-p16_8xb64-in21k-pre_cifar10.py \
+        trar.pth \
+        --config2 configs/trar_vit/vit-base-p16_8xb64-in21k-pre_cifar10.py \
         --checkpoint2 vit.pth --layers backbone.layers.0-11 \
         --layers2 backbone.layers.0-11 --out work_dirs/trar_vs_vit
 """

@@ -12,7 +12,7 @@
 # (override with SLURMCTLD_PORT / SLURMD_PORT). Then point the clients at it:
 #   export SLURM_CONF=DIR/slurm.conf
 #   GPUS=0 NTASKS=2 CPUS_PER_TASK=1 bash tools/slurm_train.sh debug tiny \
-#       configs/tiny/resnet18_tiny.py work_dirs/tiny_slurm
+#       configs/tiny/resnet18_1xb8-scratch_tiny-64px.py work_dirs/tiny_slurm
 # Needs root (slurmd starts jobs as their user) and Debian's slurm-wlm and
 # munge packages. No cgroups (proctrack/linuxproc, task/none), so it also
 # runs in containers.

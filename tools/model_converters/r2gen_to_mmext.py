@@ -16,7 +16,7 @@ Example::
     python tools/model_converters/r2gen_to_mmext.py \\
         model_iu_xray.pth pretrain_pth/r2gen_iu_xray_mmext.pth \\
         --ann-file data/iu_xray/annotation.json --dataset iu_xray \\
-        --config configs/r2gen/r2gen_resnet101_iu_xray.py
+        --config configs/r2gen/r2gen_resnet101_1xb16_iu-xray.py
 """
 import argparse
 import json

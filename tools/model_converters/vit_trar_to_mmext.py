@@ -18,7 +18,8 @@ Example::
     python tools/model_converters/vit_trar_to_mmext.py \\
         ViT_TRAR_384_012.ckpt pretrain_pth/vit-trar-b16_in1k-384.pth \\
         --orders 0 1 2 \\
-        --config configs/trar_vit/trar-vit-b16_in21k-pre_imagenet-384.py
+        --config \
+        configs/trar_vit/trar-vit-base-p16_8xb64-in21k-pre_in1k-384px.py
 """
 import argparse
 import sys

@@ -1,13 +1,11 @@
-# Flowers fine-tuning schedule (the seed's best ViT recipe, used for every
-# flowers model): 100 epochs of SGD at batch 32 (Flowers-17 split 1: 680
+# Flowers fine-tuning schedule (the best ViT recipe of the Flowers-17 study,
+# used for every flowers model): 100 epochs of SGD at batch 32 (Flowers-17 split 1: 680
 # training images = 22 iterations per epoch); learning rate warms up linearly
 # for 5 epochs, follows a cosine to 10% until epoch 90, then a linear tail to
 # 0. Schedulers step per iteration. Frozen parameters stay out of the
 # optimizer (TrainableOptimWrapperConstructor) and the run logs its
-# trainable / total parameters (TrainableParamsHook). It inherits the default
-# runtime because it adjusts its hooks (configs list it instead of the
-# runtime).
-_base_ = ['../default_runtime.py']
+# trainable / total parameters (TrainableParamsHook). Like every schedule it
+# leaves `default_hooks` to the configs (see flowers_hooks below).
 
 max_epochs = 100
 warmup_epochs = 5
@@ -47,9 +45,4 @@ val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=32)
 
-default_hooks = dict(
-    logger=dict(interval=20),
-    checkpoint=dict(
-        type='CheckpointHook', interval=10, max_keep_ckpts=2,
-        save_best='auto'))
 custom_hooks = [dict(type='TrainableParamsHook')]

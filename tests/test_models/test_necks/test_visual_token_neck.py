@@ -57,7 +57,7 @@ def test_global_and_both_tokens_and_projection():
 
 
 def test_bad_inputs_name_cause_and_fix():
-    # the seed's error: ViT-B/16 gives 768-d tokens, R2Gen expects 2048
+    # ViT-B/16 gives 768-d tokens; R2Gen's ResNet-101 neck expects 2048
     with pytest.raises(ValueError, match='768-d .* in_channels=2048.*'
                        'in_channels=768'):
         VisualTokenNeck(2048)((torch.randn(2, 197, 768), ))

@@ -94,7 +94,7 @@ def test_predict_sets_tokens_and_report_consistently():
 
 
 def test_head_width_follows_any_backbone():
-    # the seed: ViT-B/16 (768-d) behind R2Gen's 2048-d projection
+    # ViT-B/16 (768-d) where R2Gen's ResNet-101 gives 2048-d features
     vit = dict(type='VisionTransformer', img_size=32, patch_size=8,
                out_type='raw', arch=dict(embed_dims=24, num_layers=1,
                                          num_heads=2,

@@ -1,9 +1,0 @@
-# ResNet-18 (ImageNet-1k) fully fine-tuned on Flowers-17 split 1.
-#   python tools/train.py configs/flowers/resnet18_ft_flowers17.py
-#   python tools/test.py configs/flowers/resnet18_ft_flowers17.py \
-#       work_dirs/resnet18_ft_flowers17/epoch_100.pth --tta
-_base_ = [
-    '../_base_/models/flowers_resnet18.py',
-    '../_base_/datasets/flowers17.py',
-    '../_base_/schedules/flowers_sgd_warmup-cosine-tail.py',
-]

@@ -1,5 +1,0 @@
-# TinyViT-11M trained from scratch on Flowers-17.
-_base_ = ['./tinyvit-5m_scratch_flowers17.py']
-
-model = dict(
-    backbone=dict(backbone=dict(arch='11m')), head=dict(in_channels=448))

@@ -1,0 +1,12 @@
+# ViT-B/16 (ImageNet-21k) fully fine-tuned on Flowers-17 split 1, with
+# layer-wise lr decay 0.75.
+_base_ = [
+    '../_base_/models/flowers_vit-base-p16.py',
+    '../_base_/datasets/flowers17.py',
+    '../_base_/schedules/flowers_vit_sgd_layer-decay.py',
+    '../_base_/default_runtime.py',
+]
+# log every 20 iterations; keep the last 2 and the best checkpoint
+default_hooks = dict(
+    logger=dict(interval=20),
+    checkpoint=dict(interval=10, max_keep_ckpts=2, save_best='auto'))

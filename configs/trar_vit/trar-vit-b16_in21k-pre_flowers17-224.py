@@ -1,5 +1,0 @@
-# TRAR-ViT-B/16 on Flowers-17 at 224 px: every block routes soft,
-# average-pooled weights over the attention spans [0, 1, 2, 3].
-_base_ = ['./vit-b16_in21k-pre_flowers17-224.py']
-model = dict(
-    backbone=dict(type='TRARViT', orders=[0, 1, 2, 3], proj_drop_rate=0.))
