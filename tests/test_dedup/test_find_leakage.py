@@ -1,26 +1,19 @@
 # Copyright (c) mmext contributors. All rights reserved.
-"""tools/dedup/find_leakage.py end to end on planted folders / configs."""
+"""mmext.dedup.leakage.find_leakage and its CLI tools/dedup/find_leakage.py
+end to end on planted folders / configs."""
 import csv
-import importlib.util
 import json
 import os.path as osp
 import re
-import subprocess
-import sys
 
+import pytest
 from PIL import Image
 
-from mmext.dedup.report import read_exclude_file
+from mmext.dedup.leakage import LeakageCheckError, find_leakage
+from mmext.dedup.textio import read_exclude_file
+from tests.conftest import ROOT, run_tool
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCRIPT = osp.join(ROOT, 'tools', 'dedup', 'find_leakage.py')
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('find_leakage', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def parse_exclude(path):
@@ -37,10 +30,9 @@ def test_folders_end_to_end(planted, tmp_path, capsys):
     (root102 / 'sub').mkdir()
     Image.new('RGB', (30, 30), (5, 5, 5)).save(root102 / 'sub' / 'flat.png')
     out = tmp_path / 'leak'
-    argv = ['--train', str(root102), '--heldout', str(root17 / 'jpg'),
-            '--out-dir', str(out), '--workers', '0', '--no-progress']
-    tool = load_tool()
-    meta = tool.main(argv)
+    kwargs = dict(train=str(root102), heldout=str(root17 / 'jpg'),
+                  out_dir=str(out), workers=0, progress=False)
+    meta = find_leakage(**kwargs)
     printed = capsys.readouterr().out
     n_train = len(planted['expected']) + 9  # planted + DISTINCT photos
     assert (f'{n_train} train / 10 held-out hashed, 2 skipped, '
@@ -50,7 +42,10 @@ def test_folders_end_to_end(planted, tmp_path, capsys):
     comments, excluded = parse_exclude(out / 'exclude.txt')
     assert sorted(excluded) == sorted(planted['expected'])
     assert any('threshold 10' in c for c in comments)
-    assert any('command:' in c and '--train' in c for c in comments)
+    # a Python call records itself (the CLI its command line, see
+    # test_script_runs_from_any_cwd)
+    assert any(c.startswith(f'# command: find_leakage(train={str(root102)!r}')
+               for c in comments)
     assert any(re.search(r'date: \d{4}-\d\d-\d\d', c) for c in comments)
     assert read_exclude_file(out / 'exclude.txt') == excluded
 
@@ -80,7 +75,7 @@ def test_folders_end_to_end(planted, tmp_path, capsys):
     assert 'near-constant' in skipped['flat.png']
 
     # a re-run answers every file from the cache in out-dir
-    tool.main(argv)
+    find_leakage(**kwargs)
     assert f'cached {n_train + 2 + 10})' in capsys.readouterr().out
 
 
@@ -105,9 +100,8 @@ def test_configs_end_to_end(planted, tmp_path, capsys):
         "    data_prefix='jpg', ann_file='test.txt', with_label=False,\n"
         "    pipeline=[]))\n")
     out = tmp_path / 'leak_cfg_out'
-    load_tool().main(['--train', str(cfg), '--heldout', str(cfg),
-                      '--out-dir', str(out), '--workers', '0',
-                      '--no-progress', '--no-cache'])
+    find_leakage(str(cfg), str(cfg), str(out), workers=0, progress=False,
+                 use_cache=False)
     assert '16 train / 10 held-out hashed' in capsys.readouterr().out
     _, excluded = parse_exclude(out / 'exclude.txt')
     assert sorted(excluded) == sorted(planted['expected'])
@@ -118,10 +112,8 @@ def test_missing_split_names_the_fix(planted, tmp_path):
     cfg = tmp_path / 'c.py'
     cfg.write_text("train_dataloader = dict(dataset=dict(type='X'))\n")
     try:
-        load_tool().main(['--train', str(cfg), '--heldout',
-                          str(planted['root17']), '--out-dir',
-                          str(tmp_path / 'o'), '--train-split',
-                          'val_dataloader'])
+        find_leakage(str(cfg), str(planted['root17']), str(tmp_path / 'o'),
+                     train_split='val_dataloader')
     except KeyError as e:
         assert "no 'val_dataloader'" in str(e)
         assert 'train_dataloader' in str(e)
@@ -131,16 +123,18 @@ def test_missing_split_names_the_fix(planted, tmp_path):
 
 def test_script_runs_from_any_cwd(planted, tmp_path):
     out = tmp_path / 'o'
-    proc = subprocess.run(
-        [sys.executable, SCRIPT, '--train', str(planted['root102']),
-         '--heldout', str(planted['root17']), '--out-dir', str(out),
-         '--no-progress', '--no-flip', '--workers', '1'],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    proc = run_tool(
+        [SCRIPT, '--train', planted['root102'], '--heldout',
+         planted['root17'], '--out-dir', out, '--no-progress', '--no-flip',
+         '--workers', '1'], cwd=tmp_path, timeout=300)
     # without flip-aware matching the two mirrored copies are missed
     unflipped = sum(not v[1] for v in planted['expected'].values())
     assert f'{unflipped} pairs, {unflipped} excluded' in proc.stdout
     assert (out / 'exclude.txt').exists() and (out / 'pairs.png').exists()
+    comments, _ = parse_exclude(out / 'exclude.txt')
+    assert any('command:' in c and '--train' in c for c in comments)
+    assert any(f'command: {SCRIPT} --train {planted["root102"]}' in c
+               for c in comments)
 
 
 def test_flowers_configs_to_exclude_images(tmp_path, capsys):
@@ -156,14 +150,13 @@ def test_flowers_configs_to_exclude_images(tmp_path, capsys):
     planted = make_flowers102(tmp_path / 'f102', per_class=4, size=64,
                               duplicates_of=sources)
     out = tmp_path / 'leak'
-    load_tool().main([
-        '--train', osp.join(ROOT, 'configs/_base_/datasets/flowers102.py'),
-        '--heldout', osp.join(ROOT, 'configs/_base_/datasets/flowers17.py'),
-        '--out-dir', str(out), '--workers', '0', '--no-progress',
-        '--cfg-options',
-        f'train_dataloader.dataset.data_root={tmp_path / "f102"}',
-        f'test_dataloader.dataset.data_root={root17}'
-    ])
+    find_leakage(
+        osp.join(ROOT, 'configs/_base_/datasets/flowers102.py'),
+        osp.join(ROOT, 'configs/_base_/datasets/flowers17.py'), str(out),
+        workers=0, progress=False, cfg_options={
+            'train_dataloader.dataset.data_root': str(tmp_path / 'f102'),
+            'test_dataloader.dataset.data_root': str(root17)
+        })
     assert f'{len(planted)} pairs, {len(planted)} excluded' in \
         capsys.readouterr().out
     _, excluded = parse_exclude(out / 'exclude.txt')
@@ -176,3 +169,28 @@ def test_flowers_configs_to_exclude_images(tmp_path, capsys):
         exclude_file=str(out / 'exclude.txt'))
     assert sorted(osp.basename(p) for p, _ in ds.excluded) == sorted(
         osp.basename(w) for w in want)
+
+
+def test_refusals_name_the_fix(planted, tmp_path):
+    """Bad run settings are refused before anything is written; the CLI
+    exits 1 with a one-line message."""
+    out = tmp_path / 'o'
+    common = dict(train=str(planted['root102']),
+                  heldout=str(planted['root17']), out_dir=str(out))
+    with pytest.raises(LeakageCheckError, match='separate steps'):
+        find_leakage(**common, shard='0/2', merge=True)
+    with pytest.raises(LeakageCheckError, match='expected i/n'):
+        find_leakage(**common, shard='2/2')
+    assert not out.exists()
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    with pytest.raises(LeakageCheckError,
+                       match=f'no images found in {empty} '):
+        find_leakage(str(empty), str(planted['root17']), str(out))
+    proc = run_tool([SCRIPT, '--train', planted['root102'], '--heldout',
+                     planted['root17'], '--out-dir', out, '--shard', '0/2',
+                     '--merge'], cwd=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        'find_leakage: --shard hashes one shard, --merge searches all of '
+        'them: run them as separate steps')

@@ -1,0 +1,214 @@
+# Copyright (c) mmext contributors. All rights reserved.
+"""Test-set leakage check: training images that duplicate held-out images.
+
+:func:`find_leakage` hashes both sets (perceptual hash, flip-aware,
+cached), finds every train / held-out pair within a Hamming threshold and
+writes :data:`~mmext.dedup.report.LEAKAGE_OUTPUTS` into ``out_dir``, all
+or none: ``pairs.csv``, ``pairs.json``, ``report.html`` (self-contained),
+``pairs.png`` (contact sheet), ``exclude.txt`` (training images to drop,
+relative to the training set's ``data_root``, the file ``ExcludeImages``
+reads) and ``skipped.csv``. File names that are not UTF-8 or hold a
+newline are escaped (:mod:`mmext.dedup.textio`).
+
+Collections larger than one machine: hash with ``shard='i/n'`` (or
+``'auto'`` in a Slurm array / torchrun) for every ``i``, then search once
+with ``merge=True`` (:mod:`mmext.dedup.shards`).
+
+CLI: ``tools/dedup/find_leakage.py`` (``mim run mmext find_leakage``).
+
+Example:
+    >>> meta = find_leakage('data/flowers102/jpg', 'data/flowers17/jpg',
+    ...                     'work_dirs/leak_102_vs_17')
+    >>> meta['pairs'], meta['threshold']
+"""
+import datetime
+import os
+import os.path as osp
+import time
+
+from .hashing import hash_images
+from .inputs import resolve_image_set
+from .report import LEAKAGE_OUTPUTS, write_leakage_outputs
+from .search import default_threshold, find_cross_set_duplicates
+from .shards import load_shards, parse_shard, save_shard
+from .textio import escape_path
+
+__all__ = ['find_leakage', 'LeakageCheckError', 'SET_NAMES']
+
+#: Names of the training and held-out sets in the outputs.
+SET_NAMES = ('train', 'heldout')
+
+
+class LeakageCheckError(ValueError):
+    """A leakage check that cannot run as asked (the message says why and
+    what to change)."""
+
+
+def _parse_shard(shard):
+    if not shard or isinstance(shard, tuple):
+        return shard or None
+    try:
+        return parse_shard(shard)
+    except ValueError as e:
+        raise LeakageCheckError(str(e)) from None
+
+
+def _python_call(**kwargs):
+    """How a Python caller ran the check, for the outputs' ``command``."""
+    shown = ', '.join(f'{k}={v!r}' for k, v in kwargs.items())
+    return f'find_leakage({shown})'
+
+
+def _hash_shard(hash_dir, shard, sets, kwargs):
+    for name, paths in zip(SET_NAMES, sets):
+        out, res = save_shard(hash_dir, name, paths, *shard,
+                              lambda p: hash_images(p, **kwargs))
+        print(f'{name} shard {shard[0]}/{shard[1]}: {len(res)} hashed, '
+              f'{len(res.skipped)} skipped -> {escape_path(out)}')
+    return {'shard': list(shard)}
+
+
+def _merge_shards(hash_dir, sets, method, hash_size, flip):
+    try:
+        train, held = (load_shards(hash_dir, name, paths)
+                       for name, paths in zip(SET_NAMES, sets))
+    except ValueError as e:
+        raise LeakageCheckError(str(e)) from None
+    for res in (train, held):
+        if (res.method, res.hash_size, res.flipped is not None) != (
+                method, hash_size, flip):
+            raise LeakageCheckError(
+                f'the shards in {hash_dir} are {res.method} hash_size '
+                f'{res.hash_size} flip {res.flipped is not None}: pass the '
+                'same --method, --hash-size and --no-flip as the --shard '
+                'runs')
+    return train, held
+
+
+def find_leakage(train, heldout, out_dir, train_split='train_dataloader',
+                 heldout_split='test_dataloader', method='phash',
+                 hash_size=8, threshold=None, flip=True, workers=2,
+                 cache_file=None, use_cache=True, progress=True, shard=None,
+                 merge=False, cfg_options=None, command=None):
+    """Find training images that duplicate held-out images; write the
+    evidence and the exclude file into ``out_dir``.
+
+    Args:
+        train (str): Training images: a folder or a ``.py`` config.
+        heldout (str): Held-out (test / val) images: a folder or a config.
+        out_dir (str): Output folder (created if missing).
+        train_split (str): Dataloader of ``train`` when it is a config.
+            Defaults to 'train_dataloader'.
+        heldout_split (str): Dataloader of ``heldout`` when it is a
+            config. Defaults to 'test_dataloader'.
+        method (str): One of :data:`mmext.dedup.METHODS`. Defaults to
+            'phash'.
+        hash_size (int): imagehash ``hash_size``. Defaults to 8.
+        threshold (int, optional): Max Hamming distance. Defaults to None
+            (measured per method, 10 for 64-bit phash).
+        flip (bool): Also match mirrored copies. Defaults to True.
+        workers (int): Hashing / search processes (0: in this process).
+            Defaults to 2.
+        cache_file (str, optional): Hash cache. Defaults to None
+            (``<out_dir>/hash_cache.sqlite``).
+        use_cache (bool): Read and write the hash cache. Defaults to True.
+        progress (bool): Show progress bars. Defaults to True.
+        shard (str | tuple[int, int], optional): ``'i/n'``, ``(i, n)`` or
+            ``'auto'``: only hash shard ``i`` (0-based) of ``n`` of both
+            sets into ``<out_dir>/hashes``, no search. Defaults to None.
+        merge (bool): Search the shards in ``<out_dir>/hashes`` instead of
+            hashing. Defaults to False.
+        cfg_options (dict, optional): Overrides for config inputs (applied
+            to both). Defaults to None.
+        command (str, optional): The command line recorded in the outputs.
+            Defaults to None (this Python call is recorded).
+
+    Returns:
+        dict: The run summary written to ``pairs.json`` (``pairs``,
+        ``threshold``, ``train_hashed``, ...), or ``{'shard': [i, n]}``
+        for a shard run.
+
+    Raises:
+        LeakageCheckError: Bad shard settings, an empty set, or shards
+            that do not match this run.
+    """
+    if command is None:
+        command = _python_call(train=train, heldout=heldout,
+                               out_dir=out_dir, method=method,
+                               hash_size=hash_size, threshold=threshold,
+                               flip=flip, shard=shard, merge=merge)
+    if shard and merge:
+        raise LeakageCheckError('--shard hashes one shard, --merge searches '
+                                'all of them: run them as separate steps')
+    shard = _parse_shard(shard)
+    if threshold is None:
+        threshold = default_threshold(method, hash_size)
+    os.makedirs(out_dir, exist_ok=True)
+    cache = (cache_file or osp.join(out_dir, 'hash_cache.sqlite')
+             ) if use_cache else None
+    train_paths, train_root = resolve_image_set(train, train_split,
+                                                cfg_options)
+    held_paths, _ = resolve_image_set(heldout, heldout_split, cfg_options)
+    if not train_paths or not held_paths:
+        empty = train if not train_paths else heldout
+        raise LeakageCheckError(f'no images found in {empty} (extensions '
+                                'or split wrong?)')
+
+    start = time.time()
+    kwargs = dict(method=method, hash_size=hash_size, flip=flip,
+                  workers=workers, cache_file=cache, progress=progress)
+    hash_dir = osp.join(out_dir, 'hashes')
+    sets = (train_paths, held_paths)
+    if shard is not None:
+        return _hash_shard(hash_dir, shard, sets, kwargs)
+    if merge:
+        train_res, held_res = _merge_shards(hash_dir, sets, method,
+                                            hash_size, flip)
+    else:
+        train_res = hash_images(train_paths, **kwargs)
+        held_res = hash_images(held_paths, **kwargs)
+    pairs = find_cross_set_duplicates(train_res, held_res,
+                                      threshold=threshold, workers=workers)
+
+    meta = {
+        'command': command,
+        'date': datetime.datetime.now().isoformat(timespec='seconds'),
+        'method': method,
+        'hash_size': hash_size,
+        'threshold': threshold,
+        'flip': flip,
+        'train': train,
+        'heldout': heldout,
+        'train_data_root': train_root,
+        'train_hashed': len(train_res),
+        'heldout_hashed': len(held_res),
+        'skipped': len(train_res.skipped) + len(held_res.skipped),
+        'pairs': len(pairs),
+    }
+    comments = [
+        'Training images that duplicate held-out images (mmext '
+        'find_leakage).',
+        f'command: {command}',
+        f'date: {meta["date"]}',
+        f'method: {method} hash_size {hash_size} threshold {threshold} '
+        f'flip {flip}',
+        f'held-out: {heldout}',
+        f'paths relative to: {train_root}',
+    ]
+    excluded = write_leakage_outputs(
+        out_dir, pairs, {
+            'train': train_res.skipped,
+            'heldout': held_res.skipped
+        }, meta, [p.query_path for p in pairs], train_root, comments,
+        SET_NAMES)
+    num_skipped = meta['skipped']
+    print(f'{len(train_res)} train / {len(held_res)} held-out hashed, '
+          f'{num_skipped} skipped, {len(pairs)} pairs, {len(excluded)} '
+          f'excluded (threshold {threshold}, {method}, '
+          f'{time.time() - start:.1f} s; cached '
+          f'{train_res.num_cached + held_res.num_cached})')
+    shown = escape_path(out_dir)
+    if num_skipped:
+        print(f'skipped files and reasons: {shown}/skipped.csv')
+    print(f'outputs: {shown}/{{{",".join(LEAKAGE_OUTPUTS)}}}')
+    return meta
