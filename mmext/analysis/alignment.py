@@ -143,8 +143,8 @@ def run_alignment(config,
     Args:
         config, checkpoint: The (first) model.
         out_dir (str): Output folder.
-        layers (list[str], optional): Tap specs of side a (default: every
-            backbone block, or a two-stream model's text side).
+        layers (list[str], optional): Tap specs of side a. Defaults to every
+            backbone block, or a two-stream model's text side.
         config2, checkpoint2 (str, optional): A second model for side b,
             run on its own ``{split}_dataloader`` (must hold the same
             samples in the same order).

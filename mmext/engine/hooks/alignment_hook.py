@@ -26,9 +26,9 @@ class AlignmentHook(Hook):
     ``{work_dir}/alignment/epoch_{e}.json``.
 
     Args:
-        layers (list[str], optional): Tap specs of side a (default: the
-            text side of a two-stream model, else every backbone block).
-        layers2 (list[str], optional): Side b (default: as ``layers``).
+        layers (list[str], optional): Tap specs of side a. Defaults to the
+            text side of a two-stream model, else every backbone block.
+        layers2 (list[str], optional): Side b. Defaults to ``layers``.
         metrics (Sequence[str]): Defaults to ``('mutual_knn',
             'linear_cka')``.
         pairs (str): ``'matched'`` or ``'all'``. Defaults to ``'matched'``.

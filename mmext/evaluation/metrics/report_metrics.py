@@ -153,7 +153,7 @@ class ReportMetric(BaseMetric):
 
     Args:
         scorers (Sequence[str]): Subset of ('bleu', 'meteor', 'rouge',
-            'cider'). Default: all four. (Not called ``metrics``: mmengine
+            'cider'). Defaults to all four. (Not called ``metrics``: mmengine
             builds any evaluator dict with a ``metrics`` key as an
             ``Evaluator``.)
         out_dir (str, optional): Folder for ``reports.json`` / ``reports.csv``

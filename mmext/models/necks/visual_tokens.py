@@ -36,14 +36,14 @@ class VisualTokenNeck(BaseModule):
         in_channels (int): Channels the backbone gives (ResNet-50/101: 2048,
             ViT-B: 768). Checked at run time with a message naming both.
         out_channels (int, optional): Project to this width with a Linear.
-            Default: None (no projection).
-        cls (str): 'drop' or 'keep' the CLS token(s). Default: 'drop'.
-        tokens (str): 'patch', 'global' or 'both'. Default: 'patch'.
+            Defaults to None (no projection).
+        cls (str): 'drop' or 'keep' the CLS token(s). Defaults to 'drop'.
+        tokens (str): 'patch', 'global' or 'both'. Defaults to 'patch'.
         num_prefix_tokens (int): CLS-like tokens in front of ViT tokens.
-            Default: 1.
+            Defaults to 1.
         index (int): Which backbone output to use when it returns several
-            stages. Default: -1 (the last).
-        init_cfg (dict, optional): Initialisation config. Default: None.
+            stages. Defaults to -1 (the last).
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
 
     Example:
         >>> neck = VisualTokenNeck(in_channels=768, cls='keep')

@@ -34,11 +34,11 @@ class ReportDataPreprocessor(BaseDataPreprocessor):
 
     Args:
         mean (Sequence[float], optional): Per-channel mean (0-255 scale).
-            Default: None (no normalisation).
-        std (Sequence[float], optional): Per-channel std. Default: None.
+            Defaults to None (no normalisation).
+        std (Sequence[float], optional): Per-channel std. Defaults to None.
         to_rgb (bool): Flip BGR to RGB (set it when images are loaded with
-            ``channel_order='bgr'``). Default: False.
-        non_blocking (bool): Non-blocking device transfer. Default: False.
+            ``channel_order='bgr'``). Defaults to False.
+        non_blocking (bool): Non-blocking device transfer. Defaults to False.
 
     Example:
         >>> pre = ReportDataPreprocessor(mean=[128] * 3, std=[64] * 3)

@@ -44,14 +44,14 @@ class R2GenReportGenerator(BaseModel):
         tokenizer (dict | object): ``R2GenTokenizer`` config or instance.
         data_preprocessor (dict, optional): Default
             ``ReportDataPreprocessor`` without normalisation.
-        max_seq_length (int): Tokens generated at most. Default: 60.
+        max_seq_length (int): Tokens generated at most. Defaults to 60.
         decode (dict): ``strategy`` ('beam' | 'greedy'), ``beam_size``,
             ``length_penalty`` ('' | 'wu_<a>' | 'avg_1'), ``block_trigrams``,
-            ``trigram_penalty``, ``early_stop``. Default: R2Gen's beam 3.
+            ``trigram_penalty``, ``early_stop``. Defaults to R2Gen's beam 3.
         freeze (dict, optional): Shortcut for wrapping the backbone in
             ``PartialFreeze`` with these arguments, e.g.
-            ``dict(frozen_stages='all')``. Default: None.
-        init_cfg (dict, optional): Initialisation config. Default: None.
+            ``dict(frozen_stages='all')``. Defaults to None.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
 
     Example:
         >>> from mmext.models.report import R2GenReportGenerator

@@ -67,18 +67,18 @@ class R2GenHead(BaseModule):
     Args:
         vocab_size (int): Tokenizer vocabulary size V (ids 1..V; the
             embedding and logit layers have V + 1 rows, row 0 = BOS/EOS/pad).
-        in_channels (int): Channels of the visual tokens. Default: 2048.
-        d_model (int): Model width. Default: 512.
-        d_ff (int): Feed-forward width. Default: 512.
-        num_layers (int): Encoder and decoder layers. Default: 3.
-        num_heads (int): Attention heads. Default: 8.
-        dropout (float): Transformer dropout. Default: 0.1.
-        drop_prob_lm (float): Dropout after ``att_embed``. Default: 0.5.
-        rm_num_slots (int): Relational-memory slots. Default: 3.
-        rm_num_heads (int): Relational-memory heads. Default: 8.
+        in_channels (int): Channels of the visual tokens. Defaults to 2048.
+        d_model (int): Model width. Defaults to 512.
+        d_ff (int): Feed-forward width. Defaults to 512.
+        num_layers (int): Encoder and decoder layers. Defaults to 3.
+        num_heads (int): Attention heads. Defaults to 8.
+        dropout (float): Transformer dropout. Defaults to 0.1.
+        drop_prob_lm (float): Dropout after ``att_embed``. Defaults to 0.5.
+        rm_num_slots (int): Relational-memory slots. Defaults to 3.
+        rm_num_heads (int): Relational-memory heads. Defaults to 8.
         rm_d_model (int): Relational-memory width; R2Gen's MCLN needs it equal
-            to ``d_model``. Default: 512.
-        init_cfg (dict, optional): mmengine init config. Default: None
+            to ``d_model``. Defaults to 512.
+        init_cfg (dict, optional): mmengine init config. Defaults to None
             (R2Gen's init: Xavier-uniform for every matrix of the
             Transformer, MCLN biases 0.1).
 
