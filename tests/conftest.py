@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+TEST_DATA = ROOT / 'tests' / 'data'  # golden values and small fixtures
 # the end-to-end configs the tool tests run on generated data
 TINY_CONFIG = ROOT / 'configs/tiny/resnet18_1xb8-scratch_tiny-64px.py'
 TINY_R2GEN_CONFIG = (ROOT / 'configs/r2gen/'

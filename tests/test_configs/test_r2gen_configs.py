@@ -2,7 +2,6 @@
 """Every configs/r2gen config builds, trains 2 iterations and validates on
 generated IU X-ray / MIMIC-CXR data in R2Gen's layout, with the arch shrunk
 by config overrides; missing weights fail up front with their source."""
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,9 +13,9 @@ from mmext.apis import prepare_config
 from mmext.testing.reports import make_iu_xray, make_mimic_cxr
 from mmext.utils import register_all_modules, safe_torch_load
 from mmext.utils.paths import MissingPretrainedError
+from tests.conftest import ROOT
 
 register_all_modules()  # also fills PRETRAINED_SOURCES
-ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / 'configs/r2gen').glob('*.py'))
 VIT = dict(embed_dims=32, num_layers=1, num_heads=2, feedforward_channels=32)
 

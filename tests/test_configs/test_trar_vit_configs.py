@@ -15,8 +15,8 @@ from PIL import Image
 
 from mmext.apis import prepare_config
 from mmext.testing.flowers import make_flowers17
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / 'configs/trar_vit').glob('*.py'))
 TINY = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=48)
 

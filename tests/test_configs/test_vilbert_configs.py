@@ -4,7 +4,6 @@ ones with their schedules kept and the widths shrunk), the tiny config runs
 through tools/train.py, tools/test.py and 2-process DDP, and missing weights
 fail up front naming the file and how to get it."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,10 +19,9 @@ from mmext.testing.multimodal import make_conceptual_captions
 from mmext.testing.vilbert import make_region_files, make_vilbert_tiny_data
 from mmext.utils import register_all_modules, safe_torch_load
 from mmext.utils.paths import MissingPretrainedError
-from tests.conftest import assert_ranks_identical, free_port, run_tool
+from tests.conftest import ROOT, assert_ranks_identical, free_port, run_tool
 
 register_all_modules()
-ROOT = Path(__file__).resolve().parents[2]
 VILBERT = ROOT / 'configs/vilbert'
 FULL = 'vilbert_vit-base-p16-bert-base_1xb20-pretrain_cc.py'
 REGIONS = 'vilbert_regions-bert-base_1xb20-pretrain_cc.py'

@@ -1,7 +1,6 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """ExcludeImages: the exclude file and the perceptual-hash leakage guard."""
 import os.path as osp
-from pathlib import Path
 
 import pytest
 from mmengine.dataset import DefaultSampler
@@ -9,6 +8,7 @@ from mmengine.dataset import DefaultSampler
 from mmext.datasets import ExcludeImages, Flowers17, LeakageError
 from mmext.registry import DATASETS
 from mmext.testing import make_flowers17, make_flowers102
+from tests.conftest import ROOT
 
 
 @pytest.fixture(scope='module')
@@ -231,9 +231,8 @@ def test_guard17_base_config(data, tmp_path):
     from mmengine.config import Config
 
     root, planted = data
-    repo = Path(__file__).resolve().parents[2]
     cfg = Config.fromfile(
-        repo / 'configs/_base_/datasets/flowers102_guard17.py')
+        ROOT / 'configs/_base_/datasets/flowers102_guard17.py')
     ds_cfg = cfg.train_dataloader.dataset
     ds_cfg.dataset.data_root = str(root / 'f102')
     for heldout in ds_cfg.heldout:

@@ -13,8 +13,8 @@ from mmext.datasets import MIMICCXR, AnnotationError, IUXray
 from mmext.datasets.transforms import ApplyToViews
 from mmext.models.report.tokenizer import R2GenTokenizer
 from mmext.testing import make_iu_xray, make_mimic_cxr
+from tests.conftest import ROOT
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 LOAD_PACK = [dict(type='LoadMultiViewImages'), dict(type='PackReportInputs')]
 
 

@@ -1,7 +1,6 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """Alignment metrics: reference values, invariances, chunked = direct."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +10,8 @@ import torch.nn.functional as F
 from mmext.evaluation.functional import alignment as A
 from mmext.evaluation.metrics.alignment import (RepresentationAlignment,
                                                 compare_layers)
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = json.loads((ROOT / 'tests/data/alignment_golden.json').read_text())
 
 

@@ -12,14 +12,13 @@ from mmext.analysis import (TWO_STREAM_SIDES, collect_representations,
                             parse_taps, pool)
 from mmext.registry import MODELS
 from mmext.utils import register_all_modules
+from tests.conftest import ROOT
 
 register_all_modules(init_default_scope=False)
 
 
 def _resnet_classifier():
-    from pathlib import Path
-    root = Path(__file__).resolve().parents[2]
-    cfg = Config.fromfile(root / 'configs/_base_/models/resnet18_3cls.py')
+    cfg = Config.fromfile(ROOT / 'configs/_base_/models/resnet18_3cls.py')
     model = MODELS.build(cfg.model)
     model.eval()
     return model
@@ -132,14 +131,11 @@ def test_vilbert_streams_and_coattention_outputs(vilbert):
 
 
 def test_alignment_hook_in_training(tmp_path):
-    from pathlib import Path
-
     from mmengine.runner import Runner
 
     from mmext.testing import make_image_folder
-    root = Path(__file__).resolve().parents[2]
     make_image_folder(tmp_path / 'data' / 'tiny', per_class=4, size=32)
-    cfg = Config.fromfile(root / 'configs/tiny' /
+    cfg = Config.fromfile(ROOT / 'configs/tiny' /
                           'resnet18_1xb8-scratch_tiny-64px.py')
     for key in ('train_dataloader', 'val_dataloader'):
         cfg[key].dataset.data_root = str(tmp_path / 'data' / 'tiny')

@@ -19,8 +19,9 @@ from mmext.evaluation.chexpert.coverage import (NOT_COVERED, PATTERN_IDS,
                                                 covered_patterns)
 from mmext.evaluation.chexpert.mentions import (MENTIONS, clean_report,
                                                 find_mentions)
+from tests.conftest import TEST_DATA
 
-DATA = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data')
+DATA = str(TEST_DATA)
 
 
 def _load(name, key='reports'):

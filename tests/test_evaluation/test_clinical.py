@@ -10,9 +10,9 @@ from sklearn.metrics import precision_recall_fscore_support
 from mmext.evaluation.chexpert import CATEGORIES, label_report
 from mmext.evaluation.metrics import ClinicalEfficacyMetric
 from mmext.evaluation.metrics.clinical import clinical_scores
+from tests.conftest import TEST_DATA
 
-HANDLABELS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
-                      'data', 'chexpert_handlabels.json')
+HANDLABELS = str(TEST_DATA / 'chexpert_handlabels.json')
 IDX = {c: i for i, c in enumerate(CATEGORIES)}
 
 

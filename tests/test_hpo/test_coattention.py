@@ -1,15 +1,14 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """Co-attention placement: the thesis mapping, the baseline, and overrides
 that reach the ViLBERT model."""
-from pathlib import Path
 
 import optuna
 import pytest
 from mmengine.config import Config
 
 from mmext.hpo import apply_overrides, coattention_layers, load_space
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 
 # (n, t_center, t_spread, v_center, v_spread) -> (text ids, vision ids),
 # computed with cesipy/bsc-code experiment_tracker.get_biattentions

@@ -1,14 +1,13 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """Space files and the refusal of keys no model reads."""
-from pathlib import Path
 
 import pytest
 from mmengine.config import Config
 
 from mmext.apis import ConfigError
 from mmext.hpo import check_overrides, get_key, load_space, search
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / 'configs/tiny/resnet18_1xb8-scratch_tiny-64px.py'
 
 

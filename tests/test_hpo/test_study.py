@@ -14,8 +14,8 @@ from mmext.engine.hooks import OptunaPruningHook
 from mmext.hpo import (make_pruner, make_storage, open_study, run_study,
                        write_best_config)
 from mmext.hpo.report import write_plots, write_trial_table
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / 'configs/tiny/resnet18_1xb8-scratch_tiny-64px.py'
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

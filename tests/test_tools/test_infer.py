@@ -4,7 +4,6 @@ configs/tiny/resnet18_1xb8-scratch_tiny-64px.py, checked against a hand-made
 forward."""
 import subprocess
 import sys
-from pathlib import Path
 
 import mmcv
 import pytest
@@ -14,8 +13,8 @@ from mmengine.runner import Runner
 
 from mmext.apis import prepare_config
 from mmext.testing import make_image_folder
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / 'configs/tiny/resnet18_1xb8-scratch_tiny-64px.py'
 
 

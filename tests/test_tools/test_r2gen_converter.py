@@ -11,14 +11,13 @@ raw tensors; it shares no code with mmext.
 import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 D, DFF, H, LAYERS, SLOTS, RM_H = 32, 24, 4, 2, 3, 4
 VOCAB = ['.', '<unk>'] + [f'w{i}' for i in range(17)]  # V = 19
 

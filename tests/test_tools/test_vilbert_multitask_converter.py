@@ -16,7 +16,6 @@ do; also the key shapes of the released ``pretrained_model.bin`` /
 stored; no reference code.
 """
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -31,10 +30,9 @@ from mmext.models.multimodal.vilbert.convert import (ViLBERTConversionError,
                                                      unwrap_vilbert_checkpoint)
 from mmext.registry import MODELS
 from mmext.utils import register_all_modules
-from tests.conftest import run_tool
+from tests.conftest import ROOT, run_tool
 
 register_all_modules()
-ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / 'tests/data'
 GOLDEN = json.loads((DATA / 'vilbert_multitask_golden.json').read_text())
 TOOL = ROOT / 'tools/model_converters/vilbert_multitask_to_mmext.py'

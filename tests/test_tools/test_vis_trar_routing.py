@@ -3,7 +3,6 @@
 span against brute force, PNG picture, errors."""
 import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +11,8 @@ from mmengine.config import Config
 from PIL import Image
 
 from mmext.testing import make_image_folder
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / 'tools/analysis_tools/vis_trar_routing.py'
 
 

@@ -21,6 +21,7 @@ from mmext.testing.pickles import (Asm, getattr_eval_chain, marker_code,
 from mmext.utils import (CorruptCheckpointError, UnsafeCheckpointError,
                          safe_torch_load)
 from mmext.utils.checkpoint import SAFE_GLOBALS
+from tests.conftest import ROOT
 
 
 @pytest.fixture
@@ -366,8 +367,7 @@ def test_user_trusted_class_loads_only_when_added(tmp_path):
 def test_no_unpickling_path_bypasses_the_safe_loader():
     """Package, tools and benchmarks never unpickle around safe_torch_load."""
     import re
-    from pathlib import Path
-    root = Path(__file__).resolve().parents[2]
+    root = ROOT
     pattern = re.compile(r'torch\.load\(|pickle\.loads?\(|allow_pickle\s*=\s*'
                          r'True|load_state_dict_from_url\(|joblib\.load\(|'
                          r'Model\.from_pretrained\(')

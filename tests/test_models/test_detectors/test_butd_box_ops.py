@@ -8,7 +8,6 @@ peteanderson80/bottom-up-attention@514e561 ``lib/rpn/generate_anchors.py``,
 selection of ``tools/generate_tsv.py`` on fixed random inputs (only the
 values are committed, not that code).
 """
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +17,9 @@ from torchvision.ops import nms as tv_nms
 from mmext.models.detectors.butd import (caffe_nms, clip_boxes, decode_boxes,
                                          generate_anchors, propose)
 from mmext.models.detectors.butd.select_regions import select_regions
+from tests.conftest import TEST_DATA
 
-GOLDEN = Path(__file__).resolve().parents[2] / 'data' / 'butd_golden.npz'
+GOLDEN = TEST_DATA / 'butd_golden.npz'
 
 # PA generate_anchors(scales=(4, 8, 16, 32)), REFERENCES.md § BUTD
 ANCHORS = [[-38, -16, 53, 31], [-84, -40, 99, 55], [-176, -88, 191, 103],

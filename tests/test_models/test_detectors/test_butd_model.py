@@ -1,7 +1,6 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """BUTDFasterRCNN end to end on a narrow model: output contract, the
 attribute head's class embedding, res5 chunking, configs and registry."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +12,8 @@ from mmext.models.detectors.butd import clip_boxes, decode_boxes
 from mmext.models.detectors.butd.caffe_convert import DEFAULT_ARCH
 from mmext.registry import MODELS
 from mmext.utils import register_all_modules
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[3]
 ARCH = dict(stage_blocks=(1, 1, 1, 1), base_channels=4, rpn_channels=8,
             num_classes=6, num_attributes=4, attr_embed_dims=3,
             attr_hidden=5)

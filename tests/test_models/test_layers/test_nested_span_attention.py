@@ -3,7 +3,6 @@
 the per-span SDPA path and the reference's stacked softmax maps, outputs and
 gradients; the slot table, the underflow fallback, what backward saves."""
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,8 +12,8 @@ from mmext.models.backbones import TRARViT
 from mmext.models.layers import SpanRoutedAttention, build_span_masks
 from mmext.models.layers.nested_span_attention import (
     NestedSpanAttention, build_nested_span_table, nested_span_attention)
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[3]
 ARCH = dict(embed_dims=32, num_layers=2, num_heads=4, feedforward_channels=48)
 
 

@@ -1,7 +1,6 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """ViLBERTClassifier: the three task losses equal their formulas, fusion
 options, the shipped fine-tuning configs."""
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,8 +10,7 @@ from mmpretrain.structures import DataSample
 
 from mmext.registry import MODELS
 from mmext.testing.vilbert import TINY_VIT, fixed_batch
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.conftest import ROOT
 
 
 def _model(bert_dir, task, num_classes, **kwargs):

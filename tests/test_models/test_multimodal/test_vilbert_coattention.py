@@ -11,16 +11,16 @@ with weights drawn in sorted reference-key order from
 and the key names are stored.
 """
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from mmext.models.multimodal.vilbert import CoAttentionLayer
 from mmext.models.multimodal.vilbert.convert import COATTN_KEYS
+from tests.conftest import TEST_DATA
 
-GOLDEN = json.loads((Path(__file__).resolve().parents[2] /
-                     'data/vilbert_coattention_golden.json').read_text())
+GOLDEN = json.loads(
+    (TEST_DATA / 'vilbert_coattention_golden.json').read_text())
 
 #: vilbert-multi-task BertConnectionLayer -> CoAttentionLayer: the
 #: converter's own table (stream 1 of the reference is the image)
