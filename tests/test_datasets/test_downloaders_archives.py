@@ -68,8 +68,8 @@ def test_fetch_checks_md5(served, tmp_path, capsys):
 
 def test_fetch_missing_on_server(served, tmp_path):
     _, url = served
-    with pytest.raises(FetchError, match=r'cannot fetch .*nope\.tgz '
-                       r'\(File not found\).*--archive-dir'):
+    with pytest.raises(FetchError, match=r'cannot fetch .*nope\.tgz \(HTTP '
+                       r'404 File not found\): the file moved.*--archive-dir'):
         fetch_file(url + 'nope.tgz', str(tmp_path / 'nope.tgz'), '0' * 32,
                    timeout=5)
     assert not list(tmp_path.glob('nope.tgz*'))

@@ -90,9 +90,15 @@ def fetch_file(url, dest, md5, timeout=10.):
         print(f'{dest}: present, md5 ok')
         return dest
     part = dest + '.part'
+    by_hand = ('download the files listed by --help elsewhere, put them in '
+               'one folder and re-run with --archive-dir FOLDER')
     try:
         with _socket_timeout(timeout):
             download_url_to_file(url, part, progress=sys.stdout.isatty())
+    except urllib.error.HTTPError as e:
+        raise FetchError(f'cannot fetch {url} (HTTP {e.code} {e.reason}): '
+                         f'the file moved or the server refuses it; '
+                         f'{by_hand}') from e
     except (urllib.error.URLError, http.client.HTTPException,
             OSError) as e:
         if osp.exists(part):
@@ -100,9 +106,7 @@ def fetch_file(url, dest, md5, timeout=10.):
         reason = getattr(e, 'reason', e)
         raise FetchError(
             f'cannot fetch {url} ({reason}): this machine looks offline or '
-            f'the server is unreachable; download the files listed by '
-            f'--help elsewhere, put them in one folder and re-run with '
-            f'--archive-dir FOLDER') from e
+            f'the server is unreachable; {by_hand}') from e
     got = calculate_md5(part)
     if got != md5:
         os.remove(part)
