@@ -1,6 +1,10 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """Report generation helpers: vocabulary restore and single-study inference.
 
+:func:`load_report_config` -> :func:`check_study_views` ->
+:func:`build_report_model` -> :func:`generate_report` is what
+``tools/report/generate.py`` runs for one study.
+
 R2Gen rebuilds its vocabulary from ``annotation.json`` every time it runs,
 so testing a checkpoint next to different data (another split file, a new
 threshold) silently shuffles the token ids, or fails with an embedding size
@@ -9,13 +13,18 @@ mismatch. mmext data sets put the vocabulary into every checkpoint's
 puts it back into the config before anything is built.
 """
 import copy
+import inspect
+import os.path as osp
 import warnings
+
+from mmengine.config import Config
 
 from mmext.utils import safe_torch_load
 
 __all__ = ['restore_vocab_from_checkpoint', 'read_checkpoint_vocab',
            'set_tokenizer_vocab', 'build_report_pipeline',
-           'generate_report']
+           'generate_report', 'load_report_config', 'expected_views',
+           'check_study_views', 'build_report_model']
 
 
 def _dataset_meta(checkpoint_path):
@@ -124,3 +133,85 @@ def generate_report(model, pipeline, image_paths):
     with torch.no_grad():
         out = model.test_step(batch)
     return out[0].pred_report
+
+
+def load_report_config(config, checkpoint, cfg_options=None):
+    """The config of a report generator, ready to build.
+
+    Merges ``cfg_options``, registers mmext's modules, sets the config's
+    default scope and gives every tokenizer the checkpoint's vocabulary
+    (:func:`restore_vocab_from_checkpoint`; the checkpoint is read with
+    ``safe_torch_load``).
+
+    Args:
+        config (str | mmengine.Config): Config file or object.
+        checkpoint (str): Trained checkpoint.
+        cfg_options (dict, optional): Overrides merged into the config.
+            Defaults to None.
+
+    Returns:
+        mmengine.Config
+    """
+    from mmengine.registry import init_default_scope
+
+    from mmext.utils import register_all_modules
+    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    register_all_modules(init_default_scope=False)
+    init_default_scope(cfg.get('default_scope', 'mmext'))
+    restore_vocab_from_checkpoint(cfg, checkpoint)
+    return cfg
+
+
+def expected_views(cfg):
+    """Views per study the config's test data set uses (IU X-ray 2, MIMIC
+    1), or None when the data set type does not say."""
+    from mmext.registry import DATASETS
+    ds = cfg.test_dataloader.dataset
+    if 'num_views' in ds:
+        return ds.num_views
+    cls = DATASETS.get(ds.type)
+    default = inspect.signature(cls.__init__).parameters.get('num_views')
+    return default.default if default is not None else None
+
+
+def check_study_views(cfg, image_paths):
+    """Refuse a study whose number of images differs from the config's
+    views per study (:func:`expected_views`).
+
+    Raises:
+        ValueError: Naming the config, its views and the images given.
+    """
+    views = expected_views(cfg)
+    if views is not None and views != len(image_paths):
+        raise ValueError(
+            f'{osp.basename(cfg.filename or "config")} uses {views} view(s) '
+            f'per study ({cfg.test_dataloader.dataset.type}), got '
+            f'{len(image_paths)} image(s)')
+
+
+def build_report_model(cfg, checkpoint, device='cpu'):
+    """The model of ``cfg`` with ``checkpoint``'s weights, in eval mode.
+
+    Like the Runner, merges the config's top-level ``data_preprocessor``
+    (image normalisation) into the model, which ``MODELS.build(cfg.model)``
+    alone would leave out.
+
+    Args:
+        cfg (mmengine.Config): Config from :func:`load_report_config`.
+        checkpoint (str): Trained checkpoint (loaded strictly).
+        device (str): Defaults to 'cpu'.
+
+    Returns:
+        torch.nn.Module: The report generator.
+    """
+    from mmengine.runner import load_checkpoint
+
+    from mmext.registry import MODELS
+    model_cfg = cfg.model.copy()
+    if cfg.get('data_preprocessor'):
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+    model = MODELS.build(model_cfg)
+    load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    return model.to(device).eval()

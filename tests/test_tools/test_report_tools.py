@@ -1,20 +1,22 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """train.py -> test.py (reports.json / .csv) -> generate.py -> make_html.py
-on a generated IU X-ray set with a tiny R2Gen model."""
+on a generated IU X-ray set with a tiny R2Gen model: the package functions
+(mmext.apis.report, mmext.visualization.report_html) in process, the CLIs
+through run_tool."""
 import csv
 import glob
 import json
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 
+from mmext.apis.report import (build_report_model, build_report_pipeline,
+                               check_study_views, generate_report,
+                               load_report_config)
 from mmext.testing import make_iu_xray
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'report'))
+from mmext.visualization.report_html import (read_reports_json,
+                                             write_reports_html)
+from tests.conftest import ROOT, run_tool
 
 CONFIG = """
 _base_ = [{base!r}, {runtime!r}]
@@ -56,11 +58,7 @@ default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1,
 
 
 def _run(*args, cwd):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
+    return run_tool(args, cwd=cwd)
 
 
 @pytest.fixture(scope='module')
@@ -100,24 +98,63 @@ def test_test_py_writes_reports_with_vocab_from_checkpoint(trained):
         assert len(list(csv.DictReader(f))) == len(ann['test'])
 
 
-def test_generate_matches_test_output_and_html(trained, capsys):
-    import generate
-    import make_html
-    tmp, root, cfg, ckpt = trained
+def _test_rows(tmp):
     out, = glob.glob(str(tmp / 'test' / '*' / 'reports.json'))
-    row = json.loads(open(out).read())[2]
-    report = generate.main([*row['img_path'], str(cfg), str(ckpt)])
-    # the same study through the CLI gives the report test.py wrote
-    assert report == row['pred_report']
-    assert report in capsys.readouterr().out
-    with pytest.raises(ValueError, match='uses 2 view'):
-        generate.main([row['img_path'][0], str(cfg), str(ckpt)])
+    return out, json.loads(open(out).read())
 
-    page = make_html.main([out, '--out', str(tmp / 'page.html')])
+
+def test_generate_matches_test_output(trained):
+    tmp, root, cfg, ckpt = trained
+    _, rows = _test_rows(tmp)
+    row = rows[2]
+    model_cfg = load_report_config(str(cfg), str(ckpt))
+    check_study_views(model_cfg, row['img_path'])  # two views: accepted
+    model = build_report_model(model_cfg, str(ckpt))
+    report = generate_report(model, build_report_pipeline(model_cfg),
+                             row['img_path'])
+    # the same study outside the data set gives the report test.py wrote
+    assert report == row['pred_report']
+    with pytest.raises(ValueError, match=r'^tiny_r2gen\.py uses 2 view\(s\) '
+                       r'per study \(IUXray\), got 1 image\(s\)$'):
+        check_study_views(model_cfg, row['img_path'][:1])
+
+
+def test_generate_cli(trained):
+    tmp, root, cfg, ckpt = trained
+    _, rows = _test_rows(tmp)
+    row = rows[2]
+    proc = run_tool([osp.join(ROOT, 'tools/report/generate.py'),
+                     *row['img_path'], cfg, ckpt], cwd=tmp)
+    assert proc.stdout.splitlines()[-1] == row['pred_report']
+
+
+def test_make_html(trained):
+    tmp, root, cfg, ckpt = trained
+    out, rows = _test_rows(tmp)
+    row = rows[2]
+    proc = run_tool([osp.join(ROOT, 'tools/report/make_html.py'), out,
+                     '--out', tmp / 'page.html'], cwd=tmp)
+    page = str(tmp / 'page.html')
+    assert proc.stdout.strip() == f'wrote {page} ({len(rows)} studies)'
     text = open(page).read()
     assert text.count('<tr>') == 1 + 4  # header + studies
     assert 'src="iu/images/' in text  # links relative to the page
     assert row['study_id'] in text
-    embedded = make_html.main([out, '--out', str(tmp / 'e.html'),
-                               '--embed', '--limit', '1'])
+    embedded = write_reports_html(read_reports_json(out)[:1],
+                                  str(tmp / 'e.html'), embed=True)
     assert 'data:image/jpeg;base64,' in open(embedded).read()
+
+
+def test_make_html_findings_and_refusal(tmp_path):
+    rows = [dict(study_id='s1', img_path=[str(tmp_path / 'gone.png')],
+                 gt_report='the heart is enlarged . small pleural effusion .',
+                 pred_report='small pleural effusion . possible pneumonia .')]
+    page = open(write_reports_html(rows, str(tmp_path / 'p.html'))).read()
+    assert '<span class="miss">Cardiomegaly</span>' in page
+    assert '<span class="ok">Pleural Effusion</span>' in page
+    assert '<span class="extra">Pneumonia</span>' in page
+    assert f'missing {tmp_path / "gone.png"}' in page
+    bad = tmp_path / 'metrics.json'
+    bad.write_text(json.dumps({'BLEU_4': 0.1}))
+    with pytest.raises(ValueError, match='metrics.json is not a reports'):
+        read_reports_json(str(bad))

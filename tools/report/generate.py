@@ -6,18 +6,16 @@
 
 IU X-ray configs take two views (frontal, lateral), MIMIC-CXR configs one.
 The vocabulary comes from the checkpoint (no annotation file is read).
+The steps are :mod:`mmext.apis.report`'s.
 """
 import argparse
-import inspect
 import os.path as osp
-import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
-from mmext.apis import (build_report_pipeline, generate_report,  # noqa: E402
-                        restore_vocab_from_checkpoint)
+from mmext.apis.report import (build_report_model, build_report_pipeline,
+                               check_study_views, generate_report,
+                               load_report_config)
 
 
 def parse_args(argv=None):
@@ -32,53 +30,17 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def expected_views(cfg):
-    """Views per study the config's data set uses (IU X-ray 2, MIMIC 1)."""
-    from mmext.registry import DATASETS
-    ds = cfg.test_dataloader.dataset
-    if 'num_views' in ds:
-        return ds.num_views
-    cls = DATASETS.get(ds.type)
-    default = inspect.signature(cls.__init__).parameters.get('num_views')
-    return default.default if default is not None else None
-
-
-def build_model(cfg, checkpoint, device='cpu'):
-    """Model of ``cfg`` with ``checkpoint``'s weights, in eval mode."""
-    from mmengine.runner import load_checkpoint
-
-    from mmext.registry import MODELS
-    model_cfg = cfg.model.copy()
-    if cfg.get('data_preprocessor'):
-        # the Runner merges the top-level data_preprocessor (normalisation)
-        # into the model; do the same or the images are not normalised
-        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    model = MODELS.build(model_cfg)
-    load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    return model.to(device).eval()
-
-
 def main(argv=None):
     args = parse_args(argv)
     for path in args.images:
         if not osp.isfile(path):
             raise FileNotFoundError(f'generate.py: image {path} not found')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    from mmengine.registry import init_default_scope
-
-    from mmext.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    init_default_scope(cfg.get('default_scope', 'mmext'))
-    restore_vocab_from_checkpoint(cfg, args.checkpoint)
-    views = expected_views(cfg)
-    if views is not None and views != len(args.images):
-        raise ValueError(
-            f'generate.py: {osp.basename(args.config)} uses {views} view(s) '
-            f'per study ({cfg.test_dataloader.dataset.type}), got '
-            f'{len(args.images)} image(s)')
-    model = build_model(cfg, args.checkpoint, args.device)
+    cfg = load_report_config(args.config, args.checkpoint, args.cfg_options)
+    try:
+        check_study_views(cfg, args.images)
+    except ValueError as e:
+        raise ValueError(f'generate.py: {e}') from None
+    model = build_report_model(cfg, args.checkpoint, args.device)
     report = generate_report(model, build_report_pipeline(cfg), args.images)
     print(report)
     return report
