@@ -1,0 +1,259 @@
+# Copyright (c) mmext contributors. All rights reserved.
+"""The Flowers leakage demo (``make demo``), end to end on generated data.
+
+1. :func:`make_demo_data` writes Flowers-17 and Flowers-102 look-alikes in
+   the real layouts, planting edited copies (re-encoded, resized, mirrored)
+   of Flowers-17 test images into the Flowers-102 training split;
+2. :func:`find_planted_leaks` finds them with
+   ``tools/dedup/find_leakage.py``, which writes the exclude file;
+3. :func:`train_and_test` trains ResNet-18 on Flowers-102 without the
+   excluded images, then on Flowers-17 from that backbone, with
+   ``tools/train.py`` (the two demo configs :data:`STAGE1_CONFIG`,
+   :data:`STAGE2_CONFIG`), and tests on the Flowers-17 test split with
+   ``tools/test.py``;
+4. :func:`run_flowers_demo` runs the three and prints the accuracy and
+   ``leaked: found N of N planted``.
+
+Each stage runs as its own process, on the config written into the work
+dir (the demo config with the data paths of this run), so every step can be
+re-run by hand with the printed command. ``tools/misc/flowers_demo.py`` is
+the command line.
+"""
+import json
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+import time
+
+from mmengine.config import Config
+
+from mmext.datasets.flowers import Flowers17
+from mmext.testing.flowers import make_flowers17, make_flowers102
+from mmext.utils.paths import project_root
+
+__all__ = ['STAGE1_CONFIG', 'STAGE2_CONFIG', 'make_demo_data',
+           'find_planted_leaks', 'write_stage_config', 'train_and_test',
+           'run_flowers_demo']
+
+#: the demo configs, relative to the project (or to ``mmext/.mim``)
+STAGE1_CONFIG = ('configs/flowers/'
+                 'resnet18_1xb8-scratch_demo-flowers102-noleak-64px.py')
+STAGE2_CONFIG = 'configs/flowers/resnet18_1xb8-scratch_demo-flowers17-64px.py'
+
+
+def _project_file(relpath):
+    """``relpath`` in the clone, or in ``mmext/.mim`` of an installed
+    package (where ``pip install`` copies ``configs/`` and ``tools/``)."""
+    mim = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), '.mim')
+    for base in (str(project_root()), mim):
+        path = osp.join(base, relpath)
+        if osp.exists(path):
+            return path
+    raise FileNotFoundError(
+        f'{relpath} is neither in {project_root()} nor in {mim}; run the '
+        f'demo from a clone of mmext (pip install -e .)')
+
+
+def _run(cmd, log_file):
+    """Run one stage; its output goes to ``log_file`` (shown on failure).
+
+    Raises:
+        SystemExit: The stage failed (with the tail of its log).
+    """
+    cwd = os.getcwd() + os.sep
+    shown = ' '.join(['python'] + [c[len(cwd):] if c.startswith(cwd) else c
+                                   for c in cmd[1:]])
+    print(f'$ {shown}', flush=True)
+    with open(log_file, 'w') as log:
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT,
+                              cwd=os.getcwd())
+    if proc.returncode:
+        with open(log_file) as log:
+            tail = log.read()[-3000:]
+        raise SystemExit(f'failed ({proc.returncode}): {shown}\n--- last '
+                         f'lines of {log_file} ---\n{tail}')
+
+
+def make_demo_data(data_root, size=64, per_class_17=12, per_class_102=4,
+                   planted=6):
+    """Write both look-alikes under ``data_root`` (``flowers17/``,
+    ``flowers102/``; these and ``leakage/`` are replaced if present).
+
+    Args:
+        data_root (str): The folder to write into.
+        size (int): Image side. Defaults to 64.
+        per_class_17 (int): Flowers-17 images per class. Defaults to 12.
+        per_class_102 (int): Flowers-102 images per class (>= 3).
+            Defaults to 4.
+        planted (int): Flowers-17 test images planted, edited, into the
+            Flowers-102 training split. Defaults to 6.
+
+    Returns:
+        list[PlantedDuplicate]: The planted copies.
+    """
+    f17 = osp.join(data_root, 'flowers17')
+    f102 = osp.join(data_root, 'flowers102')
+    for d in (f17, f102, osp.join(data_root, 'leakage')):
+        shutil.rmtree(d, ignore_errors=True)
+    make_flowers17(f17, per_class=per_class_17, size=size)
+    test = Flowers17(f17, split='test', split_id=1, lazy_init=False)
+    step = max(1, len(test) // max(planted, 1))
+    sources = [test.get_data_info(i)['img_path']
+               for i in range(0, len(test), step)][:planted]
+    copies = make_flowers102(f102, per_class=per_class_102, size=size,
+                             duplicates_of=sources)
+    print(f'data: {f17} ({17 * per_class_17} images), {f102} '
+          f'({102 * per_class_102} images, {len(copies)} of them '
+          f'edited copies of Flowers-17 test images: '
+          f'{", ".join(sorted({p.edit for p in copies}))})')
+    return copies
+
+
+def find_planted_leaks(data_root, work_dir, planted):
+    """Run ``tools/dedup/find_leakage.py`` (Flowers-102 against the
+    Flowers-17 images) into ``data_root/leakage``.
+
+    Returns:
+        tuple[int, int]: Planted copies listed in the exclude file, and
+        other images listed there (false matches).
+    """
+    out = osp.join(data_root, 'leakage')
+    _run([sys.executable, _project_file('tools/dedup/find_leakage.py'),
+          '--train', osp.join(data_root, 'flowers102'),
+          '--heldout', osp.join(data_root, 'flowers17', 'jpg'),
+          '--out-dir', out, '--workers', '1', '--no-progress'],
+         osp.join(work_dir, 'find_leakage.log'))
+    exclude = osp.join(out, 'exclude.txt')
+    with open(exclude, encoding='utf-8') as f:
+        listed = {line.strip() for line in f
+                  if line.strip() and not line.startswith('#')}
+    expected = {'jpg/' + osp.basename(p.path) for p in planted}
+    return len(expected & listed), len(listed - expected)
+
+
+def write_stage_config(template, path, size, overrides):
+    """Write ``template`` with ``overrides`` (dotted keys) and every
+    pipeline's ``scale`` / ``crop_size`` set to ``size`` to ``path``."""
+    cfg = Config.fromfile(template)
+    cfg.merge_from_dict(overrides)
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dataset = cfg[key]['dataset']
+        pipeline = dataset.get('pipeline') or dataset['dataset']['pipeline']
+        for t in pipeline:  # the demo configs' input size is 64
+            for key_ in ('scale', 'crop_size'):
+                if key_ in t:
+                    t[key_] = size
+    cfg.dump(path)
+    return path
+
+
+def _schedule(epochs, batch_size):
+    return {
+        'train_dataloader.batch_size': batch_size,
+        'train_cfg.max_epochs': epochs,
+        'train_cfg.val_interval': epochs,
+        'param_scheduler.T_max': epochs,
+        'default_hooks.checkpoint.interval': epochs,
+    }
+
+
+def train_and_test(data_root, work_dir, size=64, epochs_102=3, epochs_17=8,
+                   batch_size=8):
+    """Stage 1 (Flowers-102 without the exclude file's images), stage 2
+    (Flowers-17 from stage 1's backbone), then the Flowers-17 test split.
+
+    Returns:
+        dict: The test metrics (``accuracy/top1``).
+    """
+    d102 = osp.join(data_root, 'flowers102')
+    d17 = osp.join(data_root, 'flowers17')
+    train, test = (_project_file('tools/train.py'),
+                   _project_file('tools/test.py'))
+    s1 = write_stage_config(
+        _project_file(STAGE1_CONFIG),
+        osp.join(work_dir, 'stage1_flowers102_noleak.py'), size, {
+            'train_dataloader.dataset.dataset.data_root': d102,
+            'train_dataloader.dataset.exclude_file': osp.join(
+                data_root, 'leakage', 'exclude.txt'),
+            'val_dataloader.dataset.data_root': d102,
+            'test_dataloader.dataset.data_root': d102,
+            **_schedule(epochs_102, batch_size)
+        })
+    w1 = osp.join(work_dir, 'stage1_flowers102_noleak')
+    _run([sys.executable, train, s1, '--work-dir', w1],
+         osp.join(work_dir, 'stage1.log'))
+    ckpt1 = osp.join(w1, f'epoch_{epochs_102}.pth')
+
+    s2 = write_stage_config(
+        _project_file(STAGE2_CONFIG),
+        osp.join(work_dir, 'stage2_flowers17.py'), size, {
+            'train_dataloader.dataset.data_root': d17,
+            'val_dataloader.dataset.data_root': d17,
+            'test_dataloader.dataset.data_root': d17,
+            'model.backbone.init_cfg': dict(
+                type='Pretrained', checkpoint=osp.abspath(ckpt1),
+                prefix='backbone.'),
+            **_schedule(epochs_17, batch_size)
+        })
+    w2 = osp.join(work_dir, 'stage2_flowers17')
+    _run([sys.executable, train, s2, '--work-dir', w2],
+         osp.join(work_dir, 'stage2.log'))
+
+    metrics_file = osp.join(work_dir, 'test_metrics.json')
+    _run([sys.executable, test, s2,
+          osp.join(w2, f'epoch_{epochs_17}.pth'), '--work-dir',
+          osp.join(work_dir, 'test'), '--out', metrics_file,
+          '--out-item', 'metrics'], osp.join(work_dir, 'test.log'))
+    with open(metrics_file) as f:
+        return json.load(f)
+
+
+def run_flowers_demo(data_root='data/demo', work_dir='work_dirs/flowers_demo',
+                     size=64, per_class_17=12, per_class_102=4, planted=6,
+                     epochs_102=3, epochs_17=8, batch_size=8):
+    """Data, leakage search, two trainings and the test; prints the result
+    and writes ``work_dir/summary.json``.
+
+    Args:
+        data_root (str): Where ``flowers17/``, ``flowers102/`` and
+            ``leakage/`` are written. Defaults to ``'data/demo'``.
+        work_dir (str): Stage configs, logs and checkpoints. Defaults to
+            ``'work_dirs/flowers_demo'``.
+        size (int): Image side, and the model input size. Defaults to 64.
+        per_class_17 (int): See :func:`make_demo_data`. Defaults to 12.
+        per_class_102 (int): See :func:`make_demo_data`. Defaults to 4.
+        planted (int): See :func:`make_demo_data`. Defaults to 6.
+        epochs_102 (int): Stage 1 epochs. Defaults to 3.
+        epochs_17 (int): Stage 2 epochs. Defaults to 8.
+        batch_size (int): Training batch size. Defaults to 8.
+
+    Returns:
+        dict: The summary: ``planted``, ``found``, ``false_matches``,
+        ``test_accuracy``, ``test_images``, ``chance``, ``seconds``.
+    """
+    start = time.time()
+    os.makedirs(work_dir, exist_ok=True)
+    copies = make_demo_data(data_root, size, per_class_17, per_class_102,
+                            planted)
+    found, other = find_planted_leaks(data_root, work_dir, copies)
+    metrics = train_and_test(data_root, work_dir, size, epochs_102,
+                             epochs_17, batch_size)
+    top1 = metrics['accuracy/top1']
+    num_test = len(Flowers17(osp.join(data_root, 'flowers17'),
+                             split='test'))
+    summary = dict(
+        planted=len(copies), found=found, false_matches=other,
+        test_accuracy=top1, test_images=num_test, chance=100 / 17,
+        seconds=round(time.time() - start, 1))
+    with open(osp.join(work_dir, 'summary.json'), 'w') as f:
+        json.dump(summary, f, indent=2)
+    print(f'test accuracy: {top1:.1f}% top-1 on {num_test} Flowers-17 test '
+          f'images (chance {100 / 17:.1f}%)')
+    print(f'leaked: found {found} of {len(copies)} planted'
+          + (f' ({other} other images excluded)' if other else ''))
+    print(f'evidence: {osp.join(data_root, "leakage", "report.html")}'
+          f'; summary: {osp.join(work_dir, "summary.json")} '
+          f'({summary["seconds"]:.0f} s)')
+    return summary
