@@ -184,24 +184,22 @@ def test_hard_routing_config_anneals_tau(tiny_data):
 
 def test_pretrained_checkpoint_from_config_loads(tiny_data):
     """The configs' init_cfg loads a converted Google checkpoint."""
-    import importlib.util
-
+    from mmext.models.utils.checkpoint_convert import convert_vit_npz_file
     from mmext.registry import MODELS
+    from mmext.testing import make_google_vit_npz
     from mmext.utils import safe_torch_load
-    spec = importlib.util.spec_from_file_location(
-        'conv', ROOT / 'tests/test_tools/test_vit_npz_to_mmext.py')
-    conv = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(conv)
-    conv.make_npz(tiny_data / 'ViT-B_16.npz')
-    conv.load_tool().main(['ViT-B_16.npz'])  # -> pretrain_pth/ViT-B_16.pth
+    dims, heads, mlp, layers, patch, grid = 32, 4, 48, 2, 8, 4
+    make_google_vit_npz(tiny_data / 'ViT-B_16.npz', dims, heads, mlp, layers,
+                        patch, grid)
+    convert_vit_npz_file('ViT-B_16.npz')  # -> pretrain_pth/ViT-B_16.pth
     cfg = Config.fromfile(
         str(ROOT / 'configs/trar_vit' /
             'trar-vit-base-p16_8xb64-in21k-pre_cifar10.py'))
     b = cfg.model.backbone
-    b.arch = dict(embed_dims=conv.D, num_layers=conv.LAYERS,
-                  num_heads=conv.HEADS, feedforward_channels=conv.MLP)
-    b.img_size, b.patch_size = conv.GRID * conv.PATCH, conv.PATCH
-    cfg.model.head.in_channels = conv.D
+    b.arch = dict(embed_dims=dims, num_layers=layers, num_heads=heads,
+                  feedforward_channels=mlp)
+    b.img_size, b.patch_size = grid * patch, patch
+    cfg.model.head.in_channels = dims
     cfg.launcher = 'none'
     cfg = prepare_config(cfg)
     model = MODELS.build(cfg.model)

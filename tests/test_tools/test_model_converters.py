@@ -1,32 +1,21 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """torchvision / timm -> mmpretrain converters, on generated state dicts with
 the real key names and shapes (no downloads)."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
 
-from mmext.models.utils.checkpoint_convert import (convert_timm_seresnet,
+from mmext.models.utils.checkpoint_convert import (convert_checkpoint_file,
+                                                   convert_timm_seresnet,
                                                    convert_timm_tinyvit,
                                                    convert_timm_vit)
 from mmext.registry import MODELS
 from mmext.utils import register_all_modules, safe_torch_load
+from ..conftest import ROOT, run_tool
 
 register_all_modules()
-ROOT = Path(__file__).parents[2]
 SCRIPT = ROOT / 'tools/model_converters/convert_to_mmpretrain.py'
-
-
-def _cli(*argv):
-    """Run the converter's main() in this process (a subprocess would pay
-    the mmpretrain import again)."""
-    spec = importlib.util.spec_from_file_location('convert_cli', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main([str(a) for a in argv])
 
 
 def _randomize_norms(module):
@@ -50,7 +39,7 @@ def _classifier(backbone, head):
     return model.eval()
 
 
-def test_torchvision_resnet18_parity_through_cli(tmp_path):
+def test_torchvision_resnet18_parity_through_file(tmp_path):
     torch.manual_seed(0)
     tv = torchvision.models.resnet18(weights=None, num_classes=10)
     _randomize_norms(tv)
@@ -58,7 +47,7 @@ def test_torchvision_resnet18_parity_through_cli(tmp_path):
     src = tmp_path / 'resnet18-f37072fd.pth'
     torch.save(tv.state_dict(), src)
     dst = tmp_path / 'out/resnet18_tv.pth'
-    _cli('torchvision-resnet', src, dst)
+    convert_checkpoint_file('torchvision-resnet', str(src), str(dst))
     state = safe_torch_load(str(dst))['state_dict']
     model = _classifier(dict(type='ResNet', depth=18),
                         dict(type='LinearClsHead', num_classes=10,
@@ -70,23 +59,29 @@ def test_torchvision_resnet18_parity_through_cli(tmp_path):
                                    rtol=1e-5, atol=1e-5)
 
 
-def test_cli_no_head_and_errors(tmp_path, capsys):
+def test_cli_no_head_and_errors(tmp_path):
     tv = torchvision.models.resnet18(weights=None)
     src = tmp_path / 'r18.pth'
     torch.save({'state_dict': tv.state_dict()}, src)  # wrapped is fine too
     dst = tmp_path / 'r18_nohead.pth'
-    _cli('torchvision-resnet', src, dst, '--no-head')
-    assert 'r18.pth (122 keys, torchvision-resnet)' in capsys.readouterr().out
+    proc = run_tool([SCRIPT, 'torchvision-resnet', src, dst, '--no-head'],
+                    cwd=tmp_path)
+    assert 'r18.pth (122 keys, torchvision-resnet)' in proc.stdout
     keys = safe_torch_load(str(dst))['state_dict'].keys()
     assert keys and all(k.startswith('backbone.') for k in keys)
     # a ViT checkpoint given as ResNet: one line naming the problem
     vit = tmp_path / 'vit.pth'
     torch.save(_timm_vit_state(), vit)
-    with pytest.raises(SystemExit,
-                       match='match no conversion rule .cls_token, pos_embed'):
-        _cli('torchvision-resnet', vit, dst)
-    with pytest.raises(SystemExit, match='missing.pth does not exist'):
-        _cli('timm-vit', tmp_path / 'missing.pth', dst)
+    proc = run_tool([SCRIPT, 'torchvision-resnet', vit, tmp_path / 'v.pth'],
+                    cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and not (tmp_path / 'v.pth').exists()
+    last = proc.stderr.strip().splitlines()[-1]  # after mmcv's warning
+    assert 'Traceback' not in proc.stderr
+    assert last.startswith('convert_to_mmpretrain: torchvision ResNet: ')
+    assert 'match no conversion rule (cls_token, pos_embed' in last
+    with pytest.raises(FileNotFoundError, match='missing.pth does not exist'):
+        convert_checkpoint_file('timm-vit', str(tmp_path / 'missing.pth'),
+                                str(dst))
 
 
 # ---------------------------------------------------------------- timm ViT

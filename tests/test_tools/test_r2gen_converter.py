@@ -8,7 +8,6 @@ used here for speed, and any ``d_model == rm_d_model``). The reference
 forward below is written from R2Gen's equations in plain torch against those
 raw tensors; it shares no code with mmext.
 """
-import importlib.util
 import json
 import math
 
@@ -16,18 +15,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from tests.conftest import ROOT
+
+from mmext.models.utils.checkpoint_convert import (R2GenConversionError,
+                                                   convert_r2gen_checkpoint,
+                                                   convert_r2gen_state_dict,
+                                                   load_r2gen_vocab)
+from tests.conftest import ROOT, run_tool
+
+TOOL = ROOT / 'tools/model_converters/r2gen_to_mmext.py'
 
 D, DFF, H, LAYERS, SLOTS, RM_H = 32, 24, 4, 2, 3, 4
 VOCAB = ['.', '<unk>'] + [f'w{i}' for i in range(17)]  # V = 19
-
-
-def _converter():
-    spec = importlib.util.spec_from_file_location(
-        'r2gen_to_mmext', ROOT / 'tools/model_converters/r2gen_to_mmext.py')
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _lin(sd, name, n_out, n_in, bias=0.0):
@@ -211,12 +209,11 @@ def r2gen_ckpt(tmp_path_factory):
 
 
 def test_converted_checkpoint_reproduces_r2gen_forward(r2gen_ckpt, tmp_path):
-    conv = _converter()
     vocab_file = tmp_path / 'vocab.json'
     vocab_file.write_text(json.dumps(VOCAB))
     dst = tmp_path / 'mmext.pth'
-    assert conv.main([str(r2gen_ckpt), str(dst), '--vocab-file',
-                      str(vocab_file)]) == 0
+    convert_r2gen_checkpoint(str(r2gen_ckpt), str(dst),
+                             load_r2gen_vocab(vocab_file=str(vocab_file)))
     from mmext.utils import safe_torch_load
     out = safe_torch_load(str(dst))
     assert out['meta']['dataset_meta']['vocab'] == VOCAB
@@ -249,12 +246,12 @@ def test_converted_checkpoint_reproduces_r2gen_forward(r2gen_ckpt, tmp_path):
 
 
 def test_vocab_size_mismatch_names_both_sizes(r2gen_ckpt, tmp_path):
-    conv = _converter()
-    with pytest.raises(conv.ConversionError, match=r'19 tokens .* has 21'):
-        conv.convert(str(r2gen_ckpt), str(tmp_path / 'x.pth'),
-                     VOCAB + ['a', 'b'])
+    with pytest.raises(R2GenConversionError, match=r'19 tokens .* has 21'):
+        convert_r2gen_checkpoint(str(r2gen_ckpt), str(tmp_path / 'x.pth'),
+                                 VOCAB + ['a', 'b'])
+    assert not (tmp_path / 'x.pth').exists()
     # loading converted weights into a model with another vocabulary
-    sd = conv.convert_r2gen_state_dict(
+    sd = convert_r2gen_state_dict(
         torch.load(r2gen_ckpt, weights_only=True)['state_dict'])
     model = mmext_model(VOCAB[:-3])
     with pytest.raises(ValueError, match=r'19 tokens .* tokenizer has 16'):
@@ -262,26 +259,26 @@ def test_vocab_size_mismatch_names_both_sizes(r2gen_ckpt, tmp_path):
 
 
 def test_data_parallel_prefix_and_foreign_keys():
-    conv = _converter()
     sd = {'module.visual_extractor.model.4.0.conv1.weight': torch.zeros(1),
           'module.encoder_decoder.logit.bias': torch.zeros(3)}
-    assert set(conv.convert_r2gen_state_dict(sd)) == {
+    assert set(convert_r2gen_state_dict(sd)) == {
         'backbone.layer1.0.conv1.weight', 'head.logit.bias'}
-    with pytest.raises(conv.ConversionError, match='not R2Gen keys'):
-        conv.convert_r2gen_state_dict({'fc.weight': torch.zeros(1)})
+    with pytest.raises(R2GenConversionError, match='not R2Gen keys'):
+        convert_r2gen_state_dict({'fc.weight': torch.zeros(1)})
 
 
-def test_cli_without_vocabulary_explains(r2gen_ckpt, tmp_path, capsys):
-    conv = _converter()
-    assert conv.main([str(r2gen_ckpt), str(tmp_path / 'o.pth')]) == 1
-    assert 'do not contain their vocabulary' in capsys.readouterr().err
+def test_cli_without_vocabulary_explains(r2gen_ckpt, tmp_path):
+    proc = run_tool([TOOL, r2gen_ckpt, tmp_path / 'o.pth'], cwd=tmp_path,
+                    check=False)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]  # after mmcv's warning
+    assert last.startswith('r2gen_to_mmext: give --ann-file')
+    assert 'do not contain their vocabulary' in last
+    assert not (tmp_path / 'o.pth').exists()
 
 
 def test_config_check_loads_strictly_or_names_the_sizes(
-        r2gen_ckpt, tmp_path, capsys):
-    conv = _converter()
-    vocab_file = tmp_path / 'vocab.json'
-    vocab_file.write_text(json.dumps(VOCAB))
+        r2gen_ckpt, tmp_path):
     ref = ROOT / 'configs/r2gen/r2gen_resnet101_1xb16_iu-xray.py'
     small = tmp_path / 'r2gen_small.py'
     small.write_text(
@@ -290,9 +287,12 @@ def test_config_check_loads_strictly_or_names_the_sizes(
         f'    head=dict(d_model={D}, d_ff={DFF}, num_layers={LAYERS},\n'
         f'              num_heads={H}, rm_num_heads={RM_H},\n'
         f'              rm_d_model={D}))\n')
-    args = [str(r2gen_ckpt), str(tmp_path / 'o.pth'), '--vocab-file',
-            str(vocab_file), '--config']
-    assert conv.main(args + [str(small)]) == 0
-    assert conv.main(args + [str(ref)]) == 1
-    err = capsys.readouterr().err
-    assert 'mismatched keys' in err and "'d_model': 32" in err
+    out = tmp_path / 'o.pth'
+    convert_r2gen_checkpoint(str(r2gen_ckpt), str(out), VOCAB, str(small))
+    assert out.is_file()
+    out.unlink()
+    with pytest.raises(R2GenConversionError) as e:
+        convert_r2gen_checkpoint(str(r2gen_ckpt), str(out), VOCAB, str(ref))
+    assert 'mismatched keys' in str(e.value)
+    assert "'d_model': 32" in str(e.value)
+    assert not out.exists()

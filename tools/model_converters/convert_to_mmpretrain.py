@@ -10,18 +10,15 @@ Formats: torchvision-resnet (resnet18/34/50/101/152), timm-seresnet
 released .pth files need no conversion. The output holds ``state_dict`` with
 ``backbone.*`` / ``head.*`` keys: use it with
 ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')`` or
-``load_from``.
+``load_from``. The key tables are
+:mod:`mmext.models.utils.checkpoint_convert.classification`.
 """
 import argparse
-import os
-import os.path as osp
 import sys
 
-import torch
-
-from mmext.models.utils.checkpoint_convert import (
-    CONVERTERS, unwrap_state_dict)
-from mmext.utils import safe_torch_load
+from mmext.models.utils.checkpoint_convert import (CONVERTERS,
+                                                   convert_checkpoint_file)
+from mmext.utils import CorruptCheckpointError, UnsafeCheckpointError
 
 
 def parse_args(argv=None):
@@ -37,19 +34,14 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    if not osp.isfile(args.src):
-        sys.exit(f'convert_to_mmpretrain: {args.src} does not exist')
-    state = unwrap_state_dict(safe_torch_load(args.src, map_location='cpu'))
     try:
-        converted = CONVERTERS[args.format](state, keep_head=not args.no_head)
+        state, converted = convert_checkpoint_file(
+            args.format, args.src, args.dst, keep_head=not args.no_head)
+    except (FileNotFoundError, CorruptCheckpointError,
+            UnsafeCheckpointError) as e:
+        sys.exit(f'convert_to_mmpretrain: {e}')
     except KeyError as e:
         sys.exit(f'convert_to_mmpretrain: {e.args[0]}')
-    if osp.dirname(args.dst):
-        os.makedirs(osp.dirname(args.dst), exist_ok=True)
-    torch.save(
-        dict(state_dict=converted,
-             meta=dict(converted_from=osp.basename(args.src),
-                       format=args.format)), args.dst)
     print(f'{args.src} ({len(state)} keys, {args.format}) -> {args.dst} '
           f'({len(converted)} keys)')
 

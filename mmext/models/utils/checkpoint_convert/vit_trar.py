@@ -1,165 +1,21 @@
 # Copyright (c) mmext contributors. All rights reserved.
-"""State-dict key converters: torchvision / timm / ViT-TRAR -> mmext.
+"""ViT-TRAR (hsb1357173526/ViT-TRAR) checkpoints -> mmext ``TRARViT``.
 
-mmpretrain's own released ``.pth`` files load unchanged (they already use
-``backbone.*`` / ``head.*`` keys); these functions are for weights taken
-from torchvision or timm. Each maps every key by an explicit rule and fails
-on a key no rule covers, so nothing is silently dropped. Output keys are an
-``ImageClassifier``'s: ``backbone.*`` plus ``head.fc.*`` (``LinearClsHead``)
-or ``head.layers.head.*`` (``VisionTransformerClsHead``).
+The reference keeps separate ``query`` / ``key`` / ``value`` Linears and a
+routing MLP per layer, and stores neither the span order values nor the head
+count; :func:`vit_trar_model_cfg` recovers the rest of the model from the
+shapes.
 """
 import re
 
 import torch
 
+from .common import (CheckpointConversionError, apply_rules,
+                     check_state_dict, unwrap_state_dict)
+
 __all__ = [
-    'convert_torchvision_resnet', 'convert_timm_seresnet', 'convert_timm_vit',
-    'convert_timm_tinyvit', 'convert_vit_trar', 'vit_trar_model_cfg',
-    'convert_vit_trar_checkpoint',
-    'check_state_dict', 'CheckpointConversionError', 'CONVERTERS',
-    'unwrap_state_dict'
+    'convert_vit_trar', 'vit_trar_model_cfg', 'convert_vit_trar_checkpoint'
 ]
-
-
-class CheckpointConversionError(ValueError):
-    """A checkpoint does not have the layout its converter expects."""
-
-
-def unwrap_state_dict(checkpoint):
-    """The tensor dict inside a checkpoint (``state_dict`` / ``model`` key,
-    as mmengine / timm training scripts save them, or the dict itself)."""
-    for key in ('state_dict', 'model', 'state_dict_ema'):
-        if isinstance(checkpoint, dict) and isinstance(
-                checkpoint.get(key), dict):
-            return checkpoint[key]
-    return checkpoint
-
-
-def _apply(state_dict, rules, source, keep_head):
-    """Rename with the first fully matching ``(regex, replacement)``; the
-    replacement is a template (``\\1``) or a function of the match; head
-    keys are dropped when ``keep_head`` is False."""
-    out, unknown = {}, []
-    for key, value in state_dict.items():
-        for pattern, repl in rules:
-            match = re.fullmatch(pattern, key)
-            if match:
-                new = match.expand(repl) if isinstance(repl, str) else \
-                    repl(match)
-                break
-        else:
-            unknown.append(key)
-            continue
-        if new.startswith('head.') and not keep_head:
-            continue
-        out[new] = value
-    if unknown:
-        shown = ', '.join(unknown[:5]) + (' ...' if len(unknown) > 5 else '')
-        raise KeyError(
-            f'{source}: {len(unknown)} keys match no conversion rule '
-            f'({shown}); is this a {source} checkpoint?')
-    return out
-
-
-_BN = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
-
-
-def convert_torchvision_resnet(state_dict, keep_head=True):
-    """torchvision ``resnet18-f37072fd.pth``-style keys -> mmpretrain
-    ``ResNet`` (same module names: only the ``backbone.`` / ``head.``
-    prefixes differ)."""
-    rules = [
-        (r'(conv1\.weight|bn1\.' + _BN + ')', r'backbone.\1'),
-        (r'(layer\d+\.\d+\.(conv\d|bn\d|downsample\.[01])\..+)',
-         r'backbone.\1'),
-        (r'fc\.(weight|bias)', r'head.fc.\1'),
-    ]
-    return _apply(state_dict, rules, 'torchvision ResNet', keep_head)
-
-
-def convert_timm_seresnet(state_dict, keep_head=True):
-    """timm ``legacy_seresnet{50,101,152}`` -> mmpretrain ``SEResNet``.
-
-    timm's legacy SE-ResNet puts the stride in each bottleneck's first 1x1
-    conv (Caffe style) and max-pools without padding: build the mmpretrain
-    backbone with ``style='caffe'``; the pooling window still differs by one
-    pixel, so features are close to, not equal to, timm's.
-    """
-    rules = [
-        (r'layer0\.(conv1\.weight|bn1\..+)', r'backbone.\1'),
-        (r'(layer\d+\.\d+)\.se_module\.fc1\.(weight|bias)',
-         r'backbone.\1.se_layer.conv1.conv.\2'),
-        (r'(layer\d+\.\d+)\.se_module\.fc2\.(weight|bias)',
-         r'backbone.\1.se_layer.conv2.conv.\2'),
-        (r'(layer\d+\.\d+\.(conv\d|bn\d|downsample\.[01])\..+)',
-         r'backbone.\1'),
-        (r'last_linear\.(weight|bias)', r'head.fc.\1'),
-    ]
-    return _apply(state_dict, rules, 'timm legacy SE-ResNet', keep_head)
-
-
-def convert_timm_vit(state_dict, keep_head=True):
-    """timm ``vit_*`` (``VisionTransformer``) -> mmpretrain
-    ``VisionTransformer`` + ``VisionTransformerClsHead`` (fused qkv and
-    layouts are the same; only names differ)."""
-    b = r'blocks\.(\d+)\.'
-    rules = [
-        (r'(cls_token|pos_embed)', r'backbone.\1'),
-        (r'patch_embed\.proj\.(weight|bias)',
-         r'backbone.patch_embed.projection.\1'),
-        (b + r'norm1\.(weight|bias)', r'backbone.layers.\1.ln1.\2'),
-        (b + r'norm2\.(weight|bias)', r'backbone.layers.\1.ln2.\2'),
-        (b + r'attn\.(qkv|proj)\.(weight|bias)',
-         r'backbone.layers.\1.attn.\2.\3'),
-        (b + r'mlp\.fc1\.(weight|bias)',
-         r'backbone.layers.\1.ffn.layers.0.0.\2'),
-        (b + r'mlp\.fc2\.(weight|bias)',
-         r'backbone.layers.\1.ffn.layers.1.\2'),
-        (b + r'ls1\.gamma', r'backbone.layers.\1.attn.gamma1.weight'),
-        (b + r'ls2\.gamma', r'backbone.layers.\1.ffn.gamma2.weight'),
-        (r'norm\.(weight|bias)', r'backbone.ln1.\1'),
-        (r'head\.(weight|bias)', r'head.layers.head.\1'),
-    ]
-    return _apply(state_dict, rules, 'timm ViT', keep_head)
-
-
-def _tinyvit_downsample(m):
-    # timm merges patches at the start of stage i, mmpretrain at the end of
-    # stage i - 1
-    layer = {'conv': 'conv2d', 'bn': 'bn2d'}[m.group(3)]
-    return (f'backbone.stages.{int(m.group(1)) - 1}.downsample.{m.group(2)}.'
-            f'{layer}.{m.group(4)}')
-
-
-def _tinyvit_patch_embed(m):
-    # timm conv1 / conv2 are mmpretrain's Sequential entries 0 / 2 (GELU
-    # between them)
-    layer = {'conv': 'conv2d', 'bn': 'bn2d'}[m.group(2)]
-    return (f'backbone.patch_embed.seq.{2 * (int(m.group(1)) - 1)}.{layer}.'
-            f'{m.group(3)}')
-
-
-def convert_timm_tinyvit(state_dict, keep_head=True):
-    """timm ``tiny_vit_{5m,11m,21m}_*`` -> mmpretrain ``TinyViT``.
-
-    Conv-BN pairs are ``conv`` / ``bn`` in timm and ``conv2d`` / ``bn2d`` in
-    mmpretrain, timm's patch merging sits at the start of stages 1..3
-    (mmpretrain: end of stages 0..2), and timm's ``head.norm`` is
-    mmpretrain's ``backbone.norm3``.
-    """
-    blk = r'(stages\.\d+\.blocks\.\d+\.(?:conv\d|local_conv))'
-    rules = [
-        (r'stages\.(\d+)\.downsample\.(conv\d)\.(conv|bn)\.(.+)',
-         _tinyvit_downsample),
-        (r'patch_embed\.conv([12])\.(conv|bn)\.(.+)', _tinyvit_patch_embed),
-        (blk + r'\.conv\.(.+)', r'backbone.\1.conv2d.\2'),
-        (blk + r'\.bn\.(.+)', r'backbone.\1.bn2d.\2'),
-        (r'(stages\.\d+\.blocks\.\d+\.(?:attn|mlp)\..+)', r'backbone.\1'),
-        (r'head\.norm\.(weight|bias)', r'backbone.norm3.\1'),
-        (r'head\.fc\.(weight|bias)', r'head.fc.\1'),
-    ]
-    return _apply(state_dict, rules, 'timm TinyViT', keep_head)
-
 
 _TRAR_LAYER = r'transformer\.encoder\.layer\.(\d+)\.'
 _TRAR_RULES = [
@@ -215,7 +71,7 @@ def convert_vit_trar(state_dict, keep_head=True):
         if not any(k.startswith(f'transformer.encoder.layer.{i}.attn.'
                                 'routing_block.') for i in single)
     }
-    out = _apply(rest, _TRAR_RULES, 'ViT-TRAR', keep_head)
+    out = apply_rules(rest, _TRAR_RULES, 'ViT-TRAR', keep_head)
     for (i, name), parts in sorted(qkv.items()):
         if set(parts) != {'query', 'key', 'value'}:
             raise CheckpointConversionError(
@@ -316,36 +172,6 @@ def _vit_heads(dims, depth, ffn):
     return max(dims // 64, 1)  # ViT's 64-d heads
 
 
-def check_state_dict(model, state_dict, source='checkpoint'):
-    """Load ``state_dict`` strictly into ``model``, reporting first every
-    missing, unexpected and mis-shaped key.
-
-    Raises:
-        CheckpointConversionError: naming the counts and the keys.
-    """
-    own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    mismatched = [
-        f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
-        f'{tuple(own[k].shape)}' for k in state_dict
-        if k in own and own[k].shape != state_dict[k].shape
-    ]
-    if missing or unexpected or mismatched:
-
-        def show(keys):
-            return ', '.join(keys[:6]) + (' ...' if len(keys) > 6 else '')
-
-        raise CheckpointConversionError(
-            f'{source}: {len(missing)} missing, {len(unexpected)} unexpected '
-            f'and {len(mismatched)} mismatched keys against the model'
-            + (f'; missing: {show(missing)}' if missing else '')
-            + (f'; unexpected: {show(unexpected)}' if unexpected else '')
-            + (f'; mismatched: {show(mismatched)}' if mismatched else ''))
-    model.load_state_dict(state_dict, strict=True)
-    return model
-
-
 def convert_vit_trar_checkpoint(src, dst=None, orders=None, img_size=None,
                                 num_heads=None, config=None,
                                 keep_head=True):
@@ -398,13 +224,3 @@ def convert_vit_trar_checkpoint(src, dst=None, orders=None, img_size=None,
                  meta=dict(converted_from=f'ViT-TRAR {src}',
                            model=model_cfg)), dst)
     return converted, model_cfg
-
-
-#: source format name -> converter (the CLI's choices)
-CONVERTERS = {
-    'torchvision-resnet': convert_torchvision_resnet,
-    'timm-seresnet': convert_timm_seresnet,
-    'timm-vit': convert_timm_vit,
-    'timm-tinyvit': convert_timm_tinyvit,
-    'vit-trar': convert_vit_trar,
-}
