@@ -78,6 +78,14 @@ def _mim_bin():
     return mim
 
 
+def _require(module):
+    """make setup installs the optional tools: missing is a failure."""
+    import importlib.util
+    if importlib.util.find_spec(module) is None:
+        pytest.fail(f'{module} is not installed: pip install -r '
+                    'requirements/optional.txt')
+
+
 def _val_images(ws):
     return sorted((ws / 'data/tiny/val').rglob('*.png'))
 
@@ -157,6 +165,81 @@ def test_get_flops(tiny_workspace, tiny_mmext_config):
     full = count_complexity(str(tiny_mmext_config), 64)
     assert full['params'] == plain['params']
     assert full['flops'] > plain['flops'] > 0
+
+
+def test_vis_cam_on_mmext_model(tiny_workspace, predictions,
+                                tiny_mmext_config):
+    """``mim run mmpretrain vis_cam`` (grad-cam < 1.5: mmpretrain 1.2 passes
+    ``use_cuda``) on the TRARViT inside PartialFreeze, ViT-style."""
+    from PIL import Image
+    _require('pytorch_grad_cam')
+    ws = tiny_workspace
+    image = _val_images(ws)[0]
+    run_tool([
+        _mim_bin(), 'run', 'mmpretrain', 'vis_cam', image, tiny_mmext_config,
+        'model.pth', '--target-layers', 'backbone.layers.1.ln1',
+        '--vit-like', '--num-extra-tokens', '1', '--save-path', 'cam.png'
+    ], ws)
+    cam = np.asarray(Image.open(ws / 'cam.png').convert('RGB'), np.float32)
+    raw = np.asarray(Image.open(image).convert('RGB'), np.float32)
+    assert cam.shape == raw.shape
+    # the heat map is blended over the image: it differs, and not by a
+    # constant shift
+    diff = cam - raw
+    assert np.abs(diff).mean() > 1 and diff.std() > 1
+
+
+TENSORBOARD_CONFIG = """
+_base_ = ['{base}']
+visualizer = dict(vis_backends=[
+    dict(type='LocalVisBackend'),
+    dict(type='TensorboardVisBackend'),
+])
+"""
+
+
+@pytest.fixture(scope='module')
+def logged_run(tiny_workspace):
+    """One short training with the local and TensorBoard backends."""
+    _require('tensorboard')
+    ws = tiny_workspace
+    # the README's recipe: a config adding the backend
+    cfg = ws / 'tiny_tensorboard.py'
+    cfg.write_text(TENSORBOARD_CONFIG.format(base=TINY_CONFIG))
+    run_tool([
+        ROOT / 'tools/train.py', cfg, '--work-dir', 'logged',
+        '--cfg-options', 'train_cfg.max_epochs=2',
+        'default_hooks.logger.interval=2'
+    ], ws)
+    return next((ws / 'logged').glob('*/vis_data'))
+
+
+def test_tensorboard_backend_logs_the_scalars(logged_run):
+    from tensorboard.backend.event_processing.event_accumulator import \
+        EventAccumulator
+    records = [json.loads(line) for line in
+               (logged_run / 'scalars.json').read_text().splitlines()]
+    local = {r['step']: r['loss'] for r in records if 'loss' in r}
+    events = EventAccumulator(str(logged_run))
+    events.Reload()
+    assert 'loss' in events.Tags()['scalars']
+    board = {e.step: e.value for e in events.Scalars('loss')}
+    assert len(local) >= 4 and board.keys() == local.keys()
+    np.testing.assert_allclose([board[k] for k in sorted(local)],
+                               [local[k] for k in sorted(local)], rtol=1e-6)
+    assert 'accuracy/top1' in events.Tags()['scalars']
+
+
+def test_analyze_logs_plot_curve(tiny_workspace, logged_run):
+    """``analyze_logs plot_curve`` on the run's ``vis_data/scalars.json``."""
+    from PIL import Image
+    ws = tiny_workspace
+    out = run_tool([
+        _mim_bin(), 'run', 'mmpretrain', 'analyze_logs', 'plot_curve',
+        logged_run / 'scalars.json', '--keys', 'loss', '--out', 'curve.png'
+    ], ws)
+    assert 'save curve to: curve.png' in out.stdout + out.stderr
+    assert min(Image.open(ws / 'curve.png').size) > 100
 
 
 def _model_index():
