@@ -1,2 +1,10 @@
 # Copyright (c) mmext contributors. All rights reserved.
 import mmpretrain.visualization  # noqa: F401
+
+from .trar_routing import (collect_trar_routing, draw_trar_routing,
+                           effective_span, save_trar_routing)
+
+__all__ = [
+    'collect_trar_routing', 'draw_trar_routing', 'effective_span',
+    'save_trar_routing'
+]

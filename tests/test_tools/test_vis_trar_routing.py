@@ -1,7 +1,7 @@
 # Copyright (c) mmext contributors. All rights reserved.
-"""tools/analysis_tools/vis_trar_routing.py: JSON routing weights, effective
+"""mmext.visualization.trar_routing and its CLI
+tools/analysis_tools/vis_trar_routing.py: JSON routing weights, effective
 span against brute force, PNG picture, errors."""
-import importlib.util
 import json
 
 import numpy as np
@@ -10,17 +10,12 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
+from mmext.apis.inference import init_classifier
 from mmext.testing import make_image_folder
-from tests.conftest import ROOT
+from mmext.visualization import collect_trar_routing, save_trar_routing
+from tests.conftest import ROOT, run_tool
 
 TOOL = ROOT / 'tools/analysis_tools/vis_trar_routing.py'
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('vis_trar_routing', TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture
@@ -60,11 +55,10 @@ def reference_span(grid, orders, alpha, query):
     return span
 
 
-def test_json_and_png(setup, capsys):
+def test_json_and_png(setup):
     tmp, image = setup
-    load_tool().main([str(image), str(tmp / 'tiny_trar.py'),
-                      str(tmp / 'trar.pth'), '--out', str(tmp / 'out'),
-                      '--query', '1', '5'])
+    proc = run_tool([TOOL, image, tmp / 'tiny_trar.py', tmp / 'trar.pth',
+                     '--out', tmp / 'out', '--query', '1', '5'], cwd=tmp)
     rec = json.loads((tmp / 'out/0_0_routing.json').read_text())
     assert rec['grid'] == [7, 7] and rec['query'] == [1, 5]
     assert [lay['orders'] for lay in rec['layers']] == [[0, 1, 2, 3]] * 2 + [
@@ -82,15 +76,18 @@ def test_json_and_png(setup, capsys):
     png = Image.open(tmp / 'out/0_0_spans.png')
     assert png.size[0] > 300 and png.size[1] > 300
     assert np.asarray(png.convert('L')).std() > 10  # not blank
-    assert 'span picture' in capsys.readouterr().out
+    assert proc.stdout.splitlines() == [
+        f'routing weights -> {tmp}/out/0_0_routing.json',
+        f'span picture -> {tmp}/out/0_0_spans.png'
+    ]
 
 
 def test_binarized_routing_is_one_hot(setup):
     tmp, image = setup
-    load_tool().main([
-        str(image), str(tmp / 'tiny_trar.py'), str(tmp / 'trar.pth'), '--out',
-        str(tmp / 'bin'), '--cfg-options', 'model.backbone.binarize=True'
-    ])
+    inferencer = init_classifier(str(tmp / 'tiny_trar.py'),
+                                 str(tmp / 'trar.pth'),
+                                 cfg_options={'model.backbone.binarize': True})
+    save_trar_routing(inferencer, str(image), str(tmp / 'bin'))
     rec = json.loads((tmp / 'bin/0_0_routing.json').read_text())
     for lay in rec['layers'][:2]:
         assert sorted(lay['alpha']) == [0.0, 0.0, 0.0, 1.0]
@@ -98,15 +95,15 @@ def test_binarized_routing_is_one_hot(setup):
 
 def test_errors(setup):
     tmp, image = setup
-    tool = load_tool()
-    with pytest.raises(SystemExit, match='outside the 7x7 patch grid'):
-        tool.main([str(image), str(tmp / 'tiny_trar.py'),
-                   str(tmp / 'trar.pth'), '--out', str(tmp / 'o'),
-                   '--query', '7', '0'])
+    inferencer = init_classifier(str(tmp / 'tiny_trar.py'),
+                                 str(tmp / 'trar.pth'))
+    with pytest.raises(ValueError, match='outside the 7x7 patch grid'):
+        save_trar_routing(inferencer, str(image), str(tmp / 'o'), (7, 0))
+    assert not (tmp / 'o').exists()  # nothing written
     resnet = ROOT / 'configs/tiny/resnet18_1xb8-scratch_tiny-64px.py'
     from mmext.registry import MODELS
     model = MODELS.build(Config.fromfile(str(resnet)).model)
     torch.save({'state_dict': model.state_dict()}, tmp / 'r.pth')
-    with pytest.raises(SystemExit, match='is ResNet, not TRARViT'):
-        tool.main([str(image), str(resnet), str(tmp / 'r.pth'), '--out',
-                   str(tmp / 'o')])
+    with pytest.raises(TypeError, match='is ResNet, not TRARViT'):
+        collect_trar_routing(
+            init_classifier(str(resnet), str(tmp / 'r.pth')), str(image))
