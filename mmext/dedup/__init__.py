@@ -6,16 +6,19 @@ cached); ``find_cross_set_duplicates`` / ``find_within_set_duplicates``
 return every pair within a Hamming threshold; ``mmext.dedup.report``
 writes the evidence (CSV, JSON, HTML, contact sheet) and the exclude file
 the Flowers-102 no-leak configs read, all or none; ``mmext.dedup.textio``
-escapes any POSIX file name in them and parses the exclude file.
+escapes any POSIX file name in them and reads / writes the exclude file;
+``find_leakage`` (:mod:`mmext.dedup.leakage`) runs the whole check.
 CLI: ``tools/dedup/find_leakage.py``.
 """
 from .hashing import (METHODS, MIN_STD, HashResult, SkipImage, hash_images,
                       hash_pil_image, load_image, pack_bits)
 from .hexcodec import hash_to_hex, hex_to_words
+from .leakage import LeakageCheckError, find_leakage
 from .search import (DEFAULT_THRESHOLD, DuplicatePair, default_threshold,
                      find_cross_set_duplicates, find_within_set_duplicates,
                      hamming_distances)
-from .textio import escape_path, read_exclude_file, unescape_path
+from .textio import (escape_path, read_exclude_file, unescape_path,
+                     write_exclude_file)
 
 __all__ = [
     'METHODS', 'MIN_STD', 'HashResult', 'SkipImage', 'hash_images',
@@ -23,5 +26,6 @@ __all__ = [
     'pack_bits',
     'DEFAULT_THRESHOLD', 'DuplicatePair', 'default_threshold',
     'find_cross_set_duplicates', 'find_within_set_duplicates',
-    'hamming_distances', 'escape_path', 'unescape_path', 'read_exclude_file'
+    'hamming_distances', 'escape_path', 'unescape_path', 'read_exclude_file',
+    'write_exclude_file', 'find_leakage', 'LeakageCheckError'
 ]
