@@ -22,10 +22,27 @@ FLOWERS17_IMAGES = 1360
 FLOWERS102_IMAGES = 8189
 
 
-def _count_images(root, real):
+def _read(dataset_cls, root, real, read):
+    """Build the data set lazily and parse its split files with its method
+    ``read``.
+
+    Returns:
+        tuple: The data set (None when ``root`` is no folder or a file is
+        unreadable), summary lines (the image count), the parsed split
+        files and problem lines.
+    """
+    if not osp.isdir(root):
+        return None, [], None, [f'{root} is not a folder; expected layout:'
+                                f'\n{dataset_cls.LAYOUT}']
     on_disk = len(glob.glob(osp.join(root, 'jpg', 'image_*.jpg')))
     note = '' if on_disk == real else f' (the real set has {real})'
-    return f'{on_disk} images in jpg/{note}'
+    summary = [f'{on_disk} images in jpg/{note}']
+    dataset = dataset_cls(root, lazy_init=True, serialize_data=False)
+    try:
+        *parsed, problems = getattr(dataset, read)()
+    except (OSError, KeyError, ValueError) as e:
+        return None, summary, None, [str(e).strip('"')]
+    return dataset, summary, parsed, problems
 
 
 def check_flowers17(root):
@@ -39,15 +56,11 @@ def check_flowers17(root):
         tuple[list, list]: Summary lines and problem lines (empty when the
         folder is fit to train on).
     """
-    if not osp.isdir(root):
-        return [], [f'{root} is not a folder; expected layout:\n'
-                    f'{Flowers17.LAYOUT}']
-    summary = [_count_images(root, FLOWERS17_IMAGES)]
-    dataset = Flowers17(root, lazy_init=True, serialize_data=False)
-    try:
-        splits, per_class, problems = dataset.read_split_file()
-    except (OSError, KeyError, ValueError) as e:
-        return summary, [str(e).strip('"')]
+    dataset, summary, parsed, problems = _read(
+        Flowers17, root, FLOWERS17_IMAGES, 'read_split_file')
+    if dataset is None:
+        return summary, problems
+    splits, per_class = parsed
     missing = {}  # missing-images message -> the splits it hit
     for split_id in (1, 2, 3) if splits else ():
         sizes = []
@@ -81,15 +94,11 @@ def check_flowers102(root):
     Returns:
         tuple[list, list]: Summary lines and problem lines.
     """
-    if not osp.isdir(root):
-        return [], [f'{root} is not a folder; expected layout:\n'
-                    f'{Flowers102.LAYOUT}']
-    summary = [_count_images(root, FLOWERS102_IMAGES)]
-    dataset = Flowers102(root, lazy_init=True, serialize_data=False)
-    try:
-        labels, ids, problems = dataset.read_split_files()
-    except (OSError, KeyError, ValueError) as e:
-        return summary, [str(e).strip('"')]
+    dataset, summary, parsed, problems = _read(
+        Flowers102, root, FLOWERS102_IMAGES, 'read_split_files')
+    if dataset is None:
+        return summary, problems
+    labels, ids = parsed
     sizes = []
     for split, key in (('train', 'trnid'), ('val', 'valid'),
                        ('test', 'tstid')) if ids else ():
