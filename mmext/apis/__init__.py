@@ -1,9 +1,11 @@
 # Copyright (c) mmext contributors. All rights reserved.
 from .inference import init_classifier, predict_topk
 from .prepare import ConfigError, check_config_types, prepare_config
-from .report import (build_report_pipeline, generate_report,
+from .report import (build_report_model, build_report_pipeline,
+                     check_study_views, generate_report, load_report_config,
                      restore_vocab_from_checkpoint)
 
 __all__ = ['prepare_config', 'check_config_types', 'ConfigError',
            'restore_vocab_from_checkpoint', 'build_report_pipeline',
-           'generate_report', 'init_classifier', 'predict_topk']
+           'generate_report', 'init_classifier', 'predict_topk',
+           'load_report_config', 'check_study_views', 'build_report_model']
