@@ -1,7 +1,6 @@
 # Copyright (c) mmext contributors. All rights reserved.
 import csv
 import math
-import os.path as osp
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ from sklearn.metrics import precision_recall_fscore_support
 from mmext.evaluation.chexpert import CATEGORIES, label_report
 from mmext.evaluation.metrics import ClinicalEfficacyMetric
 from mmext.evaluation.metrics.clinical import clinical_scores
-from tests.conftest import TEST_DATA
+from tests.conftest import ROOT, TEST_DATA
 
 HANDLABELS = str(TEST_DATA / 'chexpert_handlabels.json')
 IDX = {c: i for i, c in enumerate(CATEGORIES)}
@@ -78,11 +77,10 @@ def test_metric_writes_labeler_csvs(tmp_path):
     assert rows[1]['Pleural Effusion'] == '1.0' and rows[1]['Edema'] == ''
 
 
-def test_compute_ce_tool_reads_labeled_csvs(tmp_path):
-    import sys
-    sys.path.insert(0, osp.join(osp.dirname(HANDLABELS), '..', '..',
-                                'tools', 'report'))
-    import compute_ce
+def test_score_labeled_csvs_matches_the_metric(tmp_path):
+    """Scores from the labelled CSVs (tools/report/compute_ce.py) equal the
+    metric's own."""
+    from mmext.evaluation.chexpert.labeled_csv import score_labeled_csvs
     gts = ['there is cardiomegaly .', 'small left pleural effusion .',
            'no acute disease .']
     res = ['the heart is enlarged .', 'no pleural effusion .',
@@ -91,12 +89,12 @@ def test_compute_ce_tool_reads_labeled_csvs(tmp_path):
     metric.process(None, [dict(gt_report=g, pred_report=r)
                           for g, r in zip(gts, res)])
     expected = metric.evaluate(3)
-    got = compute_ce.main([str(tmp_path / 'res_labeled.csv'),
-                           str(tmp_path / 'gts_labeled.csv')])
+    got = score_labeled_csvs(str(tmp_path / 'res_labeled.csv'),
+                             str(tmp_path / 'gts_labeled.csv'))
     assert got == {k.split('/')[1]: v for k, v in expected.items()}
     with pytest.raises(ValueError, match='lacks columns'):
-        compute_ce.main([str(tmp_path / 'res.csv'),
-                         str(tmp_path / 'gts_labeled.csv')])
+        score_labeled_csvs(str(tmp_path / 'res.csv'),
+                           str(tmp_path / 'gts_labeled.csv'))
 
 
 def test_mimic_base_config_evaluators_build(tmp_path):
@@ -104,9 +102,8 @@ def test_mimic_base_config_evaluators_build(tmp_path):
     from mmengine.evaluator import Evaluator
 
     from mmext.registry import METRICS
-    root = osp.dirname(osp.dirname(osp.dirname(HANDLABELS)))
     cfg = Config.fromfile(
-        osp.join(root, 'configs/_base_/datasets/mimic_cxr.py'))
+        str(ROOT / 'configs/_base_/datasets/mimic_cxr.py'))
     for ev in cfg.test_evaluator:
         ev.out_dir = str(tmp_path)
     evaluator = Evaluator([METRICS.build(ev) for ev in cfg.test_evaluator])
