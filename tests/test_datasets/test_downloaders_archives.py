@@ -16,13 +16,16 @@ from mmext.datasets.downloaders import (FetchError, download_files, fetch_file,
 
 
 @pytest.fixture
-def served(tmp_path):
+def served(tmp_path, monkeypatch):
     """A folder served on 127.0.0.1 for the test only; yields (dir, url)."""
+    for var in ('no_proxy', 'NO_PROXY'):  # a CI proxy must not intercept
+        monkeypatch.setenv(var, '127.0.0.1')
     root = tmp_path / 'www'
     root.mkdir()
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05, ),
+                              daemon=True)
     thread.start()
     try:
         yield root, f'http://127.0.0.1:{server.server_address[1]}/'

@@ -101,8 +101,10 @@ def test_tools_are_the_package_command_lines(f17):
         assert f'{FLOWERS102.base_url}{name} (md5 {md5})' in proc.stdout
 
 
-def test_download_offline_fails_fast(tmp_path, capsys):
+def test_download_offline_fails_fast(tmp_path, monkeypatch, capsys):
     # nothing listens on the loopback discard port: refused at once
+    for var in ('no_proxy', 'NO_PROXY'):  # a CI proxy must not answer
+        monkeypatch.setenv(var, '127.0.0.1')
     start = time.time()
     code = _cli(FLOWERS102, 'download', '--out', tmp_path / 'out',
                 '--base-url', 'http://127.0.0.1:9/', '--timeout', '2')
