@@ -12,12 +12,10 @@ import os
 import os.path as osp
 from pathlib import Path
 
+from .pretrained_sources import PRETRAINED_SOURCES
+
 __all__ = ['PRETRAINED_SOURCES', 'project_root', 'find_pretrained',
            'resolve_pretrained_paths', 'MissingPretrainedError']
-
-#: file name -> how to obtain it (filled in by the model families and kept in
-#: step with ``pretrain_pth/README.md``).
-PRETRAINED_SOURCES = {}
 
 
 class MissingPretrainedError(FileNotFoundError):

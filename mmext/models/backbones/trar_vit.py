@@ -8,19 +8,10 @@ from mmpretrain.models.backbones import VisionTransformer
 from mmpretrain.models.utils import resize_pos_embed, to_2tuple
 
 from mmext.registry import MODELS
-from mmext.utils import PRETRAINED_SOURCES
 from ..layers import SpanMasks, SpanRoutedEncoderLayer, SpanRouter
 from ..layers.routing import POOLING_MODES, ROUTING_MODES
 
 __all__ = ['TRARViT']
-
-_NPZ = ('download https://storage.googleapis.com/vit_models/imagenet21k/'
-        'ViT-B_16.npz, then run python tools/model_converters/'
-        'vit_npz_to_mmext.py ViT-B_16.npz')
-PRETRAINED_SOURCES.update({
-    'ViT-B_16.pth': _NPZ,
-    'ViT-B_16_384.pth': _NPZ + ' --img-size 384',
-})
 
 
 @MODELS.register_module()

@@ -6,18 +6,9 @@ import torch
 from mmengine.model import BaseModel
 
 from mmext.registry import MODELS, TOKENIZER
-from mmext.utils import PRETRAINED_SOURCES
 from .data_preprocessor import pad_tokens
 
 __all__ = ['R2GenReportGenerator']
-
-PRETRAINED_SOURCES.update({
-    # configs/_base_/models/r2gen_resnet101.py (ViT configs use ViT-B_16.pth)
-    'resnet101-63fe2227.pth':
-    'wget https://download.pytorch.org/models/resnet101-63fe2227.pth -P '
-    'pretrain_pth/ (torchvision ImageNet weights, what R2Gen loads with '
-    'pretrained=True; mmpretrain ResNet reads their keys unchanged)',
-})
 
 
 @MODELS.register_module()

@@ -2,10 +2,9 @@
 from .checkpoint_convert import CONVERTERS, unwrap_state_dict
 from .freeze import (STAGE_RULES, backbone_stages, count_parameters,
                      freeze_module, is_kept_in_eval, register_stage_rule)
-from .pretrained import FLOWERS_WEIGHTS
 
 __all__ = [
-    'CONVERTERS', 'unwrap_state_dict', 'FLOWERS_WEIGHTS',
+    'CONVERTERS', 'unwrap_state_dict',
     'STAGE_RULES', 'backbone_stages', 'count_parameters', 'freeze_module',
     'is_kept_in_eval', 'register_stage_rule'
 ]

@@ -8,7 +8,6 @@ from mmengine.model import BaseModel
 from mmext.models.utils.freeze import (freeze_module, register_stage_rule,
                                        STAGE_RULES)
 from mmext.registry import MODELS
-from mmext.utils import PRETRAINED_SOURCES
 from .coattention import CoAttentionLayer, bert_init_
 from .heads import ITMHead, MLMHead, RegionHead, info_nce, select_tokens
 from .schedule import resolve_schedule, schedule_steps
@@ -16,14 +15,6 @@ from .text_stream import build_bert
 from .visual_stream import run_bert_layer
 
 __all__ = ['ViLBERT']
-
-PRETRAINED_SOURCES.update({
-    'vit-base-p16_timm-in21k-ft-in1k.pth':
-    'save timm.create_model("vit_base_patch16_224", pretrained=True)'
-    '.state_dict() (the thesis code\'s ViT) with torch.save, then python '
-    'tools/model_converters/convert_to_mmpretrain.py timm-vit <file> '
-    'pretrain_pth/vit-base-p16_timm-in21k-ft-in1k.pth',
-})
 
 _LOSSES = dict(mlm=1.0, itm=1.0, mim=1.0, mrm=1.0)
 
