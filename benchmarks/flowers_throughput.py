@@ -27,25 +27,17 @@ from mmengine.logging import MMLogger
 from mmengine.optim import DefaultOptimWrapperConstructor, build_optim_wrapper
 
 from mmext.registry import MODELS
+from mmext.testing import drop_pretrained
 from mmext.utils import register_all_modules
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _no_pretrained(node):
-    if isinstance(node, dict):
-        if isinstance(node.get('init_cfg'), dict) and \
-                node['init_cfg'].get('type') == 'Pretrained':
-            node['init_cfg'] = None
-        for v in node.values():
-            _no_pretrained(v)
 
 
 def load(path, size):
     """(config, model cfg without weights, signature of what is timed)."""
     cfg = Config.fromfile(path)
     model_cfg = copy.deepcopy(cfg.model.to_dict())
-    _no_pretrained(model_cfg)
+    drop_pretrained(model_cfg)
     inner = model_cfg['backbone']['backbone']
     if inner['type'] == 'TinyViT':
         inner['img_size'] = (size, size)  # TinyViT's input must equal it

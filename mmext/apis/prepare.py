@@ -15,6 +15,7 @@ from mmengine.config import Config
 from mmext import registry as R
 from mmext.utils import (register_all_modules, resolve_pretrained_paths,
                          setup_cpu_distributed)
+from mmext.utils.config import format_config_path, iter_config
 
 __all__ = ['ConfigError', 'check_config_types', 'check_data_roots',
            'check_auto_resume',
@@ -81,23 +82,26 @@ def _names(registry):
     return names
 
 
-def _walk(node, registry, where, errors):
-    if isinstance(node, dict):
-        t = node.get('type')
-        if isinstance(t, str) and not any(_known(r, t) for r in _ALL):
-            hint = difflib.get_close_matches(t, _names(registry), n=1)
-            hint = f"; did you mean '{hint[0]}'?" if hint else (
-                '; check the spelling or add the module to custom_imports')
-            errors.append(f"{where}: type '{t}' is not registered in the "
-                          f"'{registry.name}' registry of mmext, mmpretrain "
-                          f'or mmengine{hint}')
-        for key, value in node.items():
-            if key not in _UNTYPED:
-                _walk(value, _NESTED.get(key, registry), f'{where}.{key}',
-                      errors)
-    elif isinstance(node, (list, tuple)):
-        for i, value in enumerate(node):
-            _walk(value, registry, f'{where}[{i}]', errors)
+def _unknown_types(top_key, node, registry):
+    """One message per dict under ``node`` whose ``type`` no registry has;
+    a dict's registry is that of the nearest key above it in ``_NESTED``
+    (else ``registry``), and nothing below an ``_UNTYPED`` key is a
+    registry name."""
+    errors = []
+    for path, _, _, value in iter_config(node):
+        t = value.get('type') if isinstance(value, dict) else None
+        if not isinstance(t, str) or any(k in _UNTYPED for k in path) or \
+                any(_known(r, t) for r in _ALL):
+            continue
+        scope = next((_NESTED[k] for k in reversed(path) if k in _NESTED),
+                     registry)
+        hint = difflib.get_close_matches(t, _names(scope), n=1)
+        hint = f"; did you mean '{hint[0]}'?" if hint else (
+            '; check the spelling or add the module to custom_imports')
+        errors.append(f"{format_config_path((top_key, ) + path)}: type "
+                      f"'{t}' is not registered in the '{scope.name}' "
+                      f'registry of mmext, mmpretrain or mmengine{hint}')
+    return errors
 
 
 def check_config_types(cfg):
@@ -110,7 +114,7 @@ def check_config_types(cfg):
     errors = []
     for key, registry in _TOP_LEVEL.items():
         if cfg.get(key) is not None:
-            _walk(cfg[key], registry, key, errors)
+            errors += _unknown_types(key, cfg[key], registry)
     if errors:
         raise ConfigError('\n'.join(errors))
 

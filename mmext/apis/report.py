@@ -20,6 +20,7 @@ import warnings
 from mmengine.config import Config
 
 from mmext.utils import safe_torch_load
+from mmext.utils.config import format_config_path, iter_config
 
 __all__ = ['restore_vocab_from_checkpoint', 'read_checkpoint_vocab',
            'set_tokenizer_vocab', 'build_report_pipeline',
@@ -55,20 +56,19 @@ def set_tokenizer_vocab(node, vocab, trained_with=None, where='cfg'):
         int: How many tokenizer dicts were changed.
     """
     count = 0
-    items = node.items() if isinstance(node, dict) else (
-        enumerate(node) if isinstance(node, (list, tuple)) else ())
-    for key, value in items:
-        here = f'{where}.{key}'
-        if key == 'tokenizer' and isinstance(value, dict):
-            value['vocab'] = list(vocab)
-            for name, trained in (trained_with or {}).items():
-                if name in value and value[name] != trained:
-                    warnings.warn(
-                        f'{here}.{name}={value[name]!r} but the checkpoint '
-                        f'was trained with {name}={trained!r}')
-            count += 1
-        else:
-            count += set_tokenizer_vocab(value, vocab, trained_with, here)
+    for path, _, key, value in iter_config(node):
+        # a tokenizer's own entries are not searched
+        if key != 'tokenizer' or not isinstance(value, dict) or \
+                'tokenizer' in path[:-1]:
+            continue
+        here = f'{where}.{format_config_path(path)}'
+        value['vocab'] = list(vocab)
+        for name, trained in (trained_with or {}).items():
+            if name in value and value[name] != trained:
+                warnings.warn(
+                    f'{here}.{name}={value[name]!r} but the checkpoint '
+                    f'was trained with {name}={trained!r}')
+        count += 1
     return count
 
 

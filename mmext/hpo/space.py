@@ -28,6 +28,7 @@ from optuna.distributions import (BaseDistribution, CategoricalDistribution,
                                   FloatDistribution, IntDistribution)
 
 from mmext.apis.prepare import ConfigError
+from mmext.utils.config import format_config_path, iter_config
 
 __all__ = ['SearchSpace', 'load_space', 'suggest', 'config_keys',
            'get_key', 'check_overrides']
@@ -127,12 +128,9 @@ def get_key(cfg, key):
 
 def config_keys(cfg, prefix=''):
     """Every dotted key of a config (lists indexed)."""
-    items = cfg.items() if isinstance(cfg, dict) else enumerate(cfg)
-    for k, v in items:
-        key = f'{prefix}{k}'
-        yield key
-        if isinstance(v, (dict, list, tuple)):
-            yield from config_keys(v, key + '.')
+    for path, _, _, _ in iter_config(cfg):
+        if path:
+            yield prefix + format_config_path(path)
 
 
 def check_overrides(cfg, overrides, where='search space', new_keys=()):

@@ -6,21 +6,11 @@ A config test overrides the architecture for its own family, then calls
 processes, log every iteration, its own work dir, no launcher) and
 :func:`drop_pretrained` where no weights are present.
 """
+from mmext.utils.config import walk_config
 
 __all__ = ['walk_config', 'shrink_runtime', 'drop_pretrained']
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
-
-
-def walk_config(node, fn):
-    """Call ``fn(d)`` on every dict inside a config (depth first)."""
-    if isinstance(node, dict):
-        fn(node)
-        for value in node.values():
-            walk_config(value, fn)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            walk_config(value, fn)
 
 
 def shrink_runtime(cfg, work_dir, batch_size=2):
@@ -46,13 +36,13 @@ def shrink_runtime(cfg, work_dir, batch_size=2):
 
 
 def drop_pretrained(cfg):
-    """Remove every ``init_cfg=dict(type='Pretrained', ...)`` (no weights in
-    a test); returns ``cfg``."""
+    """Remove every ``init_cfg=dict(type='Pretrained', ...)`` of a
+    ``Config`` or config dict (no weights in a test); returns ``cfg``."""
 
     def patch(d):
         init = d.get('init_cfg')
         if isinstance(init, dict) and init.get('type') == 'Pretrained':
             d['init_cfg'] = None
 
-    walk_config(cfg._cfg_dict, patch)
+    walk_config(getattr(cfg, '_cfg_dict', cfg), patch)
     return cfg

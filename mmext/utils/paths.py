@@ -12,6 +12,7 @@ import os
 import os.path as osp
 from pathlib import Path
 
+from .config import format_config_path, iter_config
 from .pretrained_sources import PRETRAINED_SOURCES
 
 __all__ = ['PRETRAINED_SOURCES', 'project_root', 'find_pretrained',
@@ -64,17 +65,6 @@ def _how_to_get(path):
     return 'see pretrain_pth/README.md'
 
 
-def _walk(node, key_path, found):
-    """Collect (container, key) for every weight path in a config tree."""
-    items = node.items() if isinstance(node, dict) else enumerate(node)
-    for key, value in items:
-        here = f'{key_path}.{key}' if key_path else str(key)
-        if isinstance(value, (dict, list)):
-            _walk(value, here, found)
-        elif isinstance(value, str) and _is_weight_ref(key, value, node):
-            found.append((node, key, here))
-
-
 def _is_weight_ref(key, value, parent):
     if value.startswith('pretrain_pth/'):
         return True
@@ -99,8 +89,11 @@ def resolve_pretrained_paths(cfg, check_load_from=True, strict=True):
         MissingPretrainedError: One line per missing file, each with where it
             was searched and the command that produces it.
     """
-    found = []
-    _walk(getattr(cfg, '_cfg_dict', cfg), '', found)
+    found = [(parent, key, format_config_path(path))
+             for path, parent, key, value in iter_config(
+                 getattr(cfg, '_cfg_dict', cfg))
+             if isinstance(value, str) and not isinstance(parent, tuple)
+             and _is_weight_ref(key, value, parent)]
     missing = []
     for container, key, where in found:
         value = container[key]
