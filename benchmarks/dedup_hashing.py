@@ -36,8 +36,8 @@ import time
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from mmext.dedup import (METHODS, SkipImage, hash_images,
-                         hash_pil_image, hamming_distances)
+from mmext.dedup import (METHODS, SkipImage, hamming_distances, hash_images,
+                         hash_pil_image)
 from mmext.testing import sample_photos
 
 

@@ -28,8 +28,7 @@ import tracemalloc
 
 import numpy as np
 
-from mmext.dedup import (HashResult, find_cross_set_duplicates,
-                         mih)
+from mmext.dedup import HashResult, find_cross_set_duplicates, mih
 
 THRESHOLD = 10
 

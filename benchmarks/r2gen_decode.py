@@ -227,9 +227,9 @@ def bench_train(args):
     from mmengine.config import Config
     from mmengine.logging import MMLogger
     from mmengine.optim import build_optim_wrapper
+    from mmpretrain.structures import DataSample
 
     from mmext.registry import MODELS
-    from mmpretrain.structures import DataSample
     register_all_modules()
     # mmengine logs one line per parameter group option; keep the table
     MMLogger.get_current_instance().setLevel(logging.WARNING)

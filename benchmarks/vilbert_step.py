@@ -92,6 +92,7 @@ def build_thesis(repo):
     except ImportError:
         raise SystemExit('the thesis model needs timm: pip install timm')
     from transformers import BertConfig, BertModel
+
     # the user's thesis checkout (an external reference repo, not mmext)
     sys.path.insert(0, src)
     # its data / plotting modules are not needed for the model: stubs

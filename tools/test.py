@@ -11,8 +11,7 @@ from mmengine.dist import is_main_process
 from mmengine.evaluator import DumpResults
 from mmengine.runner import Runner
 
-from mmext.apis import prepare_config
-from mmext.apis import restore_vocab_from_checkpoint
+from mmext.apis import prepare_config, restore_vocab_from_checkpoint
 
 
 def parse_args():

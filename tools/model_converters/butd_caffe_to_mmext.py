@@ -21,8 +21,8 @@ import argparse
 import json
 import sys
 
-from mmext.models.detectors.butd.caffe_convert import (
-    ButdConversionError, convert_butd_caffemodel)
+from mmext.models.detectors.butd.caffe_convert import (ButdConversionError,
+                                                       convert_butd_caffemodel)
 from mmext.utils.caffemodel import CaffeModelError
 
 

@@ -24,8 +24,8 @@ Example::
 import argparse
 import sys
 
-from mmext.models.utils.checkpoint_convert import (
-    CheckpointConversionError, convert_vit_trar_checkpoint)
+from mmext.models.utils.checkpoint_convert import (CheckpointConversionError,
+                                                   convert_vit_trar_checkpoint)
 from mmext.utils import CorruptCheckpointError, UnsafeCheckpointError
 
 

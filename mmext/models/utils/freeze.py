@@ -44,8 +44,7 @@ def register_stage_rule(cls):
 
 
 def _register_mmpretrain_rules():
-    from mmpretrain.models.backbones import (ResNet, TinyViT,
-                                             VisionTransformer)
+    from mmpretrain.models.backbones import ResNet, TinyViT, VisionTransformer
 
     @register_stage_rule(VisionTransformer)
     def _vit(m):

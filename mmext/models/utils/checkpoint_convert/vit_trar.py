@@ -10,8 +10,8 @@ import re
 
 import torch
 
-from .common import (CheckpointConversionError, apply_rules,
-                     check_state_dict, unwrap_state_dict)
+from .common import (CheckpointConversionError, apply_rules, check_state_dict,
+                     unwrap_state_dict)
 
 __all__ = [
     'convert_vit_trar', 'vit_trar_model_cfg', 'convert_vit_trar_checkpoint'
