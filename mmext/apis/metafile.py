@@ -16,6 +16,8 @@ import torch
 import yaml
 from mmengine.config import Config
 
+from mmext.utils.config import iter_config
+
 __all__ = ['config_input_size', 'count_complexity', 'sdpa_flop_jit',
            'update_metafile', 'update_model_index', 'model_families']
 
@@ -96,14 +98,9 @@ def _count(module, inputs, count_sdpa):
 
 def _find_backbone(model_cfg):
     """The first ``backbone`` config inside a model config (depth first)."""
-    if isinstance(model_cfg, dict):
-        if isinstance(model_cfg.get('backbone'), dict):
-            return model_cfg['backbone']
-        for value in model_cfg.values():
-            found = _find_backbone(value)
-            if found is not None:
-                return found
-    return None
+    return next((value['backbone'] for _, _, _, value in iter_config(model_cfg)
+                 if isinstance(value, dict)
+                 and isinstance(value.get('backbone'), dict)), None)
 
 
 def count_complexity(config, input_size=None, count_sdpa=True):
