@@ -13,6 +13,7 @@ Example:
 """
 import argparse
 import json
+import os.path as osp
 import sys
 
 from mmengine.config import DictAction
@@ -64,7 +65,6 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import os.path as osp
     stem = (f'{osp.splitext(osp.basename(args.config))[0]}-'
             f'{osp.splitext(osp.basename(args.space))[0]}')
     if args.pruner == 'median':
