@@ -63,6 +63,10 @@ def apply_rules(state_dict, rules, source, keep_head=True):
 def compare_state_dict(model, state_dict):
     """Keys of ``state_dict`` against ``model.state_dict()``.
 
+    Args:
+        model (nn.Module): The model the weights are meant for.
+        state_dict (dict): Converted keys -> tensors.
+
     Returns:
         dict: ``missing`` and ``unexpected`` key lists, and ``mismatched``
         as ``'key: checkpoint (shape) vs model (shape)'`` strings; all
@@ -82,6 +86,15 @@ def compare_state_dict(model, state_dict):
 def check_state_dict(model, state_dict, source='checkpoint'):
     """Load ``state_dict`` strictly into ``model``, reporting first every
     missing, unexpected and mis-shaped key.
+
+    Args:
+        model (nn.Module): The model the weights are meant for.
+        state_dict (dict): Converted keys -> tensors.
+        source (str): What is checked, for the message. Defaults to
+            'checkpoint'.
+
+    Returns:
+        nn.Module: ``model``, with the weights loaded.
 
     Raises:
         CheckpointConversionError: naming the counts and the keys.

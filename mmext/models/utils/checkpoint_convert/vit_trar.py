@@ -182,10 +182,13 @@ def convert_vit_trar_checkpoint(src, dst=None, orders=None, img_size=None,
             ``state_dict``) or a bare state dict (``*_checkpoint.bin``);
             loaded with :func:`mmext.utils.safe_torch_load`.
         dst (str, optional): Where to save ``dict(state_dict, meta)``.
+            Defaults to None (not saved).
         orders (Sequence[int], optional): The span orders the model was
             trained with. Defaults to None (``[0, ..., L - 1]``).
         img_size (int, optional): Checked against the position embedding.
+            Defaults to None (not checked).
         num_heads (int, optional): See :func:`vit_trar_model_cfg`.
+            Defaults to None.
         config (str | Config, optional): An mmext config whose ``model``
             must take the weights (its backbone ``init_cfg`` is ignored).
             Defaults to None (a model built from the checkpoint's shapes).
