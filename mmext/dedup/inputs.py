@@ -11,6 +11,8 @@ import os
 import os.path as osp
 import stat
 
+from mmext.utils.config import iter_config
+
 __all__ = ['IMAGE_EXTENSIONS', 'list_image_files', 'dataset_image_paths',
            'resolve_image_set', 'file_kind']
 
@@ -48,15 +50,9 @@ def list_image_files(folder):
 
 def _strip_pipelines(node):
     """Set every ``pipeline`` in a data set config tree to ``[]``."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == 'pipeline':
-                node[key] = []
-            else:
-                _strip_pipelines(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            _strip_pipelines(value)
+    for _, parent, key, _ in iter_config(node):
+        if key == 'pipeline' and isinstance(parent, dict):
+            parent[key] = []
 
 
 def dataset_image_paths(config, split='train_dataloader',

@@ -10,12 +10,13 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from mmext.apis import prepare_config
+from mmext.testing import shrink_runtime
 from mmext.testing.reports import make_iu_xray, make_mimic_cxr
 from mmext.utils import register_all_modules, safe_torch_load
 from mmext.utils.paths import MissingPretrainedError
 from tests.conftest import ROOT
 
-register_all_modules()  # also fills PRETRAINED_SOURCES
+register_all_modules()
 CONFIGS = sorted((ROOT / 'configs/r2gen').glob('*.py'))
 VIT = dict(embed_dims=32, num_layers=1, num_heads=2, feedforward_channels=32)
 
@@ -57,8 +58,7 @@ def shrink(cfg, work_dir):
     cfg.model.head.update(d_model=32, d_ff=32, num_layers=1, num_heads=4,
                           rm_num_heads=4, rm_d_model=32)
     cfg.model.max_seq_length = 12
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[key].update(batch_size=2, num_workers=0, persistent_workers=False)
+    shrink_runtime(cfg, work_dir)
     evaluators = cfg.val_evaluator if isinstance(
         cfg.val_evaluator, list) else [cfg.val_evaluator]
     for ev in evaluators:
@@ -66,8 +66,6 @@ def shrink(cfg, work_dir):
             ev.scorers = ('bleu', )  # no Java in a unit test
     cfg.train_cfg.max_epochs = 1  # 4 studies / batch 2 = 2 iterations
     cfg.train_cfg.val_interval = 1
-    cfg.default_hooks.logger.interval = 1
-    cfg.work_dir = str(work_dir)
     return cfg
 
 

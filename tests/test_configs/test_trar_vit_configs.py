@@ -14,6 +14,7 @@ from mmengine.runner import Runner
 from PIL import Image
 
 from mmext.apis import prepare_config
+from mmext.testing import shrink_runtime
 from mmext.testing.flowers import make_flowers17
 from tests.conftest import ROOT
 
@@ -103,15 +104,10 @@ def shrink(cfg, work_dir):
     if cfg.model.backbone.type == 'PartialFreeze':
         cfg.model.backbone.frozen_stages = 1
     cfg.model.head.in_channels = TINY['embed_dims']
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[key].batch_size = 2
-        cfg[key].num_workers = 0
-        cfg[key].persistent_workers = False
+    shrink_runtime(cfg, work_dir)
     cfg.train_cfg.max_iters = 2
     cfg.train_cfg.val_interval = 2
     cfg.default_hooks.checkpoint.interval = 2
-    cfg.default_hooks.logger.interval = 1
-    cfg.work_dir = str(work_dir)
     return cfg
 
 

@@ -14,6 +14,7 @@ from mmengine.runner import Runner
 from mmext.apis import check_config_types, prepare_config
 from mmext.datasets.transforms.vilbert import vilbert_collate
 from mmext.registry import DATASETS, MODELS
+from mmext.testing import shrink_runtime
 from mmext.testing.bert import make_bert_folder
 from mmext.testing.multimodal import make_conceptual_captions
 from mmext.testing.vilbert import make_region_files, make_vilbert_tiny_data
@@ -77,13 +78,8 @@ def _shrink(cfg, work_dir):
     cfg.model.pooled_dims = 32
     if 'num_region_classes' in cfg.model:
         cfg.model.num_region_classes = 1601
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[key].update(batch_size=2, num_workers=0,
-                        persistent_workers=False)
+    shrink_runtime(cfg, work_dir)
     cfg.train_cfg.max_epochs = 1  # 4 samples / 2 = 2 iterations
-    cfg.default_hooks.logger.interval = 1
-    cfg.work_dir = str(work_dir)
-    cfg.launcher = 'none'
     return cfg
 
 
