@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.mmext-installed
 REQS   := requirements/runtime.txt requirements/mim.txt requirements/tests.txt requirements/optional.txt
 PYTEST_ARGS ?= -q
 
-.PHONY: setup demo demo-tiny test check clean-demo
+.PHONY: setup demo demo-tiny test check format clean-demo
 
 setup: $(STAMP)
 
@@ -38,9 +38,17 @@ test: setup
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest tests $(PYTEST_ARGS); \
 	rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest ran no tests: failing"; exit 1; fi; exit $$rc
 
-# lint: OpenMMLab's flake8 settings (setup.cfg); CI runs it before the tests
+# lint: OpenMMLab's flake8 / isort / yapf settings (setup.cfg); CI runs it
+# before the tests. `make format` applies isort and yapf.
+LINT_DIRS := mmext tools tests benchmarks configs setup.py
 check: setup
-	$(BIN)/python -m flake8 mmext tools tests benchmarks configs
+	$(BIN)/python -m flake8 $(LINT_DIRS)
+	$(BIN)/python -m isort --check-only --diff $(LINT_DIRS)
+	$(BIN)/python -m yapf --recursive --diff $(LINT_DIRS)
+
+format: setup
+	$(BIN)/python -m isort $(LINT_DIRS)
+	$(BIN)/python -m yapf --recursive --in-place $(LINT_DIRS)
 
 clean-demo:
 	rm -rf data/demo work_dirs/demo*

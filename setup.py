@@ -12,7 +12,6 @@ import os.path as osp
 import shutil
 import sys
 import warnings
-
 from setuptools import find_packages, setup
 
 MIM_FILES = ('configs', 'tools', 'model-index.yml')
@@ -45,8 +44,9 @@ def add_mim_extension():
     """Copy (or, for ``develop``, symlink) the mim files into mmext/.mim."""
     if 'develop' in sys.argv or 'editable_wheel' in sys.argv:
         mode = 'symlink'
-    elif any(cmd in sys.argv for cmd in ('sdist', 'bdist_wheel', 'install',
-                                         'egg_info', 'build', 'build_py')):
+    elif any(
+            cmd in sys.argv for cmd in ('sdist', 'bdist_wheel', 'install',
+                                        'egg_info', 'build', 'build_py')):
         mode = 'copy'
     else:
         return
@@ -54,8 +54,8 @@ def add_mim_extension():
     mim_path = osp.join(here, 'mmext', '.mim')
     os.makedirs(mim_path, exist_ok=True)
     # a previous build's copy would otherwise ship deleted/renamed configs
-    shutil.rmtree(osp.join(here, 'build', 'lib', 'mmext', '.mim'),
-                  ignore_errors=True)
+    shutil.rmtree(
+        osp.join(here, 'build', 'lib', 'mmext', '.mim'), ignore_errors=True)
     for name in MIM_FILES:
         src = osp.join(here, name)
         dst = osp.join(mim_path, name)

@@ -45,8 +45,9 @@ def dense_hsic(k, l_, unbiased):
         h = torch.eye(n, dtype=k.dtype) - 1 / n
         return torch.trace(k @ h @ l_ @ h)
     k, l_ = k.clone().fill_diagonal_(0), l_.clone().fill_diagonal_(0)
-    return ((k * l_.T).sum() + k.sum() * l_.sum() / ((n - 1) * (n - 2)) -
-            2 * (k @ l_).sum() / (n - 2)) / (n * (n - 3))
+    return ((k * l_.T).sum() + k.sum() * l_.sum() / ((n - 1) * (n - 2)) - 2 *
+            (k @ l_).sum() / (n - 2)) / (
+                n * (n - 3))
 
 
 def dense_cka(a, b, rbf=False, unbiased=False):
@@ -80,8 +81,8 @@ def main():
 
     a, b = correlated_pair(args.n, args.d)
     print(f'\n1. one layer pair, N={args.n}, D={args.d}, k={args.k}')
-    (ka, t_knn), (kb, _) = (timed(lambda x=x: A.knn(x, args.k, args.chunk))
-                            for x in (a, b))
+    (ka, t_knn), (kb, _) = (
+        timed(lambda x=x: A.knn(x, args.k, args.chunk)) for x in (a, b))
     rows = [('knn lists (per layer, shared)', t_knn)]
     for name, fn in [
         ('mutual_knn (from lists)',
@@ -92,8 +93,7 @@ def main():
         ('svcca (10 components)', lambda: A.svcca(a, b, 10)),
         ('svcca (99 % variance)', lambda: A.svcca(a, b, 0.99)),
         ('procrustes', lambda: A.procrustes_distance(a, b)),
-        ('rbf_cka (blocked)', lambda: A.rbf_cka(a, b,
-                                                chunk_size=args.chunk)),
+        ('rbf_cka (blocked)', lambda: A.rbf_cka(a, b, chunk_size=args.chunk)),
     ]:
         value, sec = timed(fn)
         rows.append((f'{name} = {value:.4f}', sec))

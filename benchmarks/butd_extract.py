@@ -44,8 +44,11 @@ def main(argv=None):
     p.add_argument('--width', type=int, default=800)
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--checkpoint', help='converted BUTD checkpoint')
-    p.add_argument('--roi-chunk-size', type=int, default=50,
-                   help='ROIs per res5 call (0: all 300 at once)')
+    p.add_argument(
+        '--roi-chunk-size',
+        type=int,
+        default=50,
+        help='ROIs per res5 call (0: all 300 at once)')
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -54,8 +57,8 @@ def main(argv=None):
         test_cfg=dict(roi_chunk_size=args.roi_chunk_size or None)).eval()
     if args.checkpoint:
         model.load_state_dict(
-            safe_torch_load(args.checkpoint, map_location='cpu')
-            ['state_dict'], strict=True)
+            safe_torch_load(args.checkpoint, map_location='cpu')['state_dict'],
+            strict=True)
     params = sum(p.numel() for p in model.parameters())
     print(f'BUTDFasterRCNN: {params / 1e6:.1f} M parameters, peak RSS '
           f'{_peak_mb():.0f} MB after build (was {base:.0f} MB); '
@@ -69,8 +72,8 @@ def main(argv=None):
     num_regions = []
     with torch.no_grad():
         for _ in range(args.images):
-            img = rng.randint(0, 256, (args.height, args.width, 3),
-                              dtype=np.uint8)
+            img = rng.randint(
+                0, 256, (args.height, args.width, 3), dtype=np.uint8)
             t0 = time.perf_counter()
             x, scale = caffe_preprocess(img, cfg['target_size'],
                                         cfg['max_size'])

@@ -128,8 +128,9 @@ def imagehash_loop(paths):
     for p in paths:
         img = Image.open(p)
         out.append((str(imagehash.phash(img)),
-                    str(imagehash.phash(
-                        img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))))
+                    str(
+                        imagehash.phash(
+                            img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))))
     return out
 
 
@@ -140,8 +141,8 @@ def imagededup_phash(folder, workers=2):
         from imagededup.methods import PHash
     except ImportError:
         return None
-    return PHash(verbose=False).encode_images(image_dir=folder,
-                                              num_enc_workers=workers)
+    return PHash(verbose=False).encode_images(
+        image_dir=folder, num_enc_workers=workers)
 
 
 def main():
@@ -175,8 +176,7 @@ def main():
         cache = osp.join(tmp, 'cache.sqlite')
         hash_images(paths, workers=2, cache_file=cache, progress=False)
         t0 = time.perf_counter()
-        res = hash_images(paths, workers=2, cache_file=cache,
-                          progress=False)
+        res = hash_images(paths, workers=2, cache_file=cache, progress=False)
         t_cached = time.perf_counter() - t0
         assert res.num_cached == n
         c0 = _cpu()

@@ -90,15 +90,16 @@ def calibrate():
     c0 = time.process_time()
     for _ in find_cross_set_duplicates(
             HashResult(['a'] * len(a), a, None),
-            HashResult(['b'] * len(b), b, None), algorithm='tiled'):
+            HashResult(['b'] * len(b), b, None),
+            algorithm='tiled'):
         pass
     brute = (time.process_time() - c0) / (len(a) * len(b))
     rows, num_q = 1_000_000, 4000
     idx = rng.integers(0, 2**64, rows, dtype=np.uint64)
     q = rng.integers(0, 2**64, num_q, dtype=np.uint64)
     eqs, rhs = [], []
-    for parts in ([(0, 16, 2), (16, 16, 2), (32, 16, 2), (48, 16, 1)],
-                  [(0, 22, 3), (22, 21, 3), (43, 21, 2)]):
+    for parts in ([(0, 16, 2), (16, 16, 2), (32, 16, 2),
+                   (48, 16, 1)], [(0, 22, 3), (22, 21, 3), (43, 21, 2)]):
         c0 = time.process_time()
         block = mih._Block(idx, parts)
         build = time.process_time() - c0
@@ -120,9 +121,9 @@ def calibrate():
 
 
 def same_pairs(a, b):
-    return [(p.query_index, p.ref_index, p.distance, p.variant) for p in a
-            ] == [(p.query_index, p.ref_index, p.distance, p.variant)
-                  for p in b]
+    return [
+        (p.query_index, p.ref_index, p.distance, p.variant) for p in a
+    ] == [(p.query_index, p.ref_index, p.distance, p.variant) for p in b]
 
 
 def main():
@@ -139,10 +140,10 @@ def main():
     q, r = random_hashes(10_000, 0, 'q'), random_hashes(10_000, 1, 'r')
     for k in range(20):  # planted near duplicates
         r.hashes[k * 400] = q.hashes[k * 300] ^ np.uint64((1 << k % 9) - 1)
-    ours, t_ours, m_ours = timed(find_cross_set_duplicates, q, r, THRESHOLD,
-                                 algorithm='tiled')
-    ours_mih, t_mih, m_mih = timed(find_cross_set_duplicates, q, r,
-                                   THRESHOLD, algorithm='mih')
+    ours, t_ours, m_ours = timed(
+        find_cross_set_duplicates, q, r, THRESHOLD, algorithm='tiled')
+    ours_mih, t_mih, m_mih = timed(
+        find_cross_set_duplicates, q, r, THRESHOLD, algorithm='mih')
     plain, t_plain, m_plain = timed(plain_broadcast, q, r, THRESHOLD)
     assert {(p.query_index, p.ref_index) for p in ours} == plain
     assert same_pairs(ours, ours_mih)
@@ -163,10 +164,15 @@ def main():
     for k in range(200):
         mid.hashes[k * 499] = r.hashes[k * 37] ^ np.uint64((1 << k % 12) - 1)
         mid.flipped[k * 491 + 7] = r.hashes[k * 41] ^ np.uint64(k % 5)
-    tiled, t_tiled, _ = timed(find_cross_set_duplicates, mid, r, THRESHOLD,
-                              algorithm='tiled')
-    fast, t_fast, m_fast = timed(find_cross_set_duplicates, mid, r,
-                                 THRESHOLD, algorithm='mih', workers=2)
+    tiled, t_tiled, _ = timed(
+        find_cross_set_duplicates, mid, r, THRESHOLD, algorithm='tiled')
+    fast, t_fast, m_fast = timed(
+        find_cross_set_duplicates,
+        mid,
+        r,
+        THRESHOLD,
+        algorithm='mih',
+        workers=2)
     assert same_pairs(tiled, fast) and len(tiled) >= 400
     pairs = len(mid) * len(r)
     print(f'100,000 x 10,000 (10^9 pairs, {len(tiled)} found, identical):')
@@ -181,11 +187,15 @@ def main():
     big.hashes[123_457 % args.big_rows] = ref.hashes[77]
     big.flipped[654_321 % args.big_rows] = ref.hashes[78] ^ np.uint64(0x3ff)
     c0 = time.process_time()
-    found, t_big, m_big = timed(find_cross_set_duplicates, big, ref,
-                                THRESHOLD, algorithm='mih', workers=2)
+    found, t_big, m_big = timed(
+        find_cross_set_duplicates,
+        big,
+        ref,
+        THRESHOLD,
+        algorithm='mih',
+        workers=2)
     cpu_big = time.process_time() - c0
-    got = {(p.query_index, p.ref_index, p.distance, p.variant)
-           for p in found}
+    got = {(p.query_index, p.ref_index, p.distance, p.variant) for p in found}
     assert (123_457 % args.big_rows, 77, 0, 'original') in got
     assert (654_321 % args.big_rows, 78, 10, 'flipped') in got
     pairs = args.big_rows * args.big_ref

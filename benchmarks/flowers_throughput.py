@@ -53,8 +53,11 @@ def build_pair(cfg, model_cfg):
     ref_cfg = dict(model_cfg, backbone=inner)
     torch.manual_seed(0)
     ref = MODELS.build(ref_cfg)
-    plain = {k: v for k, v in cfg.optim_wrapper.to_dict().items()
-             if k not in ('constructor', 'paramwise_cfg')}
+    plain = {
+        k: v
+        for k, v in cfg.optim_wrapper.to_dict().items()
+        if k not in ('constructor', 'paramwise_cfg')
+    }
     ref_optim = DefaultOptimWrapperConstructor(plain)(ref)
     return (ours, ours_optim), (ref, ref_optim)
 
@@ -68,8 +71,11 @@ def step(model, optim_wrapper, x, y):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--size', type=int, default=64,
-                        help='image side (TinyViT needs a multiple of 32)')
+    parser.add_argument(
+        '--size',
+        type=int,
+        default=64,
+        help='image side (TinyViT needs a multiple of 32)')
     parser.add_argument('--batch', type=int, default=4)
     parser.add_argument('--iters', type=int, default=3)
     parser.add_argument('--threads', type=int, default=1)
@@ -101,8 +107,8 @@ def main():
         ref.train()
         gen = torch.Generator().manual_seed(0)
         x = torch.rand(args.batch, 3, args.size, args.size, generator=gen)
-        y = torch.randint(0, ours.head.num_classes, (args.batch, ),
-                          generator=gen)
+        y = torch.randint(
+            0, ours.head.num_classes, (args.batch, ), generator=gen)
         step(ours, ow, x, y)
         step(ref, rw, x, y)
         t_ours = t_ref = 0.0
@@ -115,10 +121,12 @@ def main():
         total = sum(p.numel() for p in ours.parameters())
         groups = f'{len(ow.optimizer.param_groups)}/' \
             f'{len(rw.optimizer.param_groups)}'
-        print(f'{names[0]:<38} '
-              f'{100 * trainable / total:>8.1f}% {groups:>7} '
-              f'{n / t_ours:>10.1f} {n / t_ref:>11.1f} '
-              f'{t_ref / t_ours:>5.2f}x', flush=True)
+        print(
+            f'{names[0]:<38} '
+            f'{100 * trainable / total:>8.1f}% {groups:>7} '
+            f'{n / t_ours:>10.1f} {n / t_ref:>11.1f} '
+            f'{t_ref / t_ours:>5.2f}x',
+            flush=True)
         for other in names[1:]:
             print(f'  {other} (same model and optimizer)')
         del ours, ref, ow, rw

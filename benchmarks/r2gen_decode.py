@@ -63,17 +63,34 @@ def reference_model(repo, head, max_len):
     sys.path.insert(0, repo)
     from modules.encoder_decoder import EncoderDecoder
     args = SimpleNamespace(
-        d_model=512, d_ff=512, d_vf=2048, num_layers=3, num_heads=8,
-        dropout=0.1, drop_prob_lm=0.5, rm_num_slots=3, rm_num_heads=8,
-        rm_d_model=512, max_seq_length=max_len, bos_idx=0, eos_idx=0,
-        pad_idx=0, use_bn=0, sample_method='beam_search', beam_size=3,
-        temperature=1.0, sample_n=1, group_size=1, output_logsoftmax=1,
-        decoding_constraint=0, block_trigrams=1)
-    tokenizer = SimpleNamespace(idx2token={i: f'w{i}' for i in range(
-        1, head.vocab_size + 1)})
+        d_model=512,
+        d_ff=512,
+        d_vf=2048,
+        num_layers=3,
+        num_heads=8,
+        dropout=0.1,
+        drop_prob_lm=0.5,
+        rm_num_slots=3,
+        rm_num_heads=8,
+        rm_d_model=512,
+        max_seq_length=max_len,
+        bos_idx=0,
+        eos_idx=0,
+        pad_idx=0,
+        use_bn=0,
+        sample_method='beam_search',
+        beam_size=3,
+        temperature=1.0,
+        sample_n=1,
+        group_size=1,
+        output_logsoftmax=1,
+        decoding_constraint=0,
+        block_trigrams=1)
+    tokenizer = SimpleNamespace(
+        idx2token={i: f'w{i}'
+                   for i in range(1, head.vocab_size + 1)})
     ref = EncoderDecoder(args, tokenizer).eval()
-    missing, unexpected = ref.load_state_dict(head.state_dict(),
-                                              strict=False)
+    missing, unexpected = ref.load_state_dict(head.state_dict(), strict=False)
     assert not unexpected and missing == ['model.tgt_embed.1.pe'], missing
     return ref
 
@@ -87,8 +104,8 @@ def run_reference(ref, feats, strategy, beam):
     torch.Tensor.cuda = lambda self, *a, **k: self
     try:
         with torch.no_grad():
-            seq, _ = ref(feats.new_zeros(len(feats), 4096), feats,
-                         mode='sample')
+            seq, _ = ref(
+                feats.new_zeros(len(feats), 4096), feats, mode='sample')
     finally:
         torch.Tensor.cuda = cuda
     return seq
@@ -103,46 +120,49 @@ def step_breakdown(head, feats, beam, t_mid):
     prefix = torch.zeros(n, 1, dtype=torch.long)
     with torch.no_grad():
         for _ in range(t_mid):
-            prefix = torch.cat([prefix, state.step(prefix).argmax(-1,
-                                                                  True)], 1)
+            prefix = torch.cat(
+                [prefix, state.step(prefix).argmax(-1, True)], 1)
         y = model.embed(prefix[:, -1:], offset=t_mid)
         memory = state.memory.unsqueeze(1)
-        norms = [sub.norm for layer in model.decoder.layers
-                 for sub in layer.sublayer]
+        norms = [
+            sub.norm for layer in model.decoder.layers
+            for sub in layer.sublayer
+        ]
         index = torch.arange(n).flip(0)
 
         def layers():
             x = y
-            for layer, cache, src_kv in zip(model.decoder.layers,
-                                            state.caches, state.src_kv):
+            for layer, cache, src_kv in zip(model.decoder.layers, state.caches,
+                                            state.src_kv):
                 x = layer.forward_step(x, dict(cache), src_kv, None, memory)
             return x
 
         parts = {
-            'whole step': lambda: (
-                model.rm.forward_step(y[:, 0], state.memory), layers(),
-                torch.log_softmax(head.logit(y[:, 0]), -1)),
-            'relational memory step': lambda: model.rm.forward_step(
-                y[:, 0], state.memory),
-            'decoder layers (3)': layers,
-            '  of which MCLN MLPs (18)': lambda: [
-                (norm.mlp_gamma(memory), norm.mlp_beta(memory))
-                for norm in norms],
-            'logit + log-softmax': lambda: torch.log_softmax(
-                head.logit(y[:, 0]), -1),
-            'beam reorder (caches)': lambda: [
-                c[k][index] for c in state.caches for k in c],
+            'whole step':
+            lambda: (model.rm.forward_step(y[:, 0], state.memory), layers(),
+                     torch.log_softmax(head.logit(y[:, 0]), -1)),
+            'relational memory step':
+            lambda: model.rm.forward_step(y[:, 0], state.memory),
+            'decoder layers (3)':
+            layers,
+            '  of which MCLN MLPs (18)':
+            lambda: [(norm.mlp_gamma(memory), norm.mlp_beta(memory))
+                     for norm in norms],
+            'logit + log-softmax':
+            lambda: torch.log_softmax(head.logit(y[:, 0]), -1),
+            'beam reorder (caches)':
+            lambda: [c[k][index] for c in state.caches for k in c],
         }
         times = {}
         for name, fn in parts.items():
             fn()
             times[name] = min(_timed(fn)[1] for _ in range(5)) * 1e3
     weights = {
-        'MCLN MLPs': sum(p.numel() for norm in norms
-                         for m in (norm.mlp_gamma, norm.mlp_beta)
-                         for p in m.parameters()),
-        'all decoding weights': sum(
-            p.numel() for name, p in head.named_parameters()
+        'MCLN MLPs':
+        sum(p.numel() for norm in norms
+            for m in (norm.mlp_gamma, norm.mlp_beta) for p in m.parameters()),
+        'all decoding weights':
+        sum(p.numel() for name, p in head.named_parameters()
             if not name.startswith(('att_embed', 'model.encoder',
                                     'model.tgt_embed'))),
     }
@@ -158,8 +178,11 @@ def bench_decode(args):
     sub = feats[:args.full_batch]
     beam = dict(max_len=args.max_len, strategy='beam', beam_size=args.beam)
     # R2Gen's greedy blocks trigrams with ln(1/2) * 2 written as 0.693 * 2
-    greedy = dict(max_len=args.max_len, strategy='greedy',
-                  block_trigrams=True, trigram_penalty=0.693 * 2)
+    greedy = dict(
+        max_len=args.max_len,
+        strategy='greedy',
+        block_trigrams=True,
+        trigram_penalty=0.693 * 2)
     ref = reference_model(args.reference_repo, head, args.max_len) \
         if args.reference_repo else None
     print(f'decode: batch {args.batch}, beam {args.beam} and greedy, '
@@ -177,8 +200,8 @@ def bench_decode(args):
                 if who == 'mmext':
                     ours, t = _timed(lambda: head.generate(feats, **kw))
                 elif ref is not None:
-                    theirs, t = _timed(lambda: run_reference(
-                        ref, feats, name, args.beam))
+                    theirs, t = _timed(
+                        lambda: run_reference(ref, feats, name, args.beam))
                 else:
                     continue
                 times[who].append(t)
@@ -195,15 +218,14 @@ def bench_decode(args):
                      f'tokens identical: {same}')
             results[name] = (t_ref / t_ours, same)
         print(line)
-    full, t_full = _timed(lambda: head.generate(sub, incremental=False,
-                                                **beam))
+    full, t_full = _timed(
+        lambda: head.generate(sub, incremental=False, **beam))
     inc, t_inc = _timed(lambda: head.generate(sub, **beam))
     assert torch.equal(full, inc), 'incremental and full-prefix differ'
     print(f'  full-prefix recompute (mmext, R2Gen\'s O(T^2) scheme), beam, '
           f'batch {args.full_batch}: {t_full:.2f} s vs incremental '
           f'{t_inc:.2f} s: {t_full / t_inc:.1f}x, tokens identical')
-    parts, weights = step_breakdown(head, feats, args.beam,
-                                    args.max_len // 2)
+    parts, weights = step_breakdown(head, feats, args.beam, args.max_len // 2)
     print(f'  one beam step at t = {args.max_len // 2} '
           f'({args.batch * args.beam} rows), ms per call:')
     for name, ms in parts.items():
@@ -253,15 +275,24 @@ def bench_train(args):
         samples = []
         for _ in range(args.train_batch):
             s = DataSample()
-            s.set_field(torch.cat([torch.tensor([0]),
-                                   torch.randint(1, 761, (40, ), generator=g),
-                                   torch.tensor([0])]), 'gt_tokens',
-                        field_type='data')
+            s.set_field(
+                torch.cat([
+                    torch.tensor([0]),
+                    torch.randint(1, 761, (40, ), generator=g),
+                    torch.tensor([0])
+                ]),
+                'gt_tokens',
+                field_type='data')
             samples.append(s)
-        data = dict(inputs=[torch.randint(0, 256, (views, 3, size, size),
-                                          dtype=torch.uint8, generator=g)
-                            for _ in range(args.train_batch)],
-                    data_samples=samples)
+        data = dict(
+            inputs=[
+                torch.randint(
+                    0,
+                    256, (views, 3, size, size),
+                    dtype=torch.uint8,
+                    generator=g) for _ in range(args.train_batch)
+            ],
+            data_samples=samples)
         for _ in range(args.warmup):
             model.train_step(data, optim)
         start = time.perf_counter()
@@ -279,15 +310,25 @@ def main():
     p.add_argument('--batch', type=int, default=8)
     p.add_argument('--beam', type=int, default=3)
     p.add_argument('--max-len', type=int, default=60)
-    p.add_argument('--full-batch', type=int, default=2,
-                   help='studies decoded by the (slow) full-prefix search')
-    p.add_argument('--threads', type=int, default=1,
-                   help='torch threads (1 is fastest on a shared machine)')
-    p.add_argument('--reference-repo',
-                   help='checkout of zhjohnchan/R2Gen: time its own search '
-                   'side by side on the same weights')
-    p.add_argument('--reps', type=int, default=1,
-                   help='interleaved repetitions (fastest kept)')
+    p.add_argument(
+        '--full-batch',
+        type=int,
+        default=2,
+        help='studies decoded by the (slow) full-prefix search')
+    p.add_argument(
+        '--threads',
+        type=int,
+        default=1,
+        help='torch threads (1 is fastest on a shared machine)')
+    p.add_argument(
+        '--reference-repo',
+        help='checkout of zhjohnchan/R2Gen: time its own search '
+        'side by side on the same weights')
+    p.add_argument(
+        '--reps',
+        type=int,
+        default=1,
+        help='interleaved repetitions (fastest kept)')
     p.add_argument('--no-train', action='store_true')
     p.add_argument('--train-batch', type=int, default=1)
     p.add_argument('--train-steps', type=int, default=1)

@@ -66,8 +66,7 @@ def build(name, size, arch='b'):
     if name == 'naive':
         SpanRoutedAttention._mix = naive_mix
     impl = 'auto' if name == 'trar' else 'per_span'
-    return TRARViT(arch, img_size=size, orders=SETTINGS[size],
-                   attn_impl=impl)
+    return TRARViT(arch, img_size=size, orders=SETTINGS[size], attn_impl=impl)
 
 
 def step(model, x):
@@ -98,15 +97,20 @@ def worker(name, size, batch, arch):
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         step(model, x)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(dict(peak_mb=peak - before,
-                          saved_mb=sum(saved.values()) / 2**20)))
+    print(
+        json.dumps(
+            dict(peak_mb=peak - before, saved_mb=sum(saved.values()) / 2**20)))
 
 
 def memory(name, size, batch, arch):
     out = subprocess.run([
-        sys.executable, __file__, '--worker', name, '--size', str(size),
-        '--batch', str(batch), '--arch', arch
-    ], capture_output=True, text=True, check=True)
+        sys.executable, __file__, '--worker', name, '--size',
+        str(size), '--batch',
+        str(batch), '--arch', arch
+    ],
+                         capture_output=True,
+                         text=True,
+                         check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -145,8 +149,8 @@ def main():
     parser.add_argument('--batch-384', type=int, default=1)
     parser.add_argument('--reps', type=int, default=3)
     parser.add_argument('--arch', default='b', help="ViT arch ('b')")
-    parser.add_argument('--sizes', type=int, nargs='+', choices=[224, 384],
-                        default=[224, 384])
+    parser.add_argument(
+        '--sizes', type=int, nargs='+', choices=[224, 384], default=[224, 384])
     parser.add_argument('--worker', choices=MODELS, help=argparse.SUPPRESS)
     parser.add_argument('--size', type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

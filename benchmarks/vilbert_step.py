@@ -52,13 +52,14 @@ def _batch(b, t, vocab=30522, seed=0):
     sel[:, [0, -1]] = False
     labels[sel] = ids[sel]
     ids = ids.masked_fill(sel, 103)
-    return dict(input_ids=ids, attention_mask=torch.ones(b, t,
-                                                         dtype=torch.long),
-                mlm_labels=labels,
-                itm_labels=torch.randint(0, 2, (b, ), generator=g),
-                img=torch.randn(b, 3, 224, 224, generator=g),
-                img_masked=torch.randn(b, 3, 224, 224, generator=g),
-                patch_mask=torch.rand(b, 196, generator=g) < 0.1)
+    return dict(
+        input_ids=ids,
+        attention_mask=torch.ones(b, t, dtype=torch.long),
+        mlm_labels=labels,
+        itm_labels=torch.randint(0, 2, (b, ), generator=g),
+        img=torch.randn(b, 3, 224, 224, generator=g),
+        img_masked=torch.randn(b, 3, 224, 224, generator=g),
+        patch_mask=torch.rand(b, 196, generator=g) < 0.1)
 
 
 def build_mmext():
@@ -66,18 +67,26 @@ def build_mmext():
     from mmext.utils import register_all_modules
     register_all_modules()
     torch.manual_seed(0)
-    model = MODELS.build(dict(
-        type='ViLBERT', text=dict(config={}),  # bert-base-uncased sizes
-        visual=dict(type='PatchVisualStream', embed_dims=768,
-                    backbone=dict(type='VisionTransformer', arch='b',
-                                  img_size=224, patch_size=16,
-                                  final_norm=False)),
-        coattention=dict(preset='thesis', bi_dims=1024, num_heads=8,
-                         norm='pre')))
+    model = MODELS.build(
+        dict(
+            type='ViLBERT',
+            text=dict(config={}),  # bert-base-uncased sizes
+            visual=dict(
+                type='PatchVisualStream',
+                embed_dims=768,
+                backbone=dict(
+                    type='VisionTransformer',
+                    arch='b',
+                    img_size=224,
+                    patch_size=16,
+                    final_norm=False)),
+            coattention=dict(
+                preset='thesis', bi_dims=1024, num_heads=8, norm='pre')))
 
     def step(x):
         losses = model.loss(x)
         sum(losses.values()).backward()
+
     return model, step
 
 
@@ -107,8 +116,7 @@ def build_thesis(repo):
     BertModel.from_pretrained = classmethod(
         lambda cls, *a, **k: cls(BertConfig()))
     create = timm.create_model
-    timm.create_model = lambda *a, **k: create(
-        *a, **dict(k, pretrained=False))
+    timm.create_model = lambda *a, **k: create(*a, **dict(k, pretrained=False))
     import socket
     hostname = socket.gethostname
     # its config.py parses the host name as a cluster GPU node
@@ -122,39 +130,41 @@ def build_thesis(repo):
     model = bvil.ViLBERT(bcfg.ViLBERTConfig())
 
     def step(x):
-        kw = dict(text_input_ids=x['input_ids'],
-                  text_attention_mask=x['attention_mask'])
+        kw = dict(
+            text_input_ids=x['input_ids'],
+            text_attention_mask=x['attention_mask'])
         t_cls, _ = model.forward_pretrain(
-            image_pixel_values=x['img'], tasks=['alignment_prediction'],
-            **kw)
+            image_pixel_values=x['img'], tasks=['alignment_prediction'], **kw)
         F.binary_cross_entropy_with_logits(
             model.alignment_fc(t_cls).squeeze(1),
             x['itm_labels'].float()).backward()
-        t_seq, _ = model.forward_pretrain(image_pixel_values=x['img'],
-                                          tasks=['mlm'], **kw)
-        F.cross_entropy(model.mlm(t_seq).flatten(0, 1),
-                        x['mlm_labels'].flatten()).backward()
+        t_seq, _ = model.forward_pretrain(
+            image_pixel_values=x['img'], tasks=['mlm'], **kw)
+        F.cross_entropy(
+            model.mlm(t_seq).flatten(0, 1),
+            x['mlm_labels'].flatten()).backward()
         _, v_masked = model.forward_pretrain(
             image_pixel_values=x['img_masked'], tasks=['mim'], **kw)
-        _, v_plain = model.forward_pretrain(image_pixel_values=x['img'],
-                                            tasks=['mim'], **kw)
-        sel = torch.cat([torch.ones_like(x['patch_mask'][:, :1]),
-                         ~x['patch_mask']], 1)
+        _, v_plain = model.forward_pretrain(
+            image_pixel_values=x['img'], tasks=['mim'], **kw)
+        sel = torch.cat(
+            [torch.ones_like(x['patch_mask'][:, :1]), ~x['patch_mask']], 1)
         q = F.normalize(v_masked[sel], dim=-1)
         k = F.normalize(v_plain[sel], dim=-1)
-        F.cross_entropy(q @ k.t() / 0.1,
-                        torch.arange(len(q))).backward()
+        F.cross_entropy(q @ k.t() / 0.1, torch.arange(len(q))).backward()
+
     return model, step
 
 
 def measure(which, args):
     """Run in a fresh process: JSON with params, step seconds, peak MB."""
-    model, step = (build_mmext() if which == 'mmext' else
-                   build_thesis(args.reference_repo))
+    model, step = (
+        build_mmext()
+        if which == 'mmext' else build_thesis(args.reference_repo))
     model.train()
-    opt = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=1e-4,
-        weight_decay=0.01)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                            lr=1e-4,
+                            weight_decay=0.01)
     x = _batch(args.batch, args.text_len)
     params = sum(p.numel() for p in model.parameters())
     before = _rss_mb()
@@ -167,19 +177,28 @@ def measure(which, args):
         if i:  # the first step allocates optimizer state: warm-up
             times.append(time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return dict(model=which, params_m=params / 1e6, step_s=min(times),
-                peak_rss_growth_mb=peak - before, peak_rss_mb=peak)
+    return dict(
+        model=which,
+        params_m=params / 1e6,
+        step_s=min(times),
+        peak_rss_growth_mb=peak - before,
+        peak_rss_mb=peak)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--batch', type=int, default=4)
-    parser.add_argument('--text-len', type=int, default=36,
-                        help='tokens per caption (the thesis pads to 197)')
+    parser.add_argument(
+        '--text-len',
+        type=int,
+        default=36,
+        help='tokens per caption (the thesis pads to 197)')
     parser.add_argument('--reps', type=int, default=3)
     parser.add_argument('--threads', type=int, default=2)
-    parser.add_argument('--reference-repo', help='checkout of cesipy/'
-                        'bsc-code for the side-by-side run')
+    parser.add_argument(
+        '--reference-repo',
+        help='checkout of cesipy/'
+        'bsc-code for the side-by-side run')
     parser.add_argument('--only', help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -189,8 +208,9 @@ def main():
     names = ['mmext'] + (['thesis'] if args.reference_repo else [])
     rows = []
     for name in names:
-        cmd = [sys.executable, osp.abspath(__file__), '--only', name] + [
-            a for a in sys.argv[1:]]
+        cmd = [sys.executable,
+               osp.abspath(__file__), '--only', name
+               ] + [a for a in sys.argv[1:]]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode:
             raise SystemExit(f'{name} failed:\n{out.stderr[-3000:]}')

@@ -11,8 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TEST_DATA = ROOT / 'tests' / 'data'  # golden values and small fixtures
 # the end-to-end configs the tool tests run on generated data
 TINY_CONFIG = ROOT / 'configs/tiny/resnet18_1xb8-scratch_tiny-64px.py'
-TINY_R2GEN_CONFIG = (ROOT / 'configs/r2gen/'
-                     'r2gen_tiny_1xb4-scratch_tiny-iu-xray-64px.py')
+TINY_R2GEN_CONFIG = (
+    ROOT / 'configs/r2gen/'
+    'r2gen_tiny_1xb4-scratch_tiny-iu-xray-64px.py')
 
 
 def run_tool(args, cwd, timeout=600, env=None, check=True):
@@ -28,13 +29,18 @@ def run_tool(args, cwd, timeout=600, env=None, check=True):
     # console scripts (torchrun, mim) of this interpreter's environment,
     # also when the venv is not activated (make test runs .venv/bin/python)
     full_env['PATH'] = os.pathsep.join(
-        [str(Path(sys.executable).parent), full_env.get('PATH', '')])
+        [str(Path(sys.executable).parent),
+         full_env.get('PATH', '')])
     full_env.update(env or {})
     cmd = list(map(str, args))
     if cmd[0].endswith('.py'):
         cmd = [sys.executable] + cmd
     proc = subprocess.run(
-        cmd, cwd=cwd, env=full_env, capture_output=True, text=True,
+        cmd,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
         timeout=timeout)
     if check and proc.returncode != 0:
         tail = (proc.stdout + proc.stderr)[-4000:]

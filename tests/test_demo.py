@@ -10,11 +10,12 @@ from .conftest import ROOT, run_tool
 def test_flowers_demo_small(tmp_path):
     data, work = tmp_path / 'data', tmp_path / 'work'
     proc = run_tool([
-        ROOT / 'tools/misc/flowers_demo.py', '--data-root', data,
-        '--work-dir', work, '--size', 32, '--per-class-17', 8,
-        '--per-class-102', 3, '--planted', 3, '--epochs-102', 1,
-        '--epochs-17', 12
-    ], cwd=tmp_path, timeout=900)
+        ROOT / 'tools/misc/flowers_demo.py', '--data-root', data, '--work-dir',
+        work, '--size', 32, '--per-class-17', 8, '--per-class-102', 3,
+        '--planted', 3, '--epochs-102', 1, '--epochs-17', 12
+    ],
+                    cwd=tmp_path,
+                    timeout=900)
     out = proc.stdout
     assert 'leaked: found 3 of 3 planted\n' in out  # no false matches
     top1 = float(re.search(r'test accuracy: ([\d.]+)% top-1 on 34 ', out)[1])

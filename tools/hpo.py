@@ -27,39 +27,65 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('config', help='mmext config to tune')
     p.add_argument('--space', required=True, help='search-space file')
-    p.add_argument('--work-dir', help='trials and reports (default: '
-                   'work_dirs/hpo/<config>-<space>)')
+    p.add_argument(
+        '--work-dir',
+        help='trials and reports (default: '
+        'work_dirs/hpo/<config>-<space>)')
     p.add_argument('--study-name', help='default: <config>-<space>')
     p.add_argument(
         '--storage',
         help='sqlite:///x.db (default in the work dir), any Optuna RDB URL '
         '(postgresql://..., mysql://...) or a journal file '
         '(journal:PATH or *.log) shared by several processes')
-    p.add_argument('--n-trials', type=int, default=20,
-                   help='finished trials the study should hold, counting '
-                   'earlier runs and other workers (default 20)')
+    p.add_argument(
+        '--n-trials',
+        type=int,
+        default=20,
+        help='finished trials the study should hold, counting '
+        'earlier runs and other workers (default 20)')
     p.add_argument('--timeout', type=float, help='seconds for this process')
-    p.add_argument('--metric', nargs='+',
-                   help='validation metric key(s); several = '
-                   'multi-objective (default: the space file\'s `metric`)')
-    p.add_argument('--direction', nargs='+',
-                   choices=['maximize', 'minimize'],
-                   help='one, or one per metric (default maximize)')
+    p.add_argument(
+        '--metric',
+        nargs='+',
+        help='validation metric key(s); several = '
+        'multi-objective (default: the space file\'s `metric`)')
+    p.add_argument(
+        '--direction',
+        nargs='+',
+        choices=['maximize', 'minimize'],
+        help='one, or one per metric (default maximize)')
     p.add_argument('--pruner', choices=PRUNERS, default='median')
-    p.add_argument('--pruner-warmup', type=int, default=0,
-                   help='median: epochs before a trial may be pruned')
-    p.add_argument('--startup-trials', type=int, default=2,
-                   help='median: trials that are never pruned')
-    p.add_argument('--min-resource', type=int, default=1,
-                   help='hyperband: epochs every trial gets')
+    p.add_argument(
+        '--pruner-warmup',
+        type=int,
+        default=0,
+        help='median: epochs before a trial may be pruned')
+    p.add_argument(
+        '--startup-trials',
+        type=int,
+        default=2,
+        help='median: trials that are never pruned')
+    p.add_argument(
+        '--min-resource',
+        type=int,
+        default=1,
+        help='hyperband: epochs every trial gets')
     p.add_argument('--sampler', choices=SAMPLERS, default='tpe')
     p.add_argument('--seed', type=int, help='sampler seed')
-    p.add_argument('--reduce', choices=['last', 'best'], default='last',
-                   help='score a trial by its last or best validation')
-    p.add_argument('--report-only', action='store_true',
-                   help='write reports of the stored study, run nothing')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction,
-                   help='config overrides for every trial')
+    p.add_argument(
+        '--reduce',
+        choices=['last', 'best'],
+        default='last',
+        help='score a trial by its last or best validation')
+    p.add_argument(
+        '--report-only',
+        action='store_true',
+        help='write reports of the stored study, run nothing')
+    p.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='config overrides for every trial')
     return p.parse_args(argv)
 
 
@@ -68,21 +94,30 @@ def main(argv=None):
     stem = (f'{osp.splitext(osp.basename(args.config))[0]}-'
             f'{osp.splitext(osp.basename(args.space))[0]}')
     if args.pruner == 'median':
-        pk = dict(warmup_steps=args.pruner_warmup,
-                  startup_trials=args.startup_trials)
+        pk = dict(
+            warmup_steps=args.pruner_warmup,
+            startup_trials=args.startup_trials)
     elif args.pruner == 'hyperband':
         pk = dict(min_resource=args.min_resource)
     else:
         pk = {}
     try:
         summary = search(
-            args.config, args.space,
+            args.config,
+            args.space,
             args.work_dir or osp.join('work_dirs', 'hpo', stem),
-            study_name=args.study_name, storage=args.storage,
-            n_trials=args.n_trials, timeout=args.timeout,
-            metrics=args.metric, directions=args.direction,
-            pruner=args.pruner, pruner_kwargs=pk, sampler=args.sampler,
-            seed=args.seed, reduce=args.reduce, cfg_options=args.cfg_options,
+            study_name=args.study_name,
+            storage=args.storage,
+            n_trials=args.n_trials,
+            timeout=args.timeout,
+            metrics=args.metric,
+            directions=args.direction,
+            pruner=args.pruner,
+            pruner_kwargs=pk,
+            sampler=args.sampler,
+            seed=args.seed,
+            reduce=args.reduce,
+            cfg_options=args.cfg_options,
             report_only=args.report_only)
     except (ConfigError, FileNotFoundError, ValueError) as e:
         sys.exit(f'hpo: {e}')

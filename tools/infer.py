@@ -39,8 +39,8 @@ def main(argv=None):
             sys.exit(f'{name} {path} not found')
     # mmengine logs checkpoint loading to stdout: keep stdout for results
     with contextlib.redirect_stdout(sys.stderr):
-        inferencer = init_classifier(args.config, args.checkpoint,
-                                     args.device, args.cfg_options)
+        inferencer = init_classifier(args.config, args.checkpoint, args.device,
+                                     args.cfg_options)
         preds = predict_topk(inferencer, args.image, args.topk)
     print(f'{"rank":>4}  {"index":>5}  {"score":>7}  class')
     for rank, p in enumerate(preds, 1):

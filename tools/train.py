@@ -117,8 +117,7 @@ def merge_args(cfg, args):
         if cfg.get('test_dataloader'):
             cfg.test_dataloader['pin_memory'] = False
     if args.no_persistent_workers:
-        for field in ('train_dataloader', 'val_dataloader',
-                      'test_dataloader'):
+        for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
             if cfg.get(field):
                 cfg[field]['persistent_workers'] = False
     # after --cfg-options, so `num_workers=0` there turns persistence off

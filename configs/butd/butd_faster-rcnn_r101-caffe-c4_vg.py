@@ -19,14 +19,23 @@ model = dict(
     anchor_scales=(4, 8, 16, 32),
     anchor_ratios=(0.5, 1, 2),
     test_cfg=dict(
-        target_size=600, max_size=1000, resize_backend='auto',
-        pre_nms_top_n=6000, post_nms_top_n=300, rpn_nms_thresh=0.7,
-        rpn_min_size=16, roi_chunk_size=50))
+        target_size=600,
+        max_size=1000,
+        resize_backend='auto',
+        pre_nms_top_n=6000,
+        post_nms_top_n=300,
+        rpn_nms_thresh=0.7,
+        rpn_min_size=16,
+        roi_chunk_size=50))
 
 # region selection of tools/generate_tsv.py (10-100 boxes per image)
 extract_cfg = dict(
-    nms_thresh=0.3, conf_thresh=0.2, min_boxes=10, max_boxes=100,
-    formats=['npz'], save_cls_prob=True)
+    nms_thresh=0.3,
+    conf_thresh=0.2,
+    min_boxes=10,
+    max_boxes=100,
+    formats=['npz'],
+    save_cls_prob=True)
 
 # written by tools/model_converters/butd_caffe_to_mmext.py
 load_from = 'pretrain_pth/butd_faster-rcnn_r101-caffe-c4_vg.pth'

@@ -57,12 +57,12 @@ test_dataloader = dict(
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=1e-4))
 max_epochs = 8
-param_scheduler = dict(type='CosineAnnealingLR', by_epoch=True,
-                       T_max=max_epochs)
+param_scheduler = dict(
+    type='CosineAnnealingLR', by_epoch=True, T_max=max_epochs)
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=4)
 val_cfg = dict()
 test_cfg = dict()
 default_hooks = dict(
     logger=dict(interval=5),
-    checkpoint=dict(type='CheckpointHook', interval=max_epochs,
-                    max_keep_ckpts=1))
+    checkpoint=dict(
+        type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1))

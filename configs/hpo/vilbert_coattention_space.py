@@ -17,8 +17,8 @@ NUM_LAYERS = (12, 12)
 
 
 def overrides(trial):
-    text_ids, vision_ids = suggest_coattention(trial, max_blocks=8,
-                                               num_layers=NUM_LAYERS)
+    text_ids, vision_ids = suggest_coattention(
+        trial, max_blocks=8, num_layers=NUM_LAYERS)
     return {
         'model.coattention.preset': None,
         'model.coattention.text_ids': text_ids,

@@ -11,6 +11,6 @@ model = dict(
 default_hooks = dict(
     logger=dict(interval=10),
     # R2Gen monitors val BLEU-4 and keeps the best model
-    checkpoint=dict(max_keep_ckpts=1, save_best='report/BLEU_4',
-                    rule='greater'))
+    checkpoint=dict(
+        max_keep_ckpts=1, save_best='report/BLEU_4', rule='greater'))
 randomness = dict(seed=9223)  # R2Gen's train_iu_xray.sh

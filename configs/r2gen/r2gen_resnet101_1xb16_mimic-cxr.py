@@ -12,6 +12,6 @@ model = dict(
 default_hooks = dict(
     logger=dict(interval=10),
     # R2Gen monitors val BLEU-4 and keeps the best model
-    checkpoint=dict(max_keep_ckpts=1, save_best='report/BLEU_4',
-                    rule='greater'))
+    checkpoint=dict(
+        max_keep_ckpts=1, save_best='report/BLEU_4', rule='greater'))
 randomness = dict(seed=456789)  # R2Gen's train_mimic_cxr.sh

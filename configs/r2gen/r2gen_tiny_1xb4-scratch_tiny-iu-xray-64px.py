@@ -11,38 +11,53 @@ ann_file = data_root + '/annotation.json'
 max_seq_length = 20
 
 model = dict(
-    backbone=dict(depth=18, stem_channels=16, base_channels=16,
-                  init_cfg=None),
+    backbone=dict(depth=18, stem_channels=16, base_channels=16, init_cfg=None),
     neck=dict(in_channels=128),
-    head=dict(d_model=64, d_ff=64, num_layers=1, num_heads=4,
-              rm_num_heads=4, rm_d_model=64, drop_prob_lm=0.1),
+    head=dict(
+        d_model=64,
+        d_ff=64,
+        num_layers=1,
+        num_heads=4,
+        rm_num_heads=4,
+        rm_d_model=64,
+        drop_prob_lm=0.1),
     tokenizer=dict(ann_file=ann_file),
     max_seq_length=max_seq_length,
     decode=dict(beam_size=2))
 
 train_pipeline = [
     dict(type='LoadMultiViewImages'),
-    dict(type='ApplyToViews', transforms=[
-        dict(type='ResizeEdge', scale=72, edge='short', backend='pillow'),
-        dict(type='RandomCrop', crop_size=64),
-        dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    ]),
+    dict(
+        type='ApplyToViews',
+        transforms=[
+            dict(type='ResizeEdge', scale=72, edge='short', backend='pillow'),
+            dict(type='RandomCrop', crop_size=64),
+            dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+        ]),
     dict(type='PackReportInputs'),
 ]
 test_pipeline = [
     dict(type='LoadMultiViewImages'),
-    dict(type='ApplyToViews', transforms=[
-        dict(type='Resize', scale=(64, 64), backend='pillow'),
-    ]),
+    dict(
+        type='ApplyToViews',
+        transforms=[
+            dict(type='Resize', scale=(64, 64), backend='pillow'),
+        ]),
     dict(type='PackReportInputs'),
 ]
-_data = dict(data_root=data_root, tokenizer=dict(ann_file=ann_file),
-             max_seq_length=max_seq_length)
+_data = dict(
+    data_root=data_root,
+    tokenizer=dict(ann_file=ann_file),
+    max_seq_length=max_seq_length)
 train_dataloader = dict(
-    batch_size=4, num_workers=0, persistent_workers=False,
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
     dataset=dict(pipeline=train_pipeline, **_data))
 val_dataloader = dict(
-    batch_size=4, num_workers=0, persistent_workers=False,
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
     dataset=dict(pipeline=test_pipeline, **_data))
 test_dataloader = val_dataloader
 val_evaluator = dict(scorers=('bleu', 'rouge', 'cider'))  # no Java needed

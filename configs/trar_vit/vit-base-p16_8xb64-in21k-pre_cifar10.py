@@ -10,6 +10,8 @@ _base_ = [
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=800 * 8,
+        type='CheckpointHook',
+        by_epoch=False,
+        interval=800 * 8,
         max_keep_ckpts=2))
 model = dict(head=dict(num_classes=10))

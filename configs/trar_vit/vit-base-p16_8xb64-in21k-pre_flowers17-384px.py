@@ -1,5 +1,5 @@
-# ViT-B/16 (ImageNet-21k weights) fine-tuned on Flowers-17 (split 1) at 384 px. The
-# weights' 14x14 position embedding is resized to 24x24 bilinearly, as the
+# ViT-B/16 (ImageNet-21k weights) fine-tuned on Flowers-17 (split 1) at 384 px.
+# The weights' 14x14 position embedding is resized to 24x24 bilinearly, as the
 # reference loader does:
 #   python tools/model_converters/vit_npz_to_mmext.py ViT-B_16.npz \
 #       --img-size 384   (writes pretrain_pth/ViT-B_16_384.pth)

@@ -31,5 +31,8 @@ train_cfg = dict(max_iters=500 * 8, val_interval=50 * 8)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=50 * 8,
-        max_keep_ckpts=2, save_best='accuracy/top1'))
+        type='CheckpointHook',
+        by_epoch=False,
+        interval=50 * 8,
+        max_keep_ckpts=2,
+        save_best='accuracy/top1'))

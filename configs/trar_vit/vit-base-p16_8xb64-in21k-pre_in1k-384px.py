@@ -13,7 +13,6 @@ model = dict(
         init_cfg=dict(checkpoint='pretrain_pth/ViT-B_16_384.pth')))
 train_dataloader = dict(
     dataset=dict(pipeline={{_base_.file_train_pipeline_384}}))
-val_dataloader = dict(
-    dataset=dict(pipeline={{_base_.file_test_pipeline_384}}))
+val_dataloader = dict(dataset=dict(pipeline={{_base_.file_test_pipeline_384}}))
 test_dataloader = dict(
     dataset=dict(pipeline={{_base_.file_test_pipeline_384}}))

@@ -16,8 +16,11 @@ region_dir = 'data/hateful_memes/regions'
 model = {{_base_.regions_classifier}}
 regions_pipeline = [
     dict(type='LoadRegionFeatures', feature_dir=region_dir, max_regions=100),
-    dict(type='TokenizeCaption', bert='bert-base-uncased', max_length=197,
-         mlm_prob=0),
+    dict(
+        type='TokenizeCaption',
+        bert='bert-base-uncased',
+        max_length=197,
+        mlm_prob=0),
     dict(type='PackViLBERTInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=regions_pipeline))

@@ -19,11 +19,18 @@ model = dict(
         visual=dict(
             embed_dims=32,
             backbone=dict(
-                arch=dict(_delete_=True, embed_dims=32, num_layers=2,
-                          num_heads=2, feedforward_channels=64),
-                img_size=img_size, patch_size=8, init_cfg=None)),
-        coattention=dict(preset=None, text_ids=[1], vision_ids=[1],
-                         bi_dims=32, num_heads=2)),
+                arch=dict(
+                    _delete_=True,
+                    embed_dims=32,
+                    num_layers=2,
+                    num_heads=2,
+                    feedforward_channels=64),
+                img_size=img_size,
+                patch_size=8,
+                init_cfg=None)),
+        coattention=dict(
+            preset=None, text_ids=[1], vision_ids=[1], bi_dims=32,
+            num_heads=2)),
     hidden_dims=32,
     pos_weight=1.0)
 train_pipeline = [
@@ -49,15 +56,28 @@ test_dataloader = dict(
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 max_epochs = 8
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=1e-4, by_epoch=True, begin=1,
-         end=max_epochs, convert_to_iter_based=True),
+    dict(
+        type='LinearLR',
+        start_factor=0.1,
+        by_epoch=True,
+        begin=0,
+        end=1,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        eta_min=1e-4,
+        by_epoch=True,
+        begin=1,
+        end=max_epochs,
+        convert_to_iter_based=True),
 ]
 train_cfg = dict(max_epochs=max_epochs)
 default_hooks = dict(logger=dict(interval=1))
 custom_hooks = [
-    dict(type='EarlyStoppingHook', monitor='binary/auroc', rule='greater',
-         patience=4),
+    dict(
+        type='EarlyStoppingHook',
+        monitor='binary/auroc',
+        rule='greater',
+        patience=4),
 ]
 randomness = dict(seed=0)

@@ -8,27 +8,48 @@ _base_ = ['./vilbert-cls_tiny_1xb4-ft_tiny-hateful-memes.py']
 
 bert = 'data/tiny_mmimdb/bert'
 data_root = 'data/tiny_mmimdb'
-model = dict(num_classes=23, task='multilabel', pos_weight=None,
-             vilbert=dict(text=dict(folder=bert)))
+model = dict(
+    num_classes=23,
+    task='multilabel',
+    pos_weight=None,
+    vilbert=dict(text=dict(folder=bert)))
 _tok = dict(type='TokenizeCaption', bert=bert, max_length=16, mlm_prob=0)
 _load = dict(type='LoadImageFromFile')
 _resize = dict(type='Resize', scale=(32, 32), backend='pillow')
-train_pipeline = [_load, _resize, dict(type='RandomFlip', prob=0.5), _tok,
-                  dict(type='PackViLBERTInputs')]
+train_pipeline = [
+    _load, _resize,
+    dict(type='RandomFlip', prob=0.5), _tok,
+    dict(type='PackViLBERTInputs')
+]
 test_pipeline = [_load, _resize, _tok, dict(type='PackViLBERTInputs')]
-train_dataloader = dict(dataset=dict(
-    _delete_=True, type='MMIMDb', data_root=data_root, split='train',
-    pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(
-    _delete_=True, type='MMIMDb', data_root=data_root, split='dev',
-    pipeline=test_pipeline))
-test_dataloader = dict(dataset=dict(
-    _delete_=True, type='MMIMDb', data_root=data_root, split='test',
-    pipeline=test_pipeline))
+train_dataloader = dict(
+    dataset=dict(
+        _delete_=True,
+        type='MMIMDb',
+        data_root=data_root,
+        split='train',
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    dataset=dict(
+        _delete_=True,
+        type='MMIMDb',
+        data_root=data_root,
+        split='dev',
+        pipeline=test_pipeline))
+test_dataloader = dict(
+    dataset=dict(
+        _delete_=True,
+        type='MMIMDb',
+        data_root=data_root,
+        split='test',
+        pipeline=test_pipeline))
 val_evaluator = dict(_delete_=True, type='MultiLabelClassificationMetric')
 test_evaluator = val_evaluator
 default_hooks = dict(checkpoint=dict(save_best='multi-label/f1-macro'))
 custom_hooks = [
-    dict(type='EarlyStoppingHook', monitor='multi-label/f1-macro',
-         rule='greater', patience=4),
+    dict(
+        type='EarlyStoppingHook',
+        monitor='multi-label/f1-macro',
+        rule='greater',
+        patience=4),
 ]

@@ -18,8 +18,11 @@ randomness = dict(seed=1568)
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=img_size,
-         crop_ratio_range=(0.8, 1.0), backend='pillow'),
+    dict(
+        type='RandomResizedCrop',
+        scale=img_size,
+        crop_ratio_range=(0.8, 1.0),
+        backend='pillow'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='TokenizeCaption', bert=bert, max_length=197, mlm_prob=0),
     dict(type='PackViLBERTInputs'),
@@ -36,20 +39,29 @@ _loader = dict(
     collate_fn=dict(type='mmext.vilbert_collate', itm_prob=0))
 train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='HatefulMemes', data_root=data_root, split='train',
-                 pipeline=train_pipeline),
+    dataset=dict(
+        type='HatefulMemes',
+        data_root=data_root,
+        split='train',
+        pipeline=train_pipeline),
     **_loader)
 val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='HatefulMemes', data_root=data_root,
-                 split=['dev_seen', 'dev_unseen'], on_duplicate='drop',
-                 pipeline=test_pipeline),
+    dataset=dict(
+        type='HatefulMemes',
+        data_root=data_root,
+        split=['dev_seen', 'dev_unseen'],
+        on_duplicate='drop',
+        pipeline=test_pipeline),
     **_loader)
 test_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='HatefulMemes', data_root=data_root,
-                 split=['test_seen', 'test_unseen'], on_duplicate='drop',
-                 pipeline=test_pipeline),
+    dataset=dict(
+        type='HatefulMemes',
+        data_root=data_root,
+        split=['test_seen', 'test_unseen'],
+        on_duplicate='drop',
+        pipeline=test_pipeline),
     **_loader)
 val_evaluator = dict(type='BinaryClassificationMetric')
 test_evaluator = val_evaluator
@@ -58,9 +70,16 @@ optim_wrapper = dict(optimizer=dict(lr=3.2e-5))
 primary_metric = 'binary/auroc'
 default_hooks = dict(
     logger=dict(interval=50),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1,
-                    save_best=primary_metric, rule='greater'))
+    checkpoint=dict(
+        type='CheckpointHook',
+        interval=1,
+        max_keep_ckpts=1,
+        save_best=primary_metric,
+        rule='greater'))
 custom_hooks = [
-    dict(type='EarlyStoppingHook', monitor=primary_metric, rule='greater',
-         patience=3),
+    dict(
+        type='EarlyStoppingHook',
+        monitor=primary_metric,
+        rule='greater',
+        patience=3),
 ]

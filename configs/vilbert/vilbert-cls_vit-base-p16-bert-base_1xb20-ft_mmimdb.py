@@ -8,15 +8,26 @@ _base_ = ['./vilbert-cls_vit-base-p16-bert-base_1xb20-ft_hateful-memes.py']
 data_root = 'data/mmimdb'
 model = dict(num_classes=23, task='multilabel', pos_weight=None)
 train_dataloader = dict(
-    dataset=dict(_delete_=True, type='MMIMDb', data_root=data_root,
-                 split='train',
-                 pipeline={{_base_.train_pipeline}}))
+    dataset=dict(
+        _delete_=True,
+        type='MMIMDb',
+        data_root=data_root,
+        split='train',
+        pipeline={{_base_.train_pipeline}}))
 val_dataloader = dict(
-    dataset=dict(_delete_=True, type='MMIMDb', data_root=data_root,
-                 split='dev', pipeline={{_base_.test_pipeline}}))
+    dataset=dict(
+        _delete_=True,
+        type='MMIMDb',
+        data_root=data_root,
+        split='dev',
+        pipeline={{_base_.test_pipeline}}))
 test_dataloader = dict(
-    dataset=dict(_delete_=True, type='MMIMDb', data_root=data_root,
-                 split='test', pipeline={{_base_.test_pipeline}}))
+    dataset=dict(
+        _delete_=True,
+        type='MMIMDb',
+        data_root=data_root,
+        split='test',
+        pipeline={{_base_.test_pipeline}}))
 val_evaluator = dict(_delete_=True, type='MultiLabelClassificationMetric')
 test_evaluator = val_evaluator
 
@@ -24,6 +35,9 @@ optim_wrapper = dict(optimizer=dict(lr=4e-5))
 primary_metric = 'multi-label/f1-macro'
 default_hooks = dict(checkpoint=dict(save_best=primary_metric))
 custom_hooks = [
-    dict(type='EarlyStoppingHook', monitor=primary_metric, rule='greater',
-         patience=3),
+    dict(
+        type='EarlyStoppingHook',
+        monitor=primary_metric,
+        rule='greater',
+        patience=3),
 ]

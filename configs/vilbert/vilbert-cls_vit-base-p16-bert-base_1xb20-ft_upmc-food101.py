@@ -8,16 +8,28 @@ data_root = 'data/upmc_food101'
 model = dict(num_classes=101, task='multiclass', pos_weight=None)
 _train = dict(type='UPMCFood101', data_root=data_root, split='train')
 train_dataloader = dict(
-    dataset=dict(_delete_=True, type='SeededSplit', part='train', ratio=0.8,
-                 seed=46, dataset=dict(pipeline={{_base_.train_pipeline}},
-                                       **_train)))
+    dataset=dict(
+        _delete_=True,
+        type='SeededSplit',
+        part='train',
+        ratio=0.8,
+        seed=46,
+        dataset=dict(pipeline={{_base_.train_pipeline}}, **_train)))
 val_dataloader = dict(
-    dataset=dict(_delete_=True, type='SeededSplit', part='val', ratio=0.8,
-                 seed=46, dataset=dict(pipeline={{_base_.test_pipeline}},
-                                       **_train)))
+    dataset=dict(
+        _delete_=True,
+        type='SeededSplit',
+        part='val',
+        ratio=0.8,
+        seed=46,
+        dataset=dict(pipeline={{_base_.test_pipeline}}, **_train)))
 test_dataloader = dict(
-    dataset=dict(_delete_=True, type='UPMCFood101', data_root=data_root,
-                 split='test', pipeline={{_base_.test_pipeline}}))
+    dataset=dict(
+        _delete_=True,
+        type='UPMCFood101',
+        data_root=data_root,
+        split='test',
+        pipeline={{_base_.test_pipeline}}))
 val_evaluator = [
     dict(type='Accuracy', topk=(1, )),
     dict(type='SingleLabelMetric', items=('f1-score', ), average='macro'),
@@ -28,6 +40,9 @@ optim_wrapper = dict(optimizer=dict(lr=4e-5))
 primary_metric = 'accuracy/top1'
 default_hooks = dict(checkpoint=dict(save_best=primary_metric))
 custom_hooks = [
-    dict(type='EarlyStoppingHook', monitor=primary_metric, rule='greater',
-         patience=3),
+    dict(
+        type='EarlyStoppingHook',
+        monitor=primary_metric,
+        rule='greater',
+        patience=3),
 ]

@@ -48,18 +48,30 @@ model = dict(
 # No hue jitter: mmcv 2.2's adjust_hue overflows uint8 under numpy 2.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=img_size,
-         crop_ratio_range=(0.7, 1.0), backend='pillow'),
+    dict(
+        type='RandomResizedCrop',
+        scale=img_size,
+        crop_ratio_range=(0.7, 1.0),
+        backend='pillow'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='WeakStrongViews',
-         weak=[dict(type='ColorJitter', brightness=0.1, contrast=0.1,
-                    saturation=0.1)],
-         strong=[
-             dict(type='ColorJitter', brightness=0.3, contrast=0.3,
-                  saturation=0.3),
-             dict(type='RandomGrayscale', prob=0.1, keep_channels=True),
-             dict(type='GaussianBlur', radius=1.0, prob=0.5),
-         ]),
+    dict(
+        type='WeakStrongViews',
+        weak=[
+            dict(
+                type='ColorJitter',
+                brightness=0.1,
+                contrast=0.1,
+                saturation=0.1)
+        ],
+        strong=[
+            dict(
+                type='ColorJitter',
+                brightness=0.3,
+                contrast=0.3,
+                saturation=0.3),
+            dict(type='RandomGrayscale', prob=0.1, keep_channels=True),
+            dict(type='GaussianBlur', radius=1.0, prob=0.5),
+        ]),
     dict(type='RandomPatchMask', patch_size=patch_size, ratio=0.1),
     dict(type='TokenizeCaption', bert=bert, max_length=36, mlm_prob=0.15),
     dict(type='PackViLBERTInputs'),
@@ -76,15 +88,21 @@ train_dataloader = dict(
     num_workers=4,
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='mmext.vilbert_collate', itm_prob=0.5),
-    dataset=dict(type='ConceptualCaptions', data_root=data_root,
-                 split='train', pipeline=train_pipeline))
+    dataset=dict(
+        type='ConceptualCaptions',
+        data_root=data_root,
+        split='train',
+        pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=20,
     num_workers=4,
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='mmext.vilbert_collate', itm_prob=0.5),
-    dataset=dict(type='ConceptualCaptions', data_root=data_root,
-                 split='val', pipeline=test_pipeline))
+    dataset=dict(
+        type='ConceptualCaptions',
+        data_root=data_root,
+        split='val',
+        pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='ViLBERTPretrainMetric')
 test_evaluator = val_evaluator
@@ -97,14 +115,23 @@ optim_wrapper = dict(
 max_epochs = 7
 # per iteration (micro-batch); begin / end in epochs are converted
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0,
-         end=0.1 * max_epochs, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=0.2e-4, by_epoch=True,
-         begin=0.1 * max_epochs, end=0.9 * max_epochs,
-         convert_to_iter_based=True),
+    dict(
+        type='LinearLR',
+        start_factor=1e-3,
+        by_epoch=True,
+        begin=0,
+        end=0.1 * max_epochs,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        eta_min=0.2e-4,
+        by_epoch=True,
+        begin=0.1 * max_epochs,
+        end=0.9 * max_epochs,
+        convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
-                 val_interval=1)
+train_cfg = dict(
+    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=20 * accumulative_counts)

@@ -22,21 +22,25 @@ from mmengine.runner import Runner, load_checkpoint
 from mmext.evaluation.metrics.alignment import (ALIGNMENT_METRICS,
                                                 DEFAULT_METRICS,
                                                 compare_layers)
-
 from .representations import (collect_representations, default_taps,
                               has_layer_outputs, parse_taps, side_names)
 
-__all__ = ['build_model_and_loader', 'model_taps', 'collect_sides',
-           'run_alignment', 'write_alignment', 'plot_alignment']
+__all__ = [
+    'build_model_and_loader', 'model_taps', 'collect_sides', 'run_alignment',
+    'write_alignment', 'plot_alignment'
+]
 
 #: sides of a model with per-layer text / vision outputs (ViLBERT): every
 #: layer of each stream, then each co-attention block's output
-TWO_STREAM_SIDES = (['text.*', 'coattn.*.text'],
-                    ['vision.*', 'coattn.*.vision'])
+TWO_STREAM_SIDES = (['text.*',
+                     'coattn.*.text'], ['vision.*', 'coattn.*.vision'])
 
 
-def build_model_and_loader(config, checkpoint=None, split='test',
-                           batch_size=None, cfg_options=None):
+def build_model_and_loader(config,
+                           checkpoint=None,
+                           split='test',
+                           batch_size=None,
+                           cfg_options=None):
     """Model (weights from ``checkpoint``) and the ``{split}_dataloader``
     of a config, unshuffled.
 
@@ -93,8 +97,14 @@ def model_taps(model, layers=None, layers2=None):
     return taps_a, taps_b
 
 
-def collect_sides(model, loader, taps_a, taps_b, pooling='cls',
-                  max_samples=None, progress=True, desc='model'):
+def collect_sides(model,
+                  loader,
+                  taps_a,
+                  taps_b,
+                  pooling='cls',
+                  max_samples=None,
+                  progress=True,
+                  desc='model'):
     """Collect both sides' taps in one pass over ``loader``.
 
     Returns:
@@ -105,15 +115,16 @@ def collect_sides(model, loader, taps_a, taps_b, pooling='cls',
     feats, ids = collect_representations(model, loader, taps, pooling,
                                          max_samples, progress, desc)
     names = list(feats)
-    return ({n: feats[n] for n in side_names(taps_a, names)},
-            {n: feats[n] for n in side_names(taps_b, names)}, ids)
+    return ({n: feats[n]
+             for n in side_names(taps_a, names)},
+            {n: feats[n]
+             for n in side_names(taps_b, names)}, ids)
 
 
 def _check_same_samples(ids, ids2, split):
     if ids == ids2:
         return
-    bad = next((i for i, (x, y) in enumerate(zip(ids, ids2)) if x != y),
-               None)
+    bad = next((i for i, (x, y) in enumerate(zip(ids, ids2)) if x != y), None)
     raise ValueError(
         f"the two configs' {split} loaders give different samples "
         f'({len(ids)} vs {len(ids2)}' +
@@ -170,24 +181,31 @@ def run_alignment(config,
         feats_a, feats_b, ids = collect_sides(model, loader, taps_a, taps_b,
                                               pooling, max_samples, progress)
     else:
-        model2, loader2, _ = build_model_and_loader(
-            config2, checkpoint2, split, batch_size, cfg_options)
+        model2, loader2, _ = build_model_and_loader(config2, checkpoint2,
+                                                    split, batch_size,
+                                                    cfg_options)
         taps_a = model_taps(model, layers)[0]
         taps_b = model_taps(model2, layers2)[0]
         feats_a, _, ids = collect_sides(model, loader, taps_a, [], pooling,
                                         max_samples, progress, 'model 1')
-        feats_b, _, ids2 = collect_sides(model2, loader2, taps_b, [],
-                                         pooling, max_samples, progress,
-                                         'model 2')
+        feats_b, _, ids2 = collect_sides(model2, loader2, taps_b, [], pooling,
+                                         max_samples, progress, 'model 2')
         _check_same_samples(ids, ids2, split)
     records = compare_layers(feats_a, feats_b, metrics, pairs,
                              **compare_kwargs)
     result = dict(
-        config=str(config), checkpoint=checkpoint, config2=config2,
-        checkpoint2=checkpoint2, split=split, pooling=pooling,
-        num_samples=len(ids), layers_a=list(feats_a),
-        layers_b=list(feats_b), metrics=list(metrics),
-        options=compare_kwargs, records=records)
+        config=str(config),
+        checkpoint=checkpoint,
+        config2=config2,
+        checkpoint2=checkpoint2,
+        split=split,
+        pooling=pooling,
+        num_samples=len(ids),
+        layers_a=list(feats_a),
+        layers_b=list(feats_b),
+        metrics=list(metrics),
+        options=compare_kwargs,
+        records=records)
     write_alignment(result, out_dir)
     return result
 
@@ -237,8 +255,8 @@ def plot_alignment(result, out_dir):
     files = []
     for metric in result['metrics']:
         mat = _matrix(result, metric)
-        fig, ax = plt.subplots(figsize=(1.5 + 0.45 * len(lb),
-                                        1.2 + 0.4 * len(la)))
+        fig, ax = plt.subplots(
+            figsize=(1.5 + 0.45 * len(lb), 1.2 + 0.4 * len(la)))
         im = ax.imshow(mat, cmap='viridis', aspect='auto')
         ax.set_xticks(range(len(lb)), lb, rotation=90, fontsize=7)
         ax.set_yticks(range(len(la)), la, fontsize=7)
@@ -263,8 +281,10 @@ def plot_alignment(result, out_dir):
         ax.plot(range(len(la)), y, marker='o', label=metric)
     ax.set_xticks(range(len(la)), la, rotation=90, fontsize=7)
     ax.set_ylabel('score')
-    ax.set_title('layer i of a vs layer i of b' if matched else
-                 'each layer of a vs its best layer of b', fontsize=9)
+    ax.set_title(
+        'layer i of a vs layer i of b'
+        if matched else 'each layer of a vs its best layer of b',
+        fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     path = osp.join(out_dir, 'per_layer.png')

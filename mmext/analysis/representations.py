@@ -24,9 +24,11 @@ from dataclasses import dataclass
 import torch
 from mmengine.model import is_model_wrapper
 
-__all__ = ['Tap', 'parse_taps', 'default_taps', 'pool', 'record_layers',
-           'flatten_layer_outputs', 'side_names', 'has_layer_outputs',
-           'collect_representations']
+__all__ = [
+    'Tap', 'parse_taps', 'default_taps', 'pool', 'record_layers',
+    'flatten_layer_outputs', 'side_names', 'has_layer_outputs',
+    'collect_representations'
+]
 
 _RANGE = re.compile(r'^(.*?)(\d+)-(\d+)(.*)$')
 
@@ -74,8 +76,9 @@ def parse_taps(specs, model=None):
     for spec in specs:
         path, _, index = spec.partition(':')
         m = _RANGE.match(path)
-        paths = [f'{m[1]}{i}{m[4]}' for i in range(int(m[2]), int(m[3]) + 1)
-                 ] if m else [path]
+        paths = [f'{m[1]}{i}{m[4]}'
+                 for i in range(int(m[2]),
+                                int(m[3]) + 1)] if m else [path]
         for p in paths:
             name = p + (f':{index}' if index else '')
             taps.append(Tap(name, p, int(index) if index else None))
@@ -261,9 +264,8 @@ def _forward_outputs(model, batch, taps, pooling):
             continue
         matches = [n for n in flat if fnmatch.fnmatchcase(n, tap.name)]
         if not matches:
-            raise ValueError(
-                f"'{tap.name}' matches no per-layer output of "
-                f'{type(net).__name__}; it has {list(flat)}')
+            raise ValueError(f"'{tap.name}' matches no per-layer output of "
+                             f'{type(net).__name__}; it has {list(flat)}')
         for n in matches:
             pooled[n] = pool(flat[n].detach(), pooling,
                              _output_mask(n, out)).float().cpu()

@@ -5,7 +5,9 @@ from .report import (build_report_model, build_report_pipeline,
                      check_study_views, generate_report, load_report_config,
                      restore_vocab_from_checkpoint)
 
-__all__ = ['prepare_config', 'check_config_types', 'ConfigError',
-           'restore_vocab_from_checkpoint', 'build_report_pipeline',
-           'generate_report', 'init_classifier', 'predict_topk',
-           'load_report_config', 'check_study_views', 'build_report_model']
+__all__ = [
+    'prepare_config', 'check_config_types', 'ConfigError',
+    'restore_vocab_from_checkpoint', 'build_report_pipeline',
+    'generate_report', 'init_classifier', 'predict_topk', 'load_report_config',
+    'check_study_views', 'build_report_model'
+]

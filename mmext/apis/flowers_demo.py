@@ -33,9 +33,10 @@ from mmext.datasets.flowers import Flowers17
 from mmext.testing.flowers import make_flowers17, make_flowers102
 from mmext.utils.paths import project_root
 
-__all__ = ['STAGE1_CONFIG', 'STAGE2_CONFIG', 'make_demo_data',
-           'find_planted_leaks', 'write_stage_config', 'train_and_test',
-           'run_flowers_demo']
+__all__ = [
+    'STAGE1_CONFIG', 'STAGE2_CONFIG', 'make_demo_data', 'find_planted_leaks',
+    'write_stage_config', 'train_and_test', 'run_flowers_demo'
+]
 
 #: the demo configs, relative to the project (or to ``mmext/.mim``)
 STAGE1_CONFIG = ('configs/flowers/'
@@ -63,12 +64,13 @@ def _run(cmd, log_file):
         SystemExit: The stage failed (with the tail of its log).
     """
     cwd = os.getcwd() + os.sep
-    shown = ' '.join(['python'] + [c[len(cwd):] if c.startswith(cwd) else c
-                                   for c in cmd[1:]])
+    shown = ' '.join(
+        ['python'] +
+        [c[len(cwd):] if c.startswith(cwd) else c for c in cmd[1:]])
     print(f'$ {shown}', flush=True)
     with open(log_file, 'w') as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT,
-                              cwd=os.getcwd())
+        proc = subprocess.run(
+            cmd, stdout=log, stderr=subprocess.STDOUT, cwd=os.getcwd())
     if proc.returncode:
         with open(log_file) as log:
             tail = log.read()[-3000:]
@@ -76,7 +78,10 @@ def _run(cmd, log_file):
                          f'lines of {log_file} ---\n{tail}')
 
 
-def make_demo_data(data_root, size=64, per_class_17=12, per_class_102=4,
+def make_demo_data(data_root,
+                   size=64,
+                   per_class_17=12,
+                   per_class_102=4,
                    planted=6):
     """Write both look-alikes under ``data_root`` (``flowers17/``,
     ``flowers102/``; these and ``leakage/`` are replaced if present).
@@ -100,10 +105,11 @@ def make_demo_data(data_root, size=64, per_class_17=12, per_class_102=4,
     make_flowers17(f17, per_class=per_class_17, size=size)
     test = Flowers17(f17, split='test', split_id=1, lazy_init=False)
     step = max(1, len(test) // max(planted, 1))
-    sources = [test.get_data_info(i)['img_path']
-               for i in range(0, len(test), step)][:planted]
-    copies = make_flowers102(f102, per_class=per_class_102, size=size,
-                             duplicates_of=sources)
+    sources = [
+        test.get_data_info(i)['img_path'] for i in range(0, len(test), step)
+    ][:planted]
+    copies = make_flowers102(
+        f102, per_class=per_class_102, size=size, duplicates_of=sources)
     print(f'data: {f17} ({17 * per_class_17} images), {f102} '
           f'({102 * per_class_102} images, {len(copies)} of them '
           f'edited copies of Flowers-17 test images: '
@@ -120,15 +126,19 @@ def find_planted_leaks(data_root, work_dir, planted):
         other images listed there (false matches).
     """
     out = osp.join(data_root, 'leakage')
-    _run([sys.executable, _project_file('tools/dedup/find_leakage.py'),
-          '--train', osp.join(data_root, 'flowers102'),
-          '--heldout', osp.join(data_root, 'flowers17', 'jpg'),
-          '--out-dir', out, '--workers', '1', '--no-progress'],
-         osp.join(work_dir, 'find_leakage.log'))
+    _run([
+        sys.executable,
+        _project_file('tools/dedup/find_leakage.py'), '--train',
+        osp.join(data_root, 'flowers102'), '--heldout',
+        osp.join(data_root, 'flowers17', 'jpg'), '--out-dir', out, '--workers',
+        '1', '--no-progress'
+    ], osp.join(work_dir, 'find_leakage.log'))
     exclude = osp.join(out, 'exclude.txt')
     with open(exclude, encoding='utf-8') as f:
-        listed = {line.strip() for line in f
-                  if line.strip() and not line.startswith('#')}
+        listed = {
+            line.strip()
+            for line in f if line.strip() and not line.startswith('#')
+        }
     expected = {'jpg/' + osp.basename(p.path) for p in planted}
     return len(expected & listed), len(listed - expected)
 
@@ -159,7 +169,11 @@ def _schedule(epochs, batch_size):
     }
 
 
-def train_and_test(data_root, work_dir, size=64, epochs_102=3, epochs_17=8,
+def train_and_test(data_root,
+                   work_dir,
+                   size=64,
+                   epochs_102=3,
+                   epochs_17=8,
                    batch_size=8):
     """Stage 1 (Flowers-102 without the exclude file's images), stage 2
     (Flowers-17 from stage 1's backbone), then the Flowers-17 test split.
@@ -174,11 +188,14 @@ def train_and_test(data_root, work_dir, size=64, epochs_102=3, epochs_17=8,
     s1 = write_stage_config(
         _project_file(STAGE1_CONFIG),
         osp.join(work_dir, 'stage1_flowers102_noleak.py'), size, {
-            'train_dataloader.dataset.dataset.data_root': d102,
-            'train_dataloader.dataset.exclude_file': osp.join(
-                data_root, 'leakage', 'exclude.txt'),
-            'val_dataloader.dataset.data_root': d102,
-            'test_dataloader.dataset.data_root': d102,
+            'train_dataloader.dataset.dataset.data_root':
+            d102,
+            'train_dataloader.dataset.exclude_file':
+            osp.join(data_root, 'leakage', 'exclude.txt'),
+            'val_dataloader.dataset.data_root':
+            d102,
+            'test_dataloader.dataset.data_root':
+            d102,
             **_schedule(epochs_102, batch_size)
         })
     w1 = osp.join(work_dir, 'stage1_flowers102_noleak')
@@ -189,11 +206,16 @@ def train_and_test(data_root, work_dir, size=64, epochs_102=3, epochs_17=8,
     s2 = write_stage_config(
         _project_file(STAGE2_CONFIG),
         osp.join(work_dir, 'stage2_flowers17.py'), size, {
-            'train_dataloader.dataset.data_root': d17,
-            'val_dataloader.dataset.data_root': d17,
-            'test_dataloader.dataset.data_root': d17,
-            'model.backbone.init_cfg': dict(
-                type='Pretrained', checkpoint=osp.abspath(ckpt1),
+            'train_dataloader.dataset.data_root':
+            d17,
+            'val_dataloader.dataset.data_root':
+            d17,
+            'test_dataloader.dataset.data_root':
+            d17,
+            'model.backbone.init_cfg':
+            dict(
+                type='Pretrained',
+                checkpoint=osp.abspath(ckpt1),
                 prefix='backbone.'),
             **_schedule(epochs_17, batch_size)
         })
@@ -202,17 +224,25 @@ def train_and_test(data_root, work_dir, size=64, epochs_102=3, epochs_17=8,
          osp.join(work_dir, 'stage2.log'))
 
     metrics_file = osp.join(work_dir, 'test_metrics.json')
-    _run([sys.executable, test, s2,
-          osp.join(w2, f'epoch_{epochs_17}.pth'), '--work-dir',
-          osp.join(work_dir, 'test'), '--out', metrics_file,
-          '--out-item', 'metrics'], osp.join(work_dir, 'test.log'))
+    _run([
+        sys.executable, test, s2,
+        osp.join(w2, f'epoch_{epochs_17}.pth'), '--work-dir',
+        osp.join(work_dir, 'test'), '--out', metrics_file, '--out-item',
+        'metrics'
+    ], osp.join(work_dir, 'test.log'))
     with open(metrics_file) as f:
         return json.load(f)
 
 
-def run_flowers_demo(data_root='data/demo', work_dir='work_dirs/flowers_demo',
-                     size=64, per_class_17=12, per_class_102=4, planted=6,
-                     epochs_102=3, epochs_17=8, batch_size=8):
+def run_flowers_demo(data_root='data/demo',
+                     work_dir='work_dirs/flowers_demo',
+                     size=64,
+                     per_class_17=12,
+                     per_class_102=4,
+                     planted=6,
+                     epochs_102=3,
+                     epochs_17=8,
+                     batch_size=8):
     """Data, leakage search, two trainings and the test; prints the result
     and writes ``work_dir/summary.json``.
 
@@ -238,21 +268,24 @@ def run_flowers_demo(data_root='data/demo', work_dir='work_dirs/flowers_demo',
     copies = make_demo_data(data_root, size, per_class_17, per_class_102,
                             planted)
     found, other = find_planted_leaks(data_root, work_dir, copies)
-    metrics = train_and_test(data_root, work_dir, size, epochs_102,
-                             epochs_17, batch_size)
+    metrics = train_and_test(data_root, work_dir, size, epochs_102, epochs_17,
+                             batch_size)
     top1 = metrics['accuracy/top1']
-    num_test = len(Flowers17(osp.join(data_root, 'flowers17'),
-                             split='test'))
+    num_test = len(Flowers17(osp.join(data_root, 'flowers17'), split='test'))
     summary = dict(
-        planted=len(copies), found=found, false_matches=other,
-        test_accuracy=top1, test_images=num_test, chance=100 / 17,
+        planted=len(copies),
+        found=found,
+        false_matches=other,
+        test_accuracy=top1,
+        test_images=num_test,
+        chance=100 / 17,
         seconds=round(time.time() - start, 1))
     with open(osp.join(work_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)
     print(f'test accuracy: {top1:.1f}% top-1 on {num_test} Flowers-17 test '
           f'images (chance {100 / 17:.1f}%)')
-    print(f'leaked: found {found} of {len(copies)} planted'
-          + (f' ({other} other images excluded)' if other else ''))
+    print(f'leaked: found {found} of {len(copies)} planted' +
+          (f' ({other} other images excluded)' if other else ''))
     print(f'evidence: {osp.join(data_root, "leakage", "report.html")}'
           f'; summary: {osp.join(work_dir, "summary.json")} '
           f'({summary["seconds"]:.0f} s)')

@@ -18,8 +18,10 @@ from mmengine.config import Config
 
 from mmext.utils.config import iter_config
 
-__all__ = ['config_input_size', 'count_complexity', 'sdpa_flop_jit',
-           'update_metafile', 'update_model_index', 'model_families']
+__all__ = [
+    'config_input_size', 'count_complexity', 'sdpa_flop_jit',
+    'update_metafile', 'update_model_index', 'model_families'
+]
 
 # config folders that hold no models (search spaces, bases)
 NON_MODEL_DIRS = ('_base_', 'hpo')
@@ -98,9 +100,10 @@ def _count(module, inputs, count_sdpa):
 
 def _find_backbone(model_cfg):
     """The first ``backbone`` config inside a model config (depth first)."""
-    return next((value['backbone'] for _, _, _, value in iter_config(model_cfg)
-                 if isinstance(value, dict)
-                 and isinstance(value.get('backbone'), dict)), None)
+    return next(
+        (value['backbone'] for _, _, _, value in iter_config(model_cfg) if
+         isinstance(value, dict) and isinstance(value.get('backbone'), dict)),
+        None)
 
 
 def count_complexity(config, input_size=None, count_sdpa=True):
@@ -207,9 +210,12 @@ def update_metafile(family_dir, root, skip=None, log=print):
     skip = skip or {}
     path = family_dir / 'metafile.yml'
     old = _load_yaml(path) if path.is_file() else {}
-    collections = old.get('Collections') or [dict(
-        Name=family_dir.name, README=f'{family_dir.relative_to(root)}/'
-        'README.md')]
+    collections = old.get('Collections') or [
+        dict(
+            Name=family_dir.name,
+            README=f'{family_dir.relative_to(root)}/'
+            'README.md')
+    ]
     collection = collections[0]['Name']
     by_name = {m['Name']: m for m in old.get('Models') or []}
     models = []
@@ -222,8 +228,11 @@ def update_metafile(family_dir, root, skip=None, log=print):
         for key in ('Input Size', 'FLOPs Of', 'Complexity Note'):
             meta.pop(key, None)
         if config.stem in skip:
-            meta.update({'FLOPs': None, 'Parameters': None,
-                         'Complexity Note': skip[config.stem]})
+            meta.update({
+                'FLOPs': None,
+                'Parameters': None,
+                'Complexity Note': skip[config.stem]
+            })
             log(f'{config.stem}: skipped ({skip[config.stem]})')
         else:
             start = time.time()
@@ -233,14 +242,21 @@ def update_metafile(family_dir, root, skip=None, log=print):
                 why = (f'not counted: {type(e).__name__}: '
                        f'{(str(e).splitlines() or [""])[0][:160]}')
                 log(f'{config.stem}: {why}')
-                meta.update({'FLOPs': None, 'Parameters': None,
-                             'Complexity Note': why})
+                meta.update({
+                    'FLOPs': None,
+                    'Parameters': None,
+                    'Complexity Note': why
+                })
             else:
                 meta.update({
-                    'FLOPs': info['flops'],
-                    'Parameters': info['params'],
-                    'Input Size': '{}x{}'.format(*info['input_shape'][1:]),
-                    'FLOPs Of': info['flops_of'],
+                    'FLOPs':
+                    info['flops'],
+                    'Parameters':
+                    info['params'],
+                    'Input Size':
+                    '{}x{}'.format(*info['input_shape'][1:]),
+                    'FLOPs Of':
+                    info['flops_of'],
                 })
                 if info['note']:
                     meta['Complexity Note'] = info['note']
@@ -254,8 +270,11 @@ def update_metafile(family_dir, root, skip=None, log=print):
     with open(path, 'w') as f:
         f.write('# Parameters / FLOPs: computed by '
                 'tools/analysis_tools/update_metafiles.py\n')
-        yaml.safe_dump(dict(Collections=collections, Models=models), f,
-                       sort_keys=False, allow_unicode=True)
+        yaml.safe_dump(
+            dict(Collections=collections, Models=models),
+            f,
+            sort_keys=False,
+            allow_unicode=True)
     return path
 
 
@@ -269,8 +288,9 @@ def update_model_index(root):
         Path: ``model-index.yml``.
     """
     root = Path(root)
-    metafiles = sorted(p.relative_to(root).as_posix()
-                       for p in (root / 'configs').glob('*/metafile.yml'))
+    metafiles = sorted(
+        p.relative_to(root).as_posix()
+        for p in (root / 'configs').glob('*/metafile.yml'))
     path = root / 'model-index.yml'
     with open(path, 'w') as f:
         yaml.safe_dump({'Import': metafiles}, f, sort_keys=False)
@@ -279,5 +299,6 @@ def update_model_index(root):
 
 def model_families(root):
     """Config folders holding models (``configs/<family>``)."""
-    return sorted(p for p in (Path(root) / 'configs').iterdir()
-                  if p.is_dir() and p.name not in NON_MODEL_DIRS)
+    return sorted(
+        p for p in (Path(root) / 'configs').iterdir()
+        if p.is_dir() and p.name not in NON_MODEL_DIRS)

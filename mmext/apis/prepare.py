@@ -17,9 +17,10 @@ from mmext.utils import (register_all_modules, resolve_pretrained_paths,
                          setup_cpu_distributed)
 from mmext.utils.config import format_config_path, iter_config
 
-__all__ = ['ConfigError', 'check_config_types', 'check_data_roots',
-           'check_auto_resume',
-           'prepare_config']
+__all__ = [
+    'ConfigError', 'check_config_types', 'check_data_roots',
+    'check_auto_resume', 'prepare_config'
+]
 
 
 class ConfigError(ValueError):
@@ -61,10 +62,7 @@ _NESTED = {
 }
 # keys whose ``type`` is a plain option, not a registry name
 _UNTYPED = {'clip_grad'}
-_ALL = [
-    getattr(R, name) for name in R.__all__
-    if getattr(R, name) is not None
-]
+_ALL = [getattr(R, name) for name in R.__all__ if getattr(R, name) is not None]
 
 
 def _known(registry, key):
@@ -119,8 +117,9 @@ def check_config_types(cfg):
         raise ConfigError('\n'.join(errors))
 
 
-def check_data_roots(cfg, keys=('train_dataloader', 'val_dataloader',
-                                'test_dataloader')):
+def check_data_roots(cfg,
+                     keys=('train_dataloader', 'val_dataloader',
+                           'test_dataloader')):
     """Raise FileNotFoundError for a dataloader (of ``keys``) whose
     ``data_root`` is missing, with the data set's expected layout."""
     for key in keys:

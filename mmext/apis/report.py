@@ -22,10 +22,12 @@ from mmengine.config import Config
 from mmext.utils import safe_torch_load
 from mmext.utils.config import format_config_path, iter_config
 
-__all__ = ['restore_vocab_from_checkpoint', 'read_checkpoint_vocab',
-           'set_tokenizer_vocab', 'build_report_pipeline',
-           'generate_report', 'load_report_config', 'expected_views',
-           'check_study_views', 'build_report_model']
+__all__ = [
+    'restore_vocab_from_checkpoint', 'read_checkpoint_vocab',
+    'set_tokenizer_vocab', 'build_report_pipeline', 'generate_report',
+    'load_report_config', 'expected_views', 'check_study_views',
+    'build_report_model'
+]
 
 
 def _dataset_meta(checkpoint_path):
@@ -98,8 +100,11 @@ def restore_vocab_from_checkpoint(cfg, checkpoint_path):
             'training annotation.json and threshold, or convert the '
             'checkpoint with a vocabulary)')
         return None
-    trained = {k: v for k, v in (dataset_meta.get('tokenizer') or {}).items()
-               if k in ('dataset', 'clean_mode')}
+    trained = {
+        k: v
+        for k, v in (dataset_meta.get('tokenizer') or {}).items()
+        if k in ('dataset', 'clean_mode')
+    }
     set_tokenizer_vocab(getattr(cfg, '_cfg_dict', cfg), vocab, trained)
     return list(vocab)
 
@@ -127,8 +132,8 @@ def generate_report(model, pipeline, image_paths):
         str: The generated report.
     """
     import torch
-    data = pipeline(dict(img_path=list(image_paths),
-                         study_id='study', gt_report=''))
+    data = pipeline(
+        dict(img_path=list(image_paths), study_id='study', gt_report=''))
     batch = dict(inputs=[data['inputs']], data_samples=[data['data_samples']])
     with torch.no_grad():
         out = model.test_step(batch)

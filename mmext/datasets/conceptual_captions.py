@@ -10,13 +10,16 @@ from mmext.registry import DATASETS
 from .downloaders import download_images, image_file_name, read_download_log
 from .image_text import ImageTextDataset, RecordError, inside
 
-__all__ = ['ConceptualCaptions', 'read_cc_tsv', 'thesis_file_name',
-           'download_conceptual_captions', 'download_log_path',
-           'summarize_download']
+__all__ = [
+    'ConceptualCaptions', 'read_cc_tsv', 'thesis_file_name',
+    'download_conceptual_captions', 'download_log_path', 'summarize_download'
+]
 
 #: the official TSV of each split
-SPLIT_FILES = {'train': 'Train_GCC-training.tsv',
-               'val': 'Validation_GCC-1.1.0-Validation.tsv'}
+SPLIT_FILES = {
+    'train': 'Train_GCC-training.tsv',
+    'val': 'Validation_GCC-1.1.0-Validation.tsv'
+}
 
 
 def read_cc_tsv(path):
@@ -82,8 +85,8 @@ def summarize_download(ann_file, out_dir):
     counts = Counter()
     for line, _, url in read_cc_tsv(ann_file):
         rec = records.get(line)
-        counts[rec.status if rec is not None and rec.url == url
-               else 'not attempted'] += 1
+        counts[rec.status if rec is not None and rec.url ==
+               url else 'not attempted'] += 1
     return dict(counts)
 
 
@@ -140,8 +143,13 @@ class ConceptualCaptions(ImageTextDataset):
         '└── <tsv stem>.downloads.csv  (line,status,detail,file,url,'
         'caption: the fate of every URL)')
 
-    def __init__(self, data_root, split='val', ann_file=None,
-                 img_prefix='images', naming='sha1', **kwargs):
+    def __init__(self,
+                 data_root,
+                 split='val',
+                 ann_file=None,
+                 img_prefix='images',
+                 naming='sha1',
+                 **kwargs):
         if ann_file is None:
             if split not in SPLIT_FILES:
                 raise ValueError(f'ConceptualCaptions: split must be one of '
@@ -184,7 +192,9 @@ class ConceptualCaptions(ImageTextDataset):
             causes = Counter(
                 records[line].status if line in records else 'not attempted'
                 for line, _ in self.missing)
-            print_log(f'ConceptualCaptions: causes of the missing images '
-                      f'(from {osp.basename(log)}): {dict(causes)}',
-                      logger='current', level=30)
+            print_log(
+                f'ConceptualCaptions: causes of the missing images '
+                f'(from {osp.basename(log)}): {dict(causes)}',
+                logger='current',
+                level=30)
         super()._report_missing(total)

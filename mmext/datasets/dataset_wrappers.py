@@ -96,14 +96,20 @@ class ExcludeImages:
         (101, 'leak', 2)
     """
 
-    def __init__(self, dataset, exclude_file=None, strict=True, heldout=None,
-                 on_leak='error', hash_cfg=None, threshold=None,
+    def __init__(self,
+                 dataset,
+                 exclude_file=None,
+                 strict=True,
+                 heldout=None,
+                 on_leak='error',
+                 hash_cfg=None,
+                 threshold=None,
                  lazy_init=False):
         if on_leak not in _ON_LEAK:
             raise ValueError(f'ExcludeImages: on_leak must be one of '
                              f'{_ON_LEAK}, got {on_leak!r}')
-        self.dataset = DATASETS.build(dataset) if isinstance(
-            dataset, dict) else dataset
+        self.dataset = DATASETS.build(dataset) if isinstance(dataset,
+                                                             dict) else dataset
         self.exclude_file = exclude_file
         self.strict = strict
         self.heldout = heldout
@@ -132,8 +138,10 @@ class ExcludeImages:
         if self._fully_initialized:
             return
         self.dataset.full_init()
-        paths = [self.dataset.get_data_info(i)['img_path']
-                 for i in range(len(self.dataset))]
+        paths = [
+            self.dataset.get_data_info(i)['img_path']
+            for i in range(len(self.dataset))
+        ]
         keep = [True] * len(paths)
         if self.exclude_file:
             self._apply_exclude_file(paths, keep)
@@ -154,14 +162,18 @@ class ExcludeImages:
     def _apply_exclude_file(self, paths, keep):
         root = self._data_root()
         try:  # the one parser of the format, mmext.dedup.textio
-            entries = [_normalise(entry)
-                       for entry in read_exclude_file(self.exclude_file)]
+            entries = [
+                _normalise(entry)
+                for entry in read_exclude_file(self.exclude_file)
+            ]
         except FileNotFoundError as e:
             raise FileNotFoundError(f'ExcludeImages: {e}') from None
         except ValueError as e:
             raise ValueError(f'ExcludeImages: {e}') from None
-        index = {_normalise(osp.relpath(p, root)): i
-                 for i, p in enumerate(paths)}
+        index = {
+            _normalise(osp.relpath(p, root)): i
+            for i, p in enumerate(paths)
+        }
         dropped, elsewhere, unknown = 0, 0, []
         for entry in dict.fromkeys(entries):  # unique, file order
             i = index.get(entry)
@@ -196,11 +208,12 @@ class ExcludeImages:
                                            (list, tuple)) else [self.heldout]
         ref_paths, names = [], []
         for spec in specs:
-            heldout = DATASETS.build(spec) if isinstance(spec,
-                                                         dict) else spec
+            heldout = DATASETS.build(spec) if isinstance(spec, dict) else spec
             heldout.full_init()
-            ref_paths += [heldout.get_data_info(i)['img_path']
-                          for i in range(len(heldout))]
+            ref_paths += [
+                heldout.get_data_info(i)['img_path']
+                for i in range(len(heldout))
+            ]
             names.append(type(heldout).__name__)
         ref_paths = list(dict.fromkeys(ref_paths))
         query_paths = [p for p, k in zip(paths, keep) if k]
@@ -209,8 +222,8 @@ class ExcludeImages:
         threshold = self.threshold
         if threshold is None:
             threshold = default_threshold(query.method, query.hash_size)
-        self.leaks = find_cross_set_duplicates(query, reference,
-                                               threshold=threshold)
+        self.leaks = find_cross_set_duplicates(
+            query, reference, threshold=threshold)
         logger = MMLogger.get_current_instance()
         for path, reason in query.skipped + reference.skipped:
             logger.warning(f'ExcludeImages: not hashed, so not checked for '
@@ -224,8 +237,10 @@ class ExcludeImages:
                         f'{threshold})')
             return
         leaked = list(dict.fromkeys(p.query_path for p in self.leaks))
-        shown = [f'{osp.basename(p.query_path)}~{osp.basename(p.ref_path)} '
-                 f'({p.distance} bits, {p.variant})' for p in self.leaks]
+        shown = [
+            f'{osp.basename(p.query_path)}~{osp.basename(p.ref_path)} '
+            f'({p.distance} bits, {p.variant})' for p in self.leaks
+        ]
         msg = (f'ExcludeImages: {len(leaked)} of {len(query_paths)} {name} '
                f'images are near-duplicates of held-out {held} images: '
                f'{_show(shown)}')
@@ -253,8 +268,8 @@ class ExcludeImages:
 
     @force_full_init
     def get_gt_labels(self):
-        return np.array([self.get_data_info(i)['gt_label']
-                         for i in range(len(self))])
+        return np.array(
+            [self.get_data_info(i)['gt_label'] for i in range(len(self))])
 
     def __getitem__(self, idx):
         if not self._fully_initialized:

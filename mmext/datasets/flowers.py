@@ -16,16 +16,18 @@ from mmpretrain.datasets import Flowers102 as _MMPretrainFlowers102
 
 from mmext.registry import DATASETS
 from .validation import (check_image_files, flowers17_data_list,
-                         flowers17_problems, flowers102_problems,
-                         raise_first, read_mat)
+                         flowers17_problems, flowers102_problems, raise_first,
+                         read_mat)
 
-__all__ = ['Flowers17', 'Flowers102', 'FLOWERS17_CLASSES',
-           'FLOWERS102_CLASSES', 'check_image_files']
+__all__ = [
+    'Flowers17', 'Flowers102', 'FLOWERS17_CLASSES', 'FLOWERS102_CLASSES',
+    'check_image_files'
+]
 
-FLOWERS17_CLASSES = (
-    'Daffodil', 'Snowdrop', 'Lily Valley', 'Bluebell', 'Crocus', 'Iris',
-    'Tigerlily', 'Tulip', 'Fritillary', 'Sunflower', 'Daisy', "Colts' Foot",
-    'Dandelion', 'Cowslip', 'Buttercup', 'Windflower', 'Pansy')
+FLOWERS17_CLASSES = ('Daffodil', 'Snowdrop', 'Lily Valley', 'Bluebell',
+                     'Crocus', 'Iris', 'Tigerlily', 'Tulip', 'Fritillary',
+                     'Sunflower', 'Daisy', "Colts' Foot", 'Dandelion',
+                     'Cowslip', 'Buttercup', 'Windflower', 'Pansy')
 
 # The official Oxford category list in label order (label k is class k + 1
 # of imagelabels.mat), spelled as published, "pink-yellow dahlia?" included.
@@ -51,9 +53,9 @@ FLOWERS102_CLASSES = (
     'passion flower', 'lotus', 'toad lily', 'anthurium', 'frangipani',
     'clematis', 'hibiscus', 'columbine', 'desert-rose', 'tree mallow',
     'magnolia', 'cyclamen', 'watercress', 'canna lily', 'hippeastrum',
-    'bee balm', 'ball moss', 'foxglove', 'bougainvillea', 'camellia',
-    'mallow', 'mexican petunia', 'bromelia', 'blanket flower',
-    'trumpet creeper', 'blackberry lily')
+    'bee balm', 'ball moss', 'foxglove', 'bougainvillea', 'camellia', 'mallow',
+    'mexican petunia', 'bromelia', 'blanket flower', 'trumpet creeper',
+    'blackberry lily')
 
 _SPLITS = ('train', 'val', 'trainval', 'test')
 
@@ -98,8 +100,12 @@ class Flowers17(BaseDataset):
     """
 
     METAINFO = {'classes': FLOWERS17_CLASSES}
-    SPLIT_KEYS = {'train': ('trn', ), 'val': ('val', ),
-                  'trainval': ('trn', 'val'), 'test': ('tst', )}
+    SPLIT_KEYS = {
+        'train': ('trn', ),
+        'val': ('val', ),
+        'trainval': ('trn', 'val'),
+        'test': ('tst', )
+    }
     LAYOUT = ('data/flowers17/ (tools/dataset_converters/flowers17.py '
               'download)\n'
               '├── jpg/image_0001.jpg ... image_1360.jpg  (17 classes x 80, '
@@ -107,8 +113,12 @@ class Flowers17(BaseDataset):
               '└── datasplits.mat  (trn1..3, val1..3, tst1..3: 1-based '
               'image indices)')
 
-    def __init__(self, data_root, split='trainval', split_id=1,
-                 images_per_class=None, **kwargs):
+    def __init__(self,
+                 data_root,
+                 split='trainval',
+                 split_id=1,
+                 images_per_class=None,
+                 **kwargs):
         _check_split(split)
         if split_id not in (1, 2, 3):
             raise ValueError(f'split_id must be 1, 2 or 3, got {split_id!r}')
@@ -148,8 +158,10 @@ class Flowers17(BaseDataset):
         return data_list
 
     def extra_repr(self) -> List[str]:
-        return [f'Root of dataset: \t{self.data_root}',
-                f'Split:           \t{self.split} (split {self.split_id})']
+        return [
+            f'Root of dataset: \t{self.data_root}',
+            f'Split:           \t{self.split} (split {self.split_id})'
+        ]
 
 
 @DATASETS.register_module()
@@ -202,13 +214,18 @@ class Flowers102(_MMPretrainFlowers102):
         and the split's image files."""
         labels, ids, problems = self.read_split_files()
         raise_first(problems)
-        keys = {'train': ('trnid', ), 'val': ('valid', ),
-                'trainval': ('trnid', 'valid'), 'test': ('tstid', )}
+        keys = {
+            'train': ('trnid', ),
+            'val': ('valid', ),
+            'trainval': ('trnid', 'valid'),
+            'test': ('tstid', )
+        }
         data_list = [
-            dict(img_path=self.backend.join_path(self.img_prefix,
-                                                 f'image_{i:05d}.jpg'),
-                 gt_label=int(labels[i - 1]) - 1)
-            for key in keys[self.split] for i in ids[key].tolist()
+            dict(
+                img_path=self.backend.join_path(self.img_prefix,
+                                                f'image_{i:05d}.jpg'),
+                gt_label=int(labels[i - 1]) - 1) for key in keys[self.split]
+            for i in ids[key].tolist()
         ]
         check_image_files('Flowers102', self.data_root, data_list, self.FIX)
         return data_list

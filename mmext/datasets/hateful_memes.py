@@ -63,7 +63,10 @@ class HatefulMemes(ImageTextDataset):
         '├── dev_seen.jsonl     (500)    dev_unseen.jsonl  (540)\n'
         '└── test_seen.jsonl    (1000)   test_unseen.jsonl (2000)')
 
-    def __init__(self, data_root, split='train', on_duplicate='drop',
+    def __init__(self,
+                 data_root,
+                 split='train',
+                 on_duplicate='drop',
                  **kwargs):
         if on_duplicate not in ('drop', 'keep', 'error'):
             raise ValueError("HatefulMemes: on_duplicate must be 'drop', "
@@ -94,8 +97,10 @@ class HatefulMemes(ImageTextDataset):
                 'other records of the file have one; add it or remove the '
                 'labels of the whole file (prediction only)')
         if records and not labelled:
-            print_log(f'HatefulMemes: {name}.jsonl has no labels: samples '
-                      'for prediction only', logger='current')
+            print_log(
+                f'HatefulMemes: {name}.jsonl has no labels: samples '
+                'for prediction only',
+                logger='current')
         return records
 
     @staticmethod
@@ -114,8 +119,13 @@ class HatefulMemes(ImageTextDataset):
                               'needs "id", "img", "text" (and "label")')
         if not isinstance(obj['text'], str):
             raise RecordError(f'{where}: "text" must be a string')
-        rec = dict(id=obj['id'], img=obj['img'], text=obj['text'],
-                   source=name, line=line_no, file=path)
+        rec = dict(
+            id=obj['id'],
+            img=obj['img'],
+            text=obj['text'],
+            source=name,
+            line=line_no,
+            file=path)
         if obj.get('label') is not None:
             if obj['label'] not in (0, 1) or isinstance(obj['label'], bool):
                 raise RecordError(f'{where}: label {obj["label"]!r} is not '
@@ -130,16 +140,17 @@ class HatefulMemes(ImageTextDataset):
                 key = str(rec['id'])
                 if key in seen:
                     first = seen[key]
-                    same = all(first.get(k) == rec.get(k)
-                               for k in ('img', 'text', 'gt_label'))
+                    same = all(
+                        first.get(k) == rec.get(k)
+                        for k in ('img', 'text', 'gt_label'))
                     if not same or self.on_duplicate == 'error':
                         what = 'differs from' if not same else 'repeats'
                         raise RecordError(
                             f'HatefulMemes: {rec["file"]}:{rec["line"]}: id '
                             f'{rec["id"]} {what} {first["file"]}:'
-                            f'{first["line"]}; remove one of them'
-                            + ('' if not same else " or pass on_duplicate="
-                               "'drop'"))
+                            f'{first["line"]}; remove one of them' +
+                            ('' if not same else " or pass on_duplicate="
+                             "'drop'"))
                     self.num_duplicates += 1
                     if self.on_duplicate == 'drop':
                         continue
@@ -148,9 +159,11 @@ class HatefulMemes(ImageTextDataset):
                 data_list.append(rec)
         if self.num_duplicates:
             action = 'dropped' if self.on_duplicate == 'drop' else 'kept'
-            print_log(f'HatefulMemes: {self.num_duplicates} repeated ids '
-                      f'(identical records) in {self.split}: {action}',
-                      logger='current', level=30)
+            print_log(
+                f'HatefulMemes: {self.num_duplicates} repeated ids '
+                f'(identical records) in {self.split}: {action}',
+                logger='current',
+                level=30)
         return [self._to_info(r) for r in data_list]
 
     def _to_info(self, rec):
@@ -160,8 +173,11 @@ class HatefulMemes(ImageTextDataset):
                 f'HatefulMemes: {rec["file"]}:{rec["line"]}: "img" '
                 f'{rec["img"]!r} points outside {self.data_root}; expected '
                 'a relative path like "img/01235.png"')
-        info = dict(img_path=img_path, text=rec['text'], id=rec['id'],
-                    source=rec['source'])
+        info = dict(
+            img_path=img_path,
+            text=rec['text'],
+            id=rec['id'],
+            source=rec['source'])
         if 'gt_label' in rec:
             info['gt_label'] = rec['gt_label']
         return info

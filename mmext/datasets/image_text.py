@@ -56,8 +56,12 @@ class ImageTextDataset(BaseDataset):
 
     LAYOUT = ''
 
-    def __init__(self, data_root, ann_file='', on_missing='skip',
-                 check_images=True, **kwargs):
+    def __init__(self,
+                 data_root,
+                 ann_file='',
+                 on_missing='skip',
+                 check_images=True,
+                 **kwargs):
         if on_missing not in ('skip', 'error'):
             raise ValueError(f"{type(self).__name__}: on_missing must be "
                              f"'skip' or 'error', got {on_missing!r}")
@@ -115,8 +119,7 @@ class ImageTextDataset(BaseDataset):
         if self.on_missing == 'error':
             raise FileNotFoundError(
                 f'{msg}; restore the images or pass on_missing=\'skip\'')
-        print_log(f'{msg}; skipped (see .missing)', logger='current',
-                  level=30)
+        print_log(f'{msg}; skipped (see .missing)', logger='current', level=30)
 
     @property
     def num_missing(self):
@@ -124,5 +127,7 @@ class ImageTextDataset(BaseDataset):
         return len(self.missing)
 
     def extra_repr(self):
-        return [f'Root of dataset: \t{self.data_root}',
-                f'Missing images:  \t{self.num_missing}']
+        return [
+            f'Root of dataset: \t{self.data_root}',
+            f'Missing images:  \t{self.num_missing}'
+        ]

@@ -32,5 +32,8 @@ class IUXray(R2GenReportDataset):
               '<id>/0.png, 1.png')
 
     def __init__(self, data_root, num_views=2, max_seq_length=60, **kwargs):
-        super().__init__(data_root, num_views=num_views,
-                         max_seq_length=max_seq_length, **kwargs)
+        super().__init__(
+            data_root,
+            num_views=num_views,
+            max_seq_length=max_seq_length,
+            **kwargs)

@@ -33,5 +33,8 @@ class MIMICCXR(R2GenReportDataset):
               'images/<image_path>')
 
     def __init__(self, data_root, num_views=1, max_seq_length=100, **kwargs):
-        super().__init__(data_root, num_views=num_views,
-                         max_seq_length=max_seq_length, **kwargs)
+        super().__init__(
+            data_root,
+            num_views=num_views,
+            max_seq_length=max_seq_length,
+            **kwargs)

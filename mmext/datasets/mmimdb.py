@@ -13,11 +13,11 @@ from .image_text import ImageTextDataset, RecordError
 __all__ = ['MMIMDb', 'MMIMDB_GENRES']
 
 #: the 23 genres with enough movies, alphabetical (label order)
-MMIMDB_GENRES = (
-    'Action', 'Adventure', 'Animation', 'Biography', 'Comedy', 'Crime',
-    'Documentary', 'Drama', 'Family', 'Fantasy', 'Film-Noir', 'History',
-    'Horror', 'Music', 'Musical', 'Mystery', 'Romance', 'Sci-Fi', 'Short',
-    'Sport', 'Thriller', 'War', 'Western')
+MMIMDB_GENRES = ('Action', 'Adventure', 'Animation', 'Biography', 'Comedy',
+                 'Crime', 'Documentary', 'Drama', 'Family', 'Fantasy',
+                 'Film-Noir', 'History', 'Horror', 'Music', 'Musical',
+                 'Mystery', 'Romance', 'Sci-Fi', 'Short', 'Sport', 'Thriller',
+                 'War', 'Western')
 
 #: genres of a few movies that the 23-genre task leaves out
 DROPPED_GENRES = ('Adult', 'News', 'Reality-TV', 'Talk-Show')
@@ -67,13 +67,12 @@ class MMIMDb(ImageTextDataset):
     """
 
     METAINFO = {'classes': MMIMDB_GENRES}
-    LAYOUT = (
-        'data/mmimdb/ (mmimdb.tar.gz, unpacked)\n'
-        '├── split.json          ({"train": [15552 ids], "dev": [2608], '
-        '"test": [7799]}, ids like "0076759")\n'
-        '└── dataset/0076759.json  ({"plot": ["...", ...], "genres": '
-        '["Action", ...], ...})\n'
-        '            0076759.jpeg  (the poster)')
+    LAYOUT = ('data/mmimdb/ (mmimdb.tar.gz, unpacked)\n'
+              '├── split.json          ({"train": [15552 ids], "dev": [2608], '
+              '"test": [7799]}, ids like "0076759")\n'
+              '└── dataset/0076759.json  ({"plot": ["...", ...], "genres": '
+              '["Action", ...], ...})\n'
+              '            0076759.jpeg  (the poster)')
 
     def __init__(self, data_root, split='train', plot='longest', **kwargs):
         if split not in _SPLIT_KEYS:
@@ -153,12 +152,16 @@ class MMIMDb(ImageTextDataset):
                 continue
             text, labels = self._parse(path, movie_id)
             unlabelled += not labels
-            data_list.append(dict(img_path=img_path, text=text, id=movie_id,
-                                  gt_label=labels))
+            data_list.append(
+                dict(
+                    img_path=img_path, text=text, id=movie_id,
+                    gt_label=labels))
         if self.dropped_genres:
-            print_log(f'MMIMDb: genres outside the 23 left out of the '
-                      f'{self.split} labels: {self.dropped_genres}; '
-                      f'{unlabelled} movies have no genre left (all-'
-                      'negative target)', logger='current')
+            print_log(
+                f'MMIMDb: genres outside the 23 left out of the '
+                f'{self.split} labels: {self.dropped_genres}; '
+                f'{unlabelled} movies have no genre left (all-'
+                'negative target)',
+                logger='current')
         self.missing.extend(no_json)  # reported with the missing posters
         return data_list

@@ -31,8 +31,9 @@ __all__ = [
     'region_locations', 'save_region_npz', 'tsv_row', 'RegionFileError'
 ]
 
-TSV_FIELDS = ['image_id', 'image_w', 'image_h', 'num_boxes', 'boxes',
-              'features']
+TSV_FIELDS = [
+    'image_id', 'image_w', 'image_h', 'num_boxes', 'boxes', 'features'
+]
 
 
 class RegionFileError(ValueError):
@@ -76,8 +77,10 @@ def tsv_row(record):
     boxes = np.ascontiguousarray(record['boxes'], dtype=np.float32)
     feats = np.ascontiguousarray(record['features'], dtype=np.float32)
     return dict(
-        image_id=str(record['image_id']), image_w=int(record['image_w']),
-        image_h=int(record['image_h']), num_boxes=len(boxes),
+        image_id=str(record['image_id']),
+        image_w=int(record['image_w']),
+        image_h=int(record['image_h']),
+        num_boxes=len(boxes),
         boxes=base64.b64encode(boxes.tobytes()).decode('ascii'),
         features=base64.b64encode(feats.tobytes()).decode('ascii'))
 
@@ -85,13 +88,18 @@ def tsv_row(record):
 def _decode_row(row, path):
     try:
         n = int(row['num_boxes'])
-        boxes = np.frombuffer(base64.b64decode(row['boxes']),
-                              dtype=np.float32).reshape(n, 4)
-        feats = np.frombuffer(base64.b64decode(row['features']),
-                              dtype=np.float32).reshape(n, -1)
-        return dict(image_id=row['image_id'], image_w=int(row['image_w']),
-                    image_h=int(row['image_h']), num_boxes=n,
-                    boxes=boxes.copy(), features=feats.copy())
+        boxes = np.frombuffer(
+            base64.b64decode(row['boxes']), dtype=np.float32).reshape(n, 4)
+        feats = np.frombuffer(
+            base64.b64decode(row['features']),
+            dtype=np.float32).reshape(n, -1)
+        return dict(
+            image_id=row['image_id'],
+            image_w=int(row['image_w']),
+            image_h=int(row['image_h']),
+            num_boxes=n,
+            boxes=boxes.copy(),
+            features=feats.copy())
     except (KeyError, TypeError, ValueError) as e:
         raise RegionFileError(
             f'{path}: row of image {row.get("image_id")!r} is not a BUTD '

@@ -53,9 +53,16 @@ class R2GenReportDataset(BaseDataset):
     LAYOUT = ('<data_root>/annotation.json ({"train": [...], "val": [...], '
               '"test": [...]}) and <data_root>/images/<image_path>')
 
-    def __init__(self, data_root, ann_file='annotation.json', split='train',
-                 tokenizer=None, max_seq_length=60, pipeline=(),
-                 img_prefix='images', num_views=1, check_images=True,
+    def __init__(self,
+                 data_root,
+                 ann_file='annotation.json',
+                 split='train',
+                 tokenizer=None,
+                 max_seq_length=60,
+                 pipeline=(),
+                 img_prefix='images',
+                 num_views=1,
+                 check_images=True,
                  **kwargs):
         self.split = split
         self.max_seq_length = max_seq_length
@@ -66,11 +73,14 @@ class R2GenReportDataset(BaseDataset):
         # the vocabulary is counted on this file's train reports
         vocab_from_file = tokenizer is None or (
             isinstance(tokenizer, dict) and tokenizer.get('vocab') is None
-            and osp.abspath(tokenizer.get('ann_file') or ann_path)
-            == osp.abspath(ann_path))
+            and osp.abspath(tokenizer.get('ann_file')
+                            or ann_path) == osp.abspath(ann_path))
         self._annotation = load_r2gen_annotation(
-            ann_path, type(self).__name__, num_views,
-            need_train=vocab_from_file, layout=self.LAYOUT)
+            ann_path,
+            type(self).__name__,
+            num_views,
+            need_train=vocab_from_file,
+            layout=self.LAYOUT)
         if split not in self._annotation:
             raise AnnotationError(
                 f'{type(self).__name__}: {ann_path} has no split {split!r} '
@@ -83,18 +93,23 @@ class R2GenReportDataset(BaseDataset):
         self.tokenizer = self._build_tokenizer(tokenizer, ann_path)
         metainfo = dict(
             vocab=list(self.tokenizer.vocab),
-            tokenizer=dict(type=type(self.tokenizer).__name__,
-                           dataset=self.tokenizer.dataset,
-                           clean_mode=self.tokenizer.clean_mode,
-                           threshold=self.tokenizer.threshold))
+            tokenizer=dict(
+                type=type(self.tokenizer).__name__,
+                dataset=self.tokenizer.dataset,
+                clean_mode=self.tokenizer.clean_mode,
+                threshold=self.tokenizer.threshold))
         metainfo.update(kwargs.pop('metainfo', None) or {})
         # built from mmext's registry so the data set also works outside a
         # runner (mmengine's Compose looks in mmengine's registry only)
-        pipeline = [TRANSFORMS.build(t) if isinstance(t, dict) else t
-                    for t in pipeline]
+        pipeline = [
+            TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline
+        ]
         super().__init__(
-            ann_file=ann_file, data_root=data_root, metainfo=metainfo,
-            data_prefix=dict(img_path=img_prefix), pipeline=pipeline,
+            ann_file=ann_file,
+            data_root=data_root,
+            metainfo=metainfo,
+            data_prefix=dict(img_path=img_prefix),
+            pipeline=pipeline,
             **kwargs)
 
     def _build_tokenizer(self, tokenizer, ann_path):
@@ -114,8 +129,8 @@ class R2GenReportDataset(BaseDataset):
         """The split's studies (the file was checked at construction)."""
         ann, self._annotation = self._annotation, None
         if ann is None:  # loaded again: re-read and re-check
-            ann = load_r2gen_annotation(self.ann_file, type(self).__name__,
-                                        self.num_views)
+            ann = load_r2gen_annotation(self.ann_file,
+                                        type(self).__name__, self.num_views)
         img_root = self.data_prefix['img_path']
         data_list, missing = [], []
         for i, entry in enumerate(ann[self.split]):
@@ -129,10 +144,13 @@ class R2GenReportDataset(BaseDataset):
                     missing.append((sid, lost[0]))
                     continue
             cleaned = self.tokenizer.clean(report)
-            data_list.append(dict(
-                study_id=sid, img_path=paths, gt_report=cleaned,
-                gt_tokens=self.tokenizer.encode_cleaned(cleaned)
-                [:self.max_seq_length]))
+            data_list.append(
+                dict(
+                    study_id=sid,
+                    img_path=paths,
+                    gt_report=cleaned,
+                    gt_tokens=self.tokenizer.encode_cleaned(cleaned)
+                    [:self.max_seq_length]))
         if missing and not data_list:
             raise FileNotFoundError(
                 f'{type(self).__name__}: the images of all {len(missing)} '
@@ -144,6 +162,8 @@ class R2GenReportDataset(BaseDataset):
             print_log(
                 f'{type(self).__name__}: skipped {len(missing)} of '
                 f'{len(ann[self.split])} {self.split} studies with missing '
-                f'images, e.g. {first}', logger='current', level=30)
+                f'images, e.g. {first}',
+                logger='current',
+                level=30)
         self.num_skipped = len(missing)
         return data_list

@@ -37,14 +37,14 @@ class SeededSplit:
                              f'got {part!r}')
         if not 0 < ratio < 1:
             raise ValueError(f'SeededSplit: ratio {ratio} is not in (0, 1)')
-        self.dataset = (DATASETS.build(dataset)
-                        if isinstance(dataset, dict) else dataset)
+        self.dataset = (
+            DATASETS.build(dataset) if isinstance(dataset, dict) else dataset)
         self.ratio, self.part, self.seed = ratio, part, seed
         n = len(self.dataset)
         order = np.random.default_rng(seed).permutation(n)
         cut = int(round(ratio * n))
-        self.indices = np.sort(order[:cut] if part == 'train' else
-                               order[cut:]).tolist()
+        self.indices = np.sort(order[:cut] if part ==
+                               'train' else order[cut:]).tolist()
 
     @property
     def metainfo(self):

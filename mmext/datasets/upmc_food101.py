@@ -14,28 +14,28 @@ __all__ = ['UPMCFood101', 'FOOD101_CLASSES']
 
 #: the 101 Food-101 classes, alphabetical (label order, folder names)
 FOOD101_CLASSES = (
-    'apple_pie', 'baby_back_ribs', 'baklava', 'beef_carpaccio',
-    'beef_tartare', 'beet_salad', 'beignets', 'bibimbap', 'bread_pudding',
-    'breakfast_burrito', 'bruschetta', 'caesar_salad', 'cannoli',
-    'caprese_salad', 'carrot_cake', 'ceviche', 'cheese_plate', 'cheesecake',
-    'chicken_curry', 'chicken_quesadilla', 'chicken_wings', 'chocolate_cake',
+    'apple_pie', 'baby_back_ribs', 'baklava', 'beef_carpaccio', 'beef_tartare',
+    'beet_salad', 'beignets', 'bibimbap', 'bread_pudding', 'breakfast_burrito',
+    'bruschetta', 'caesar_salad', 'cannoli', 'caprese_salad', 'carrot_cake',
+    'ceviche', 'cheese_plate', 'cheesecake', 'chicken_curry',
+    'chicken_quesadilla', 'chicken_wings', 'chocolate_cake',
     'chocolate_mousse', 'churros', 'clam_chowder', 'club_sandwich',
-    'crab_cakes', 'creme_brulee', 'croque_madame', 'cup_cakes',
-    'deviled_eggs', 'donuts', 'dumplings', 'edamame', 'eggs_benedict',
-    'escargots', 'falafel', 'filet_mignon', 'fish_and_chips', 'foie_gras',
-    'french_fries', 'french_onion_soup', 'french_toast', 'fried_calamari',
-    'fried_rice', 'frozen_yogurt', 'garlic_bread', 'gnocchi', 'greek_salad',
+    'crab_cakes', 'creme_brulee', 'croque_madame', 'cup_cakes', 'deviled_eggs',
+    'donuts', 'dumplings', 'edamame', 'eggs_benedict', 'escargots', 'falafel',
+    'filet_mignon', 'fish_and_chips', 'foie_gras', 'french_fries',
+    'french_onion_soup', 'french_toast', 'fried_calamari', 'fried_rice',
+    'frozen_yogurt', 'garlic_bread', 'gnocchi', 'greek_salad',
     'grilled_cheese_sandwich', 'grilled_salmon', 'guacamole', 'gyoza',
-    'hamburger', 'hot_and_sour_soup', 'hot_dog', 'huevos_rancheros',
-    'hummus', 'ice_cream', 'lasagna', 'lobster_bisque',
-    'lobster_roll_sandwich', 'macaroni_and_cheese', 'macarons', 'miso_soup',
-    'mussels', 'nachos', 'omelette', 'onion_rings', 'oysters', 'pad_thai',
-    'paella', 'pancakes', 'panna_cotta', 'peking_duck', 'pho', 'pizza',
-    'pork_chop', 'poutine', 'prime_rib', 'pulled_pork_sandwich', 'ramen',
-    'ravioli', 'red_velvet_cake', 'risotto', 'samosa', 'sashimi', 'scallops',
-    'seaweed_salad', 'shrimp_and_grits', 'spaghetti_bolognese',
-    'spaghetti_carbonara', 'spring_rolls', 'steak', 'strawberry_shortcake',
-    'sushi', 'tacos', 'takoyaki', 'tiramisu', 'tuna_tartare', 'waffles')
+    'hamburger', 'hot_and_sour_soup', 'hot_dog', 'huevos_rancheros', 'hummus',
+    'ice_cream', 'lasagna', 'lobster_bisque', 'lobster_roll_sandwich',
+    'macaroni_and_cheese', 'macarons', 'miso_soup', 'mussels', 'nachos',
+    'omelette', 'onion_rings', 'oysters', 'pad_thai', 'paella', 'pancakes',
+    'panna_cotta', 'peking_duck', 'pho', 'pizza', 'pork_chop', 'poutine',
+    'prime_rib', 'pulled_pork_sandwich', 'ramen', 'ravioli', 'red_velvet_cake',
+    'risotto', 'samosa', 'sashimi', 'scallops', 'seaweed_salad',
+    'shrimp_and_grits', 'spaghetti_bolognese', 'spaghetti_carbonara',
+    'spring_rolls', 'steak', 'strawberry_shortcake', 'sushi', 'tacos',
+    'takoyaki', 'tiramisu', 'tuna_tartare', 'waffles')
 
 
 @DATASETS.register_module()
@@ -85,8 +85,10 @@ class UPMCFood101(ImageTextDataset):
                              f"'test', got {split!r}")
         self.split = split
         super().__init__(
-            data_root, ann_file=osp.join('texts', f'{split}_titles.csv'),
-            test_mode=split == 'test', **kwargs)
+            data_root,
+            ann_file=osp.join('texts', f'{split}_titles.csv'),
+            test_mode=split == 'test',
+            **kwargs)
 
     def load_records(self):
         if not osp.isfile(self.ann_file):
@@ -121,14 +123,19 @@ class UPMCFood101(ImageTextDataset):
                     repeats.append((line, seen[key]))
                     continue
                 seen[key] = line
-                data_list.append(dict(
-                    img_path=osp.join(image_root, cls, name), text=text,
-                    id=key, gt_label=label_of[cls]))
+                data_list.append(
+                    dict(
+                        img_path=osp.join(image_root, cls, name),
+                        text=text,
+                        id=key,
+                        gt_label=label_of[cls]))
         if repeats:
-            print_log(f'UPMCFood101: {len(repeats)} rows of '
-                      f'{self.ann_file} repeat an earlier image (e.g. line '
-                      f'{repeats[0][0]} = line {repeats[0][1]}); only the '
-                      'first is kept',
-                      logger='current', level=30)
+            print_log(
+                f'UPMCFood101: {len(repeats)} rows of '
+                f'{self.ann_file} repeat an earlier image (e.g. line '
+                f'{repeats[0][0]} = line {repeats[0][1]}); only the '
+                'first is kept',
+                logger='current',
+                level=30)
         self.num_repeats = len(repeats)
         return data_list

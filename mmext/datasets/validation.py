@@ -19,10 +19,11 @@ import os.path as osp
 import numpy as np
 import scipy.io
 
-__all__ = ['AnnotationError', 'read_mat', 'raise_first',
-           'check_image_files', 'flowers17_problems',
-           'flowers17_data_list', 'flowers102_problems',
-           'load_r2gen_annotation', 'R2GEN_SPLITS']
+__all__ = [
+    'AnnotationError', 'read_mat', 'raise_first', 'check_image_files',
+    'flowers17_problems', 'flowers17_data_list', 'flowers102_problems',
+    'load_r2gen_annotation', 'R2GEN_SPLITS'
+]
 
 R2GEN_SPLITS = ('train', 'val', 'test')
 
@@ -39,8 +40,10 @@ def raise_first(problems, error=ValueError):
 
 def _first(values, n=5):
     """``[v1, v2, ...]`` of the first ``n`` values (ints shown as ints)."""
-    shown = [int(v) if float(v).is_integer() else float(v)
-             for v in np.asarray(values).ravel()[:n]]
+    shown = [
+        int(v) if float(v).is_integer() else float(v)
+        for v in np.asarray(values).ravel()[:n]
+    ]
     more = f' and {len(values) - n} more' if len(values) > n else ''
     return f'{shown}{more}'
 
@@ -50,8 +53,9 @@ def check_image_files(name, data_root, data_list, fix, show=5):
     ValueError when one is no regular file (a FIFO would block the loader),
     with the count and the first ``show`` of them relative to
     ``data_root``."""
-    missing = [d['img_path'] for d in data_list
-               if not osp.isfile(d['img_path'])]
+    missing = [
+        d['img_path'] for d in data_list if not osp.isfile(d['img_path'])
+    ]
     special = [p for p in missing if osp.exists(p)]
     if special:
         from mmext.dedup.inputs import file_kind
@@ -121,14 +125,18 @@ def _id_problems(where, key, ids, high, what, range_note=''):
     """Range and duplicate problems of one key's 1-based ids."""
     bad = ids[(ids < 1) | (ids > high)]
     if bad.size:
-        return [f"{where} key '{key}' has {what} out of range 1..{high}"
-                f'{range_note}: {_first(bad)}']
+        return [
+            f"{where} key '{key}' has {what} out of range 1..{high}"
+            f'{range_note}: {_first(bad)}'
+        ]
     values, counts = np.unique(ids, return_counts=True)
     dup = values[counts > 1]
     if dup.size:
         first = ids[np.isin(ids, dup)][0]
-        return [f"{where} key '{key}' lists {dup.size} {what} more than "
-                f'once, first {int(first)}']
+        return [
+            f"{where} key '{key}' lists {dup.size} {what} more than "
+            f'once, first {int(first)}'
+        ]
     return []
 
 
@@ -150,14 +158,20 @@ def _class_problems(where, key, labels, num_classes, class_names):
     missing = np.setdiff1d(np.arange(num_classes), labels)
     if missing.size:
         first = int(missing[0])
-        return [f"{where} key '{key}' has no image of {missing.size} of "
-                f'{num_classes} classes, first class {first} '
-                f'({class_names[first]})']
+        return [
+            f"{where} key '{key}' has no image of {missing.size} of "
+            f'{num_classes} classes, first class {first} '
+            f'({class_names[first]})'
+        ]
     return []
 
 
-def flowers17_problems(mat, data_root, class_names, images_per_class=None,
-                       fix='', img_prefix=None):
+def flowers17_problems(mat,
+                       data_root,
+                       class_names,
+                       images_per_class=None,
+                       fix='',
+                       img_prefix=None):
     """Every problem of a Flowers-17 ``datasplits.mat``.
 
     Checks each of ``trn1..3``, ``val1..3``, ``tst1..3``: one row of
@@ -200,7 +214,8 @@ def flowers17_problems(mat, data_root, class_names, images_per_class=None,
                 f'Flowers17: the largest index in datasplits.mat is '
                 f'{largest}, not a multiple of {num_classes} classes, so the '
                 f'class of an image cannot be inferred in {data_root}; pass '
-                f'images_per_class (80 for the real set)']
+                f'images_per_class (80 for the real set)'
+            ]
         last = None if img_prefix is None else osp.join(
             img_prefix, f'image_{largest:04d}.jpg')
         if last is not None and not osp.isfile(last):
@@ -209,7 +224,8 @@ def flowers17_problems(mat, data_root, class_names, images_per_class=None,
                 f"{where} key '{key}' holds the largest index, {largest}, "
                 f'but {osp.relpath(last, data_root)} is no image file; the '
                 'images per class are inferred from it: restore the image '
-                f'or pass images_per_class (80 for the real set){suffix}']
+                f'or pass images_per_class (80 for the real set){suffix}'
+            ]
         per_class = largest // num_classes
     high = per_class * num_classes
     for key, ids in splits.items():
@@ -231,9 +247,12 @@ def flowers17_data_list(splits, keys, per_class, img_prefix):
     from the class-order layout: ``(index - 1) // per_class``); indices out
     of range are left out (the checks above report them)."""
     high = 17 * per_class
-    return [dict(img_path=osp.join(img_prefix, f'image_{i:04d}.jpg'),
-                 gt_label=(i - 1) // per_class)
-            for key in keys for i in splits[key].tolist() if 1 <= i <= high]
+    return [
+        dict(
+            img_path=osp.join(img_prefix, f'image_{i:04d}.jpg'),
+            gt_label=(i - 1) // per_class) for key in keys
+        for i in splits[key].tolist() if 1 <= i <= high
+    ]
 
 
 def flowers102_problems(labels, sets, data_root, class_names, fix=''):
@@ -280,15 +299,17 @@ def flowers102_problems(labels, sets, data_root, class_names, fix=''):
         problems += _id_problems(
             sets_at, key, values, labels.size, 'image ids',
             ' (the length of imagelabels.mat labels)') or _class_problems(
-                sets_at, key, labels[values - 1] - 1, num_classes,
-                class_names)
+                sets_at, key, labels[values - 1] - 1, num_classes, class_names)
     names = {'trnid': 'train', 'valid': 'val', 'tstid': 'test'}
-    problems += _disjoint_problems(
-        sets_at, [(names.get(k, k), k, v) for k, v in ids.items()])
+    problems += _disjoint_problems(sets_at, [(names.get(k, k), k, v)
+                                             for k, v in ids.items()])
     return labels, ids, [p + suffix for p in problems]
 
 
-def load_r2gen_annotation(path, name, num_views=1, need_train=False,
+def load_r2gen_annotation(path,
+                          name,
+                          num_views=1,
+                          need_train=False,
                           layout=''):
     """Read and check an R2Gen ``annotation.json`` (IU X-ray, MIMIC-CXR).
 

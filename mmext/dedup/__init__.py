@@ -22,8 +22,7 @@ from .textio import (escape_path, read_exclude_file, unescape_path,
 
 __all__ = [
     'METHODS', 'MIN_STD', 'HashResult', 'SkipImage', 'hash_images',
-    'hash_pil_image', 'hash_to_hex', 'hex_to_words', 'load_image',
-    'pack_bits',
+    'hash_pil_image', 'hash_to_hex', 'hex_to_words', 'load_image', 'pack_bits',
     'DEFAULT_THRESHOLD', 'DuplicatePair', 'default_threshold',
     'find_cross_set_duplicates', 'find_within_set_duplicates',
     'hamming_distances', 'escape_path', 'unescape_path', 'read_exclude_file',

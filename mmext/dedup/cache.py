@@ -65,8 +65,8 @@ class HashCache:
         if need_flip and flipped_hex is None:
             return None  # hashed earlier with flip=False
         words = hex_to_words(hash_hex, self.num_bits)
-        flipped = (hex_to_words(flipped_hex, self.num_bits)
-                   if need_flip else None)
+        flipped = (
+            hex_to_words(flipped_hex, self.num_bits) if need_flip else None)
         return words, flipped, None
 
     def put_many(self, rows):

@@ -41,8 +41,10 @@ from .hexcodec import hash_to_hex
 from .inputs import file_kind
 from .phash_pair import gray_std, phash_pair
 
-__all__ = ['METHODS', 'HashResult', 'hash_images', 'hash_pil_image',
-           'pack_bits', 'load_image', 'SkipImage', 'MIN_STD']
+__all__ = [
+    'METHODS', 'HashResult', 'hash_images', 'hash_pil_image', 'pack_bits',
+    'load_image', 'SkipImage', 'MIN_STD'
+]
 
 #: method name -> imagehash function (``ahash`` is imagehash's
 #: ``average_hash``).
@@ -167,7 +169,10 @@ def load_image(path):
         raise SkipImage(f'decode failed ({type(e).__name__}: {e})')
 
 
-def hash_pil_image(img, method='phash', hash_size=8, flip=True,
+def hash_pil_image(img,
+                   method='phash',
+                   hash_size=8,
+                   flip=True,
                    min_std=MIN_STD):
     """Hash one PIL image (and its mirror image).
 
@@ -223,8 +228,7 @@ def _hash_file(task):
     path, method, hash_size, flip, min_std = task
     try:
         img = load_image(path)
-        words, flipped = hash_pil_image(img, method, hash_size, flip,
-                                        min_std)
+        words, flipped = hash_pil_image(img, method, hash_size, flip, min_std)
         return words, flipped, None
     except SkipImage as e:
         return None, None, str(e)
@@ -241,8 +245,12 @@ def _file_key(path):
 def _map(tasks, workers, progress, desc):
     """Run ``_hash_file`` over tasks in order, in ``workers`` processes."""
     from tqdm import tqdm
-    bar = tqdm(total=len(tasks), desc=desc, unit='img', disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=len(tasks),
+        desc=desc,
+        unit='img',
+        disable=not progress,
+        dynamic_ncols=True)
     try:
         # a daemonic process (e.g. a DataLoader worker) may not have children
         if (workers <= 1 or len(tasks) < 2 * workers
@@ -264,8 +272,13 @@ def _map(tasks, workers, progress, desc):
         bar.close()
 
 
-def hash_images(paths: Sequence[str], method='phash', hash_size=8, flip=True,
-                workers=2, cache_file=None, progress=True,
+def hash_images(paths: Sequence[str],
+                method='phash',
+                hash_size=8,
+                flip=True,
+                workers=2,
+                cache_file=None,
+                progress=True,
                 min_std=MIN_STD) -> HashResult:
     """Hash image files in parallel, with a cache.
 
@@ -310,8 +323,8 @@ def hash_images(paths: Sequence[str], method='phash', hash_size=8, flip=True,
                 outputs[i] = hit
                 continue
         todo.append(i)
-    num_cached = sum(o is not None for o in outputs) - sum(
-        k is None for k in keys)
+    num_cached = sum(o is not None for o in outputs) - sum(k is None
+                                                           for k in keys)
     tasks = [(paths[i], method, hash_size, flip, min_std) for i in todo]
     new_rows = []
     for i, out in zip(todo, _map(tasks, workers, progress, method)):
@@ -330,8 +343,8 @@ def hash_images(paths: Sequence[str], method='phash', hash_size=8, flip=True,
     hashes = np.stack([outputs[i][0] for i in kept]) if kept else empty
     flipped = None
     if flip:
-        flipped = (np.stack([outputs[i][1] for i in kept])
-                   if kept else empty.copy())
+        flipped = (
+            np.stack([outputs[i][1] for i in kept]) if kept else empty.copy())
     skipped = [(paths[i], o[2]) for i, o in enumerate(outputs)
                if o[2] is not None]
     result = HashResult([paths[i] for i in kept], hashes, flipped, skipped,

@@ -39,4 +39,5 @@ def hex_to_words(hex_str, num_bits):
     num_words = -(-num_bits // 64)
     value = int(hex_str, 16)
     return np.array([(value >> (64 * (num_words - 1 - i))) & (2**64 - 1)
-                     for i in range(num_words)], dtype=np.uint64)
+                     for i in range(num_words)],
+                    dtype=np.uint64)

@@ -13,12 +13,13 @@ import stat
 
 from mmext.utils.config import iter_config
 
-__all__ = ['IMAGE_EXTENSIONS', 'list_image_files', 'dataset_image_paths',
-           'resolve_image_set', 'file_kind']
+__all__ = [
+    'IMAGE_EXTENSIONS', 'list_image_files', 'dataset_image_paths',
+    'resolve_image_set', 'file_kind'
+]
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif',
-                    '.tiff', '.webp', '.ppm', '.pgm', '.pbm')
-
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff',
+                    '.webp', '.ppm', '.pgm', '.pbm')
 
 _KINDS = ((stat.S_ISDIR, 'a directory'), (stat.S_ISFIFO, 'a FIFO'),
           (stat.S_ISSOCK, 'a socket'), (stat.S_ISCHR, 'a character device'),
@@ -55,8 +56,7 @@ def _strip_pipelines(node):
             parent[key] = []
 
 
-def dataset_image_paths(config, split='train_dataloader',
-                        cfg_options=None):
+def dataset_image_paths(config, split='train_dataloader', cfg_options=None):
     """Build ``config[split].dataset`` and return its images.
 
     Args:
@@ -105,8 +105,8 @@ def dataset_image_paths(config, split='train_dataloader',
                            f'sample {i} has no img_path (keys: '
                            f'{sorted(info)}); dedup needs image files')
         paths.append(info['img_path'])
-    data_root = getattr(dataset, 'data_root', None) or ds_cfg.get(
-        'data_root') or None
+    data_root = getattr(dataset, 'data_root',
+                        None) or ds_cfg.get('data_root') or None
     return paths, data_root
 
 
@@ -118,8 +118,7 @@ def resolve_image_set(spec, split, cfg_options=None):
     if spec.endswith('.py') and osp.isfile(spec):
         paths, root = dataset_image_paths(spec, split, cfg_options)
         if root is None and paths:
-            root = osp.commonpath([osp.dirname(osp.abspath(p))
-                                   for p in paths])
+            root = osp.commonpath([osp.dirname(osp.abspath(p)) for p in paths])
         return paths, root
     raise FileNotFoundError(f'{spec} is neither an image folder nor a .py '
                             'config file')

@@ -75,8 +75,8 @@ def _merge_shards(hash_dir, sets, method, hash_size, flip):
     except ValueError as e:
         raise LeakageCheckError(str(e)) from None
     for res in (train, held):
-        if (res.method, res.hash_size, res.flipped is not None) != (
-                method, hash_size, flip):
+        if (res.method, res.hash_size, res.flipped
+                is not None) != (method, hash_size, flip):
             raise LeakageCheckError(
                 f'the shards in {hash_dir} are {res.method} hash_size '
                 f'{res.hash_size} flip {res.flipped is not None}: pass the '
@@ -85,11 +85,23 @@ def _merge_shards(hash_dir, sets, method, hash_size, flip):
     return train, held
 
 
-def find_leakage(train, heldout, out_dir, train_split='train_dataloader',
-                 heldout_split='test_dataloader', method='phash',
-                 hash_size=8, threshold=None, flip=True, workers=2,
-                 cache_file=None, use_cache=True, progress=True, shard=None,
-                 merge=False, cfg_options=None, command=None):
+def find_leakage(train,
+                 heldout,
+                 out_dir,
+                 train_split='train_dataloader',
+                 heldout_split='test_dataloader',
+                 method='phash',
+                 hash_size=8,
+                 threshold=None,
+                 flip=True,
+                 workers=2,
+                 cache_file=None,
+                 use_cache=True,
+                 progress=True,
+                 shard=None,
+                 merge=False,
+                 cfg_options=None,
+                 command=None):
     """Find training images that duplicate held-out images; write the
     evidence and the exclude file into ``out_dir``.
 
@@ -133,10 +145,16 @@ def find_leakage(train, heldout, out_dir, train_split='train_dataloader',
             that do not match this run.
     """
     if command is None:
-        command = _python_call(train=train, heldout=heldout,
-                               out_dir=out_dir, method=method,
-                               hash_size=hash_size, threshold=threshold,
-                               flip=flip, shard=shard, merge=merge)
+        command = _python_call(
+            train=train,
+            heldout=heldout,
+            out_dir=out_dir,
+            method=method,
+            hash_size=hash_size,
+            threshold=threshold,
+            flip=flip,
+            shard=shard,
+            merge=merge)
     if shard and merge:
         raise LeakageCheckError('--shard hashes one shard, --merge searches '
                                 'all of them: run them as separate steps')
@@ -144,8 +162,8 @@ def find_leakage(train, heldout, out_dir, train_split='train_dataloader',
     if threshold is None:
         threshold = default_threshold(method, hash_size)
     os.makedirs(out_dir, exist_ok=True)
-    cache = (cache_file or osp.join(out_dir, 'hash_cache.sqlite')
-             ) if use_cache else None
+    cache = (cache_file
+             or osp.join(out_dir, 'hash_cache.sqlite')) if use_cache else None
     train_paths, train_root = resolve_image_set(train, train_split,
                                                 cfg_options)
     held_paths, _ = resolve_image_set(heldout, heldout_split, cfg_options)
@@ -155,20 +173,25 @@ def find_leakage(train, heldout, out_dir, train_split='train_dataloader',
                                 'or split wrong?)')
 
     start = time.time()
-    kwargs = dict(method=method, hash_size=hash_size, flip=flip,
-                  workers=workers, cache_file=cache, progress=progress)
+    kwargs = dict(
+        method=method,
+        hash_size=hash_size,
+        flip=flip,
+        workers=workers,
+        cache_file=cache,
+        progress=progress)
     hash_dir = osp.join(out_dir, 'hashes')
     sets = (train_paths, held_paths)
     if shard is not None:
         return _hash_shard(hash_dir, shard, sets, kwargs)
     if merge:
-        train_res, held_res = _merge_shards(hash_dir, sets, method,
-                                            hash_size, flip)
+        train_res, held_res = _merge_shards(hash_dir, sets, method, hash_size,
+                                            flip)
     else:
         train_res = hash_images(train_paths, **kwargs)
         held_res = hash_images(held_paths, **kwargs)
-    pairs = find_cross_set_duplicates(train_res, held_res,
-                                      threshold=threshold, workers=workers)
+    pairs = find_cross_set_duplicates(
+        train_res, held_res, threshold=threshold, workers=workers)
 
     meta = {
         'command': command,
@@ -195,12 +218,10 @@ def find_leakage(train, heldout, out_dir, train_split='train_dataloader',
         f'held-out: {heldout}',
         f'paths relative to: {train_root}',
     ]
-    excluded = write_leakage_outputs(
-        out_dir, pairs, {
-            'train': train_res.skipped,
-            'heldout': held_res.skipped
-        }, meta, [p.query_path for p in pairs], train_root, comments,
-        SET_NAMES)
+    excluded = write_leakage_outputs(out_dir, pairs, {
+        'train': train_res.skipped,
+        'heldout': held_res.skipped
+    }, meta, [p.query_path for p in pairs], train_root, comments, SET_NAMES)
     num_skipped = meta['skipped']
     print(f'{len(train_res)} train / {len(held_res)} held-out hashed, '
           f'{num_skipped} skipped, {len(pairs)} pairs, {len(excluded)} '

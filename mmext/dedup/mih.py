@@ -75,11 +75,13 @@ def _split(num_bits, num_parts, threshold, max_bits=_MAX_PART_BITS):
     beyond ``num_parts * max_bits`` are in no part (checked in the full
     distance only)."""
     used = min(num_bits, num_parts * max_bits)
-    widths = [used // num_parts + (i < used % num_parts)
-              for i in range(num_parts)]
+    widths = [
+        used // num_parts + (i < used % num_parts) for i in range(num_parts)
+    ]
     extra = threshold + 1 - num_parts
-    radii = [extra // num_parts + (i < extra % num_parts)
-             for i in range(num_parts)]
+    radii = [
+        extra // num_parts + (i < extra % num_parts) for i in range(num_parts)
+    ]
     parts, shift = [], 0
     for bits, radius in zip(widths, radii):
         parts.append((shift, bits, radius))
@@ -92,10 +94,11 @@ def mih_cost(parts, num_indexed, num_queries):
     ``num_queries`` queries (bucket tables + visits + checks)."""
     probes = sum(_ball_size(b, r) for _, b, r in parts)
     cands = sum(num_indexed * _ball_size(b, r) / 2.0**b for _, b, r in parts)
-    build = (sum(2**b for _, b, _ in parts) * SEC_PER_BUCKET +
-             len(parts) * num_indexed * SEC_PER_ROW_PART)
-    return (num_queries * (probes * SEC_PER_PROBE + cands * SEC_PER_CANDIDATE)
-            + build)
+    build = (
+        sum(2**b for _, b, _ in parts) * SEC_PER_BUCKET +
+        len(parts) * num_indexed * SEC_PER_ROW_PART)
+    return (num_queries *
+            (probes * SEC_PER_PROBE + cands * SEC_PER_CANDIDATE) + build)
 
 
 def plan_parts(num_bits, threshold, num_indexed, num_queries):
@@ -107,8 +110,7 @@ def plan_parts(num_bits, threshold, num_indexed, num_queries):
     """
     # no table much larger than the block: empty buckets cost memory
     # and visits but cut no candidates
-    max_bits = min(_MAX_PART_BITS,
-                   max(8, int(num_indexed).bit_length() + 1))
+    max_bits = min(_MAX_PART_BITS, max(8, int(num_indexed).bit_length() + 1))
     best, best_cost = None, math.inf
     for m in range(1, min(threshold + 1, num_bits) + 1):
         parts = _split(num_bits, m, threshold, max_bits)
@@ -124,8 +126,8 @@ def _argsort_keys(keys, bits):
     if bits <= 16:
         return np.argsort(keys.astype(np.uint16), kind='stable')
     low = bits // 2
-    order = np.argsort((keys & ((1 << low) - 1)).astype(np.uint16),
-                       kind='stable')
+    order = np.argsort(
+        (keys & ((1 << low) - 1)).astype(np.uint16), kind='stable')
     high = (keys[order] >> low).astype(np.uint16)
     return order[np.argsort(high, kind='stable')]
 
@@ -139,13 +141,12 @@ class _Block:
         self.masks = [ball_masks(b, r) for _, b, r in parts]
         self.tables = []
         for shift, bits, _ in parts:
-            keys = ((hashes >> np.uint64(shift)) &
-                    np.uint64((1 << bits) - 1)).astype(np.int64)
+            keys = ((hashes >> np.uint64(shift))
+                    & np.uint64((1 << bits) - 1)).astype(np.int64)
             order = _argsort_keys(keys, bits)
             # int32 offsets: half the cache footprint of random bucket reads
             offsets = np.zeros((1 << bits) + 1, dtype=np.int32)
-            np.cumsum(np.bincount(keys, minlength=1 << bits),
-                      out=offsets[1:])
+            np.cumsum(np.bincount(keys, minlength=1 << bits), out=offsets[1:])
             self.tables.append(
                 (offsets, hashes[order], order.astype(np.int32)))
 
@@ -171,8 +172,9 @@ def _search_chunk(block, q, threshold):
     within ``threshold``, each once."""
     out = []
     parts = block.parts
-    for p, ((shift, bits, _), masks, (offsets, hashes, order)) in enumerate(
-            zip(parts, block.masks, block.tables)):
+    for p, ((shift, bits, _), masks,
+            (offsets, hashes,
+             order)) in enumerate(zip(parts, block.masks, block.tables)):
         key = (q >> np.uint64(shift)) & np.uint64((1 << bits) - 1)
         probe = (key[:, None] ^ masks[None, :]).astype(np.intp).ravel()
         starts = offsets[probe]
@@ -192,8 +194,8 @@ def _search_chunk(block, q, threshold):
         for s, b, r in parts[:p]:  # found by an earlier part already
             sub = (xor >> np.uint64(s)) & np.uint64((1 << b) - 1)
             first &= np.bitwise_count(sub) > r
-        probe_of_hit = np.searchsorted(np.cumsum(counts), hit[first],
-                                       side='right')
+        probe_of_hit = np.searchsorted(
+            np.cumsum(counts), hit[first], side='right')
         out.append((probe_of_hit // len(masks), order[pos[first]],
                     dist[hit][first].astype(np.int64)))
     return out
@@ -223,8 +225,13 @@ def _search_block(block, queries, threshold, workers):
                 yield qi + q0, ii.astype(np.int64), d
 
 
-def mih_pairs(a, b, threshold, num_bits=64, block_rows=None,
-              upper_only=False, workers=1):
+def mih_pairs(a,
+              b,
+              threshold,
+              num_bits=64,
+              block_rows=None,
+              upper_only=False,
+              workers=1):
     """Yield ``(i, j, d)`` arrays of every pair with
     ``popcount(a[i] ^ b[j]) = d <= threshold``, exactly.
 
@@ -254,8 +261,7 @@ def mih_pairs(a, b, threshold, num_bits=64, block_rows=None,
     block_rows = -(-len(indexed) // num_blocks)
     for i0 in range(0, len(indexed), block_rows):
         chunk = indexed[i0:i0 + block_rows]
-        parts, _ = plan_parts(num_bits, threshold, len(chunk),
-                              len(queries))
+        parts, _ = plan_parts(num_bits, threshold, len(chunk), len(queries))
         block = _Block(chunk, parts)
         found = _search_block(block, queries, threshold, workers)
         for qi, ii, d in found:

@@ -29,12 +29,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from mmext.utils.images import image_data_uri, thumbnail
-from .textio import (StagedFiles, atomic_write, escape_path,
-                     write_exclude_file)
+from .textio import StagedFiles, atomic_write, escape_path, write_exclude_file
 
-__all__ = ['write_pairs_csv', 'write_pairs_json', 'write_skipped_csv',
-           'write_html_report', 'write_contact_sheet',
-           'write_leakage_outputs', 'LEAKAGE_OUTPUTS']
+__all__ = [
+    'write_pairs_csv', 'write_pairs_json', 'write_skipped_csv',
+    'write_html_report', 'write_contact_sheet', 'write_leakage_outputs',
+    'LEAKAGE_OUTPUTS'
+]
 
 #: The files :func:`write_leakage_outputs` writes.
 LEAKAGE_OUTPUTS = ('pairs.csv', 'pairs.json', 'report.html', 'pairs.png',
@@ -46,11 +47,13 @@ def write_pairs_csv(pairs, out_file, names=('query', 'ref')):
     variant``."""
     with atomic_write(out_file, newline='', encoding='utf-8') as f:
         writer = csv.writer(f)
-        writer.writerow([f'{names[0]}_path', f'{names[1]}_path', 'distance',
-                         'variant'])
+        writer.writerow(
+            [f'{names[0]}_path', f'{names[1]}_path', 'distance', 'variant'])
         for p in pairs:
-            writer.writerow([escape_path(p.query_path),
-                             escape_path(p.ref_path), p.distance, p.variant])
+            writer.writerow([
+                escape_path(p.query_path),
+                escape_path(p.ref_path), p.distance, p.variant
+            ])
 
 
 def write_pairs_json(pairs, out_file, meta=None, names=('query', 'ref')):
@@ -62,8 +65,10 @@ def write_pairs_json(pairs, out_file, meta=None, names=('query', 'ref')):
         'distance': p.distance,
         'variant': p.variant
     } for p in pairs]
-    meta = {k: escape_path(v) if isinstance(v, str) else v
-            for k, v in (meta or {}).items()}
+    meta = {
+        k: escape_path(v) if isinstance(v, str) else v
+        for k, v in (meta or {}).items()
+    }
     with atomic_write(out_file, encoding='utf-8') as f:
         json.dump({'meta': meta, 'pairs': rows}, f, indent=1)
 
@@ -75,8 +80,7 @@ def write_skipped_csv(skipped_by_set, out_file):
         writer.writerow(['set', 'path', 'reason'])
         for name, skipped in skipped_by_set.items():
             for path, reason in skipped:
-                writer.writerow([name, escape_path(path),
-                                 escape_path(reason)])
+                writer.writerow([name, escape_path(path), escape_path(reason)])
 
 
 def _thumbnail(path, size):
@@ -89,8 +93,12 @@ def _html_text(value):
     return html.escape(escape_path(str(value)))
 
 
-def write_html_report(pairs, out_file, meta=None, names=('query', 'ref'),
-                      thumb_size=160, max_pairs=1000):
+def write_html_report(pairs,
+                      out_file,
+                      meta=None,
+                      names=('query', 'ref'),
+                      thumb_size=160,
+                      max_pairs=1000):
     """A self-contained HTML page: summary, then one row per pair with both
     thumbnails (base64), paths, distance and variant."""
     meta = meta or {}
@@ -99,11 +107,10 @@ def write_html_report(pairs, out_file, meta=None, names=('query', 'ref'),
     for k, p in enumerate(shown):
         qa = image_data_uri(_thumbnail(p.query_path, thumb_size))
         ra = image_data_uri(_thumbnail(p.ref_path, thumb_size))
-        rows.append(
-            f'<tr><td>{k + 1}</td><td><img src="{qa}"><br>'
-            f'{_html_text(p.query_path)}</td><td><img src="{ra}"><br>'
-            f'{_html_text(p.ref_path)}</td><td>{p.distance}</td>'
-            f'<td>{p.variant}</td></tr>')
+        rows.append(f'<tr><td>{k + 1}</td><td><img src="{qa}"><br>'
+                    f'{_html_text(p.query_path)}</td><td><img src="{ra}"><br>'
+                    f'{_html_text(p.ref_path)}</td><td>{p.distance}</td>'
+                    f'<td>{p.variant}</td></tr>')
     summary = ''.join(f'<li><b>{_html_text(k)}</b>: '
                       f'{_html_text(v)}</li>' for k, v in meta.items())
     more = (f'<p>Showing {len(shown)} of {len(pairs)} pairs; all are in '
@@ -122,7 +129,10 @@ font-size:12px;border-bottom:1px solid #ccc}} img{{max-width:{thumb_size}px}}
         f.write(page)
 
 
-def write_contact_sheet(pairs, out_file, thumb_size=128, max_pairs=200,
+def write_contact_sheet(pairs,
+                        out_file,
+                        thumb_size=128,
+                        max_pairs=200,
                         names=('query', 'ref')):
     """A PNG with one row per pair: both thumbnails and ``d=<distance>
     (<variant>)``. At most ``max_pairs`` rows (the header says so)."""
@@ -138,20 +148,22 @@ def write_contact_sheet(pairs, out_file, thumb_size=128, max_pairs=200,
         head += f' (first {len(shown)})'
     draw.text((pad, pad), head, fill=(0, 0, 0))
     if not shown:
-        draw.text((pad, head_h + pad), 'no pairs within the threshold',
+        draw.text((pad, head_h + pad),
+                  'no pairs within the threshold',
                   fill=(0, 0, 0))
     for k, p in enumerate(shown):
         y = head_h + k * row_h + pad
         for col, path in enumerate((p.query_path, p.ref_path)):
             tile = _thumbnail(path, thumb_size)
             x = pad + col * (thumb_size + 2 * pad)
-            sheet.paste(tile, (x + (thumb_size - tile.width) // 2,
-                               y + (thumb_size - tile.height) // 2))
+            sheet.paste(tile, (x + (thumb_size - tile.width) // 2, y +
+                               (thumb_size - tile.height) // 2))
         x = 2 * (thumb_size + 2 * pad) + pad
         draw.text((x, y), f'd={p.distance} ({p.variant})', fill=(200, 0, 0))
         for row, path in enumerate((p.query_path, p.ref_path), 1):
             draw.text((x, y + 16 * row),
-                      escape_path(osp.basename(path))[:26], fill=(0, 0, 0))
+                      escape_path(osp.basename(path))[:26],
+                      fill=(0, 0, 0))
     image_format = Image.registered_extensions().get(
         osp.splitext(str(out_file))[1].lower(), 'PNG')
     with StagedFiles() as staged:
@@ -159,9 +171,14 @@ def write_contact_sheet(pairs, out_file, thumb_size=128, max_pairs=200,
     return np.asarray(sheet).shape
 
 
-def write_leakage_outputs(out_dir, pairs, skipped_by_set, meta,
-                          exclude_paths, exclude_root=None,
-                          exclude_comments=(), names=('query', 'ref')):
+def write_leakage_outputs(out_dir,
+                          pairs,
+                          skipped_by_set,
+                          meta,
+                          exclude_paths,
+                          exclude_root=None,
+                          exclude_comments=(),
+                          names=('query', 'ref')):
     """Write every file of :data:`LEAKAGE_OUTPUTS` into ``out_dir``, all or
     none: each is staged under a temporary name and the set is renamed into
     place only after the last one is written, so an exception (or a kill)
@@ -184,8 +201,10 @@ def write_leakage_outputs(out_dir, pairs, skipped_by_set, meta,
         list[str]: The relative paths written to ``exclude.txt``.
     """
     with StagedFiles() as staged:
-        tmp = {name: staged.path(osp.join(out_dir, name))
-               for name in LEAKAGE_OUTPUTS}
+        tmp = {
+            name: staged.path(osp.join(out_dir, name))
+            for name in LEAKAGE_OUTPUTS
+        }
         write_pairs_csv(pairs, tmp['pairs.csv'], names)
         write_pairs_json(pairs, tmp['pairs.json'], meta, names)
         write_html_report(pairs, tmp['report.html'], meta, names)

@@ -46,9 +46,11 @@ import numpy as np
 
 from . import mih
 
-__all__ = ['ALGORITHMS', 'DEFAULT_THRESHOLD', 'DuplicatePair',
-           'default_threshold', 'find_cross_set_duplicates',
-           'find_within_set_duplicates', 'hamming_distances']
+__all__ = [
+    'ALGORITHMS', 'DEFAULT_THRESHOLD', 'DuplicatePair', 'default_threshold',
+    'find_cross_set_duplicates', 'find_within_set_duplicates',
+    'hamming_distances'
+]
 
 #: Hamming threshold for 64-bit phash; see the module docstring.
 DEFAULT_THRESHOLD = 10
@@ -170,20 +172,26 @@ def _choose(algorithm, a, b, threshold, num_bits):
     if not one_word or not len(a) or not len(b):
         return 'tiled'
     small, large = sorted((len(a), len(b)))
-    _, cost = mih.plan_parts(num_bits, threshold,
-                             min(large, mih.BLOCK_ROWS), small)
+    _, cost = mih.plan_parts(num_bits, threshold, min(large, mih.BLOCK_ROWS),
+                             small)
     cost *= -(-large // mih.BLOCK_ROWS)
     brute = len(a) * len(b) * mih.SEC_PER_BRUTE_PAIR
     return 'mih' if 2 * cost < brute else 'tiled'
 
 
-def _pairs(a, b, threshold, chunk_size, upper_only=False, num_bits=64,
-           algorithm='auto', workers=1):
+def _pairs(a,
+           b,
+           threshold,
+           chunk_size,
+           upper_only=False,
+           num_bits=64,
+           algorithm='auto',
+           workers=1):
     """:func:`_pairs_within` or :func:`mih.mih_pairs` (same pairs)."""
     a, b = _as_words(a), _as_words(b)
     if _choose(algorithm, a, b, threshold, num_bits) == 'mih':
-        return mih.mih_pairs(a, b, threshold, num_bits,
-                             upper_only=upper_only, workers=workers)
+        return mih.mih_pairs(
+            a, b, threshold, num_bits, upper_only=upper_only, workers=workers)
     return _pairs_within(a, b, threshold, chunk_size, upper_only)
 
 
@@ -217,9 +225,11 @@ def _to_pairs(best, query, reference):
     return pairs
 
 
-def find_cross_set_duplicates(query, reference,
+def find_cross_set_duplicates(query,
+                              reference,
                               threshold=DEFAULT_THRESHOLD,
-                              chunk_size=128, algorithm='auto',
+                              chunk_size=128,
+                              algorithm='auto',
                               workers=1) -> List[DuplicatePair]:
     """Every (query, reference) pair within ``threshold`` bits.
 
@@ -253,21 +263,26 @@ def find_cross_set_duplicates(query, reference,
         (2, 'original')
     """
     _check_compatible(query, reference)
-    kwargs = dict(threshold=threshold, chunk_size=chunk_size,
-                  num_bits=query.num_bits, algorithm=algorithm,
-                  workers=workers)
+    kwargs = dict(
+        threshold=threshold,
+        chunk_size=chunk_size,
+        num_bits=query.num_bits,
+        algorithm=algorithm,
+        workers=workers)
     found = [('original', _pairs(query.hashes, reference.hashes, **kwargs))]
     if query.flipped is not None:
-        found.append(('flipped', _pairs(query.flipped, reference.hashes,
-                                        **kwargs)))
+        found.append(
+            ('flipped', _pairs(query.flipped, reference.hashes, **kwargs)))
     elif reference.flipped is not None:
-        found.append(('flipped', _pairs(query.hashes, reference.flipped,
-                                        **kwargs)))
+        found.append(
+            ('flipped', _pairs(query.hashes, reference.flipped, **kwargs)))
     return _to_pairs(_collect(found), query, reference)
 
 
-def find_within_set_duplicates(hashes, threshold=DEFAULT_THRESHOLD,
-                               chunk_size=128, algorithm='auto',
+def find_within_set_duplicates(hashes,
+                               threshold=DEFAULT_THRESHOLD,
+                               chunk_size=128,
+                               algorithm='auto',
                                workers=1) -> List[DuplicatePair]:
     """Every pair ``i < j`` of one set within ``threshold`` bits.
 
@@ -282,9 +297,13 @@ def find_within_set_duplicates(hashes, threshold=DEFAULT_THRESHOLD,
         list[DuplicatePair]: ``query_path`` is the earlier file of each
         pair, ``ref_path`` the later one.
     """
-    kwargs = dict(threshold=threshold, chunk_size=chunk_size,
-                  upper_only=True, num_bits=hashes.num_bits,
-                  algorithm=algorithm, workers=workers)
+    kwargs = dict(
+        threshold=threshold,
+        chunk_size=chunk_size,
+        upper_only=True,
+        num_bits=hashes.num_bits,
+        algorithm=algorithm,
+        workers=workers)
     found = [('original', _pairs(hashes.hashes, hashes.hashes, **kwargs))]
     if hashes.flipped is not None:
         # mirror(i) vs j and mirror(j) vs i differ by resampling noise:

@@ -44,8 +44,9 @@ import numpy as np
 from .hashing import HashResult
 from .textio import atomic_write, escape_path, unescape_path
 
-__all__ = ['parse_shard', 'shard_from_env', 'shard_file', 'save_shard',
-           'load_shards']
+__all__ = [
+    'parse_shard', 'shard_from_env', 'shard_file', 'save_shard', 'load_shards'
+]
 
 _NAME = re.compile(r'^(?P<name>.+)\.shard-(?P<i>\d+)-of-(?P<n>\d+)\.npz$')
 
@@ -113,7 +114,8 @@ def save_shard(folder, name, all_paths, i, n, hash_fn):
     no_flip = np.zeros((0, res.hashes.shape[1]), np.uint64)
     with atomic_write(out, 'wb') as f:
         np.savez(
-            f, hashes=res.hashes,
+            f,
+            hashes=res.hashes,
             flipped=no_flip if res.flipped is None else res.flipped,
             has_flip=np.array(res.flipped is not None),
             index=np.array(kept, np.int64),
@@ -122,8 +124,13 @@ def save_shard(folder, name, all_paths, i, n, hash_fn):
             skipped_paths=np.array([escape_path(p) for p, _ in res.skipped],
                                    dtype=str),
             skipped_reasons=np.array([r for _, r in res.skipped], dtype=str),
-            meta=np.array([res.method, str(res.hash_size), str(res.num_bits),
-                           str(len(all_paths)), _fingerprint(all_paths)]))
+            meta=np.array([
+                res.method,
+                str(res.hash_size),
+                str(res.num_bits),
+                str(len(all_paths)),
+                _fingerprint(all_paths)
+            ]))
     return out, res
 
 
@@ -143,8 +150,10 @@ def load_shards(folder, name, expected_paths=None):
             names the files.
     """
     files = {}
-    for f in glob.glob(osp.join(glob.escape(folder), f'{glob.escape(name)}'
-                                '.shard-*-of-*.npz')):
+    for f in glob.glob(
+            osp.join(
+                glob.escape(folder), f'{glob.escape(name)}'
+                '.shard-*-of-*.npz')):
         m = _NAME.match(osp.basename(f))
         if m and m['name'] == name:
             files.setdefault(int(m['n']), {})[int(m['i'])] = f
@@ -163,15 +172,16 @@ def load_shards(folder, name, expected_paths=None):
     for i in range(n):
         with np.load(found[i], allow_pickle=False) as z:
             parts.append({k: z[k] for k in z.files})
-    metas = {tuple(p['meta'].tolist()) + (bool(p['has_flip']),)
-             for p in parts}
+    metas = {
+        tuple(p['meta'].tolist()) + (bool(p['has_flip']), )
+        for p in parts
+    }
     if len(metas) > 1:
         raise ValueError(f'the {name} shards in {folder} differ in method, '
                          'hash size, flip or input list: re-run the stale '
                          'shards')
     method, hash_size, num_bits, total, digest, has_flip = metas.pop()
-    if (expected_paths is not None
-            and digest != _fingerprint(expected_paths)):
+    if (expected_paths is not None and digest != _fingerprint(expected_paths)):
         raise ValueError(f'the {name} shards in {folder} were hashed from '
                          f'another list of {total} inputs than the '
                          f'{len(expected_paths)} found now: re-run the '
@@ -179,8 +189,9 @@ def load_shards(folder, name, expected_paths=None):
     index = np.concatenate([p['index'] for p in parts])
     order = np.argsort(index, kind='stable')
     hashes = np.concatenate([p['hashes'] for p in parts])[order]
-    flipped = (np.concatenate([p['flipped'] for p in parts])[order]
-               if has_flip else None)
+    flipped = (
+        np.concatenate([p['flipped']
+                        for p in parts])[order] if has_flip else None)
     paths = np.concatenate([p['paths'] for p in parts])[order]
     sk_index = np.concatenate([p['skipped_index'] for p in parts])
     sk_order = np.argsort(sk_index, kind='stable')
@@ -191,8 +202,8 @@ def load_shards(folder, name, expected_paths=None):
         raise ValueError(f'the {name} shards in {folder} hold '
                          f'{len(index) + len(sk_index)} inputs, not {total}')
     return HashResult(
-        [unescape_path(p) for p in paths.tolist()],
-        hashes.astype(np.uint64), flipped,
+        [unescape_path(p)
+         for p in paths.tolist()], hashes.astype(np.uint64), flipped,
         [(unescape_path(p), r)
-         for p, r in zip(sk_paths.tolist(), sk_reasons.tolist())],
-        method, int(hash_size), int(num_bits))
+         for p, r in zip(sk_paths.tolist(), sk_reasons.tolist())], method,
+        int(hash_size), int(num_bits))

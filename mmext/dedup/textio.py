@@ -33,9 +33,10 @@ import os
 import os.path as osp
 import secrets
 
-__all__ = ['escape_path', 'unescape_path', 'read_exclude_file',
-           'write_exclude_file', 'relative_posix', 'StagedFiles',
-           'atomic_write']
+__all__ = [
+    'escape_path', 'unescape_path', 'read_exclude_file', 'write_exclude_file',
+    'relative_posix', 'StagedFiles', 'atomic_write'
+]
 
 _NAMED = {'\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t'}
 _UNNAMED = {'\\': '\\', 'n': '\n', 'r': '\r', 't': '\t', '#': '#'}
@@ -154,8 +155,9 @@ def read_exclude_file(path):
                          'regular file; pass the exclude.txt that '
                          'tools/dedup/find_leakage.py writes')
     names = []
-    with open(path, encoding='utf-8', errors='surrogateescape',
-              newline='\n') as f:
+    with open(
+            path, encoding='utf-8', errors='surrogateescape',
+            newline='\n') as f:
         for number, line in enumerate(f, 1):
             line = line.strip(_STRIPPED)
             if not line or line.startswith('#'):
@@ -207,8 +209,7 @@ def _sibling(final):
     for _ in range(100):
         tmp = osp.join(folder, f'.{base[:200]}.{secrets.token_hex(4)}.tmp')
         try:
-            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY,
-                             0o666))
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
             return tmp
         except FileExistsError:
             continue

@@ -6,7 +6,11 @@ from statistics import NormalDist
 __all__ = ['coattention_layers', 'suggest_coattention']
 
 
-def coattention_layers(num, t_center, t_spread, v_center, v_spread,
+def coattention_layers(num,
+                       t_center,
+                       t_spread,
+                       v_center,
+                       v_spread,
                        num_layers=12):
     """Text and vision co-attention layer ids for ``num`` blocks.
 
@@ -29,21 +33,22 @@ def coattention_layers(num, t_center, t_spread, v_center, v_spread,
     """
     if num <= 0:
         return [], []
-    t_max, v_max = (num_layers, num_layers) if isinstance(
-        num_layers, int) else num_layers
+    t_max, v_max = (num_layers,
+                    num_layers) if isinstance(num_layers, int) else num_layers
     text, vision = set(), set()
     for i in range(num):
         z = NormalDist().inv_cdf((i + 1) / (num + 1))
-        text.add(int(min(max(round(t_center + t_spread * z), 0),
-                         t_max - 1)))
-        vision.add(int(min(max(round(v_center + v_spread * z), 0),
-                           v_max - 1)))
+        text.add(int(min(max(round(t_center + t_spread * z), 0), t_max - 1)))
+        vision.add(int(min(max(round(v_center + v_spread * z), 0), v_max - 1)))
     n = min(len(text), len(vision))
     return sorted(text)[:n], sorted(vision)[:n]
 
 
-def suggest_coattention(trial, max_blocks=8, num_layers=12,
-                        center=(2.0, 10.0), spread=(1.0, 4.0)):
+def suggest_coattention(trial,
+                        max_blocks=8,
+                        num_layers=12,
+                        center=(2.0, 10.0),
+                        spread=(1.0, 4.0)):
     """Suggest the thesis' parameters (``num_coattn_layers``, ``t_center``,
     ``t_spread``, ``v_center``, ``v_spread``) and map them to layer ids.
 
@@ -56,10 +61,8 @@ def suggest_coattention(trial, max_blocks=8, num_layers=12,
     t_layers, v_layers = (num_layers, num_layers) if isinstance(
         num_layers, int) else num_layers
     num = trial.suggest_int('num_coattn_layers', 0, max_blocks)
-    t_c = trial.suggest_float('t_center', *[c * t_layers / 12
-                                            for c in center])
+    t_c = trial.suggest_float('t_center', *[c * t_layers / 12 for c in center])
     t_s = trial.suggest_float('t_spread', *spread)
-    v_c = trial.suggest_float('v_center', *[c * v_layers / 12
-                                            for c in center])
+    v_c = trial.suggest_float('v_center', *[c * v_layers / 12 for c in center])
     v_s = trial.suggest_float('v_spread', *spread)
     return coattention_layers(num, t_c, t_s, v_c, v_s, num_layers)

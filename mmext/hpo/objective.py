@@ -9,7 +9,6 @@ import optuna
 from mmengine.config import Config
 
 from mmext.engine.hooks import OptunaPruningHook
-
 from .space import check_overrides
 
 __all__ = ['ConfigObjective', 'apply_overrides', 'probe_overrides']
@@ -76,8 +75,15 @@ class ConfigObjective:
         prune (bool): Let the pruner stop trials. Defaults to True.
     """
 
-    def __init__(self, config, space, work_root, metrics, reduce='last',
-                 directions=('maximize', ), cfg_options=None, prune=True):
+    def __init__(self,
+                 config,
+                 space,
+                 work_root,
+                 metrics,
+                 reduce='last',
+                 directions=('maximize', ),
+                 cfg_options=None,
+                 prune=True):
         if reduce not in _REDUCE:
             raise ValueError(f'reduce={reduce!r} not in {_REDUCE}')
         self.config = config
@@ -94,9 +100,8 @@ class ConfigObjective:
     def trial_config(self, trial):
         """The trial's config (its overrides recorded as a user attr)."""
         overrides = self.space.sample(trial)
-        check_overrides(self.base_cfg, overrides,
-                        self.space.path or 'search space',
-                        self.space.new_keys)
+        check_overrides(self.base_cfg, overrides, self.space.path
+                        or 'search space', self.space.new_keys)
         trial.set_user_attr('overrides', overrides)
         cfg = apply_overrides(self.base_cfg, overrides)
         work_dir = osp.join(self.work_root, f'trial_{trial.number}')

@@ -12,8 +12,10 @@ from optuna.trial import TrialState
 from .objective import apply_overrides
 from .space import get_key
 
-__all__ = ['trial_table', 'write_trial_table', 'best_trials',
-           'write_best_config', 'write_best_configs', 'write_plots']
+__all__ = [
+    'trial_table', 'write_trial_table', 'best_trials', 'write_best_config',
+    'write_best_configs', 'write_plots'
+]
 
 
 def trial_table(study):
@@ -21,12 +23,15 @@ def trial_table(study):
     work dir."""
     rows = []
     for t in study.get_trials(deepcopy=False):
-        rows.append(dict(
-            number=t.number, state=t.state.name,
-            values=t.values, params=t.params,
-            fail_reason=t.user_attrs.get('fail_reason'),
-            work_dir=t.user_attrs.get('work_dir'),
-            last_step=t.last_step))
+        rows.append(
+            dict(
+                number=t.number,
+                state=t.state.name,
+                values=t.values,
+                params=t.params,
+                fail_reason=t.user_attrs.get('fail_reason'),
+                work_dir=t.user_attrs.get('work_dir'),
+                last_step=t.last_step))
     return rows
 
 
@@ -40,8 +45,11 @@ def write_trial_table(study, out_dir):
         w = csv.writer(f)
         w.writerow(['number', 'state', 'values', 'params', 'fail_reason'])
         for r in rows:
-            w.writerow([r['number'], r['state'], json.dumps(r['values']),
-                        json.dumps(r['params']), r['fail_reason'] or ''])
+            w.writerow([
+                r['number'], r['state'],
+                json.dumps(r['values']),
+                json.dumps(r['params']), r['fail_reason'] or ''
+            ])
     return rows
 
 
@@ -96,8 +104,8 @@ def write_best_config(config, trial, out_path, cfg_options=None):
               f'# params={json.dumps(trial.params)}\n'
               f'# written by tools/hpo.py from {config}\n')
     os.makedirs(osp.dirname(osp.abspath(out_path)), exist_ok=True)
-    inheritable = not cfg_options and not any(
-        p.isdigit() for k in overrides for p in k.split('.'))
+    inheritable = not cfg_options and not any(p.isdigit() for k in overrides
+                                              for p in k.split('.'))
     if inheritable:
         base = osp.abspath(config)
         out_dir = osp.dirname(osp.abspath(out_path))
@@ -135,11 +143,15 @@ def write_best_configs(config, study, out_dir, cfg_options=None):
     per Pareto-optimal trial; returns the written paths."""
     best = best_trials(study)
     if len(study.directions) == 1:
-        return [write_best_config(config, t, osp.join(out_dir,
-                                                      'best_config.py'),
-                                  cfg_options) for t in best]
-    return [write_best_config(config, t, osp.join(
-        out_dir, f'pareto_trial_{t.number}.py'), cfg_options) for t in best]
+        return [
+            write_best_config(config, t, osp.join(out_dir, 'best_config.py'),
+                              cfg_options) for t in best
+        ]
+    return [
+        write_best_config(config, t,
+                          osp.join(out_dir, f'pareto_trial_{t.number}.py'),
+                          cfg_options) for t in best
+    ]
 
 
 def write_plots(study, out_dir, metric_names):
@@ -164,18 +176,21 @@ def write_plots(study, out_dir, metric_names):
         notes.append('HTML plots skipped: plotly is not installed '
                      '(pip install plotly); PNGs written with '
                      'optuna.visualization.matplotlib')
-    complete = [t for t in study.get_trials(deepcopy=False)
-                if t.state == TrialState.COMPLETE]
+    complete = [
+        t for t in study.get_trials(deepcopy=False)
+        if t.state == TrialState.COMPLETE
+    ]
     multi = len(study.directions) > 1
     plots = []
     for i, name in enumerate(metric_names):
-        kw = dict(target=(lambda t, i=i: t.values[i]),
-                  target_name=name) if multi else dict(target_name=name)
+        kw = dict(
+            target=(lambda t, i=i: t.values[i]),
+            target_name=name) if multi else dict(target_name=name)
         tag = f'_{i}' if multi else ''
         plots += [(f'history{tag}', 'plot_optimization_history', kw),
                   (f'importances{tag}', 'plot_param_importances', kw),
-                  (f'parallel_coordinate{tag}', 'plot_parallel_coordinate',
-                   kw)]
+                  (f'parallel_coordinate{tag}', 'plot_parallel_coordinate', kw)
+                  ]
     if not multi:
         plots.append(('intermediate_values', 'plot_intermediate_values', {}))
     else:
@@ -184,8 +199,7 @@ def write_plots(study, out_dir, metric_names):
     with warnings.catch_warnings():  # "experimental" notices of optuna
         warnings.simplefilter('ignore')
         for stem, fn, kw in plots:
-            _plot(study, vm, vp, stem, fn, kw, complete, out_dir, files,
-                  notes)
+            _plot(study, vm, vp, stem, fn, kw, complete, out_dir, files, notes)
     return files, notes
 
 
@@ -193,8 +207,7 @@ def _plot(study, vm, vp, stem, fn, kw, complete, out_dir, files, notes):
     """One plot as PNG (and HTML with plotly); a plot the study cannot
     support yet (too few trials) becomes a note."""
     import matplotlib.pyplot as plt
-    if 'importances' in stem and (len(complete) < 2
-                                  or not complete[0].params):
+    if 'importances' in stem and (len(complete) < 2 or not complete[0].params):
         notes.append(f'{stem}: needs 2+ complete trials with parameters')
         return
     try:

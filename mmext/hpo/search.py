@@ -10,7 +10,6 @@ from collections import Counter
 from mmengine.config import Config
 
 from mmext.apis import prepare_config
-
 from .objective import ConfigObjective, probe_overrides
 from .report import (best_trials, write_best_configs, write_plots,
                      write_trial_table)
@@ -31,8 +30,8 @@ def resolve_objective(space, metrics=None, directions=None):
             "such as accuracy/top1) or set `metric` in the space file")
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     directions = directions or space.direction or 'maximize'
-    directions = [directions] if isinstance(directions, str) else list(
-        directions)
+    directions = [directions] if isinstance(directions,
+                                            str) else list(directions)
     if len(directions) == 1:
         directions = directions * len(metrics)
     if len(directions) != len(metrics):
@@ -94,9 +93,8 @@ def search(config,
     probe_overrides(space, base)
     prepare_config(copy.deepcopy(base), mode='train')
     os.makedirs(work_dir, exist_ok=True)
-    study_name = study_name or (
-        f'{osp.splitext(osp.basename(config))[0]}-'
-        f'{osp.splitext(osp.basename(space_file))[0]}')
+    study_name = study_name or (f'{osp.splitext(osp.basename(config))[0]}-'
+                                f'{osp.splitext(osp.basename(space_file))[0]}')
     storage = storage or f'sqlite:///{osp.abspath(work_dir)}/study.db'
     study = open_study(
         make_storage(storage), study_name, directions,
@@ -104,22 +102,37 @@ def search(config,
         make_pruner(pruner, **(pruner_kwargs or {})))
     ran = 0
     if not report_only:
-        objective = ConfigObjective(config, space, work_dir, metrics,
-                                    reduce, directions, cfg_options,
-                                    prune=pruner != 'none')
+        objective = ConfigObjective(
+            config,
+            space,
+            work_dir,
+            metrics,
+            reduce,
+            directions,
+            cfg_options,
+            prune=pruner != 'none')
         ran = run_study(study, objective, n_trials, timeout)
     rows = write_trial_table(study, work_dir)
     best = write_best_configs(config, study, work_dir, cfg_options)
     plots, notes = write_plots(study, osp.join(work_dir, 'plots'), metrics)
     summary = dict(
-        study_name=study_name, storage=storage, ran=ran,
+        study_name=study_name,
+        storage=storage,
+        ran=ran,
         states=dict(Counter(r['state'] for r in rows)),
-        metrics=metrics, directions=directions,
-        best=[dict(number=t.number, values=t.values, params=t.params)
-              for t in best_trials(study)],
-        failed=[dict(number=r['number'], reason=r['fail_reason'])
-                for r in rows if r['state'] == 'FAIL'],
-        best_configs=best, plots=plots, notes=notes)
+        metrics=metrics,
+        directions=directions,
+        best=[
+            dict(number=t.number, values=t.values, params=t.params)
+            for t in best_trials(study)
+        ],
+        failed=[
+            dict(number=r['number'], reason=r['fail_reason']) for r in rows
+            if r['state'] == 'FAIL'
+        ],
+        best_configs=best,
+        plots=plots,
+        notes=notes)
     with open(osp.join(work_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=1, default=str)
     return summary

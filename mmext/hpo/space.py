@@ -30,18 +30,20 @@ from optuna.distributions import (BaseDistribution, CategoricalDistribution,
 from mmext.apis.prepare import ConfigError
 from mmext.utils.config import format_config_path, iter_config
 
-__all__ = ['SearchSpace', 'load_space', 'suggest', 'config_keys',
-           'get_key', 'check_overrides']
+__all__ = [
+    'SearchSpace', 'load_space', 'suggest', 'config_keys', 'get_key',
+    'check_overrides'
+]
 
 
 def suggest(trial, name, dist):
     """``trial.suggest_*`` for one distribution."""
     if isinstance(dist, FloatDistribution):
-        return trial.suggest_float(name, dist.low, dist.high, log=dist.log,
-                                   step=dist.step)
+        return trial.suggest_float(
+            name, dist.low, dist.high, log=dist.log, step=dist.step)
     if isinstance(dist, IntDistribution):
-        return trial.suggest_int(name, dist.low, dist.high, log=dist.log,
-                                 step=dist.step)
+        return trial.suggest_int(
+            name, dist.low, dist.high, log=dist.log, step=dist.step)
     if isinstance(dist, CategoricalDistribution):
         return trial.suggest_categorical(name, dist.choices)
     raise TypeError(f'{name}: unsupported distribution {dist!r}')
@@ -61,8 +63,14 @@ class SearchSpace:
             (their parent must exist).
     """
 
-    def __init__(self, space=None, overrides=None, fixed=None, metric=None,
-                 direction=None, path=None, new_keys=()):
+    def __init__(self,
+                 space=None,
+                 overrides=None,
+                 fixed=None,
+                 metric=None,
+                 direction=None,
+                 path=None,
+                 new_keys=()):
         self.space = dict(space or {})
         self.overrides_fn = overrides
         self.fixed = dict(fixed or {})
@@ -102,8 +110,12 @@ def load_space(path):
         raise FileNotFoundError(f'search space file {path} not found')
     ns = runpy.run_path(path)
     return SearchSpace(
-        ns.get('space'), ns.get('overrides'), ns.get('fixed'),
-        ns.get('metric'), ns.get('direction'), path=path,
+        ns.get('space'),
+        ns.get('overrides'),
+        ns.get('fixed'),
+        ns.get('metric'),
+        ns.get('direction'),
+        path=path,
         new_keys=ns.get('new_keys', ()))
 
 

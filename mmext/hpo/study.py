@@ -13,8 +13,10 @@ import warnings
 import optuna
 from optuna.trial import TrialState
 
-__all__ = ['make_storage', 'make_pruner', 'make_sampler', 'open_study',
-           'finished_trials', 'run_study']
+__all__ = [
+    'make_storage', 'make_pruner', 'make_sampler', 'open_study',
+    'finished_trials', 'run_study'
+]
 
 PRUNERS = ('median', 'hyperband', 'none')
 SAMPLERS = ('tpe', 'random', 'nsga2')
@@ -42,17 +44,21 @@ def make_storage(url, heartbeat_interval=60):
     with warnings.catch_warnings():  # "experimental" / deprecation notices
         warnings.simplefilter('ignore')
         if hasattr(S, 'RetryHeartbeatStaleTrialCallback'):  # optuna >= 4.9
-            retry = dict(heartbeat_stale_trial_callback=S.
-                         RetryHeartbeatStaleTrialCallback(max_retry=1))
+            retry = dict(
+                heartbeat_stale_trial_callback=S.
+                RetryHeartbeatStaleTrialCallback(max_retry=1))
         else:
-            retry = dict(failed_trial_callback=S.RetryFailedTrialCallback(
-                max_retry=1))
-        return RDBStorage(url, heartbeat_interval=heartbeat_interval,
-                          **retry)
+            retry = dict(
+                failed_trial_callback=S.RetryFailedTrialCallback(max_retry=1))
+        return RDBStorage(url, heartbeat_interval=heartbeat_interval, **retry)
 
 
-def make_pruner(name='median', warmup_steps=0, startup_trials=2,
-                min_resource=1, max_resource='auto', reduction_factor=3):
+def make_pruner(name='median',
+                warmup_steps=0,
+                startup_trials=2,
+                min_resource=1,
+                max_resource='auto',
+                reduction_factor=3):
     """``median`` (MedianPruner), ``hyperband`` (HyperbandPruner) or
     ``none``; steps are validation epochs (iterations for iter-based
     loops)."""
@@ -61,7 +67,8 @@ def make_pruner(name='median', warmup_steps=0, startup_trials=2,
             n_startup_trials=startup_trials, n_warmup_steps=warmup_steps)
     if name == 'hyperband':
         return optuna.pruners.HyperbandPruner(
-            min_resource=min_resource, max_resource=max_resource,
+            min_resource=min_resource,
+            max_resource=max_resource,
             reduction_factor=reduction_factor)
     if name == 'none':
         return optuna.pruners.NopPruner()
@@ -84,8 +91,12 @@ def open_study(storage, study_name, directions, sampler=None, pruner=None):
     A loaded study must have the same directions.
     """
     study = optuna.create_study(
-        storage=storage, study_name=study_name, directions=directions,
-        sampler=sampler, pruner=pruner, load_if_exists=True)
+        storage=storage,
+        study_name=study_name,
+        directions=directions,
+        sampler=sampler,
+        pruner=pruner,
+        load_if_exists=True)
     have = [d.name.lower() for d in study.directions]
     if have != [d.lower() for d in directions]:
         raise ValueError(
@@ -96,8 +107,7 @@ def open_study(storage, study_name, directions, sampler=None, pruner=None):
 
 
 def finished_trials(study):
-    return [t for t in study.get_trials(deepcopy=False)
-            if t.state in FINISHED]
+    return [t for t in study.get_trials(deepcopy=False) if t.state in FINISHED]
 
 
 def run_study(study, objective, n_trials=None, timeout=None):
@@ -118,7 +128,11 @@ def run_study(study, objective, n_trials=None, timeout=None):
         if todo == 0:
             return 0
         callbacks.append(optuna.study.MaxTrialsCallback(n_trials, FINISHED))
-    study.optimize(objective, n_trials=todo, timeout=timeout,
-                   callbacks=callbacks, catch=(Exception, ),
-                   gc_after_trial=True)
+    study.optimize(
+        objective,
+        n_trials=todo,
+        timeout=timeout,
+        callbacks=callbacks,
+        catch=(Exception, ),
+        gc_after_trial=True)
     return len(finished_trials(study)) - before

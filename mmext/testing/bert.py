@@ -7,9 +7,13 @@ from pathlib import Path
 __all__ = ['TINY_BERT', 'make_bert_folder', 'CAPTION_WORDS']
 
 #: a 2-layer, 32-d BERT config for tests
-TINY_BERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                 intermediate_size=64, max_position_embeddings=64,
-                 type_vocab_size=2)
+TINY_BERT = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=64,
+    type_vocab_size=2)
 
 #: words the generated captions use (all in the generated vocab)
 CAPTION_WORDS = ('a red green blue square circle stripe dog cat photo of '
@@ -18,7 +22,10 @@ CAPTION_WORDS = ('a red green blue square circle stripe dog cat photo of '
                  'street car').split()
 
 
-def make_bert_folder(path, config=None, weights='safetensors', seed=0,
+def make_bert_folder(path,
+                     config=None,
+                     weights='safetensors',
+                     seed=0,
                      extra_words=()):
     """Write ``config.json``, ``vocab.txt`` and ``model.safetensors`` (or
     ``pytorch_model.bin`` with ``weights='bin'``, ``None`` for none).
@@ -41,8 +48,10 @@ def make_bert_folder(path, config=None, weights='safetensors', seed=0,
     vocab += [w for w in (*CAPTION_WORDS, *extra_words) if w not in vocab]
     (path / 'vocab.txt').write_text('\n'.join(vocab) + '\n')
     cfg = dict(TINY_BERT, **(config or {}), vocab_size=len(vocab))
-    (path / 'config.json').write_text(json.dumps(
-        dict(cfg, model_type='bert', architectures=['BertForPreTraining'])))
+    (path / 'config.json').write_text(
+        json.dumps(
+            dict(cfg, model_type='bert',
+                 architectures=['BertForPreTraining'])))
     (path / 'tokenizer_config.json').write_text(
         json.dumps(dict(do_lower_case=True)))
     if weights is None:

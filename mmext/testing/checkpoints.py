@@ -7,8 +7,16 @@ import torch
 __all__ = ['make_google_vit_npz']
 
 
-def make_google_vit_npz(path, dims=32, heads=4, mlp=48, layers=2, patch=8,
-                        grid=4, classes=5, pre_logits=False, drop=()):
+def make_google_vit_npz(path,
+                        dims=32,
+                        heads=4,
+                        mlp=48,
+                        layers=2,
+                        patch=8,
+                        grid=4,
+                        classes=5,
+                        pre_logits=False,
+                        drop=()):
     """Write a tiny ViT ``.npz`` with the key names and layouts of
     google-research/vision_transformer's ``ViT-B_16.npz``.
 
@@ -33,8 +41,8 @@ def make_google_vit_npz(path, dims=32, heads=4, mlp=48, layers=2, patch=8,
         'embedding/kernel': r(patch, patch, 3, dims),  # HWIO
         'embedding/bias': r(dims),
         'cls': r(1, 1, dims),
-        'Transformer/posembed_input/pos_embedding':
-        r(1, grid * grid + 1, dims),
+        'Transformer/posembed_input/pos_embedding': r(1, grid * grid + 1,
+                                                      dims),
         'Transformer/encoder_norm/scale': 1 + r(dims),
         'Transformer/encoder_norm/bias': r(dims),
         'head/kernel': r(dims, classes),

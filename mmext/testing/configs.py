@@ -26,8 +26,8 @@ def shrink_runtime(cfg, work_dir, batch_size=2):
     """
     for key in DATALOADERS:
         if cfg.get(key):
-            cfg[key].update(batch_size=batch_size, num_workers=0,
-                            persistent_workers=False)
+            cfg[key].update(
+                batch_size=batch_size, num_workers=0, persistent_workers=False)
     if cfg.get('default_hooks', {}).get('logger'):
         cfg.default_hooks.logger.interval = 1
     cfg.work_dir = str(work_dir)

@@ -26,9 +26,8 @@ def class_image(label, index, size=64, num_classes=3):
     """
     rng = np.random.default_rng(label * 100003 + index)
     hue = label / max(num_classes, 1)
-    base = np.array([
-        0.5 + 0.5 * np.cos(2 * np.pi * (hue + k / 3)) for k in range(3)
-    ])
+    base = np.array(
+        [0.5 + 0.5 * np.cos(2 * np.pi * (hue + k / 3)) for k in range(3)])
     img = rng.normal(0.5, 0.15, (size, size, 3)) * 0.5
     y, x = np.mgrid[:size, :size] / size
     cy, cx = rng.uniform(0.3, 0.7, 2)
@@ -37,7 +36,10 @@ def class_image(label, index, size=64, num_classes=3):
     return Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8))
 
 
-def make_image_folder(root, num_classes=3, per_class=8, size=64,
+def make_image_folder(root,
+                      num_classes=3,
+                      per_class=8,
+                      size=64,
                       splits=('train', 'val')):
     """Write ``root/<split>/class_<k>/<k>_<i>.png`` (mmpretrain's
     ``CustomDataset`` layout). Returns the root as a Path."""
@@ -59,10 +61,10 @@ def sample_photos():
     try:
         from skimage import data as skdata
         for name in ('astronaut', 'chelsea', 'coffee', 'rocket', 'camera',
-                     'immunohistochemistry', 'hubble_deep_field',
-                     'retina', 'colorwheel', 'page', 'text', 'moon',
-                     'horse', 'clock', 'coins', 'grass', 'gravel', 'brick',
-                     'microaneurysms', 'eagle', 'logo'):
+                     'immunohistochemistry', 'hubble_deep_field', 'retina',
+                     'colorwheel', 'page', 'text', 'moon', 'horse', 'clock',
+                     'coins', 'grass', 'gravel', 'brick', 'microaneurysms',
+                     'eagle', 'logo'):
             fn = getattr(skdata, name, None)
             if fn is None:
                 continue
@@ -81,8 +83,7 @@ def sample_photos():
         pass
     try:
         from sklearn.datasets import load_sample_images
-        for name, arr in zip(('china', 'flower'),
-                             load_sample_images().images):
+        for name, arr in zip(('china', 'flower'), load_sample_images().images):
             photos[name] = _to_rgb(arr)
     except ImportError:
         pass

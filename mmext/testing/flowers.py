@@ -107,13 +107,15 @@ def _save_mat(path, arrays, mat_flavour):
     # the class itself as uint16, which both readers return as ints too.
     # MAT v4 has doubles only.
     dtype = np.float64 if mat_flavour == 'v4' else np.uint16
-    rows = {k: np.asarray(v, dtype=dtype)[None, :]
-            for k, v in arrays.items()}
+    rows = {k: np.asarray(v, dtype=dtype)[None, :] for k, v in arrays.items()}
     if mat_flavour == 'v4':
         scipy.io.savemat(path, rows, format='4')
     else:
-        scipy.io.savemat(path, rows, format='5',
-                         do_compression=mat_flavour == 'v5-compressed')
+        scipy.io.savemat(
+            path,
+            rows,
+            format='5',
+            do_compression=mat_flavour == 'v5-compressed')
 
 
 def _split_sizes(per_class, fractions):
@@ -125,7 +127,11 @@ def _split_sizes(per_class, fractions):
     return sizes
 
 
-def make_flowers17(root, per_class=8, size=64, mat_flavour='v5', seed=0,
+def make_flowers17(root,
+                   per_class=8,
+                   size=64,
+                   mat_flavour='v5',
+                   seed=0,
                    quality=90):
     """Write a Flowers-17 look-alike: ``jpg/image_%04d.jpg`` and
     ``datasplits.mat``.
@@ -187,8 +193,14 @@ def _plant(img, edit, size):
     return Image.open(io.BytesIO(buf.getvalue())).convert('RGB')
 
 
-def make_flowers102(root, per_class=4, size=64, duplicates_of=(),
-                    edits=_EDITS, mat_flavour='v5', seed=1, quality=90):
+def make_flowers102(root,
+                    per_class=4,
+                    size=64,
+                    duplicates_of=(),
+                    edits=_EDITS,
+                    mat_flavour='v5',
+                    seed=1,
+                    quality=90):
     """Write a Flowers-102 look-alike: ``jpg/image_%05d.jpg``,
     ``imagelabels.mat`` (``labels``, 1-based) and ``setid.mat`` (``trnid``,
     ``valid``, ``tstid``, 1-based image ids).
@@ -244,11 +256,12 @@ def make_flowers102(root, per_class=4, size=64, duplicates_of=(),
             flower_image(label, i, size, num_classes, seed).save(
                 root / 'jpg' / f'image_{img_id:05d}.jpg', quality=quality)
     _save_mat(root / 'imagelabels.mat', {'labels': labels}, mat_flavour)
-    _save_mat(root / 'setid.mat', {
-        'trnid': sorted(split_ids[0]),
-        'valid': sorted(split_ids[1]),
-        'tstid': sorted(split_ids[2])
-    }, mat_flavour)
+    _save_mat(
+        root / 'setid.mat', {
+            'trnid': sorted(split_ids[0]),
+            'valid': sorted(split_ids[1]),
+            'tstid': sorted(split_ids[2])
+        }, mat_flavour)
 
     trnid = sorted(split_ids[0])
     if len(duplicates_of) > len(trnid):
@@ -264,6 +277,6 @@ def make_flowers102(root, per_class=4, size=64, duplicates_of=(),
             copy = _plant(img.convert('RGB'), edit, img.width)
         copy.save(target, quality=quality)
         planted.append(
-            PlantedDuplicate(str(target.resolve()),
-                             str(Path(source).resolve()), edit))
+            PlantedDuplicate(
+                str(target.resolve()), str(Path(source).resolve()), edit))
     return planted

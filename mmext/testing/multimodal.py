@@ -25,8 +25,10 @@ from mmext.datasets.mmimdb import MMIMDB_GENRES
 from mmext.datasets.upmc_food101 import FOOD101_CLASSES
 from .data import class_image
 
-__all__ = ['make_hateful_memes', 'make_mmimdb', 'make_upmc_food101',
-           'make_conceptual_captions', 'local_image_server']
+__all__ = [
+    'make_hateful_memes', 'make_mmimdb', 'make_upmc_food101',
+    'make_conceptual_captions', 'local_image_server'
+]
 
 _WORDS = ('sunny', 'stormy', 'quiet', 'loud', 'green', 'red', 'old', 'new')
 _NOUNS = ('dog', 'city', 'river', 'meme', 'kitchen', 'street', 'car')
@@ -37,8 +39,12 @@ def _sentence(rng, cue):
     return ' '.join(words)
 
 
-def make_hateful_memes(root, sizes=None, dev_overlap=2, test_labels=True,
-                       size=32, seed=0):
+def make_hateful_memes(root,
+                       sizes=None,
+                       dev_overlap=2,
+                       test_labels=True,
+                       size=32,
+                       seed=0):
     """Write the Hateful Memes challenge layout.
 
     ``img/<id:05d>.png`` and ``train.jsonl``, ``dev_seen.jsonl``,
@@ -62,23 +68,27 @@ def make_hateful_memes(root, sizes=None, dev_overlap=2, test_labels=True,
     """
     root = Path(root)
     (root / 'img').mkdir(parents=True, exist_ok=True)
-    sizes = sizes or dict(train=16, dev_seen=6, dev_unseen=6, test_seen=6,
-                          test_unseen=6)
+    sizes = sizes or dict(
+        train=16, dev_seen=6, dev_unseen=6, test_seen=6, test_unseen=6)
     rng = np.random.default_rng(seed)
     next_id, files = 1000, {}
     for split, n in sizes.items():
         records = []
         if split == 'dev_unseen':
-            records = [dict(r) for r in files.get('dev_seen', [])
-                       [:dev_overlap]]
+            records = [
+                dict(r) for r in files.get('dev_seen', [])[:dev_overlap]
+            ]
         while len(records) < n:
             label = int(rng.integers(0, 2))
-            class_image(label, next_id, size, 2).save(
-                root / 'img' / f'{next_id:05d}.png')
+            class_image(label, next_id, size,
+                        2).save(root / 'img' / f'{next_id:05d}.png')
             cue = 'hateful' if label else 'friendly'
-            records.append(dict(id=f'{next_id:05d}',
-                                img=f'img/{next_id:05d}.png', label=label,
-                                text=_sentence(rng, cue)))
+            records.append(
+                dict(
+                    id=f'{next_id:05d}',
+                    img=f'img/{next_id:05d}.png',
+                    label=label,
+                    text=_sentence(rng, cue)))
             next_id += 1
         files[split] = records
     for split, records in files.items():
@@ -115,17 +125,23 @@ def make_mmimdb(root, sizes=(12, 4, 4), size=32, seed=0):
         split[name] = []
         for _ in range(n):
             movie_id = f'{100000 + k:07d}'
-            labels = sorted(rng.choice(len(MMIMDB_GENRES),
-                                       int(rng.integers(1, 4)),
-                                       replace=False).tolist())
+            labels = sorted(
+                rng.choice(
+                    len(MMIMDB_GENRES), int(rng.integers(1, 4)),
+                    replace=False).tolist())
             genres = [MMIMDB_GENRES[i] for i in labels]
             if k % 3 == 0:
                 genres.append('News')
             cue = MMIMDB_GENRES[labels[0]].lower()
-            plots = [_sentence(rng, cue), _sentence(rng, cue) + ' and ' +
-                     _sentence(rng, cue)]
-            meta = dict(title=f'Movie {k}', plot=plots, genres=genres,
-                        imdb_id=movie_id)
+            plots = [
+                _sentence(rng, cue),
+                _sentence(rng, cue) + ' and ' + _sentence(rng, cue)
+            ]
+            meta = dict(
+                title=f'Movie {k}',
+                plot=plots,
+                genres=genres,
+                imdb_id=movie_id)
             (folder / f'{movie_id}.json').write_text(json.dumps(meta))
             class_image(labels[0], k, size, len(MMIMDB_GENRES)).save(
                 folder / f'{movie_id}.jpeg', quality=90)
@@ -135,8 +151,7 @@ def make_mmimdb(root, sizes=(12, 4, 4), size=32, seed=0):
     return root
 
 
-def make_upmc_food101(root, num_classes=3, per_class=(4, 2), size=32,
-                      seed=0):
+def make_upmc_food101(root, num_classes=3, per_class=(4, 2), size=32, seed=0):
     """Write the UPMC Food-101 layout for the first ``num_classes``
     classes: ``images/{train,test}/<class>/<class>_<i>.jpg`` and
     ``texts/{train,test}_titles.csv`` (no header: image name, text, class;
@@ -160,14 +175,21 @@ def make_upmc_food101(root, num_classes=3, per_class=(4, 2), size=32,
                 text = f'{cls.replace("_", " ")} recipe, ' + _sentence(
                     rng, 'homemade')
                 rows.append((name, text, cls))
-        with open(root / 'texts' / f'{split}_titles.csv', 'w',
-                  encoding='utf-8', newline='') as f:
+        with open(
+                root / 'texts' / f'{split}_titles.csv',
+                'w',
+                encoding='utf-8',
+                newline='') as f:
             csv.writer(f).writerows(rows)
     return root
 
 
-def make_conceptual_captions(root, num=8, missing=2, size=32,
-                             tsv='captions.tsv', seed=0):
+def make_conceptual_captions(root,
+                             num=8,
+                             missing=2,
+                             size=32,
+                             tsv='captions.tsv',
+                             seed=0):
     """Write a Conceptual Captions TSV (``caption<TAB>url``), the images of
     all but the last ``missing`` URLs as ``images/<sha1 of URL>.jpg`` (what
     the downloader writes) and the download log (the missing ones as
@@ -186,13 +208,12 @@ def make_conceptual_captions(root, num=8, missing=2, size=32,
         lines.append(f'{caption}\t{url}\n')
         name = image_file_name(url)
         if i < num - missing:
-            class_image(i % 3, i, size, 3).save(root / 'images' / name,
-                                                quality=90)
+            class_image(i % 3, i, size, 3).save(
+                root / 'images' / name, quality=90)
             rec = DownloadRecord(i + 1, 'saved', '', f'images/{name}', url,
                                  caption)
         else:
-            rec = DownloadRecord(i + 1, 'http_error', '404', '', url,
-                                 caption)
+            rec = DownloadRecord(i + 1, 'http_error', '404', '', url, caption)
         records[i + 1] = rec
     (root / tsv).write_text(''.join(lines), encoding='utf-8')
     write_download_log(download_log_path(tsv, str(root)), records)
@@ -284,8 +305,10 @@ def local_image_server(slow=1.5, size=48):
     server.image_bytes = image_bytes
     host, port = server.server_address
     server.url = lambda path: f'http://{host}:{port}{path}'
-    thread = threading.Thread(target=server.serve_forever,
-                              kwargs=dict(poll_interval=0.05), daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs=dict(poll_interval=0.05),
+        daemon=True)
     thread.start()
     try:
         yield server

@@ -50,8 +50,8 @@ class Asm:
 
     def bytes_(self, data):  # SHORT_BINBYTES / BINBYTES via _codecs
         # protocol 2 has no bytes opcode: torch.save uses _codecs.encode
-        return (self.glob('_codecs', 'encode').str(data.decode('latin1'))
-                .str('latin1').op(b'\x86').reduce())
+        return (self.glob('_codecs', 'encode').str(
+            data.decode('latin1')).str('latin1').op(b'\x86').reduce())
 
     def int(self, value):  # BININT
         return self.op(b'J' + struct.pack('<i', value))
@@ -148,10 +148,12 @@ def write_legacy_checkpoint(path, pickle_bytes, where='main'):
     records = [
         pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2),
         pickle.dumps(1001, protocol=2),
-        pickle.dumps(dict(protocol_version=1001,
-                          little_endian=sys.byteorder == 'little',
-                          type_sizes=dict(short=2, int=4, long=4)),
-                     protocol=2),
+        pickle.dumps(
+            dict(
+                protocol_version=1001,
+                little_endian=sys.byteorder == 'little',
+                type_sizes=dict(short=2, int=4, long=4)),
+            protocol=2),
         pickle.dumps({}, protocol=2),
         pickle.dumps([], protocol=2),
     ]

@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-__all__ = ['make_iu_xray', 'make_mimic_cxr', 'sample_findings',
-           'write_report', 'chest_image', 'FINDINGS']
+__all__ = [
+    'make_iu_xray', 'make_mimic_cxr', 'sample_findings', 'write_report',
+    'chest_image', 'FINDINGS'
+]
 
 #: findings a generated study can have, with their prevalence
 FINDINGS = {
@@ -120,8 +122,9 @@ def write_report(findings, rng, style='iu_xray'):
     """
     pick = lambda options: options[rng.integers(len(options))]  # noqa: E731
     sents = []
-    sents.append(pick(_ABNORMAL['cardiomegaly']) if 'cardiomegaly' in findings
-                 else pick(_NORMAL['heart']))
+    sents.append(
+        pick(_ABNORMAL['cardiomegaly']) if 'cardiomegaly' in
+        findings else pick(_NORMAL['heart']))
     lung = [f for f in ('opacity', 'edema', 'atelectasis') if f in findings]
     sents += [pick(_ABNORMAL[f]) for f in lung] or [pick(_NORMAL['lungs'])]
     pleura = [f for f in ('effusion', 'pneumothorax') if f in findings]
@@ -133,8 +136,9 @@ def write_report(findings, rng, style='iu_xray'):
             sents.append('No pleural effusion.')
     else:
         sents.append(pick(_NORMAL['pleura']))
-    sents.append(pick(_ABNORMAL['fracture']) if 'fracture' in findings
-                 else pick(_NORMAL['bones']))
+    sents.append(
+        pick(_ABNORMAL['fracture']) if 'fracture' in
+        findings else pick(_NORMAL['bones']))
     if 'device' in findings:
         sents.append(pick(_ABNORMAL['device']))
     if style == 'iu_xray':
@@ -229,9 +233,13 @@ def make_iu_xray(root, n_train=24, n_val=6, n_test=6, size=64, seed=0):
                 img = chest_image(findings, rng, size, view)
                 img.save(folder / f'{v}.png')
                 paths.append(f'{sid}/{v}.png')
-            ann[split].append(dict(
-                id=sid, report=write_report(findings, rng, 'iu_xray'),
-                image_path=paths, split=split, findings=sorted(findings)))
+            ann[split].append(
+                dict(
+                    id=sid,
+                    report=write_report(findings, rng, 'iu_xray'),
+                    image_path=paths,
+                    split=split,
+                    findings=sorted(findings)))
     (root / 'annotation.json').write_text(json.dumps(ann, indent=1))
     return root
 
@@ -256,11 +264,16 @@ def make_mimic_cxr(root, n_train=24, n_val=6, n_test=6, size=64, seed=0):
             findings = sample_findings(rng)
             rel = f'p{str(subject)[:2]}/p{subject}/s{study}/{dicom}.jpg'
             (root / 'images' / rel).parent.mkdir(parents=True, exist_ok=True)
-            chest_image(findings, rng, size).save(root / 'images' / rel,
-                                                  quality=95)
-            ann[split].append(dict(
-                id=dicom, study_id=study, subject_id=subject,
-                report=write_report(findings, rng, 'mimic_cxr'),
-                image_path=[rel], split=split, findings=sorted(findings)))
+            chest_image(findings, rng, size).save(
+                root / 'images' / rel, quality=95)
+            ann[split].append(
+                dict(
+                    id=dicom,
+                    study_id=study,
+                    subject_id=subject,
+                    report=write_report(findings, rng, 'mimic_cxr'),
+                    image_path=[rel],
+                    split=split,
+                    findings=sorted(findings)))
     (root / 'annotation.json').write_text(json.dumps(ann, indent=1))
     return root

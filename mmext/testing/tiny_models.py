@@ -17,24 +17,42 @@ from .vilbert import TINY_VIT, fixed_batch
 
 __all__ = ['TinyCase', 'TINY_MODELS', 'build_tiny']
 
-TINY_ARCH = dict(embed_dims=32, num_layers=2, num_heads=2,
-                 feedforward_channels=48)
-TINY_TRAR = dict(type='TRARViT', arch=TINY_ARCH, img_size=32, patch_size=8,
-                 orders=(0, 1, 2))
-TINY_R2GEN_HEAD = dict(type='R2GenHead', vocab_size=12, in_channels=32,
-                       d_model=16, d_ff=16, num_layers=1, num_heads=2,
-                       rm_num_heads=2, rm_d_model=16, dropout=0.1,
-                       drop_prob_lm=0.1)
+TINY_ARCH = dict(
+    embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=48)
+TINY_TRAR = dict(
+    type='TRARViT',
+    arch=TINY_ARCH,
+    img_size=32,
+    patch_size=8,
+    orders=(0, 1, 2))
+TINY_R2GEN_HEAD = dict(
+    type='R2GenHead',
+    vocab_size=12,
+    in_channels=32,
+    d_model=16,
+    d_ff=16,
+    num_layers=1,
+    num_heads=2,
+    rm_num_heads=2,
+    rm_d_model=16,
+    dropout=0.1,
+    drop_prob_lm=0.1)
 TINY_VILBERT = dict(
-    type='ViLBERT', text=dict(folder='{bert_dir}'),
+    type='ViLBERT',
+    text=dict(folder='{bert_dir}'),
     visual=dict(type='PatchVisualStream', backbone=TINY_VIT, embed_dims=32),
     coattention=dict(text_ids=[1], vision_ids=[1], bi_dims=16, num_heads=2),
     pooled_dims=16)
 TINY_BUTD = dict(
-    type='BUTDFasterRCNN', stage_blocks=(1, 1, 1, 1), base_channels=4,
-    rpn_channels=8, num_classes=6, num_attributes=4, attr_embed_dims=3,
-    attr_hidden=5, test_cfg=dict(target_size=64, max_size=100,
-                                 post_nms_top_n=30))
+    type='BUTDFasterRCNN',
+    stage_blocks=(1, 1, 1, 1),
+    base_channels=4,
+    rpn_channels=8,
+    num_classes=6,
+    num_attributes=4,
+    attr_embed_dims=3,
+    attr_hidden=5,
+    test_cfg=dict(target_size=64, max_size=100, post_nms_top_n=30))
 
 
 @dataclass
@@ -76,15 +94,17 @@ def _regions(seed):
     g = torch.Generator().manual_seed(seed)
     mask = torch.ones(2, 5)
     mask[1, -2:] = 0
-    return dict(feats=torch.rand(2, 5, 24, generator=g),
-                locs=torch.rand(2, 5, 5, generator=g), mask=mask)
+    return dict(
+        feats=torch.rand(2, 5, 24, generator=g),
+        locs=torch.rand(2, 5, 5, generator=g),
+        mask=mask)
 
 
 def _report_tokens(seed):
     g = torch.Generator().manual_seed(seed)
-    return dict(img=torch.randn(2, 2, 3, 32, 32, generator=g),
-                tokens=torch.tensor([[0, 3, 10, 4, 1, 0], [0, 8, 9, 1, 0,
-                                                           0]]))
+    return dict(
+        img=torch.randn(2, 2, 3, 32, 32, generator=g),
+        tokens=torch.tensor([[0, 3, 10, 4, 1, 0], [0, 8, 9, 1, 0, 0]]))
 
 
 def _run_generator(model, inputs):
@@ -92,8 +112,8 @@ def _run_generator(model, inputs):
     samples = []
     for row in inputs['tokens']:
         s = DataSample()
-        s.set_field(row[:int((row > 0).sum()) + 2], 'gt_tokens',
-                    field_type='data')
+        s.set_field(
+            row[:int((row > 0).sum()) + 2], 'gt_tokens', field_type='data')
         samples.append(s)
     return (model(inputs['img'], samples, mode='tensor'), )
 
@@ -123,69 +143,114 @@ def _run_preprocessor(model, inputs):
 
 
 TINY_MODELS: Dict[str, TinyCase] = {
-    'TRARViT': TinyCase(
-        cfg=TINY_TRAR, inputs=_images((2, 3, 32, 32)),
-        run=lambda m, x: m(x)),
-    'PartialFreeze': TinyCase(
+    'TRARViT':
+    TinyCase(
+        cfg=TINY_TRAR, inputs=_images((2, 3, 32, 32)), run=lambda m, x: m(x)),
+    'PartialFreeze':
+    TinyCase(
         cfg=dict(type='PartialFreeze', frozen_stages=1, backbone=TINY_TRAR),
-        inputs=_images((2, 3, 32, 32)), run=lambda m, x: m(x)),
-    'VisualTokenNeck': TinyCase(
-        cfg=dict(type='VisualTokenNeck', in_channels=32, out_channels=16,
-                 tokens='both'),
+        inputs=_images((2, 3, 32, 32)),
+        run=lambda m, x: m(x)),
+    'VisualTokenNeck':
+    TinyCase(
+        cfg=dict(
+            type='VisualTokenNeck',
+            in_channels=32,
+            out_channels=16,
+            tokens='both'),
         inputs=_images((4, 1 + 16, 32)),
         run=lambda m, x: m((x, ), num_views=2)),
-    'PatchVisualStream': TinyCase(
-        cfg=dict(type='PatchVisualStream', backbone=TINY_VIT, embed_dims=32,
-                 num_extra_layers=1,
-                 extra_layer=dict(num_heads=2, ffn_dims=32)),
-        inputs=_images((2, 3, 32, 32)), run=_run_stream),
-    'RegionVisualStream': TinyCase(
-        cfg=dict(type='RegionVisualStream', feature_dims=24, embed_dims=16,
-                 num_layers=1, num_heads=2, ffn_dims=16),
-        inputs=_regions, run=_run_stream),
-    'R2GenHead': TinyCase(
+    'PatchVisualStream':
+    TinyCase(
+        cfg=dict(
+            type='PatchVisualStream',
+            backbone=TINY_VIT,
+            embed_dims=32,
+            num_extra_layers=1,
+            extra_layer=dict(num_heads=2, ffn_dims=32)),
+        inputs=_images((2, 3, 32, 32)),
+        run=_run_stream),
+    'RegionVisualStream':
+    TinyCase(
+        cfg=dict(
+            type='RegionVisualStream',
+            feature_dims=24,
+            embed_dims=16,
+            num_layers=1,
+            num_heads=2,
+            ffn_dims=16),
+        inputs=_regions,
+        run=_run_stream),
+    'R2GenHead':
+    TinyCase(
         cfg=TINY_R2GEN_HEAD,
         inputs=lambda seed: dict(
             feats=_images((2, 6, 32))(seed),
             tokens=torch.tensor([[0, 3, 10, 4, 1, 0], [0, 8, 9, 1, 0, 0]])),
         run=lambda m, x: (m(x['feats'], x['tokens']), )),
-    'R2GenReportGenerator': TinyCase(
+    'R2GenReportGenerator':
+    TinyCase(
         cfg=dict(
             type='R2GenReportGenerator',
-            backbone=dict(type='ResNet', depth=18, stem_channels=8,
-                          base_channels=4, out_indices=(3, )),
+            backbone=dict(
+                type='ResNet',
+                depth=18,
+                stem_channels=8,
+                base_channels=4,
+                out_indices=(3, )),
             neck=dict(type='VisualTokenNeck', in_channels=32),
-            head=TINY_R2GEN_HEAD, max_seq_length=8,
-            tokenizer=dict(type='R2GenTokenizer', vocab=[
-                '.', '<unk>', 'heart', 'normal', 'size', 'no', 'effusion',
-                'lungs', 'clear', 'is', 'in'])),
-        inputs=_report_tokens, run=_run_generator),
-    'ReportDataPreprocessor': TinyCase(
-        cfg=dict(type='ReportDataPreprocessor', mean=[120] * 3,
-                 std=[60] * 3, to_rgb=True),
+            head=TINY_R2GEN_HEAD,
+            max_seq_length=8,
+            tokenizer=dict(
+                type='R2GenTokenizer',
+                vocab=[
+                    '.', '<unk>', 'heart', 'normal', 'size', 'no', 'effusion',
+                    'lungs', 'clear', 'is', 'in'
+                ])),
+        inputs=_report_tokens,
+        run=_run_generator),
+    'ReportDataPreprocessor':
+    TinyCase(
+        cfg=dict(
+            type='ReportDataPreprocessor',
+            mean=[120] * 3,
+            std=[60] * 3,
+            to_rgb=True),
         inputs=lambda seed: dict(inputs=[_images((2, 3, 8, 8))(seed)] * 2),
         run=_run_preprocessor),
-    'ViLBERTDataPreprocessor': TinyCase(
-        cfg=dict(type='ViLBERTDataPreprocessor', mean=[120] * 3,
-                 std=[60] * 3),
-        inputs=lambda seed: dict(inputs=dict(
-            img=_images((2, 3, 8, 8))(seed),
-            img_masked=_images((2, 3, 8, 8))(seed + 1),
-            patch_mask=torch.tensor([[True, False, False, True]] * 2))),
+    'ViLBERTDataPreprocessor':
+    TinyCase(
+        cfg=dict(type='ViLBERTDataPreprocessor', mean=[120] * 3, std=[60] * 3),
+        inputs=lambda seed: dict(
+            inputs=dict(
+                img=_images((2, 3, 8, 8))(seed),
+                img_masked=_images((2, 3, 8, 8))(seed + 1),
+                patch_mask=torch.tensor([[True, False, False, True]] * 2))),
         run=_run_preprocessor),
-    'ViLBERT': TinyCase(
-        cfg=TINY_VILBERT, inputs=lambda seed: fixed_batch(seed=seed),
+    'ViLBERT':
+    TinyCase(
+        cfg=TINY_VILBERT,
+        inputs=lambda seed: fixed_batch(seed=seed),
         run=_run_vilbert),
-    'ViLBERTClassifier': TinyCase(
-        cfg=dict(type='ViLBERTClassifier', vilbert=TINY_VILBERT,
-                 task='multiclass', num_classes=3, hidden_dims=8),
+    'ViLBERTClassifier':
+    TinyCase(
+        cfg=dict(
+            type='ViLBERTClassifier',
+            vilbert=TINY_VILBERT,
+            task='multiclass',
+            num_classes=3,
+            hidden_dims=8),
         inputs=lambda seed: fixed_batch(seed=seed),
         run=lambda m, x: (m(x), )),
-    'BUTDFasterRCNN': TinyCase(
-        cfg=TINY_BUTD, inputs=_images((1, 3, 64, 96)), run=_run_butd,
+    'BUTDFasterRCNN':
+    TinyCase(
+        cfg=TINY_BUTD,
+        inputs=_images((1, 3, 64, 96)),
+        run=_run_butd,
         # inference-only detector: clip_boxes clamps slices of the decoded
         # boxes in place, so cls_boxes (and bbox_pred) get no gradient
-        no_backward=(5, ), unused=('roi_head.bbox_pred', )),
+        no_backward=(5, ),
+        unused=('roi_head.bbox_pred', )),
 }
 
 

@@ -8,17 +8,23 @@ import torch
 
 from .bert import make_bert_folder
 
-__all__ = ['make_vilbert_tiny_data', 'make_region_files', 'TINY_VIT',
-           'tiny_vilbert', 'fixed_batch']
-
+__all__ = [
+    'make_vilbert_tiny_data', 'make_region_files', 'TINY_VIT', 'tiny_vilbert',
+    'fixed_batch'
+]
 
 _CLASS_WORDS = ('red', 'green', 'blue')
 _FILLER = ('photo', 'picture', 'image', 'small', 'large', 'bright', 'dark',
            'square', 'circle')
 
 
-def make_region_files(image_dir, out_dir, num_regions=6, feature_dims=2048,
-                      num_classes=1601, image_size=32, seed=0):
+def make_region_files(image_dir,
+                      out_dir,
+                      num_regions=6,
+                      feature_dims=2048,
+                      num_classes=1601,
+                      image_size=32,
+                      seed=0):
     """One ``<image stem>.npz`` per image in ``image_dir`` as
     :class:`~mmext.datasets.transforms.LoadRegionFeatures` reads it:
     ``features`` (N, F) non-negative (post-ReLU pooled), ``boxes`` (N, 4)
@@ -32,15 +38,14 @@ def make_region_files(image_dir, out_dir, num_regions=6, feature_dims=2048,
         wh = rng.uniform(4, image_size / 2, (num_regions, 2))
         logits = rng.normal(size=(num_regions, num_classes)) * 3
         prob = np.exp(logits - logits.max(1, keepdims=True))
-        np.savez(out / f'{img.stem}.npz',
-                 features=rng.gamma(1.0, 1.0, (num_regions, feature_dims)
-                                    ).astype(np.float32),
-                 boxes=np.concatenate([x1y1, x1y1 + wh], 1).astype(
-                     np.float32),
-                 image_h=np.float32(image_size),
-                 image_w=np.float32(image_size),
-                 cls_prob=(prob / prob.sum(1, keepdims=True)).astype(
-                     np.float32))
+        np.savez(
+            out / f'{img.stem}.npz',
+            features=rng.gamma(1.0, 1.0,
+                               (num_regions, feature_dims)).astype(np.float32),
+            boxes=np.concatenate([x1y1, x1y1 + wh], 1).astype(np.float32),
+            image_h=np.float32(image_size),
+            image_w=np.float32(image_size),
+            cls_prob=(prob / prob.sum(1, keepdims=True)).astype(np.float32))
     return out
 
 
@@ -67,28 +72,33 @@ def make_vilbert_tiny_data(root, num=16, size=32, regions=False, seed=0):
     tsv.write_text(''.join(lines), encoding='utf-8')
     make_bert_folder(root / 'bert', seed=seed)
     if regions:
-        make_region_files(root / 'images', root / 'regions',
-                          image_size=size, seed=seed)
+        make_region_files(
+            root / 'images', root / 'regions', image_size=size, seed=seed)
     return root
 
 
 #: a 2-layer 32-d ViT on 32 px images (16 patches of 8 px)
-TINY_VIT = dict(type='VisionTransformer', img_size=32, patch_size=8,
-                final_norm=False,
-                arch=dict(embed_dims=32, num_layers=2, num_heads=2,
-                          feedforward_channels=64))
+TINY_VIT = dict(
+    type='VisionTransformer',
+    img_size=32,
+    patch_size=8,
+    final_norm=False,
+    arch=dict(
+        embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64))
 
 
 def tiny_vilbert(bert_dir, **kwargs):
     """A ViLBERT with the BERT folder ``bert_dir``, :data:`TINY_VIT` and one
     co-attention block after layer 1 of each stream; ``kwargs`` override."""
     from mmext.registry import MODELS
-    cfg = dict(type='ViLBERT', text=dict(folder=str(bert_dir)),
-               visual=dict(type='PatchVisualStream', backbone=TINY_VIT,
-                           embed_dims=32),
-               coattention=dict(text_ids=[1], vision_ids=[1], bi_dims=16,
-                                num_heads=2),
-               pooled_dims=16)
+    cfg = dict(
+        type='ViLBERT',
+        text=dict(folder=str(bert_dir)),
+        visual=dict(
+            type='PatchVisualStream', backbone=TINY_VIT, embed_dims=32),
+        coattention=dict(
+            text_ids=[1], vision_ids=[1], bi_dims=16, num_heads=2),
+        pooled_dims=16)
     cfg.update(kwargs)
     return MODELS.build(cfg)
 
@@ -105,7 +115,9 @@ def fixed_batch(vocab=90, b=4, t=7, img=32, patches=16, seed=0):
     labels[:, 2] = ids[:, 2]
     ids[:, 2] = 9  # [MASK]
     return dict(
-        input_ids=ids, attention_mask=mask, mlm_labels=labels,
+        input_ids=ids,
+        attention_mask=mask,
+        mlm_labels=labels,
         itm_labels=torch.tensor([1, 0] * (b // 2)),
         img=torch.randn(b, 3, img, img, generator=g),
         img_masked=torch.randn(b, 3, img, img, generator=g),

@@ -2,8 +2,8 @@
 from .checkpoint import (CorruptCheckpointError, UnsafeCheckpointError,
                          register_safe_checkpoint_loader, safe_torch_load)
 from .config import format_config_path, iter_config, walk_config
-from .paths import PRETRAINED_SOURCES, resolve_pretrained_paths
 from .dist import setup_cpu_distributed
+from .paths import PRETRAINED_SOURCES, resolve_pretrained_paths
 from .setup_env import register_all_modules
 
 __all__ = [

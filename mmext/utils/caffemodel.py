@@ -143,9 +143,8 @@ def _read_blob(buf, start, end, release):
     else:
         data = _concat(buf, chunks[5], '<f4', release)
     if shape is None:
-        shape = [legacy.get(i, 0) for i in (1, 2, 3, 4)] if legacy else [
-            data.size
-        ]
+        shape = [legacy.get(i, 0)
+                 for i in (1, 2, 3, 4)] if legacy else [data.size]
     if int(np.prod(shape)) != data.size:
         raise CaffeModelError(
             f'blob of shape {shape} holds {data.size} values')

@@ -54,10 +54,10 @@ _REFUSED_RE = re.compile(re.escape(REFUSED) + r' (.*)')
 # torch's weights-only unpickler messages for operations a checkpoint
 # written by torch.save never uses
 _OPERAND_RE = re.compile(r'Unsupported operand (\d+)')
-_UNSAFE_OPS = ('Trying to call reduce',
-               'Can only build', 'Can only create new object',
-               'persistent_load id must be', 'Only persistent_load of',
-               'Can only append to', 'Can only SETITEM', 'Can only SETITEMS')
+_UNSAFE_OPS = ('Trying to call reduce', 'Can only build',
+               'Can only create new object', 'persistent_load id must be',
+               'Only persistent_load of', 'Can only append to',
+               'Can only SETITEM', 'Can only SETITEMS')
 _FIX_UNSAFE = ('If you trust the file, re-save its tensors as a plain state '
                'dict (README: "Safe checkpoints")')
 _FIX_CORRUPT = 're-download or re-save it'
@@ -166,8 +166,8 @@ def _reason(text):
     for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith(
-                ('Weights only load failed', 'Check the documentation',
-                 'Please file an issue', '(1)', '(2)', 'WeightsUnpickler')):
+            ('Weights only load failed', 'Check the documentation',
+             'Please file an issue', '(1)', '(2)', 'WeightsUnpickler')):
             return line.rstrip('.')[:200]
     return ''
 
@@ -207,8 +207,13 @@ def _load_safetensors(filename, name, map_location):
 # remote checkpoints: download into torch's hub cache, then load safely
 
 
-def load_url_safely(url, model_dir=None, map_location=None, progress=True,
-                    check_hash=False, file_name=None, **kwargs):
+def load_url_safely(url,
+                    model_dir=None,
+                    map_location=None,
+                    progress=True,
+                    check_hash=False,
+                    file_name=None,
+                    **kwargs):
     """``torch.hub.load_state_dict_from_url`` through :func:`safe_torch_load`.
 
     Same arguments and cache (``<torch hub dir>/checkpoints``); a cached file
@@ -261,7 +266,9 @@ def _load_from_local(filename, map_location):
 
 def _load_from_http(filename, map_location=None, model_dir=None):
     return load_url_safely(
-        filename, model_dir=model_dir, map_location=map_location,
+        filename,
+        model_dir=model_dir,
+        map_location=map_location,
         progress=os.isatty(0))
 
 

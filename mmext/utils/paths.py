@@ -15,8 +15,10 @@ from pathlib import Path
 from .config import format_config_path, iter_config
 from .pretrained_sources import PRETRAINED_SOURCES
 
-__all__ = ['PRETRAINED_SOURCES', 'project_root', 'find_pretrained',
-           'resolve_pretrained_paths', 'MissingPretrainedError']
+__all__ = [
+    'PRETRAINED_SOURCES', 'project_root', 'find_pretrained',
+    'resolve_pretrained_paths', 'MissingPretrainedError'
+]
 
 
 class MissingPretrainedError(FileNotFoundError):

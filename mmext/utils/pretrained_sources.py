@@ -33,24 +33,29 @@ PRETRAINED_SOURCES = {
     _mmpretrain('resnet50_8xb32_in1k',
                 'resnet/resnet50_8xb32_in1k_20210831-ea4938fc.pth'),
     'se-resnet50_batch256_imagenet_20200804-ae206104.pth':
-    _mmpretrain('seresnet50_8xb32_in1k',
-                'se-resnet/se-resnet50_batch256_imagenet_'
-                '20200804-ae206104.pth'),
+    _mmpretrain(
+        'seresnet50_8xb32_in1k', 'se-resnet/se-resnet50_batch256_imagenet_'
+        '20200804-ae206104.pth'),
     'tinyvit-5m_in21k-distill-pre_3rdparty_in1k_20221021-d4b010a8.pth':
-    _mmpretrain('tinyvit-5m_in21k-distill-pre_3rdparty_in1k',
-                'tinyvit/tinyvit-5m_in21k-distill-pre_3rdparty_in1k_'
-                '20221021-d4b010a8.pth'),
+    _mmpretrain(
+        'tinyvit-5m_in21k-distill-pre_3rdparty_in1k',
+        'tinyvit/tinyvit-5m_in21k-distill-pre_3rdparty_in1k_'
+        '20221021-d4b010a8.pth'),
     'tinyvit-11m_in21k-distill-pre_3rdparty_in1k_20221021-5d3bc0dc.pth':
-    _mmpretrain('tinyvit-11m_in21k-distill-pre_3rdparty_in1k',
-                'tinyvit/tinyvit-11m_in21k-distill-pre_3rdparty_in1k_'
-                '20221021-5d3bc0dc.pth'),
+    _mmpretrain(
+        'tinyvit-11m_in21k-distill-pre_3rdparty_in1k',
+        'tinyvit/tinyvit-11m_in21k-distill-pre_3rdparty_in1k_'
+        '20221021-5d3bc0dc.pth'),
     'tinyvit-21m_in21k-distill-pre_3rdparty_in1k_20221021-3d9b30a2.pth':
-    _mmpretrain('tinyvit-21m_in21k-distill-pre_3rdparty_in1k',
-                'tinyvit/tinyvit-21m_in21k-distill-pre_3rdparty_in1k_'
-                '20221021-3d9b30a2.pth'),
+    _mmpretrain(
+        'tinyvit-21m_in21k-distill-pre_3rdparty_in1k',
+        'tinyvit/tinyvit-21m_in21k-distill-pre_3rdparty_in1k_'
+        '20221021-3d9b30a2.pth'),
     # configs/trar_vit, configs/flowers ViT, R2Gen ViT backbones
-    'ViT-B_16.pth': _VIT_NPZ,
-    'ViT-B_16_384.pth': _VIT_NPZ + ' --img-size 384',
+    'ViT-B_16.pth':
+    _VIT_NPZ,
+    'ViT-B_16_384.pth':
+    _VIT_NPZ + ' --img-size 384',
     # configs/_base_/models/r2gen_resnet101.py
     'resnet101-63fe2227.pth':
     'wget https://download.pytorch.org/models/resnet101-63fe2227.pth -P '

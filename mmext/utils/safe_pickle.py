@@ -170,8 +170,8 @@ class _ArrayRecord(_Record):
         dtype = _built_dtype(dtype)
         if (version != 1 or not isinstance(shape, tuple)
                 or len(shape) > _MAX_NDIM
-                or not all(type(n) is int and n >= 0 for n in shape)
-                or type(fortran) is not bool
+                or not all(type(n) is int and n >= 0
+                           for n in shape) or type(fortran) is not bool
                 or not isinstance(raw, (bytes, bytearray))):
             _refuse(f'ndarray state (shape {shape!r:.40}, data '
                     f'{_describe(raw)})')

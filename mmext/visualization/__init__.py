@@ -1,8 +1,7 @@
 # Copyright (c) mmext contributors. All rights reserved.
 import mmpretrain.visualization  # noqa: F401
 
-from .report_html import (read_reports_json, report_findings,
-                          write_reports_html)
+from .report_html import read_reports_json, report_findings, write_reports_html
 from .trar_routing import (collect_trar_routing, draw_trar_routing,
                            effective_span, save_trar_routing)
 

@@ -85,20 +85,18 @@ def _finding_cell(gt, pred):
 def _row(r, page_dir, embed):
     imgs = ''.join(
         f'<img src="{_img_src(p, page_dir, embed)}" '
-        f'alt="{html.escape(osp.basename(p))}">'
-        if osp.isfile(p) else
-        f'<span class="miss">missing {html.escape(p)}</span>'
+        f'alt="{html.escape(osp.basename(p))}">' if osp.
+        isfile(p) else f'<span class="miss">missing {html.escape(p)}</span>'
         for p in r.get('img_path') or [])
-    findings = _finding_cell(report_findings(r['gt_report']),
-                             report_findings(r['pred_report']))
+    findings = _finding_cell(
+        report_findings(r['gt_report']), report_findings(r['pred_report']))
     return (f'<tr><td>{html.escape(str(r.get("study_id")))}<br>{imgs}</td>'
             f'<td>{html.escape(r["gt_report"])}</td>'
             f'<td>{html.escape(r["pred_report"])}</td>'
             f'<td>{findings}</td></tr>')
 
 
-def write_reports_html(rows, out_file, embed=False,
-                       title='Generated reports'):
+def write_reports_html(rows, out_file, embed=False, title='Generated reports'):
     """Write the page for ``rows``.
 
     Args:
@@ -122,6 +120,6 @@ def write_reports_html(rows, out_file, embed=False,
             'Findings (CheXpert, mmext labeler): <span class="ok">in both'
             '</span>, <span class="miss">missed</span>, <span class="extra">'
             'not in the reference</span>.</p><table><tr><th>Study</th>'
-            '<th>Reference</th><th>Generated</th><th>Findings</th></tr>'
-            + '\n'.join(body) + '</table></body></html>')
+            '<th>Reference</th><th>Generated</th><th>Findings</th></tr>' +
+            '\n'.join(body) + '</table></body></html>')
     return out_file

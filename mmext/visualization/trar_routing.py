@@ -51,12 +51,16 @@ def collect_trar_routing(inferencer, image):
     seen, hooks = {}, []
     for i, layer in enumerate(backbone.layers):
         if isinstance(layer.attn, SpanRoutedAttention) and layer.attn.router:
-            hooks.append(layer.attn.router.register_forward_hook(
-                lambda m, a, out, i=i: seen.__setitem__(i, out[0].tolist())))
-    hooks.append(backbone.patch_embed.register_forward_hook(
-        lambda m, a, out: seen.__setitem__('grid', list(out[1]))))
-    hooks.append(backbone.register_forward_pre_hook(
-        lambda m, a: seen.__setitem__('input', a[0][0].detach().cpu())))
+            hooks.append(
+                layer.attn.router.register_forward_hook(
+                    lambda m, a, out, i=i: seen.__setitem__(
+                        i, out[0].tolist())))
+    hooks.append(
+        backbone.patch_embed.register_forward_hook(
+            lambda m, a, out: seen.__setitem__('grid', list(out[1]))))
+    hooks.append(
+        backbone.register_forward_pre_hook(
+            lambda m, a: seen.__setitem__('input', a[0][0].detach().cpu())))
     try:
         preds = predict_topk(inferencer, image, topk=5)
     finally:
@@ -65,8 +69,7 @@ def collect_trar_routing(inferencer, image):
     layers = []
     for i, layer in enumerate(backbone.layers):
         orders = list(backbone.layer_orders[i] or [0])
-        layers.append(dict(layer=i, orders=orders,
-                           alpha=seen.get(i, [1.0])))
+        layers.append(dict(layer=i, orders=orders, alpha=seen.get(i, [1.0])))
     pre = inferencer.model.data_preprocessor
     rgb = seen['input'] * pre.std.cpu() + pre.mean.cpu()
     rgb = rgb.clamp(0, 255).permute(1, 2, 0).numpy().astype(np.uint8)
@@ -99,7 +102,9 @@ def draw_trar_routing(path, rgb, grid, layers, query, title):
             lay['alpha'][lay['orders'].index(k)] if k in lay['orders'] else 0
             for lay in routed
         ])
-        ax.bar([str(lay['layer']) for lay in routed], share, bottom=bottom,
+        ax.bar([str(lay['layer']) for lay in routed],
+               share,
+               bottom=bottom,
                label=f'order {k}' + (' (global)' if k == 0 else ''))
         bottom += share
     ax.set_xlabel('layer')
@@ -111,20 +116,37 @@ def draw_trar_routing(path, rgb, grid, layers, query, title):
         ax = fig.add_subplot(rows, cols, cols + n + 1)
         span = effective_span(grid, lay['orders'], lay['alpha'], query)
         ax.imshow(rgb)
-        ax.imshow(span, cmap='viridis', alpha=0.55, vmin=0, vmax=1,
-                  extent=(0, w, h, 0), interpolation='nearest')
+        ax.imshow(
+            span,
+            cmap='viridis',
+            alpha=0.55,
+            vmin=0,
+            vmax=1,
+            extent=(0, w, h, 0),
+            interpolation='nearest')
         ph, pw = h / grid[0], w / grid[1]
-        ax.add_patch(plt.Rectangle((query[1] * pw, query[0] * ph), pw, ph,
-                                   fill=False, edgecolor='red', lw=1.5))
-        ax.set_title(f'layer {lay["layer"]}: α=' + ','.join(
-            f'{a:.2f}' for a in lay['alpha']), fontsize=7)
+        ax.add_patch(
+            plt.Rectangle((query[1] * pw, query[0] * ph),
+                          pw,
+                          ph,
+                          fill=False,
+                          edgecolor='red',
+                          lw=1.5))
+        ax.set_title(
+            f'layer {lay["layer"]}: α=' + ','.join(f'{a:.2f}'
+                                                   for a in lay['alpha']),
+            fontsize=7)
         ax.axis('off')
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def save_trar_routing(inferencer, image, out_dir, query=None, config=None,
+def save_trar_routing(inferencer,
+                      image,
+                      out_dir,
+                      query=None,
+                      config=None,
                       checkpoint=None):
     """Write ``<stem>_routing.json`` and ``<stem>_spans.png`` for ``image``.
 
@@ -151,12 +173,19 @@ def save_trar_routing(inferencer, image, out_dir, query=None, config=None,
         raise ValueError(f'--query {query[0]} {query[1]} is outside the '
                          f'{grid[0]}x{grid[1]} patch grid')
     for lay in layers:
-        lay['effective_span'] = effective_span(
-            grid, lay['orders'], lay['alpha'], query).round(4).tolist()
+        lay['effective_span'] = effective_span(grid, lay['orders'],
+                                               lay['alpha'],
+                                               query).round(4).tolist()
     os.makedirs(out_dir, exist_ok=True)
     stem = osp.splitext(osp.basename(image))[0]
-    record = dict(image=image, config=config, checkpoint=checkpoint,
-                  grid=grid, query=query, predictions=preds, layers=layers)
+    record = dict(
+        image=image,
+        config=config,
+        checkpoint=checkpoint,
+        grid=grid,
+        query=query,
+        predictions=preds,
+        layers=layers)
     json_path = osp.join(out_dir, f'{stem}_routing.json')
     with open(json_path, 'w') as f:
         json.dump(record, f, indent=1)

@@ -14,23 +14,26 @@ from mmext.datasets.flowers import Flowers17, Flowers102
 from tests.conftest import ROOT, run_tool
 
 
-def test_make_demo_data_plants_test_images_into_102_train(
-        tmp_path, capsys):
+def test_make_demo_data_plants_test_images_into_102_train(tmp_path, capsys):
     root = tmp_path / 'demo'
     (root / 'leakage').mkdir(parents=True)
     (root / 'leakage' / 'stale.txt').write_text('from an earlier run')
-    planted = make_demo_data(str(root), size=24, per_class_17=4,
-                             per_class_102=3, planted=4)
+    planted = make_demo_data(
+        str(root), size=24, per_class_17=4, per_class_102=3, planted=4)
     assert not (root / 'leakage').exists()  # replaced, not appended to
     assert len(planted) == 4
     assert {p.edit for p in planted} == {'reencode', 'resize', 'flip'}
     test17 = Flowers17(str(root / 'flowers17'), split='test', split_id=1)
-    test_paths = {test17.get_data_info(i)['img_path']
-                  for i in range(len(test17))}
+    test_paths = {
+        test17.get_data_info(i)['img_path']
+        for i in range(len(test17))
+    }
     assert {p.source for p in planted} <= test_paths
     train102 = Flowers102(str(root / 'flowers102'), split='train')
-    train_paths = {osp.abspath(train102.get_data_info(i)['img_path'])
-                   for i in range(len(train102))}
+    train_paths = {
+        osp.abspath(train102.get_data_info(i)['img_path'])
+        for i in range(len(train102))
+    }
     assert {osp.abspath(p.path) for p in planted} <= train_paths
     out = capsys.readouterr().out
     assert f'({17 * 4} images)' in out and '4 of them edited copies' in out
@@ -45,28 +48,34 @@ def test_write_stage_config_sets_paths_and_size(tmp_path):
     cfg = Config.fromfile(path)
     assert cfg.train_dataloader.dataset.data_root == 'somewhere/f17'
     assert cfg.train_cfg.max_epochs == 2
-    sizes = [t.get(k) for key in ('train_dataloader', 'val_dataloader',
-                                  'test_dataloader')
-             for t in cfg[key].dataset.pipeline
-             for k in ('scale', 'crop_size') if k in t]
+    sizes = [
+        t.get(k)
+        for key in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+        for t in cfg[key].dataset.pipeline for k in ('scale', 'crop_size')
+        if k in t
+    ]
     assert sizes and set(sizes) == {40}  # was 64 in the demo config
     # stage 1 wraps its data set (ExcludeImages): the inner pipeline
-    cfg = Config.fromfile(write_stage_config(
-        str(ROOT / STAGE1_CONFIG), str(tmp_path / 'stage1.py'), 40, {}))
+    cfg = Config.fromfile(
+        write_stage_config(
+            str(ROOT / STAGE1_CONFIG), str(tmp_path / 'stage1.py'), 40, {}))
     inner = cfg.train_dataloader.dataset.dataset.pipeline
     assert [t['scale'] for t in inner if 'scale' in t] == [40]
 
 
 def test_project_file_missing_names_the_fix(monkeypatch, tmp_path):
     monkeypatch.setattr(flowers_demo, 'project_root', lambda: tmp_path)
-    with pytest.raises(FileNotFoundError,
-                       match=r'configs/nope\.py is neither in .*pip install'):
+    with pytest.raises(
+            FileNotFoundError,
+            match=r'configs/nope\.py is neither in .*pip install'):
         flowers_demo._project_file('configs/nope.py')
 
 
 def test_make_tiny_data_cli(tmp_path):
-    proc = run_tool([ROOT / 'tools/misc/make_tiny_data.py', '--out',
-                     tmp_path / 'tiny', '--per-class', 2, '--size', 16],
+    proc = run_tool([
+        ROOT / 'tools/misc/make_tiny_data.py', '--out', tmp_path / 'tiny',
+        '--per-class', 2, '--size', 16
+    ],
                     cwd=tmp_path)
     assert len(list((tmp_path / 'tiny' / 'train').rglob('*.png'))) == 6
     assert len(list((tmp_path / 'tiny' / 'val').rglob('*.png'))) == 6

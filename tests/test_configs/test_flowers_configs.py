@@ -21,10 +21,11 @@ from mmext.testing import drop_pretrained, shrink_runtime, walk_config
 from mmext.testing.flowers import make_flowers17, make_flowers102
 from tests.conftest import ROOT
 
-CONFIGS = sorted(p for p in (ROOT / 'configs/flowers').glob('*.py')
-                 if '_demo-' not in p.name)
-TINY_VIT = dict(embed_dims=32, num_layers=12, num_heads=2,
-                feedforward_channels=64)
+CONFIGS = sorted(
+    p for p in (ROOT / 'configs/flowers').glob('*.py')
+    if '_demo-' not in p.name)
+TINY_VIT = dict(
+    embed_dims=32, num_layers=12, num_heads=2, feedforward_channels=64)
 
 
 @pytest.fixture(scope='module')
@@ -66,8 +67,8 @@ def _shrink(cfg, data_root, work_dir):
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1,
-                                        save_last=False)
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', interval=-1, save_last=False)
     return cfg
 
 
@@ -80,14 +81,17 @@ VIT_BLOCK = ('ln1.weight', 'ln1.bias', 'attn.qkv.weight', 'attn.qkv.bias',
              'ffn.layers.1.weight', 'ffn.layers.1.bias')
 VIT_STEM = ('cls_token', 'pos_embed', 'patch_embed.projection.weight',
             'patch_embed.projection.bias')
-VIT_ALL = set(VIT_STEM) | {f'layers.{i}.{p}' for i in range(12)
-                           for p in VIT_BLOCK} | {'ln1.weight', 'ln1.bias'}
+VIT_ALL = set(VIT_STEM) | {
+    f'layers.{i}.{p}'
+    for i in range(12) for p in VIT_BLOCK
+} | {'ln1.weight', 'ln1.bias'}
 EXPECTED_FROZEN = {
     'vit-base-p16_1xb32-linear-probe_flowers17': VIT_ALL,
     # stem + blocks 0-7: 4 + 8 x 12 = 100 tensors; blocks 8-11 and the
     # final norm stay trainable
-    'vit-base-p16_1xb32-partial-8of12_flowers17': set(VIT_STEM) | {
-        f'layers.{i}.{p}' for i in range(8) for p in VIT_BLOCK},
+    'vit-base-p16_1xb32-partial-8of12_flowers17':
+    set(VIT_STEM) | {f'layers.{i}.{p}'
+                     for i in range(8) for p in VIT_BLOCK},
 }
 
 
@@ -102,9 +106,10 @@ def test_config_trains_two_iterations(path, data, tmp_path):
     stage1 = None
     if cfg.get('load_from'):
         # a stand-in stage-1 checkpoint: the 102-class model's weights
-        s1 = _shrink(Config.fromfile(ROOT / 'configs/flowers/'
-                                     'resnet18_1xb32-ft_flowers102-noleak.py'),
-                     data, tmp_path / 's1')
+        s1 = _shrink(
+            Config.fromfile(ROOT / 'configs/flowers/'
+                            'resnet18_1xb32-ft_flowers102-noleak.py'), data,
+            tmp_path / 's1')
         s1_model = Runner.from_cfg(prepare_config(s1)).model
         stage1 = {k: v.clone() for k, v in s1_model.state_dict().items()}
         torch.save({'state_dict': stage1, 'meta': {}}, tmp_path / 's1.pth')
@@ -112,8 +117,10 @@ def test_config_trains_two_iterations(path, data, tmp_path):
         cfg.optim_wrapper.optimizer.lr = 0.0  # weights must stay stage 1's
     runner = Runner.from_cfg(prepare_config(cfg))
     model = runner.model
-    frozen = {n for n, p in model.backbone.named_parameters()
-              if not p.requires_grad}
+    frozen = {
+        n
+        for n, p in model.backbone.named_parameters() if not p.requires_grad
+    }
     if path.stem not in EXPECTED_FROZEN:
         assert cfg.model.backbone.frozen_stages == -1, (
             f'{path.stem} freezes part of its backbone: add its frozen '
@@ -122,8 +129,11 @@ def test_config_trains_two_iterations(path, data, tmp_path):
 
     runner.train()
     assert runner.iter == 2
-    in_optim = {id(p) for g in runner.optim_wrapper.optimizer.param_groups
-                for p in g['params']}
+    in_optim = {
+        id(p)
+        for g in runner.optim_wrapper.optimizer.param_groups
+        for p in g['params']
+    }
     assert in_optim == {id(p) for p in model.parameters() if p.requires_grad}
     if stage1 is not None:
         state = model.state_dict()

@@ -25,10 +25,10 @@ VIT = dict(embed_dims=32, num_layers=1, num_heads=2, feedforward_channels=32)
 def data_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp('r2gen_data')
     for name in ('iu_xray', 'tiny_iu_xray'):
-        make_iu_xray(root / 'data' / name, n_train=4, n_val=2, n_test=2,
-                     size=48)
-    make_mimic_cxr(root / 'data/mimic_cxr', n_train=4, n_val=2, n_test=2,
-                   size=48)
+        make_iu_xray(
+            root / 'data' / name, n_train=4, n_val=2, n_test=2, size=48)
+    make_mimic_cxr(
+        root / 'data/mimic_cxr', n_train=4, n_val=2, n_test=2, size=48)
     return root
 
 
@@ -55,8 +55,13 @@ def shrink(cfg, work_dir):
         b.update(arch=dict(VIT), patch_size=32)
         cfg.model.neck.in_channels = VIT['embed_dims']
     b.init_cfg = None
-    cfg.model.head.update(d_model=32, d_ff=32, num_layers=1, num_heads=4,
-                          rm_num_heads=4, rm_d_model=32)
+    cfg.model.head.update(
+        d_model=32,
+        d_ff=32,
+        num_layers=1,
+        num_heads=4,
+        rm_num_heads=4,
+        rm_d_model=32)
     cfg.model.max_seq_length = 12
     shrink_runtime(cfg, work_dir)
     evaluators = cfg.val_evaluator if isinstance(
@@ -75,8 +80,8 @@ def test_config_trains_two_iterations(path, data_dir, tmp_path, monkeypatch):
     cfg = Config.fromfile(str(path))
     cfg.launcher = 'none'
     if inner_backbone(cfg).get('init_cfg'):  # types and data are fine
-        with pytest.raises(MissingPretrainedError,
-                           match='to get it: (wget|download)'):
+        with pytest.raises(
+                MissingPretrainedError, match='to get it: (wget|download)'):
             prepare_config(cfg.copy())
     cfg = prepare_config(shrink(cfg, tmp_path / 'work'))
     runner = Runner.from_cfg(cfg)
@@ -89,8 +94,10 @@ def test_config_trains_two_iterations(path, data_dir, tmp_path, monkeypatch):
     assert not torch.equal(model.head.logit.weight, head_before)
 
     frozen = bool(cfg.model.get('freeze'))
-    changed = [not torch.equal(v, backbone_before[k])
-               for k, v in model.backbone.state_dict().items()]
+    changed = [
+        not torch.equal(v, backbone_before[k])
+        for k, v in model.backbone.state_dict().items()
+    ]
     assert (not any(changed)) if frozen else any(changed)
     groups = runner.optim_wrapper.optimizer.param_groups
     backbone_ids = {id(p) for p in model.backbone.parameters()}

@@ -146,8 +146,9 @@ def test_amp_bf16_on_cpu(tiny_data):
     """What ``tools/train.py --amp`` sets. mmengine's AmpOptimWrapper asserts
     a GPU; mmext's (same name, mmext scope) autocasts to bf16 on CPU with no
     loss scaling. Nothing is patched: the run uses the real CPU path."""
-    path = (ROOT / 'configs/trar_vit' /
-            'trar-vit-base-p16_8xb64-in21k-pre_cifar10.py')
+    path = (
+        ROOT / 'configs/trar_vit' /
+        'trar-vit-base-p16_8xb64-in21k-pre_cifar10.py')
     cfg = shrink(Config.fromfile(str(path)), tiny_data / 'amp')
     cfg.optim_wrapper.type = 'AmpOptimWrapper'
     cfg.optim_wrapper.loss_scale = 'dynamic'
@@ -166,8 +167,9 @@ def test_amp_bf16_on_cpu(tiny_data):
 
 
 def test_hard_routing_config_anneals_tau(tiny_data):
-    path = (ROOT / 'configs/trar_vit' /
-            'trar-vit-base-p16-hard_8xb64-in21k-pre_cifar10.py')
+    path = (
+        ROOT / 'configs/trar_vit' /
+        'trar-vit-base-p16-hard_8xb64-in21k-pre_cifar10.py')
     cfg = shrink(Config.fromfile(str(path)), tiny_data / 'hard')
     cfg.custom_hooks[0].iters_per_epoch = 1  # 2 "epochs" of 2
     cfg.launcher = 'none'
@@ -192,8 +194,11 @@ def test_pretrained_checkpoint_from_config_loads(tiny_data):
         str(ROOT / 'configs/trar_vit' /
             'trar-vit-base-p16_8xb64-in21k-pre_cifar10.py'))
     b = cfg.model.backbone
-    b.arch = dict(embed_dims=dims, num_layers=layers, num_heads=heads,
-                  feedforward_channels=mlp)
+    b.arch = dict(
+        embed_dims=dims,
+        num_layers=layers,
+        num_heads=heads,
+        feedforward_channels=mlp)
     b.img_size, b.patch_size = grid * patch, patch
     cfg.model.head.in_channels = dims
     cfg.launcher = 'none'

@@ -40,8 +40,9 @@ def ws(tmp_path_factory):
                 'Validation_GCC-1.1.0-Validation.tsv'):
         make_conceptual_captions(cc, num=4, missing=0, tsv=tsv)
     make_region_files(cc / 'images', cc / 'regions', num_regions=4)
-    make_bert_folder(ws / 'pretrain_pth/bert-base-uncased',
-                     config=dict(num_hidden_layers=12))
+    make_bert_folder(
+        ws / 'pretrain_pth/bert-base-uncased',
+        config=dict(num_hidden_layers=12))
     return ws
 
 
@@ -60,8 +61,8 @@ def test_config_types_and_recipe():
     assert cos.end == pytest.approx(0.9 * cfg.train_cfg.max_epochs)
     assert cos.eta_min == pytest.approx(0.2 * opt.optimizer.lr)
     assert cfg.train_dataloader.batch_size == 20
-    assert cfg.model.mim == dict(temperature=0.1, tokens='unmasked',
-                                 include_cls=True)
+    assert cfg.model.mim == dict(
+        temperature=0.1, tokens='unmasked', include_cls=True)
 
 
 def _shrink(cfg, work_dir):
@@ -70,10 +71,13 @@ def _shrink(cfg, work_dir):
         visual.update(embed_dims=64, num_heads=2, ffn_dims=64)
     else:  # 12 layers kept: the thesis schedule needs them
         visual.embed_dims = 32
-        visual.backbone.update(arch=dict(embed_dims=32, num_layers=12,
-                                         num_heads=2,
-                                         feedforward_channels=32),
-                               init_cfg=None)
+        visual.backbone.update(
+            arch=dict(
+                embed_dims=32,
+                num_layers=12,
+                num_heads=2,
+                feedforward_channels=32),
+            init_cfg=None)
     cfg.model.coattention.update(bi_dims=32, num_heads=2)
     cfg.model.pooled_dims = 32
     if 'num_region_classes' in cfg.model:
@@ -88,8 +92,9 @@ def test_full_size_config_trains_two_iterations(name, ws, monkeypatch):
     monkeypatch.chdir(ws)
     cfg = Config.fromfile(str(VILBERT / name))
     if name == FULL:  # the ViT weights are not here: named up front
-        with pytest.raises(MissingPretrainedError,
-                           match='convert_to_mmpretrain.py timm-vit'):
+        with pytest.raises(
+                MissingPretrainedError,
+                match='convert_to_mmpretrain.py timm-vit'):
             prepare_config(cfg.copy())
     cfg = prepare_config(_shrink(cfg, ws / 'work' / name))
     runner = Runner.from_cfg(cfg)
@@ -97,8 +102,10 @@ def test_full_size_config_trains_two_iterations(name, ws, monkeypatch):
     runner.train()
     assert runner.iter == 2
     after = runner.model.state_dict()
-    changed = {k.split('.')[0] for k in after
-               if not torch.equal(after[k], before[k])}
+    changed = {
+        k.split('.')[0]
+        for k in after if not torch.equal(after[k], before[k])
+    }
     assert {'bert', 'visual', 'coattn'} <= changed
     metrics = runner.val_loop.run()
     assert 'pretrain/itm_accuracy' in metrics
@@ -107,8 +114,9 @@ def test_full_size_config_trains_two_iterations(name, ws, monkeypatch):
 def test_missing_bert_folder_named(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = Config.fromfile(str(VILBERT / REGIONS))
-    with pytest.raises(FileNotFoundError,
-                       match='pretrain_pth/bert-base-uncased.*huggingface'):
+    with pytest.raises(
+            FileNotFoundError,
+            match='pretrain_pth/bert-base-uncased.*huggingface'):
         MODELS.build(cfg.model)
 
 
@@ -119,13 +127,19 @@ def _losses(model, inputs):
 
 
 def test_tiny_config_train_test_tools(ws, monkeypatch):
-    run_tool([ROOT / 'tools/train.py', VILBERT / TINY, '--work-dir',
-              'work_dirs/tiny', '--cfg-options',
-              'default_hooks.checkpoint.interval=1'], cwd=ws)
+    run_tool([
+        ROOT / 'tools/train.py', VILBERT / TINY, '--work-dir',
+        'work_dirs/tiny', '--cfg-options',
+        'default_hooks.checkpoint.interval=1'
+    ],
+             cwd=ws)
     work = ws / 'work_dirs/tiny'
-    run_tool([ROOT / 'tools/test.py', VILBERT / TINY, 'work_dirs/tiny/'
-              'epoch_6.pth', '--out', 'work_dirs/tiny/m.json',
-              '--out-item', 'metrics'], cwd=ws)
+    run_tool([
+        ROOT / 'tools/test.py', VILBERT / TINY, 'work_dirs/tiny/'
+        'epoch_6.pth', '--out', 'work_dirs/tiny/m.json', '--out-item',
+        'metrics'
+    ],
+             cwd=ws)
     metrics = json.loads((work / 'm.json').read_text())
     assert 'pretrain/itm_accuracy' in metrics
 
@@ -139,8 +153,10 @@ def test_tiny_config_train_test_tools(ws, monkeypatch):
     model = MODELS.build(cfg.model)
     inputs = model.data_preprocessor(batch, True)['inputs']
     assert inputs['itm_labels'].float().mean() not in (0, 1)
-    states = [safe_torch_load(str(work / f'epoch_{e}.pth'))['state_dict']
-              for e in (1, 6)]
+    states = [
+        safe_torch_load(str(work / f'epoch_{e}.pth'))['state_dict']
+        for e in (1, 6)
+    ]
     model.load_state_dict(states[0])
     early = _losses(model, inputs)
     model.load_state_dict(states[1])
@@ -171,7 +187,9 @@ def test_two_process_ddp_tiny(ws):
     proc = run_tool([
         'bash', ROOT / 'tools/dist_train.sh', cfg, '2', '--work-dir',
         'work_dirs/ddp', '--cfg-options', 'train_cfg.max_epochs=2'
-    ], cwd=ws, env={'PORT': free_port()})
+    ],
+                    cwd=ws,
+                    env={'PORT': free_port()})
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log
     assert 'identical on 2 ranks' in log

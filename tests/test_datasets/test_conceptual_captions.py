@@ -19,8 +19,8 @@ from mmext.datasets.downloaders import fetch_image, image_file_name
 from mmext.testing import make_conceptual_captions
 from mmext.testing.multimodal import local_image_server
 
-FAST = dict(timeout=0.4, retries=1, backoff=0.0, size=40, progress=False,
-            workers=4)
+FAST = dict(
+    timeout=0.4, retries=1, backoff=0.0, size=40, progress=False, workers=4)
 
 
 def _expected(server, n, size=40):
@@ -73,8 +73,8 @@ def test_download_accounts_for_every_url_and_resumes(tmp_path):
         tsv = tmp_path / 'captions.tsv'
         _write_tsv(tsv, [u for u, _ in cases])
         t0 = time.monotonic()
-        counts, log = download_conceptual_captions(str(tsv), str(tmp_path),
-                                                   **FAST)
+        counts, log = download_conceptual_captions(
+            str(tsv), str(tmp_path), **FAST)
         assert time.monotonic() - t0 < 20
         rows = _log(log)
         assert [r['status'] for r in rows] == [s for _, s in cases]
@@ -84,10 +84,11 @@ def test_download_accounts_for_every_url_and_resumes(tmp_path):
             == {'404', '302'}
         # file names: the URL's SHA-1, flat in images/, nothing else written
         files = sorted(os.listdir(tmp_path / 'images'))
-        assert files == sorted(image_file_name(u) for u, s in cases
-                               if s == 'saved')
+        assert files == sorted(
+            image_file_name(u) for u, s in cases if s == 'saved')
         assert sorted(os.listdir(tmp_path)) == [
-            'captions.downloads.csv', 'captions.tsv', 'images']
+            'captions.downloads.csv', 'captions.tsv', 'images'
+        ]
         # each caption keeps its own image, resized with LANCZOS, JPEG q95
         for n, ((url, status), row) in enumerate(zip(cases, rows), 1):
             if status == 'saved':  # case n serves image n
@@ -97,8 +98,8 @@ def test_download_accounts_for_every_url_and_resumes(tmp_path):
         assert hits['/flaky/8.png'] == 2 and hits['/missing/9.png'] == 1
 
         # resume: saved and final failures skipped; timeouts retried
-        counts2, _ = download_conceptual_captions(str(tsv), str(tmp_path),
-                                                  **FAST)
+        counts2, _ = download_conceptual_captions(
+            str(tsv), str(tmp_path), **FAST)
         assert counts2['skipped'] == 14  # all but 2 timeouts, 1 refused
         assert server.hits['/missing/9.png'] == 1
         assert server.hits['/img/1.png'] == hits['/img/1.png']
@@ -107,30 +108,39 @@ def test_download_accounts_for_every_url_and_resumes(tmp_path):
             str(tsv), str(tmp_path), retry_failed=True, **FAST)
         assert server.hits['/missing/9.png'] == 2
     assert summarize_download(str(tsv), str(tmp_path)) == {
-        'saved': 8, 'http_error': 2, 'timeout': 2, 'not_image': 2,
-        'invalid_url': 2, 'network_error': 1}
+        'saved': 8,
+        'http_error': 2,
+        'timeout': 2,
+        'not_image': 2,
+        'invalid_url': 2,
+        'network_error': 1
+    }
 
 
 def test_fetch_image_retries_and_limits(tmp_path):
     with local_image_server() as server:
         target = str(tmp_path / 'x.jpg')
-        assert fetch_image(server.url('/flaky/3.png'), target, retries=0,
-                           backoff=0) == ('http_error', '503')
-        assert fetch_image(server.url('/flaky/3.png'), target, retries=0,
-                           backoff=0) == ('saved', '')
-        status, detail = fetch_image(server.url('/img/4.png'), target,
-                                     max_pixels=100)
+        assert fetch_image(
+            server.url('/flaky/3.png'), target, retries=0,
+            backoff=0) == ('http_error', '503')
+        assert fetch_image(
+            server.url('/flaky/3.png'), target, retries=0,
+            backoff=0) == ('saved', '')
+        status, detail = fetch_image(
+            server.url('/img/4.png'), target, max_pixels=100)
         assert status == 'not_image' and '48x48' in detail
-        status, detail = fetch_image(server.url('/img/4.png'), target,
-                                     max_bytes=100)
+        status, detail = fetch_image(
+            server.url('/img/4.png'), target, max_bytes=100)
         assert (status, detail) == ('not_image', 'over 100 bytes')
     assert not [f for f in os.listdir(tmp_path) if f.endswith('.part')]
 
 
 def test_dataset_reads_downloaded_images_and_reports_missing(tmp_path):
     root = make_conceptual_captions(tmp_path / 'cc', num=8, missing=2)
-    ds = ConceptualCaptions(str(root), ann_file='captions.tsv',
-                            pipeline=[dict(type='LoadImageFromFile')])
+    ds = ConceptualCaptions(
+        str(root),
+        ann_file='captions.tsv',
+        pipeline=[dict(type='LoadImageFromFile')])
     assert len(ds) == 6 and ds.num_missing == 2
     assert [i for i, _ in ds.missing] == [7, 8]
     lines = (root / 'captions.tsv').read_text().splitlines()
@@ -141,8 +151,8 @@ def test_dataset_reads_downloaded_images_and_reports_missing(tmp_path):
         assert info['img_path'] == str(root / 'images' / image_file_name(url))
     assert ds[0]['img'].shape == (32, 32, 3)
     with pytest.raises(FileNotFoundError, match='2 of 8 samples miss'):
-        ConceptualCaptions(str(root), ann_file='captions.tsv',
-                           on_missing='error')
+        ConceptualCaptions(
+            str(root), ann_file='captions.tsv', on_missing='error')
     with pytest.raises(FileNotFoundError, match='Validation_GCC-1.1.0'):
         ConceptualCaptions(str(root), split='val')
 
@@ -164,8 +174,10 @@ def test_malformed_tsv_line_names_file_and_line(tmp_path, line, cause):
 def test_thesis_naming_refuses_ambiguous_and_unsafe_names(tmp_path):
     root = tmp_path / 'cc'
     (root / 'images').mkdir(parents=True)
-    urls = ['http://h/a/photo.png?x=1', 'http://h/b/image.jpg',
-            'http://h/c/image.jpg', 'http://h/d/..', 'http://h/e/x\\..\\y']
+    urls = [
+        'http://h/a/photo.png?x=1', 'http://h/b/image.jpg',
+        'http://h/c/image.jpg', 'http://h/d/..', 'http://h/e/x\\..\\y'
+    ]
     _write_tsv(root / 'captions.tsv', urls)
     for url in urls:
         name = thesis_file_name(url)
@@ -173,8 +185,8 @@ def test_thesis_naming_refuses_ambiguous_and_unsafe_names(tmp_path):
             Image.new('RGB', (8, 8)).save(root / 'images' / name, 'JPEG')
     assert thesis_file_name(urls[0]) == 'photo.jpg'
     assert thesis_file_name(urls[3]) == '..jpg'  # a plain (odd) name
-    ds = ConceptualCaptions(str(root), ann_file='captions.tsv',
-                            naming='thesis')
+    ds = ConceptualCaptions(
+        str(root), ann_file='captions.tsv', naming='thesis')
     # photo.jpg and '..jpg' are unambiguous; the two
     # image.jpg are not; a backslash name is no plain file name
     assert [ds.get_data_info(i)['id'] for i in range(len(ds))] == [1, 4]

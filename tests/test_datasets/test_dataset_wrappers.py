@@ -19,14 +19,14 @@ def data(tmp_path_factory):
     f17 = make_flowers17(root / 'f17', per_class=4, size=48)
     test = Flowers17(str(f17), split='test')
     sources = [test.get_data_info(i)['img_path'] for i in (0, 7, 13)]
-    planted = make_flowers102(root / 'f102', per_class=3, size=48,
-                              duplicates_of=sources)
+    planted = make_flowers102(
+        root / 'f102', per_class=3, size=48, duplicates_of=sources)
     return root, planted
 
 
 def _f102(root, split='train', **kwargs):
-    return dict(type='Flowers102', data_root=str(root / 'f102'), split=split,
-                **kwargs)
+    return dict(
+        type='Flowers102', data_root=str(root / 'f102'), split=split, **kwargs)
 
 
 def _paths(ds):
@@ -50,9 +50,13 @@ def test_exclude_file_drops_listed_images(data, tmp_path):
         f'  ./{_rel(drop[1])}  \n'
         f'{_rel(drop[2])}\n'
         f'{_rel(drop[2])}\n'  # listed twice: dropped once
-        f'{_rel(other_split)}\n', encoding='utf-8')
-    ds = DATASETS.build(dict(type='ExcludeImages', dataset=_f102(root),
-                             exclude_file=str(exclude)))
+        f'{_rel(other_split)}\n',
+        encoding='utf-8')
+    ds = DATASETS.build(
+        dict(
+            type='ExcludeImages',
+            dataset=_f102(root),
+            exclude_file=str(exclude)))
     assert isinstance(ds, ExcludeImages)
     assert _paths(ds) == [p for p in paths if p not in drop]
     assert [p for p, _ in ds.excluded] == drop
@@ -63,7 +67,8 @@ def test_exclude_file_drops_listed_images(data, tmp_path):
     assert ds.get_data_info(5)['gt_label'] == full.get_data_info(
         kept[5])['gt_label']
     assert ds.get_gt_labels().tolist() == [
-        full.get_data_info(i)['gt_label'] for i in kept]
+        full.get_data_info(i)['gt_label'] for i in kept
+    ]
 
 
 def test_exclude_unknown_entries(data, tmp_path):
@@ -78,8 +83,8 @@ def test_exclude_unknown_entries(data, tmp_path):
     assert '2 entries' in msg and 'jpg/image_99999.jpg' in msg
     assert 'image_00002.jpg' in msg and 'strict=False' in msg
     with pytest.warns(UserWarning, match='jpg/image_99999.jpg'):
-        ds = ExcludeImages(_f102(root), exclude_file=str(exclude),
-                           strict=False)
+        ds = ExcludeImages(
+            _f102(root), exclude_file=str(exclude), strict=False)
     full = DATASETS.build(_f102(root))
     in_split = any(p.endswith('image_00001.jpg') for p in _paths(full))
     assert len(ds) == len(full) - int(in_split)
@@ -95,9 +100,12 @@ def test_lazy_init_and_default_sampler(data, tmp_path):
     root, planted = data
     exclude = tmp_path / 'exclude.txt'
     exclude.write_text('\n'.join(_rel(p.path) for p in planted))
-    ds = DATASETS.build(dict(type='ExcludeImages', lazy_init=True,
-                             exclude_file=str(exclude),
-                             dataset=_f102(root, lazy_init=True)))
+    ds = DATASETS.build(
+        dict(
+            type='ExcludeImages',
+            lazy_init=True,
+            exclude_file=str(exclude),
+            dataset=_f102(root, lazy_init=True)))
     assert not ds._fully_initialized and ds.excluded == []
     assert ds.metainfo['classes'][-1] == 'blackberry lily'  # before init
     sampler = DefaultSampler(ds, shuffle=True, seed=0)  # calls len()
@@ -113,8 +121,8 @@ def test_getitem_runs_the_pipeline(data, tmp_path):
     exclude = tmp_path / 'exclude.txt'
     exclude.write_text('')
     pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
-    ds = ExcludeImages(_f102(root, pipeline=pipeline),
-                       exclude_file=str(exclude))
+    ds = ExcludeImages(
+        _f102(root, pipeline=pipeline), exclude_file=str(exclude))
     item = ds[2]
     assert item['inputs'].shape == (3, 48, 48)
     assert item['data_samples'].gt_label.item() == ds.get_data_info(
@@ -122,11 +130,14 @@ def test_getitem_runs_the_pipeline(data, tmp_path):
 
 
 def _guard(root, **kwargs):
-    return DATASETS.build(dict(
-        type='ExcludeImages', dataset=_f102(root, split='trainval'),
-        heldout=dict(type='Flowers17', data_root=str(root / 'f17'),
-                     split='test'),
-        hash_cfg=dict(workers=0), **kwargs))
+    return DATASETS.build(
+        dict(
+            type='ExcludeImages',
+            dataset=_f102(root, split='trainval'),
+            heldout=dict(
+                type='Flowers17', data_root=str(root / 'f17'), split='test'),
+            hash_cfg=dict(workers=0),
+            **kwargs))
 
 
 def test_leakage_guard_fails_on_planted_duplicates(data):
@@ -150,7 +161,8 @@ def test_leakage_guard_filter_drops_exactly_the_planted(data):
     # the mirrored copy was matched through the flip variant
     flips = [p for p in planted if p.edit == 'flip']
     assert flips and all(
-        any(osp.samefile(lk.query_path, f.path) and lk.variant == 'flipped'
+        any(
+            osp.samefile(lk.query_path, f.path) and lk.variant == 'flipped'
             for lk in ds.leaks) for f in flips)
 
 
@@ -159,10 +171,13 @@ def test_leakage_guard_warn_keeps_all_and_clean_set_passes(data, tmp_path):
     ds = _guard(root, on_leak='warn')
     assert len(ds) == 204 and len(ds.leaks) == len(planted)
     # the validation split holds no planted copy: no error by default
-    clean = DATASETS.build(dict(
-        type='ExcludeImages', dataset=_f102(root, split='val'),
-        heldout=dict(type='Flowers17', data_root=str(root / 'f17'),
-                     split='test'), hash_cfg=dict(workers=0)))
+    clean = DATASETS.build(
+        dict(
+            type='ExcludeImages',
+            dataset=_f102(root, split='val'),
+            heldout=dict(
+                type='Flowers17', data_root=str(root / 'f17'), split='test'),
+            hash_cfg=dict(workers=0)))
     assert len(clean) == 102 and clean.leaks == []
 
 
@@ -200,8 +215,8 @@ def test_refetch_stays_among_kept_images(data, tmp_path):
     exclude = tmp_path / 'exclude.txt'
     exclude.write_text('\n'.join(_rel(p) for p in paths[3:]))
     pipeline = [Reject(osp.basename(keep[0]))]
-    ds = ExcludeImages(_f102(root, pipeline=pipeline),
-                       exclude_file=str(exclude))
+    ds = ExcludeImages(
+        _f102(root, pipeline=pipeline), exclude_file=str(exclude))
     assert len(ds) == 3
     got = {ds[0]['img_path'] for _ in range(5)}
     assert got and got <= set(keep[1:])
@@ -211,19 +226,22 @@ def test_leakage_guard_against_a_union_of_heldout_sets(data):
     root, planted = data
 
     def f17(split):
-        return dict(type='Flowers17', data_root=str(root / 'f17'),
-                    split=split)
+        return dict(type='Flowers17', data_root=str(root / 'f17'), split=split)
 
     def guard(heldout):
-        return ExcludeImages(_f102(root, split='trainval'), heldout=heldout,
-                             on_leak='filter', hash_cfg=dict(workers=0))
+        return ExcludeImages(
+            _f102(root, split='trainval'),
+            heldout=heldout,
+            on_leak='filter',
+            hash_cfg=dict(workers=0))
 
     # the planted copies come from the test split: val alone finds none
     assert guard(f17('val')).leaks == []
     both = guard([f17('val'), f17('test')])
     assert len(both) == 204 - len(planted)
-    assert {osp.basename(lk.ref_path) for lk in both.leaks} == {
-        osp.basename(p.source) for p in planted}
+    assert {osp.basename(lk.ref_path)
+            for lk in both.leaks} == {osp.basename(p.source)
+                                      for p in planted}
 
 
 def test_guard17_base_config(data, tmp_path):
@@ -231,8 +249,8 @@ def test_guard17_base_config(data, tmp_path):
     from mmengine.config import Config
 
     root, planted = data
-    cfg = Config.fromfile(
-        ROOT / 'configs/_base_/datasets/flowers102_guard17.py')
+    cfg = Config.fromfile(ROOT /
+                          'configs/_base_/datasets/flowers102_guard17.py')
     ds_cfg = cfg.train_dataloader.dataset
     ds_cfg.dataset.data_root = str(root / 'f102')
     for heldout in ds_cfg.heldout:

@@ -24,8 +24,8 @@ def served(tmp_path, monkeypatch):
     root.mkdir()
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05, ),
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.05, ), daemon=True)
     thread.start()
     try:
         yield root, f'http://127.0.0.1:{server.server_address[1]}/'
@@ -71,10 +71,12 @@ def test_fetch_checks_md5(served, tmp_path, capsys):
 
 def test_fetch_missing_on_server(served, tmp_path):
     _, url = served
-    with pytest.raises(FetchError, match=r'cannot fetch .*nope\.tgz \(HTTP '
-                       r'404 File not found\): the file moved.*--archive-dir'):
-        fetch_file(url + 'nope.tgz', str(tmp_path / 'nope.tgz'), '0' * 32,
-                   timeout=5)
+    with pytest.raises(
+            FetchError,
+            match=r'cannot fetch .*nope\.tgz \(HTTP '
+            r'404 File not found\): the file moved.*--archive-dir'):
+        fetch_file(
+            url + 'nope.tgz', str(tmp_path / 'nope.tgz'), '0' * 32, timeout=5)
     assert not list(tmp_path.glob('nope.tgz*'))
 
 
@@ -104,8 +106,8 @@ def _link(name, target, kind=tarfile.SYMTYPE):
     (_file('/tmp/mmext_evil.txt'), 'its path leaves the folder'),
     (_link('jpg/link', '../../evil.txt'), 'a link out of the folder'),
     (_link('jpg/link', '/etc/passwd'), 'a link out of the folder'),
-    (_link('jpg/hard', '../evil.txt', tarfile.LNKTYPE),
-     'a link out of the folder'),
+    (_link('jpg/hard', '../evil.txt',
+           tarfile.LNKTYPE), 'a link out of the folder'),
     (_link('jpg/fifo', '', tarfile.FIFOTYPE), 'a device or FIFO'),
 ])
 def test_safe_extract_refuses_whole_archive(tmp_path, bad, why):
@@ -124,8 +126,10 @@ def test_safe_extract_refuses_whole_archive(tmp_path, bad, why):
 
 def test_safe_extract_good_archive(tmp_path, capsys):
     archive = _tgz(tmp_path / 'x.tgz', [
-        _file('jpg/image_0001.jpg', b'one'), _file('jpg/image_0002.jpg'),
-        _link('jpg/same.jpg', 'image_0001.jpg')])
+        _file('jpg/image_0001.jpg', b'one'),
+        _file('jpg/image_0002.jpg'),
+        _link('jpg/same.jpg', 'image_0001.jpg')
+    ])
     out = tmp_path / 'out'
     out.mkdir()
     safe_extract(str(archive), str(out))
@@ -137,8 +141,10 @@ def test_safe_extract_good_archive(tmp_path, capsys):
 def test_safe_extract_not_an_archive(tmp_path):
     bad = tmp_path / 'x.tgz'
     bad.write_bytes(b'<html>not found</html>')
-    with pytest.raises(FetchError, match=r'x\.tgz is not a readable tar '
-                       r'archive .*fetch it again'):
+    with pytest.raises(
+            FetchError,
+            match=r'x\.tgz is not a readable tar '
+            r'archive .*fetch it again'):
         safe_extract(str(bad), str(tmp_path))
 
 
@@ -148,7 +154,9 @@ def test_download_files_refuses_a_traversing_archive(served, tmp_path):
     archive = _tgz(www / 'x.tgz', [_file('../evil.txt')])
     out = tmp_path / 'out'
     with pytest.raises(FetchError, match='unsafe member ../evil.txt'):
-        download_files([('x.tgz', _md5(archive.read_bytes()))], str(out),
-                       url, timeout=5)
+        download_files([('x.tgz', _md5(archive.read_bytes()))],
+                       str(out),
+                       url,
+                       timeout=5)
     assert not (tmp_path / 'evil.txt').exists()
     assert [p.name for p in out.iterdir()] == ['x.tgz']

@@ -22,8 +22,8 @@ PER_CLASS = 4  # 2 train / 1 val / 1 test per class
 
 @pytest.fixture(scope='module')
 def f17(tmp_path_factory):
-    return make_flowers17(tmp_path_factory.mktemp('f17'), per_class=PER_CLASS,
-                          size=24)
+    return make_flowers17(
+        tmp_path_factory.mktemp('f17'), per_class=PER_CLASS, size=24)
 
 
 @pytest.fixture(scope='module')
@@ -54,14 +54,15 @@ def test_make_flowers17_layout(f17):
         assert sorted(ids.tolist()) == list(range(1, 17 * 4 + 1))
         # class-order rule: every class has 2 / 1 / 1 images per part
         for part, n in zip(parts, (2, 1, 1)):
-            counts = np.bincount((part.ravel().astype(int) - 1) // 4,
-                                 minlength=17)
+            counts = np.bincount(
+                (part.ravel().astype(int) - 1) // 4, minlength=17)
             assert counts.tolist() == [n] * 17
     # the three split ids differ (independent permutations)
     assert not np.array_equal(mat['trn1'], mat['trn2'])
 
 
 def test_generators_are_deterministic(tmp_path):
+
     def digest(root):
         h = hashlib.sha1()
         for dirpath, _, files in sorted(os.walk(root)):
@@ -83,8 +84,8 @@ def test_make_flowers17_rejects_too_few(tmp_path):
 # ------------------------------------------------------------ Flowers17
 @pytest.mark.parametrize('flavour', MAT_FLAVOURS)
 def test_flowers17_reads_every_mat_flavour(tmp_path, flavour, f17):
-    root = make_flowers17(tmp_path, per_class=PER_CLASS, size=24,
-                          mat_flavour=flavour)
+    root = make_flowers17(
+        tmp_path, per_class=PER_CLASS, size=24, mat_flavour=flavour)
     head = (root / 'datasplits.mat').read_bytes()[:128]
     if flavour == 'v4':
         assert not head.startswith(b'MATLAB 5.0')
@@ -101,21 +102,22 @@ def test_flowers17_reads_every_mat_flavour(tmp_path, flavour, f17):
 def test_flowers17_splits_labels_and_classes(f17):
     mat = scipy.io.loadmat(f17 / 'datasplits.mat')
     for split_id in (1, 2, 3):
-        sizes = {s: len(Flowers17(str(f17), split=s, split_id=split_id))
-                 for s in ('train', 'val', 'trainval', 'test')}
+        sizes = {
+            s: len(Flowers17(str(f17), split=s, split_id=split_id))
+            for s in ('train', 'val', 'trainval', 'test')
+        }
         assert sizes == {'train': 34, 'val': 17, 'trainval': 51, 'test': 17}
     ds = Flowers17(str(f17), split='trainval', split_id=2)
     infos = _infos(ds)
     # file order follows trn2 then val2, labels follow the class-order rule
     expected = np.concatenate([mat['trn2'].ravel(), mat['val2'].ravel()])
     assert [_index(d['img_path']) for d in infos] == expected.tolist()
-    assert [d['gt_label'] for d in infos] == [
-        (int(i) - 1) // PER_CLASS for i in expected]
-    assert ds.CLASSES == (
-        'Daffodil', 'Snowdrop', 'Lily Valley', 'Bluebell', 'Crocus', 'Iris',
-        'Tigerlily', 'Tulip', 'Fritillary', 'Sunflower', 'Daisy',
-        "Colts' Foot", 'Dandelion', 'Cowslip', 'Buttercup', 'Windflower',
-        'Pansy')
+    assert [d['gt_label'] for d in infos] == [(int(i) - 1) // PER_CLASS
+                                              for i in expected]
+    assert ds.CLASSES == ('Daffodil', 'Snowdrop', 'Lily Valley', 'Bluebell',
+                          'Crocus', 'Iris', 'Tigerlily', 'Tulip', 'Fritillary',
+                          'Sunflower', 'Daisy', "Colts' Foot", 'Dandelion',
+                          'Cowslip', 'Buttercup', 'Windflower', 'Pansy')
     assert Flowers17(str(f17), split='test').test_mode
 
 
@@ -127,15 +129,19 @@ def test_flowers17_real_size_labels(f17):
 
 
 def test_flowers17_registered_and_lazy(f17):
-    ds = DATASETS.build(dict(type='Flowers17', data_root=str(f17),
-                             split='val', lazy_init=True))
+    ds = DATASETS.build(
+        dict(
+            type='Flowers17', data_root=str(f17), split='val', lazy_init=True))
     assert not ds._fully_initialized
     assert len(ds) == 17
 
 
 def _write_splits(root, **changes):
-    mat = {k: v for k, v in scipy.io.loadmat(root / 'datasplits.mat').items()
-           if not k.startswith('__')}
+    mat = {
+        k: v
+        for k, v in scipy.io.loadmat(root / 'datasplits.mat').items()
+        if not k.startswith('__')
+    }
     for k, v in changes.items():
         if v is None:
             del mat[k]
@@ -156,8 +162,10 @@ def test_flowers17_missing_key(tmp_path):
 def test_flowers17_index_out_of_range(tmp_path):
     root = make_flowers17(tmp_path, per_class=3, size=16)
     _write_splits(root, tst1=[0, 5])
-    with pytest.raises(ValueError, match=r"'tst1' has indices out of range "
-                       r'1\.\.51.*\[0\]'):
+    with pytest.raises(
+            ValueError,
+            match=r"'tst1' has indices out of range "
+            r'1\.\.51.*\[0\]'):
         Flowers17(str(root), split='test')
     _write_splits(root, tst1=[1, 200])
     with pytest.raises(ValueError, match=r'out of range 1\.\.51.*\[200\]'):
@@ -192,8 +200,10 @@ def test_flowers17_missing_images_listed(tmp_path):
 
 def test_flowers17_missing_mat_and_bad_args(tmp_path):
     (tmp_path / 'jpg').mkdir()
-    with pytest.raises(FileNotFoundError, match='(?s)no datasplits.mat.*'
-                       r'\n.*image_0001\.jpg'):
+    with pytest.raises(
+            FileNotFoundError,
+            match='(?s)no datasplits.mat.*'
+            r'\n.*image_0001\.jpg'):
         Flowers17(str(tmp_path))
     with pytest.raises(ValueError, match='split_id must be 1, 2 or 3'):
         Flowers17(str(tmp_path), split_id=4)
@@ -205,9 +215,14 @@ def test_flowers17_missing_mat_and_bad_args(tmp_path):
 
 
 def test_prepare_reports_flowers_layout(tmp_path):
-    cfg = Config(dict(train_dataloader=dict(dataset=dict(
-        type='ExcludeImages', exclude_file='x.txt',
-        dataset=dict(type='Flowers17', data_root=str(tmp_path / 'none'))))))
+    cfg = Config(
+        dict(
+            train_dataloader=dict(
+                dataset=dict(
+                    type='ExcludeImages',
+                    exclude_file='x.txt',
+                    dataset=dict(
+                        type='Flowers17', data_root=str(tmp_path / 'none'))))))
     with pytest.raises(FileNotFoundError, match='datasplits.mat'):
         check_data_roots(cfg)
 
@@ -220,8 +235,8 @@ def test_flowers102_matches_upstream_and_has_names(f102):
     for split in ('train', 'val', 'trainval', 'test'):
         ours = Flowers102(str(f102), split=split)
         theirs = UpstreamFlowers102(str(f102), split=split)
-        assert [(d['img_path'], d['gt_label']) for d in _infos(ours)] == [
-            (d['img_path'], d['gt_label']) for d in _infos(theirs)]
+        assert [(d['img_path'], d['gt_label']) for d in _infos(ours)
+                ] == [(d['img_path'], d['gt_label']) for d in _infos(theirs)]
     ds = Flowers102(str(f102), split='test')
     assert len(ds) == 204
     assert all(d['gt_label'] == labels[_index(d['img_path']) - 1] - 1
@@ -246,23 +261,32 @@ def test_flowers102_v4_and_compressed(tmp_path):
 def test_flowers102_errors(tmp_path):
     root = tmp_path / 'f'
     make_flowers102(root, per_class=3, size=16)
-    setid = {k: v for k, v in scipy.io.loadmat(root / 'setid.mat').items()
-             if not k.startswith('__')}
+    setid = {
+        k: v
+        for k, v in scipy.io.loadmat(root / 'setid.mat').items()
+        if not k.startswith('__')
+    }
     scipy.io.savemat(root / 'setid.mat',
-                     {k: v for k, v in setid.items() if k != 'valid'})
-    with pytest.raises(KeyError, match="setid.mat has no key 'valid' "
-                       r'\(expected trnid, valid, tstid\)'):
+                     {k: v
+                      for k, v in setid.items() if k != 'valid'})
+    with pytest.raises(
+            KeyError,
+            match="setid.mat has no key 'valid' "
+            r'\(expected trnid, valid, tstid\)'):
         Flowers102(str(root), split='val')
-    scipy.io.savemat(root / 'setid.mat', dict(setid, tstid=np.array(
-        [[1, 9999]], dtype=np.uint16)))
+    scipy.io.savemat(root / 'setid.mat',
+                     dict(setid, tstid=np.array([[1, 9999]], dtype=np.uint16)))
     with pytest.raises(ValueError, match=r'out of range 1\.\.306.*9999'):
         Flowers102(str(root), split='test')
     scipy.io.savemat(root / 'setid.mat', setid)
     os.remove(root / 'jpg' / 'image_00001.jpg')
-    with pytest.raises(FileNotFoundError,
-                       match=r'1 of \d+ images .*jpg/image_00001\.jpg'):
-        Flowers102(str(root), split='trainval' if 1 in np.concatenate(
-            [setid['trnid'].ravel(), setid['valid'].ravel()]) else 'test')
+    with pytest.raises(
+            FileNotFoundError,
+            match=r'1 of \d+ images .*jpg/image_00001\.jpg'):
+        Flowers102(
+            str(root),
+            split='trainval' if 1 in np.concatenate(
+                [setid['trnid'].ravel(), setid['valid'].ravel()]) else 'test')
     os.remove(root / 'imagelabels.mat')
     with pytest.raises(FileNotFoundError, match='no imagelabels.mat'):
         Flowers102(str(root), split='train')

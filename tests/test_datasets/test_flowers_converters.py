@@ -46,8 +46,11 @@ def test_verify_flowers17_ok(f17, capsys):
 
 
 def test_verify_flowers17_broken(f17, capsys):
-    mat = {k: v for k, v in scipy.io.loadmat(f17 / 'datasplits.mat').items()
-           if not k.startswith('__')}
+    mat = {
+        k: v
+        for k, v in scipy.io.loadmat(f17 / 'datasplits.mat').items()
+        if not k.startswith('__')
+    }
     # a train image also in test: a leak inside the split file
     mat['tst1'] = np.concatenate([mat['tst1'], mat['trn1'][:, :1]], axis=1)
     scipy.io.savemat(f17 / 'datasplits.mat', mat)
@@ -127,8 +130,11 @@ def test_download_timeout_is_offline(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(urllib.request, 'urlopen', silent)
     with pytest.raises(FetchError, match='timed out.*offline'):
-        fetch_file('https://example.org/x.tgz', str(tmp_path / 'x.tgz'),
-                   '0' * 32, timeout=3)
+        fetch_file(
+            'https://example.org/x.tgz',
+            str(tmp_path / 'x.tgz'),
+            '0' * 32,
+            timeout=3)
     assert socket.getdefaulttimeout() == before
     assert not list(tmp_path.iterdir())
 
@@ -155,8 +161,8 @@ def test_download_from_archive_dir(tmp_path, capsys):
     assert len(list((out / 'jpg').glob('image_*.jpg'))) == 51
     assert capsys.readouterr().out.rstrip().endswith('OK')
     # a changed file fails its checksum
-    release = dataclasses.replace(FLOWERS17,
-                                  files=(('datasplits.mat', '0' * 32), ))
+    release = dataclasses.replace(
+        FLOWERS17, files=(('datasplits.mat', '0' * 32), ))
     assert _cli(release, 'download', '--out', out, '--archive-dir',
                 archives) == 2
     err = capsys.readouterr().err
@@ -168,6 +174,8 @@ def test_download_from_archive_dir(tmp_path, capsys):
 def test_real_checksums_listed():
     assert dict(FLOWERS17.files) == {
         '17flowers.tgz': 'b59a65d8d1a99cd66944d474e1289eab',
-        'datasplits.mat': '4828cddfd0d803c5abbdebcb1e148a1e'}
-    assert set(dict(FLOWERS102.files)) == {'102flowers.tgz',
-                                           'imagelabels.mat', 'setid.mat'}
+        'datasplits.mat': '4828cddfd0d803c5abbdebcb1e148a1e'
+    }
+    assert set(dict(FLOWERS102.files)) == {
+        '102flowers.tgz', 'imagelabels.mat', 'setid.mat'
+    }

@@ -13,8 +13,10 @@ from mmext.datasets.mmimdb import MMIMDB_GENRES
 from mmext.evaluation.metrics.multimodal import MultiLabelClassificationMetric
 from mmext.testing import make_hateful_memes, make_mmimdb, make_upmc_food101
 
-PIPELINE = [dict(type='LoadImageFromFile'),
-            dict(type='PackInputs', algorithm_keys=['text', 'id'])]
+PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='PackInputs', algorithm_keys=['text', 'id'])
+]
 
 
 def _jsonl(path):
@@ -61,15 +63,19 @@ def test_hateful_memes_repeated_ids_across_dev_files(hm_root):
     assert len(set(ids)) == 10
     assert len(HatefulMemes(str(hm_root), split=split,
                             on_duplicate='keep')) == 12
-    with pytest.raises(RecordError, match=r'dev_unseen.jsonl:1: id \d+ '
-                       r'repeats .*dev_seen.jsonl:1'):
+    with pytest.raises(
+            RecordError,
+            match=r'dev_unseen.jsonl:1: id \d+ '
+            r'repeats .*dev_seen.jsonl:1'):
         HatefulMemes(str(hm_root), split=split, on_duplicate='error')
     # the same id with another text is never merged
     recs = _jsonl(hm_root / 'dev_unseen.jsonl')
     recs[1]['text'] = 'something else'
     _write_jsonl(hm_root / 'dev_unseen.jsonl', recs)
-    with pytest.raises(RecordError, match=r'dev_unseen.jsonl:2: .*differs '
-                       r'from .*dev_seen.jsonl:2'):
+    with pytest.raises(
+            RecordError,
+            match=r'dev_unseen.jsonl:2: .*differs '
+            r'from .*dev_seen.jsonl:2'):
         HatefulMemes(str(hm_root), split=split)
 
 
@@ -97,8 +103,8 @@ def test_hateful_memes_unlabelled_test_file(tmp_path):
     ('{"id": 7, "img": "/etc/passwd", "text": "x", "label": 0}',
      '"img" .* points outside'),
 ])
-def test_hateful_memes_malformed_line_names_file_and_line(hm_root, line,
-                                                          cause):
+def test_hateful_memes_malformed_line_names_file_and_line(
+        hm_root, line, cause):
     recs = _jsonl(hm_root / 'train.jsonl')[:3]
     _write_jsonl(hm_root / 'train.jsonl', recs, [line])
     with pytest.raises(RecordError, match=f'train.jsonl:4: {cause}'):
@@ -113,8 +119,9 @@ def test_hateful_memes_missing_images_counted_not_silent(hm_root):
     assert ds.missing[0][0] == recs[3]['id']
     with pytest.raises(FileNotFoundError, match='1 of 16 samples miss'):
         HatefulMemes(str(hm_root), split='train', on_missing='error')
-    with pytest.raises(FileNotFoundError, match=r"no dev\.jsonl .*found "
-                       r"\['dev_seen'"):
+    with pytest.raises(
+            FileNotFoundError, match=r"no dev\.jsonl .*found "
+            r"\['dev_seen'"):
         HatefulMemes(str(hm_root), split='dev')
 
 
@@ -135,8 +142,8 @@ def test_mmimdb_reads_official_layout(mm_root):
     meta = json.loads((mm_root / 'dataset' / '0100000.json').read_text())
     info = ds.get_data_info(0)
     assert 'News' in meta['genres']  # outside the 23: left out
-    assert [MMIMDB_GENRES[i] for i in info['gt_label']] == sorted(
-        g for g in meta['genres'] if g != 'News')
+    assert [MMIMDB_GENRES[i] for i in info['gt_label']
+            ] == sorted(g for g in meta['genres'] if g != 'News')
     assert info['text'] == max(meta['plot'], key=len)
     first = MMIMDb(str(mm_root), split='train', plot='first')
     assert first.get_data_info(0)['text'] == meta['plot'][0]
@@ -159,8 +166,10 @@ def test_mmimdb_bad_records(mm_root):
     movie = mm_root / 'dataset' / '0100001.json'
     meta = json.loads(movie.read_text())
     movie.write_text(json.dumps(dict(meta, genres=['Drama', 'Dramma'])))
-    with pytest.raises(RecordError, match=r"0100001.json \(id 0100001\): "
-                       r"unknown genre 'Dramma'"):
+    with pytest.raises(
+            RecordError,
+            match=r"0100001.json \(id 0100001\): "
+            r"unknown genre 'Dramma'"):
         MMIMDb(str(mm_root), split='train')
     movie.write_text(json.dumps(dict(meta, plot=[])))
     with pytest.raises(RecordError, match='0100001.json.*no "plot"'):
@@ -171,8 +180,9 @@ def test_mmimdb_bad_records(mm_root):
     (mm_root / 'split.json').write_text(json.dumps({'train': ['../x']}))
     with pytest.raises(RecordError, match="train id '../x' is not a file"):
         MMIMDb(str(mm_root), split='train')
-    with pytest.raises(RecordError, match=r"no key 'dev' \(found "
-                       r"\['train'\]\)"):
+    with pytest.raises(
+            RecordError, match=r"no key 'dev' \(found "
+            r"\['train'\]\)"):
         MMIMDb(str(mm_root), split='dev')
 
 
@@ -210,8 +220,8 @@ def test_upmc_food101_reads_official_layout(food_root):
         info = ds.get_data_info(i)
         assert ',' in text and info['text'] == text  # quoted commas
         assert info['gt_label'] == ds.CLASSES.index(cls)
-        assert info['img_path'] == str(food_root / 'images' / 'train' / cls
-                                       / name)
+        assert info['img_path'] == str(food_root / 'images' / 'train' / cls /
+                                       name)
     assert ds[5]['inputs'].shape == (3, 32, 32)
     assert len(UPMCFood101(str(food_root), split='test')) == 6
 
@@ -251,14 +261,20 @@ def test_built_from_config_dicts_in_the_mmext_scope(tmp_path):
         UPMCFood101=make_upmc_food101(tmp_path / 'food'),
         ConceptualCaptions=make_conceptual_captions(tmp_path / 'cc'))
     extra = dict(ConceptualCaptions=dict(ann_file='captions.tsv'))
-    pipeline = [dict(type='LoadImageFromFile'),
-                dict(type='Resize', scale=(24, 24)),
-                dict(type='PackInputs', algorithm_keys=['text', 'id'])]
+    pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(24, 24)),
+        dict(type='PackInputs', algorithm_keys=['text', 'id'])
+    ]
     with DefaultScope.overwrite_default_scope('mmext'):
         for name, root in roots.items():
-            ds = DATASETS.build(dict(type=name, data_root=str(root),
-                                     pipeline=pipeline, lazy_init=True,
-                                     **extra.get(name, {})))
+            ds = DATASETS.build(
+                dict(
+                    type=name,
+                    data_root=str(root),
+                    pipeline=pipeline,
+                    lazy_init=True,
+                    **extra.get(name, {})))
             assert type(ds).__name__ == name
             out = ds[1]
             assert out['inputs'].shape == (3, 24, 24)

@@ -20,14 +20,17 @@ LOAD_PACK = [dict(type='LoadMultiViewImages'), dict(type='PackReportInputs')]
 
 @pytest.fixture(scope='module')
 def iu_root(tmp_path_factory):
-    return make_iu_xray(tmp_path_factory.mktemp('iu'), n_train=20, n_val=4,
-                        n_test=4, size=48)
+    return make_iu_xray(
+        tmp_path_factory.mktemp('iu'), n_train=20, n_val=4, n_test=4, size=48)
 
 
 def test_iu_sample_has_both_views_tokens_and_full_report(iu_root):
-    ds = IUXray(str(iu_root), split='val', max_seq_length=12,
-                tokenizer=dict(type='R2GenTokenizer', threshold=2),
-                pipeline=LOAD_PACK)
+    ds = IUXray(
+        str(iu_root),
+        split='val',
+        max_seq_length=12,
+        tokenizer=dict(type='R2GenTokenizer', threshold=2),
+        pipeline=LOAD_PACK)
     ann = json.loads((iu_root / 'annotation.json').read_text())['val']
     assert len(ds) == len(ann) == 4
     out = ds[1]
@@ -35,11 +38,12 @@ def test_iu_sample_has_both_views_tokens_and_full_report(iu_root):
     inputs, sample = out['inputs'], out['data_samples']
     assert inputs.dtype == torch.uint8 and inputs.shape == (2, 3, 48, 48)
     for v in range(2):  # view v is image_path[v], gray -> 3 equal channels
-        ref = np.array(Image.open(
-            iu_root / 'images' / entry['image_path'][v]).convert('RGB'))
+        ref = np.array(
+            Image.open(iu_root / 'images' /
+                       entry['image_path'][v]).convert('RGB'))
         assert torch.equal(inputs[v], torch.from_numpy(ref).permute(2, 0, 1))
-    tok = R2GenTokenizer(ann_file=str(iu_root / 'annotation.json'),
-                         threshold=2)
+    tok = R2GenTokenizer(
+        ann_file=str(iu_root / 'annotation.json'), threshold=2)
     # R2Gen: tokenizer(report)[:max_seq_length] (EOS lost when too long)
     assert sample.gt_tokens.tolist() == tok.encode(entry['report'])[:12]
     # metrics see the whole cleaned report, not the truncated ids
@@ -51,8 +55,11 @@ def test_iu_sample_has_both_views_tokens_and_full_report(iu_root):
 
 def test_mimic_first_view_jpeg(tmp_path):
     root = make_mimic_cxr(tmp_path, n_train=12, n_val=2, n_test=2, size=40)
-    ds = MIMICCXR(str(root), split='test', pipeline=LOAD_PACK,
-                  tokenizer=dict(type='R2GenTokenizer', threshold=2))
+    ds = MIMICCXR(
+        str(root),
+        split='test',
+        pipeline=LOAD_PACK,
+        tokenizer=dict(type='R2GenTokenizer', threshold=2))
     assert ds.max_seq_length == 100
     assert ds.tokenizer.dataset == 'mimic_cxr'
     out = ds[0]
@@ -84,9 +91,10 @@ def test_annotation_errors_name_file_split_and_entry(tmp_path):
     ann = json.loads((root / 'annotation.json').read_text())
     ann['test'][0]['report'] = '  '
     (root / 'annotation.json').write_text(json.dumps(ann))
-    with pytest.raises(AnnotationError,
-                       match=f"annotation.json split 'test' entry "
-                       f"'{ann['test'][0]['id']}' has an empty report"):
+    with pytest.raises(
+            AnnotationError,
+            match=f"annotation.json split 'test' entry "
+            f"'{ann['test'][0]['id']}' has an empty report"):
         IUXray(str(root), split='test', pipeline=LOAD_PACK)
 
 
@@ -105,8 +113,7 @@ def test_apply_to_views_draws_per_view():
 
 
 def test_base_config_pipelines_and_vocab_restore(iu_root, tmp_path):
-    cfg = Config.fromfile(
-        osp.join(ROOT, 'configs/_base_/datasets/iu_xray.py'))
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/_base_/datasets/iu_xray.py'))
     ds_cfg = cfg.train_dataloader.dataset
     ds_cfg.data_root = str(iu_root)
     ds_cfg.tokenizer.ann_file = str(iu_root / 'annotation.json')
@@ -116,8 +123,8 @@ def test_base_config_pipelines_and_vocab_restore(iu_root, tmp_path):
     # a checkpoint carries the vocabulary; restoring puts it in every
     # tokenizer dict so nothing is rebuilt from (possibly other) data
     ckpt = tmp_path / 'epoch_1.pth'
-    torch.save(dict(meta=dict(dataset_meta=train.metainfo),
-                    state_dict={}), ckpt)
+    torch.save(
+        dict(meta=dict(dataset_meta=train.metainfo), state_dict={}), ckpt)
     cfg.model = dict(type='R2GenReportGenerator', tokenizer=cfg.tokenizer)
     vocab = restore_vocab_from_checkpoint(cfg, str(ckpt))
     assert vocab == train.tokenizer.vocab
@@ -126,8 +133,10 @@ def test_base_config_pipelines_and_vocab_restore(iu_root, tmp_path):
     assert cfg.model.tokenizer.vocab == vocab
     # a config that cleans differently from training is flagged
     cfg.model.tokenizer.clean_mode = 'fixed'
-    with pytest.warns(UserWarning, match="clean_mode='fixed' but the "
-                      "checkpoint was trained with clean_mode='r2gen'"):
+    with pytest.warns(
+            UserWarning,
+            match="clean_mode='fixed' but the "
+            "checkpoint was trained with clean_mode='r2gen'"):
         restore_vocab_from_checkpoint(cfg, str(ckpt))
     # with the vocab set, the annotation is no longer read for it
     other = cfg.test_dataloader.dataset
@@ -145,13 +154,11 @@ def test_resizes_match_r2gen_torchvision_transforms():
     from torchvision import transforms as T
 
     from mmext.registry import TRANSFORMS
-    cfg = Config.fromfile(
-        osp.join(ROOT, 'configs/_base_/datasets/iu_xray.py'))
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/_base_/datasets/iu_xray.py'))
     test_views = TRANSFORMS.build(cfg.test_pipeline[1])
-    train_resize = TRANSFORMS.build(
-        cfg.train_pipeline[1].transforms[0])
-    img = np.random.default_rng(0).integers(0, 256, (300, 260, 3),
-                                            dtype=np.uint8)
+    train_resize = TRANSFORMS.build(cfg.train_pipeline[1].transforms[0])
+    img = np.random.default_rng(0).integers(
+        0, 256, (300, 260, 3), dtype=np.uint8)
     ref = np.asarray(T.Resize((224, 224))(Image.fromarray(img)))
     assert np.array_equal(test_views(dict(img=[img]))['img'][0], ref)
     ref = np.asarray(T.Resize(256)(Image.fromarray(img)))

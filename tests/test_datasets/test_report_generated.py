@@ -10,10 +10,14 @@ from mmext.evaluation.chexpert import CATEGORIES, label_report
 from mmext.testing import make_iu_xray, make_mimic_cxr
 
 # generator finding -> CheXpert observation that its sentences mention
-_TO_CHEXPERT = {'cardiomegaly': 'Cardiomegaly', 'effusion':
-                'Pleural Effusion', 'pneumothorax': 'Pneumothorax',
-                'edema': 'Edema', 'fracture': 'Fracture',
-                'device': 'Support Devices'}
+_TO_CHEXPERT = {
+    'cardiomegaly': 'Cardiomegaly',
+    'effusion': 'Pleural Effusion',
+    'pneumothorax': 'Pneumothorax',
+    'edema': 'Edema',
+    'fracture': 'Fracture',
+    'device': 'Support Devices'
+}
 
 
 def test_layouts_are_r2gen(tmp_path):
@@ -31,7 +35,8 @@ def test_layouts_are_r2gen(tmp_path):
     e = json.loads((mimic / 'annotation.json').read_text())['test'][0]
     subject, study = e['subject_id'], e['study_id']
     assert e['image_path'] == [
-        f"p{str(subject)[:2]}/p{subject}/s{study}/{e['id']}.jpg"]
+        f"p{str(subject)[:2]}/p{subject}/s{study}/{e['id']}.jpg"
+    ]
     assert (mimic / 'images' / e['image_path'][0]).is_file()
     # deterministic
     again = make_iu_xray(tmp_path / 'iu2', n_train=3, n_val=2, n_test=1)
@@ -57,8 +62,9 @@ def test_images_show_cardiomegaly_and_effusion(tmp_path):
     ann = json.loads((root / 'annotation.json').read_text())['train']
 
     def frontal(e):
-        return np.asarray(Image.open(root / 'images' / e['image_path'][0]),
-                          dtype=float) / 255
+        return np.asarray(
+            Image.open(root / 'images' / e['image_path'][0]),
+            dtype=float) / 255
 
     # left of a normal heart shadow, inside an enlarged one
     def heart_side(e):
@@ -68,8 +74,7 @@ def test_images_show_cardiomegaly_and_effusion(tmp_path):
     def bases(e):
         return frontal(e)[49:52, 15:23].mean()
 
-    for finding, score in (('cardiomegaly', heart_side),
-                           ('effusion', bases)):
+    for finding, score in (('cardiomegaly', heart_side), ('effusion', bases)):
         pos = [score(e) for e in ann if finding in e['findings']]
         neg = [score(e) for e in ann if finding not in e['findings']]
         assert pos and neg

@@ -68,10 +68,14 @@ def test_mimic_cleaning_joins_lines_and_placeholders():
 
 def _write_ann(path, train, val=('zzz unseen words .', )):
     ann = dict(
-        train=[dict(id=f't{i}', report=r, image_path=[f't{i}/0.png'])
-               for i, r in enumerate(train)],
-        val=[dict(id=f'v{i}', report=r, image_path=[f'v{i}/0.png'])
-             for i, r in enumerate(val)],
+        train=[
+            dict(id=f't{i}', report=r, image_path=[f't{i}/0.png'])
+            for i, r in enumerate(train)
+        ],
+        val=[
+            dict(id=f'v{i}', report=r, image_path=[f'v{i}/0.png'])
+            for i, r in enumerate(val)
+        ],
         test=[])
     path.write_text(json.dumps(ann))
     return path
@@ -80,20 +84,27 @@ def _write_ann(path, train, val=('zzz unseen words .', )):
 def test_vocabulary_threshold_sorted_ids_from_one(tmp_path):
     ann = _write_ann(tmp_path / 'annotation.json', [
         'Heart normal. Lungs clear.', 'Heart normal. Lungs clear.',
-        'Heart enlarged. Lungs clear.'])
+        'Heart enlarged. Lungs clear.'
+    ])
     # counts: heart 3, lungs 3, clear 3, '.' 6, normal 2, enlarged 1
     tok = R2GenTokenizer(ann_file=str(ann), threshold=3)
     assert tok.vocab == ['.', '<unk>', 'clear', 'heart', 'lungs']
-    assert tok.token2idx == {'.': 1, '<unk>': 2, 'clear': 3, 'heart': 4,
-                             'lungs': 5}
+    assert tok.token2idx == {
+        '.': 1,
+        '<unk>': 2,
+        'clear': 3,
+        'heart': 4,
+        'lungs': 5
+    }
     assert tok.vocab_size == 5
     tok2 = R2GenTokenizer(ann_file=str(ann), threshold=2)
     assert 'normal' in tok2.vocab and 'enlarged' not in tok2.vocab
     assert 'zzz' not in tok2.vocab  # val reports never count
     # built vocabularies are cached per file state: an edit is seen
     _write_ann(ann, ['Heart normal.'] * 3)
-    assert R2GenTokenizer(ann_file=str(ann), threshold=3).vocab == [
-        '.', '<unk>', 'heart', 'normal']
+    assert R2GenTokenizer(
+        ann_file=str(ann),
+        threshold=3).vocab == ['.', '<unk>', 'heart', 'normal']
 
 
 def test_encode_decode_roundtrip_and_unknown():
@@ -115,7 +126,8 @@ def test_tokenizer_errors(tmp_path):
     bad.write_text(json.dumps(dict(test=[])))
     with pytest.raises(AnnotationError, match="has no split 'train'"):
         R2GenTokenizer(ann_file=str(bad))
-    bad.write_text(json.dumps(dict(train=[dict(
-        id='s1', report=None, image_path=['s1/0.png'])])))
+    bad.write_text(
+        json.dumps(
+            dict(train=[dict(id='s1', report=None, image_path=['s1/0.png'])])))
     with pytest.raises(AnnotationError, match='s1'):
         R2GenTokenizer(ann_file=str(bad))

@@ -23,8 +23,7 @@ LOAD_PACK = [dict(type='LoadMultiViewImages'), dict(type='PackReportInputs')]
 
 @pytest.fixture(scope='module')
 def f17(tmp_path_factory):
-    return make_flowers17(tmp_path_factory.mktemp('f17'), per_class=4,
-                          size=8)
+    return make_flowers17(tmp_path_factory.mktemp('f17'), per_class=4, size=8)
 
 
 @pytest.fixture(scope='module')
@@ -35,8 +34,10 @@ def f102(tmp_path_factory):
 
 
 def _mat(path):
-    return {k: v for k, v in scipy.io.loadmat(path).items()
-            if not k.startswith('__')}
+    return {
+        k: v
+        for k, v in scipy.io.loadmat(path).items() if not k.startswith('__')
+    }
 
 
 @pytest.fixture
@@ -61,8 +62,8 @@ def _row(values, dtype=np.float64):
 
 def test_flowers17_refuses_each_violation(f17, edit_mat):
     mat = edit_mat(f17 / 'datasplits.mat')
-    trn1, tst1, val2 = (mat[k].ravel().astype(int) for k in
-                        ('trn1', 'tst1', 'val2'))
+    trn1, tst1, val2 = (
+        mat[k].ravel().astype(int) for k in ('trn1', 'tst1', 'val2'))
     no_class_0 = [i for i in tst1 if (i - 1) // 4 != 0]  # no Daffodil
     cases = [
         # (key: new value, message after "datasplits.mat in <root> ")
@@ -92,8 +93,12 @@ def test_flowers17_refuses_each_violation(f17, edit_mat):
         edit_mat(f17 / 'datasplits.mat', **dict(mat, **change))
         for split in ('train', 'test'):  # any split refuses a bad file
             with pytest.raises(ValueError) as e:
-                DATASETS.build(dict(type='Flowers17', data_root=str(f17),
-                                    split=split, split_id=3))
+                DATASETS.build(
+                    dict(
+                        type='Flowers17',
+                        data_root=str(f17),
+                        split=split,
+                        split_id=3))
             msg = str(e.value)
             assert f'Flowers17: datasplits.mat in {f17} ' in msg, msg
             assert re.search(message, msg), msg
@@ -109,8 +114,10 @@ def test_flowers17_fifo_image_reported(tmp_path):
     os.unlink(image)
     os.mkfifo(image)
     name = os.path.basename(image)
-    with pytest.raises(ValueError, match=r'1 of 17 images .* no regular '
-                       rf'file .* first jpg/{name} \(a FIFO\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'1 of 17 images .* no regular '
+            rf'file .* first jpg/{name} \(a FIFO\)'):
         Flowers17(str(root), split='train')
 
 
@@ -120,8 +127,10 @@ def test_flowers17_verify_prints_the_data_set_error(f17, edit_mat):
     edit_mat(f17 / 'datasplits.mat', val3=bad)
     with pytest.raises(ValueError) as e:
         Flowers17(str(f17), split='val', split_id=3)
-    proc = run_tool([ROOT / 'tools/dataset_converters/flowers17.py',
-                     'verify', f17], cwd=ROOT, check=False)
+    proc = run_tool(
+        [ROOT / 'tools/dataset_converters/flowers17.py', 'verify', f17],
+        cwd=ROOT,
+        check=False)
     assert proc.returncode == 1
     assert f'  - {e.value}' in proc.stdout.splitlines()
     assert '1 problem(s)' in proc.stdout
@@ -136,13 +145,18 @@ def test_train_refuses_before_the_first_iteration(tmp_path):
     mat['trn1'] = _row(list(mat['trn1'].ravel()) + [leak])
     scipy.io.savemat(root / 'datasplits.mat', mat)
     work = tmp_path / 'work'
-    options = [f'{k}.dataset.data_root={root}' for k in (
-        'train_dataloader', 'val_dataloader', 'test_dataloader')]
-    proc = run_tool([ROOT / 'tools/train.py',
-                     ROOT / 'configs/flowers' /
-                     'resnet18_1xb8-scratch_demo-flowers17-64px.py',
-                     '--work-dir', work, '--cfg-options', *options],
-                    cwd=tmp_path, check=False, timeout=300)
+    options = [
+        f'{k}.dataset.data_root={root}'
+        for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ]
+    proc = run_tool([
+        ROOT / 'tools/train.py', ROOT / 'configs/flowers' /
+        'resnet18_1xb8-scratch_demo-flowers17-64px.py', '--work-dir', work,
+        '--cfg-options', *options
+    ],
+                    cwd=tmp_path,
+                    check=False,
+                    timeout=300)
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert (f"datasplits.mat in {root} split 1: 1 images are in both test "
@@ -154,18 +168,20 @@ def test_train_refuses_before_the_first_iteration(tmp_path):
 def test_flowers102_refuses_each_violation(f102, edit_mat):
     labels = edit_mat(f102 / 'imagelabels.mat')['labels'].ravel()
     sets = edit_mat(f102 / 'setid.mat')
-    trn, val, tst = (sets[k].ravel().astype(int) for k in
-                     ('trnid', 'valid', 'tstid'))
-    no_class_5 = [i for i in range(1, labels.size + 1)
-                  if labels[i - 1] != 5 and i not in trn and i not in val]
+    trn, val, tst = (
+        sets[k].ravel().astype(int) for k in ('trnid', 'valid', 'tstid'))
+    no_class_5 = [
+        i for i in range(1, labels.size + 1)
+        if labels[i - 1] != 5 and i not in trn and i not in val
+    ]
     cases = [
         ('imagelabels.mat', dict(labels=_row(list(labels[:-1]) + [103])),
          r"imagelabels.mat in .* key 'labels' has labels outside 1\.\.102: "
          r'\[103\]'),
         ('imagelabels.mat', dict(labels=_row(list(labels[:-1]) + [2.5])),
          r"key 'labels' holds non-integer values, first \[2.5\]"),
-        ('imagelabels.mat', dict(labels=_row(np.where(labels == 7, 8,
-                                                      labels))),
+        ('imagelabels.mat',
+         dict(labels=_row(np.where(labels == 7, 8, labels))),
          r"key 'labels' has no image of 1 of 102 classes, first class 6 "
          r'\(moon orchid\)'),
         ('setid.mat', dict(valid=_row(list(val) + [val[2]])),
@@ -186,28 +202,30 @@ def test_flowers102_refuses_each_violation(f102, edit_mat):
             Flowers102(str(f102), split='val')
         assert re.search(message, str(e.value)), str(e.value)
         assert str(f102) in str(e.value) and '\n' not in str(e.value)
-        edit_mat(f102 / fname, **(sets if fname == 'setid.mat' else dict(
-            labels=_row(labels))))
+        edit_mat(
+            f102 / fname,
+            **(sets if fname == 'setid.mat' else dict(labels=_row(labels))))
     assert len(Flowers102(str(f102), split='val')) == 102
 
 
 def test_flowers102_verify_uses_the_same_checks(f102, edit_mat):
     sets = edit_mat(f102 / 'setid.mat')
     trn = sets['trnid'].ravel()
-    edit_mat(f102 / 'setid.mat',
-             valid=_row(list(sets['valid'].ravel()) + [trn[0]]))
+    edit_mat(
+        f102 / 'setid.mat', valid=_row(list(sets['valid'].ravel()) + [trn[0]]))
     with pytest.raises(ValueError) as e:
         Flowers102(str(f102), split='test')
-    proc = run_tool([ROOT / 'tools/dataset_converters/flowers102.py',
-                     'verify', f102], cwd=ROOT, check=False)
+    proc = run_tool(
+        [ROOT / 'tools/dataset_converters/flowers102.py', 'verify', f102],
+        cwd=ROOT,
+        check=False)
     assert proc.returncode == 1
     assert f'  - {e.value}' in proc.stdout.splitlines()
 
 
 @pytest.fixture
 def iu(tmp_path):
-    root = make_iu_xray(tmp_path / 'iu', n_train=4, n_val=2, n_test=2,
-                        size=16)
+    root = make_iu_xray(tmp_path / 'iu', n_train=4, n_val=2, n_test=2, size=16)
     ann = json.loads((root / 'annotation.json').read_text())
     return root, ann
 
@@ -249,8 +267,8 @@ def test_annotation_entry_problems(iu, edit, message):
     root, ann = iu
     edit(ann)
     _write(root, ann)
-    with pytest.raises(AnnotationError,
-                       match=rf'^IUXray: .*annotation.json .*{message}'):
+    with pytest.raises(
+            AnnotationError, match=rf'^IUXray: .*annotation.json .*{message}'):
         IUXray(str(root), split='val', pipeline=LOAD_PACK)
 
 
@@ -258,9 +276,10 @@ def test_unreadable_annotation_files(iu):
     root, ann = iu
     path = root / 'annotation.json'
     path.write_text(json.dumps(ann)[:-40])
-    with pytest.raises(AnnotationError,
-                       match=rf'^IUXray: {path} is not readable JSON '
-                       r'\(.*line 1 column \d+'):
+    with pytest.raises(
+            AnnotationError,
+            match=rf'^IUXray: {path} is not readable JSON '
+            r'\(.*line 1 column \d+'):
         IUXray(str(root), split='train', pipeline=LOAD_PACK)
     path.write_bytes(b'{"train": ["\xff"]}')
     with pytest.raises(AnnotationError, match='is not readable JSON'):
@@ -269,8 +288,10 @@ def test_unreadable_annotation_files(iu):
     with pytest.raises(AnnotationError, match='holds a JSON list'):
         IUXray(str(root), split='train', pipeline=LOAD_PACK)
     path.unlink()
-    with pytest.raises(FileNotFoundError, match='annotation.json not found;'
-                       ' expected layout: <data_root>/annotation.json'):
+    with pytest.raises(
+            FileNotFoundError,
+            match='annotation.json not found;'
+            ' expected layout: <data_root>/annotation.json'):
         IUXray(str(root), split='train', pipeline=LOAD_PACK)
 
 
@@ -284,14 +305,21 @@ def test_empty_split_and_all_images_missing(iu):
     del ann['train']
     ann['test'], ann['val'] = ann['val'], []
     _write(root, ann)
-    ds = IUXray(str(root), split='test', pipeline=LOAD_PACK,
-                tokenizer=dict(type='R2GenTokenizer', vocab=['a', '<unk>']))
+    ds = IUXray(
+        str(root),
+        split='test',
+        pipeline=LOAD_PACK,
+        tokenizer=dict(type='R2GenTokenizer', vocab=['a', '<unk>']))
     assert len(ds) == 2
     shutil.rmtree(root / 'images')
-    with pytest.raises(FileNotFoundError,
-                       match=r"images of all 2 test studies .* missing"):
-        IUXray(str(root), split='test', pipeline=LOAD_PACK,
-               tokenizer=dict(type='R2GenTokenizer', vocab=['a', '<unk>']))
+    with pytest.raises(
+            FileNotFoundError,
+            match=r"images of all 2 test studies .* missing"):
+        IUXray(
+            str(root),
+            split='test',
+            pipeline=LOAD_PACK,
+            tokenizer=dict(type='R2GenTokenizer', vocab=['a', '<unk>']))
 
 
 def test_mimic_checked_the_same_way(tmp_path):
@@ -300,7 +328,8 @@ def test_mimic_checked_the_same_way(tmp_path):
     sid = ann['val'][0]['id']
     ann['val'][0]['report'] = ''
     _write(root, ann)
-    with pytest.raises(AnnotationError,
-                       match=f"^MIMICCXR: .* split 'val' entry '{sid}' has "
-                       'an empty report'):
+    with pytest.raises(
+            AnnotationError,
+            match=f"^MIMICCXR: .* split 'val' entry '{sid}' has "
+            'an empty report'):
         MIMICCXR(str(root), split='train', pipeline=LOAD_PACK)

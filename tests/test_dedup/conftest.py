@@ -48,14 +48,15 @@ PLANTED = {
     'image_00001.jpg': ('astronaut', lambda im: im, 70, False),
     'image_00002.jpg': ('chelsea', lambda im: _resize(im, 0.75), 90, False),
     'image_00003.jpg': ('coffee', lambda im: _resize(im, 1.5), 90, False),
-    'image_00004.jpg': ('camera', lambda im: center_crop(im, 0.05), 90,
-                        False),
-    'image_00005.jpg': ('china', lambda im: center_crop(im, 0.04), 70,
-                        False),
-    'image_00006.jpg': ('flower', lambda im: im.transpose(
-        Image.Transpose.FLIP_LEFT_RIGHT), 90, True),
-    'image_00007.jpg': ('horse', lambda im: _resize(im.transpose(
-        Image.Transpose.FLIP_LEFT_RIGHT), 0.5), 70, True),
+    'image_00004.jpg': ('camera', lambda im: center_crop(im, 0.05), 90, False),
+    'image_00005.jpg': ('china', lambda im: center_crop(im, 0.04), 70, False),
+    'image_00006.jpg':
+    ('flower', lambda im: im.transpose(Image.Transpose.FLIP_LEFT_RIGHT), 90,
+     True),
+    'image_00007.jpg':
+    ('horse',
+     lambda im: _resize(im.transpose(Image.Transpose.FLIP_LEFT_RIGHT), 0.5),
+     70, True),
 }
 
 
@@ -79,6 +80,6 @@ def planted(tmp_path, photos):
         idx = HELDOUT.index(src) + 1
         expected[f'jpg/{fname}'] = (f'image_{idx:04d}.png', flipped)
     for k, name in enumerate(DISTINCT):
-        photos[name].save(root102 / 'jpg' / f'image_{101 + k:05d}.jpg',
-                          quality=90)
+        photos[name].save(
+            root102 / 'jpg' / f'image_{101 + k:05d}.jpg', quality=90)
     return dict(root17=root17, root102=root102, expected=expected)

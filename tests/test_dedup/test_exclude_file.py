@@ -35,15 +35,21 @@ def test_reader_rules(tmp_path):
                   b'raw-\xff.jpg')  # no final newline, undecodable byte
     assert read_exclude_file(f) == [
         'jpg/a.jpg', 'jpg/b.jpg', '#hash.jpg', 'two\nlines.jpg',
-        'back\\slash.jpg', ' lead.jpg', os.fsdecode(b'raw-\xff.jpg')]
+        'back\\slash.jpg', ' lead.jpg',
+        os.fsdecode(b'raw-\xff.jpg')
+    ]
 
 
 def test_writer_round_trip(tmp_path):
     root = tmp_path / 'root'
-    names = ['#a.jpg', 'b\nc.jpg', ' d.jpg', 'e\\f.jpg',
-             os.fsdecode(b'g\xfe.jpg'), 'sub/h.jpg', '#a.jpg']
+    names = [
+        '#a.jpg', 'b\nc.jpg', ' d.jpg', 'e\\f.jpg',
+        os.fsdecode(b'g\xfe.jpg'), 'sub/h.jpg', '#a.jpg'
+    ]
     out = tmp_path / 'x.txt'
-    rel = write_exclude_file([root / n for n in names], out, root,
+    rel = write_exclude_file([root / n for n in names],
+                             out,
+                             root,
                              comments=['first', 'second\nthird'])
     assert rel == names[:-1]  # a repeated name is written once
     lines = out.read_bytes().decode('utf-8').split('\n')
@@ -52,13 +58,14 @@ def test_writer_round_trip(tmp_path):
 
 
 def test_reader_refuses_missing_and_special_files(tmp_path):
-    with pytest.raises(FileNotFoundError,
-                       match=r"no\.txt' not found; tools/dedup/find_leak"):
+    with pytest.raises(
+            FileNotFoundError,
+            match=r"no\.txt' not found; tools/dedup/find_leak"):
         read_exclude_file(tmp_path / 'no.txt')
     with pytest.raises(ValueError, match='is not a regular file'):
         read_exclude_file(tmp_path)
     bad = tmp_path / 'bad.txt'
     bad.write_text('ok.jpg\nx\\x1\n')
-    with pytest.raises(ValueError,
-                       match=r'bad\.txt line 2: bad escape .*column 2'):
+    with pytest.raises(
+            ValueError, match=r'bad\.txt line 2: bad escape .*column 2'):
         read_exclude_file(bad)

@@ -21,12 +21,12 @@ from mmext.dedup.textio import (StagedFiles, atomic_write, escape_path,
 from mmext.testing.flowers import flower_image
 from tests.conftest import ROOT, run_tool
 
-pytestmark = pytest.mark.skipif(os.name != 'posix',
-                                reason='POSIX byte file names')
+pytestmark = pytest.mark.skipif(
+    os.name != 'posix', reason='POSIX byte file names')
 
 # file names (bytes) that break naive text outputs
-ODD = (b'#dup0.jpg', b'new\nline.jpg', b'\xff\xfe-latin1.jpg',
-       b' spaced .jpg', b'back\\slash.jpg', b'caf\xe9/tab\there.jpg')
+ODD = (b'#dup0.jpg', b'new\nline.jpg', b'\xff\xfe-latin1.jpg', b' spaced .jpg',
+       b'back\\slash.jpg', b'caf\xe9/tab\there.jpg')
 
 
 def fs(name):
@@ -36,8 +36,10 @@ def fs(name):
 def test_escape_round_trips_any_name():
     rng = random.Random(0)
     alphabet = [bytes([b]) for b in range(1, 256) if b != ord('/')]
-    names = [b''.join(rng.choices(alphabet, k=rng.randint(1, 12)))
-             for _ in range(2000)]
+    names = [
+        b''.join(rng.choices(alphabet, k=rng.randint(1, 12)))
+        for _ in range(2000)
+    ]
     names += list(ODD) + ['é日本.jpg'.encode(), b'\xc3', b'\\x41']
     for name in names:
         text = escape_path(fs(name))
@@ -75,8 +77,10 @@ class _Folder(BaseDataset):
     def load_data_list(self):
         out = []
         for top, _, files in os.walk(os.fsencode(self.data_root)):
-            out += [dict(img_path=fs(os.path.join(top, f)), gt_label=0)
-                    for f in sorted(files)]
+            out += [
+                dict(img_path=fs(os.path.join(top, f)), gt_label=0)
+                for f in sorted(files)
+            ]
         return out
 
 
@@ -84,18 +88,17 @@ def test_exclude_file_round_trip_through_exclude_images(tmp_path):
     root = tmp_path / 'data'
     paths = _odd_files(root) + _odd_files(root, [b'plain.jpg'], start=9)
     out = tmp_path / 'exclude.txt'
-    rel = write_exclude_file(paths[:-1], out, data_root=root,
-                             comments=['cmd ' + fs(b'\xff\n#')])
+    rel = write_exclude_file(
+        paths[:-1], out, data_root=root, comments=['cmd ' + fs(b'\xff\n#')])
     text = out.read_bytes().decode('utf-8')  # valid UTF-8
     lines = text.splitlines()
     assert lines[:2] == ['# cmd \\xff', '# \\#']
     assert len(lines) == 2 + len(ODD)  # one line per name, newline or not
-    assert read_exclude_file(out) == rel == [
-        fs(n) for n in ODD]
+    assert read_exclude_file(out) == rel == [fs(n) for n in ODD]
     ds = ExcludeImages(_Folder(data_root=str(root)), exclude_file=str(out))
     assert sorted(p for p, _ in ds.excluded) == sorted(paths[:-1])
-    assert [ds.get_data_info(i)['img_path'] for i in range(len(ds))] == [
-        paths[-1]]
+    assert [ds.get_data_info(i)['img_path']
+            for i in range(len(ds))] == [paths[-1]]
     # raw (unescaped) non-UTF-8 bytes written by another tool work too
     raw = tmp_path / 'raw.txt'
     raw.write_bytes(b'\xff\xfe-latin1.jpg\n')
@@ -135,8 +138,8 @@ def test_failed_run_leaves_previous_outputs(tmp_path, monkeypatch):
     pairs = [DuplicatePair(a, b, 3, 'original', 0, 0)]
     out = tmp_path / 'out'
     out.mkdir()
-    write_leakage_outputs(str(out), pairs, {'train': []}, {'n': 1}, [a],
-                          str(tmp_path / 'img'))
+    write_leakage_outputs(
+        str(out), pairs, {'train': []}, {'n': 1}, [a], str(tmp_path / 'img'))
     before = _outputs(out)
 
     def broken(*args, **kwargs):
@@ -144,8 +147,9 @@ def test_failed_run_leaves_previous_outputs(tmp_path, monkeypatch):
 
     monkeypatch.setattr(report_mod, 'write_contact_sheet', broken)
     with pytest.raises(OSError, match='disk full'):
-        write_leakage_outputs(str(out), pairs * 2, {'train': []}, {'n': 2},
-                              [a, b], str(tmp_path / 'img'))
+        write_leakage_outputs(
+            str(out), pairs * 2, {'train': []}, {'n': 2}, [a, b],
+            str(tmp_path / 'img'))
     assert _outputs(out) == before
     assert sorted(os.listdir(out)) == sorted(LEAKAGE_OUTPUTS)  # no tmp
     # a single file: complete or untouched
@@ -164,16 +168,16 @@ def test_find_leakage_cli_with_odd_names(tmp_path):
     """End to end: held-out images copied into the training folder under
     odd names, plus a FIFO; every output names them exactly."""
     held = tmp_path / 'held'
-    sources = _odd_files(held, [f'h{k}.png'.encode() for k in range(
-        len(ODD))])
+    sources = _odd_files(held, [f'h{k}.png'.encode() for k in range(len(ODD))])
     train = tmp_path / 'train'
     copies = _odd_files(train, ODD)  # the same images, re-encoded as JPEG
     _odd_files(train, [b'other1.jpg', b'other2.jpg'], start=len(ODD))
     os.mkfifo(train / 'pipe.jpg')
     out = tmp_path / fs(b'out\xff')  # the cache and outputs live here
-    argv = [ROOT / 'tools/dedup/find_leakage.py', '--train', train,
-            '--heldout', held, '--out-dir', out, '--workers', '0',
-            '--no-progress', '--no-flip']
+    argv = [
+        ROOT / 'tools/dedup/find_leakage.py', '--train', train, '--heldout',
+        held, '--out-dir', out, '--workers', '0', '--no-progress', '--no-flip'
+    ]
     proc = run_tool(argv, cwd=tmp_path, timeout=300)
     n = len(ODD)
     assert f'{n} pairs, {n} excluded' in proc.stdout
@@ -182,16 +186,16 @@ def test_find_leakage_cli_with_odd_names(tmp_path):
 
     assert sorted(read_exclude_file(out / 'exclude.txt')) == sorted(
         fs(name) for name in ODD)
-    ds = ExcludeImages(_Folder(data_root=str(train)),
-                       exclude_file=str(out / 'exclude.txt'))
+    ds = ExcludeImages(
+        _Folder(data_root=str(train)), exclude_file=str(out / 'exclude.txt'))
     assert sorted(p for p, _ in ds.excluded) == sorted(copies)
 
     with open(out / 'pairs.csv', newline='', encoding='utf-8') as f:
         rows = list(csv.DictReader(f))
-    assert sorted(unescape_path(r['train_path']) for r in rows) == sorted(
-        copies)
-    assert sorted(unescape_path(r['heldout_path']) for r in rows) == sorted(
-        sources)
+    assert sorted(unescape_path(r['train_path'])
+                  for r in rows) == sorted(copies)
+    assert sorted(unescape_path(r['heldout_path'])
+                  for r in rows) == sorted(sources)
     data = json.loads((out / 'pairs.json').read_bytes().decode('utf-8'))
     assert sorted(unescape_path(r['train_path']) for r in data['pairs']) == \
         sorted(copies)
@@ -200,8 +204,8 @@ def test_find_leakage_cli_with_odd_names(tmp_path):
     assert 'train/#dup0.jpg<' in page and 'new\\nline.jpg<' in page
     with open(out / 'skipped.csv', newline='', encoding='utf-8') as f:
         skipped = list(csv.DictReader(f))
-    assert [(unescape_path(r['path']), r['reason']) for r in skipped] == [
-        (str(train / 'pipe.jpg'), 'not a regular file (a FIFO)')]
+    assert [(unescape_path(r['path']), r['reason']) for r in skipped
+            ] == [(str(train / 'pipe.jpg'), 'not a regular file (a FIFO)')]
     assert not [n for n in os.listdir(out) if n.endswith('.tmp')]
 
     # the cache answers every file on a re-run (non-UTF-8 keys included)

@@ -22,13 +22,15 @@ FLIP = Image.Transpose.FLIP_LEFT_RIGHT
 def generated_images():
     """Synthetic images of odd sizes and several modes."""
     rng = np.random.default_rng(7)
-    imgs = {f'class{k}': class_image(k, k, size=96, num_classes=5)
-            for k in range(3)}
+    imgs = {
+        f'class{k}': class_image(k, k, size=96, num_classes=5)
+        for k in range(3)
+    }
     imgs['noise_odd'] = Image.fromarray(
         rng.integers(0, 256, (77, 131, 3), dtype=np.uint8))
     y, x = np.mgrid[:120, :90]
-    imgs['rings_L'] = Image.fromarray(
-        (127 + 120 * np.sin((x**2 + y**2) / 300.0)).astype(np.uint8))
+    imgs['rings_L'] = Image.fromarray((127 + 120 * np.sin(
+        (x**2 + y**2) / 300.0)).astype(np.uint8))
     imgs['rgba'] = class_image(1, 5, size=80).convert('RGBA')
     imgs['palette'] = class_image(2, 9, size=70).convert('P')
     return imgs
@@ -48,18 +50,21 @@ def test_files_bit_identical_to_imagehash(tmp_path, photos, method):
         paths.append(str(path))
     sizes = (8, 16) if method == 'whash' else (6, 8, 12, 16)
     for hash_size in sizes:
-        res = hash_images(paths, method=method, hash_size=hash_size,
-                          workers=0, progress=False)
+        res = hash_images(
+            paths,
+            method=method,
+            hash_size=hash_size,
+            workers=0,
+            progress=False)
         assert res.num_bits == hash_size**2
         assert not res.skipped, res.skipped
         for i, path in enumerate(res.paths):
             img = Image.open(path)
             ref = REFERENCE[method](img, hash_size=hash_size)
-            ref_flip = REFERENCE[method](img.transpose(FLIP),
-                                         hash_size=hash_size)
+            ref_flip = REFERENCE[method](
+                img.transpose(FLIP), hash_size=hash_size)
             assert res.hex(i) == str(ref), (path, hash_size)
-            assert res.hex(i, flipped=True) == str(ref_flip), (path,
-                                                               hash_size)
+            assert res.hex(i, flipped=True) == str(ref_flip), (path, hash_size)
 
 
 def test_modes_bit_identical(tmp_path, photos):
@@ -93,7 +98,8 @@ def test_16bit_scaled_not_clipped(tmp_path, photos):
     Image.fromarray(gray8.astype(np.uint16) * 257).save(tmp_path / 'g16.png')
     assert Image.open(tmp_path / 'g16.png').mode.startswith('I;16')
     res = hash_images([tmp_path / 'gray8.png', tmp_path / 'g16.png'],
-                      workers=0, progress=False)
+                      workers=0,
+                      progress=False)
     assert res.hex(0) == res.hex(1)
     clipped = imagehash.phash(Image.open(tmp_path / 'g16.png'))
     assert clipped - imagehash.phash(Image.open(tmp_path / 'gray8.png')) > 10
@@ -116,12 +122,13 @@ def test_near_constant_never_hashed(tmp_path):
     rng = np.random.default_rng(0)
     almost = np.full((64, 64), 90, np.uint8) + rng.integers(
         0, 2, (64, 64), dtype=np.uint8)
-    for fname, im in [('flat.jpg', flat), ('white.png',
-                                           Image.new('L', (32, 32), 255)),
+    for fname, im in [('flat.jpg', flat),
+                      ('white.png', Image.new('L', (32, 32), 255)),
                       ('almost.png', Image.fromarray(almost))]:
         im.save(tmp_path / fname)
-    paths = [str(tmp_path / n) for n in ('flat.jpg', 'white.png',
-                                         'almost.png')]
+    paths = [
+        str(tmp_path / n) for n in ('flat.jpg', 'white.png', 'almost.png')
+    ]
     assert len({str(imagehash.phash(Image.open(p))) for p in paths[:2]}) == 1
     res = hash_images(paths, workers=0, progress=False)
     assert res.paths == []
@@ -138,8 +145,9 @@ def test_bad_files_reported_with_reasons(tmp_path, photos):
     (tmp_path / 'truncated.jpg').write_bytes(data[:len(data) // 2])
     (tmp_path / 'empty.jpg').write_bytes(b'')
     (tmp_path / 'notimage.jpg').write_text('hello, not a jpeg')
-    names = ['good.jpg', 'truncated.jpg', 'empty.jpg', 'notimage.jpg',
-             'missing.jpg']
+    names = [
+        'good.jpg', 'truncated.jpg', 'empty.jpg', 'notimage.jpg', 'missing.jpg'
+    ]
     paths = [str(tmp_path / n) for n in names]
     res = hash_images(paths, workers=0, progress=False)
     assert res.paths == [paths[0]]
@@ -160,8 +168,9 @@ def test_parallel_equals_serial_and_keeps_order(tmp_path, photos):
     paths.insert(3, str(tmp_path / 'empty.jpg'))
     serial = hash_images(paths, workers=0, progress=False)
     parallel = hash_images(paths, workers=2, progress=False)
-    assert parallel.paths == serial.paths == [p for p in paths
-                                              if 'empty' not in p]
+    assert parallel.paths == serial.paths == [
+        p for p in paths if 'empty' not in p
+    ]
     assert np.array_equal(parallel.hashes, serial.hashes)
     assert np.array_equal(parallel.flipped, serial.flipped)
     assert parallel.skipped == serial.skipped
@@ -230,8 +239,8 @@ def test_workers_fall_back_in_a_daemonic_process(tmp_path, photos):
         paths.append(str(tmp_path / f'{name}.jpg'))
     ctx = mp.get_context('fork')
     queue = ctx.Queue()
-    proc = ctx.Process(target=_hash_in_daemon, args=(paths, queue),
-                       daemon=True)
+    proc = ctx.Process(
+        target=_hash_in_daemon, args=(paths, queue), daemon=True)
     proc.start()
     got = queue.get(timeout=120)
     proc.join(timeout=30)

@@ -32,8 +32,10 @@ def _imported_modules(name):
 def test_no_cache_hashing_cycle():
     assert 'mmext.dedup.hashing' not in _imported_modules('cache')
     assert 'mmext.dedup.hexcodec' in _imported_modules('cache')
-    assert not {m for m in _imported_modules('hexcodec')
-                if m.startswith('mmext')}
+    assert not {
+        m
+        for m in _imported_modules('hexcodec') if m.startswith('mmext')
+    }
 
 
 def test_cache_and_hasher_share_the_codec():

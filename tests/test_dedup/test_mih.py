@@ -23,8 +23,8 @@ def with_near_copies(a, b, seed, num_bits=64, max_bits=14):
     rng = np.random.default_rng(seed)
     b = b.copy()
     for k in range(0, min(len(a), len(b)), 3):
-        flips = rng.choice(num_bits, rng.integers(0, max_bits + 1),
-                           replace=False)
+        flips = rng.choice(
+            num_bits, rng.integers(0, max_bits + 1), replace=False)
         mask = sum(1 << int(f) for f in flips)
         b[k] = a[(7 * k) % len(a)] ^ np.uint64(mask)
     return b
@@ -46,10 +46,9 @@ def run(a, b, threshold, **kwargs):
     return got
 
 
-@pytest.mark.parametrize('num_bits,threshold', [
-    (64, 0), (64, 1), (64, 4), (64, 10), (64, 20), (49, 4), (49, 10),
-    (16, 1), (16, 3)
-])
+@pytest.mark.parametrize('num_bits,threshold', [(64, 0), (64, 1), (64, 4),
+                                                (64, 10), (64, 20), (49, 4),
+                                                (49, 10), (16, 1), (16, 3)])
 def test_equals_brute_force(num_bits, threshold, monkeypatch):
     """Small blocks (several per side) and small query chunks exercise
     every seam; each pair comes once, with its distance."""
@@ -63,8 +62,8 @@ def test_equals_brute_force(num_bits, threshold, monkeypatch):
         assert len(got) == len(set(got)), 'a pair reported twice'
         assert sorted(got) == want
         # the larger side is indexed either way round
-        swapped = run(b, a, threshold, num_bits=num_bits,
-                      block_rows=block_rows)
+        swapped = run(
+            b, a, threshold, num_bits=num_bits, block_rows=block_rows)
         assert sorted((j, i, d) for i, j, d in swapped) == want
 
 
@@ -103,8 +102,8 @@ def test_within_set_and_threads(monkeypatch):
 
 def result(hashes, flipped, prefix):
     return HashResult([f'{prefix}{i}' for i in range(len(hashes))],
-                      hashes[:, None], None if flipped is None else
-                      flipped[:, None])
+                      hashes[:, None],
+                      None if flipped is None else flipped[:, None])
 
 
 @pytest.mark.parametrize('flip_side', ['query', 'reference', 'none'])

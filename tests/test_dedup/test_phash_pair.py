@@ -24,11 +24,11 @@ def test_check_tells_symmetric_from_asymmetric_resampling(monkeypatch):
     the mirror does not commute; LANCZOS passes for every width."""
     rng = np.random.default_rng(0)
     assert all(resize_commutes_with_mirror(w, 32) for w in range(1, 700))
-    assert all(resize_commutes_with_mirror(w, s) for w in (375, 500, 1023)
-               for s in (8, 16, 64))
+    assert all(
+        resize_commutes_with_mirror(w, s) for w in (375, 500, 1023)
+        for s in (8, 16, 64))
     resize_commutes_with_mirror.cache_clear()
-    monkeypatch.setattr(phash_pair_mod, '_LANCZOS',
-                        Image.Resampling.NEAREST)
+    monkeypatch.setattr(phash_pair_mod, '_LANCZOS', Image.Resampling.NEAREST)
     verdicts = {}
     for width in (33, 40, 50, 64, 96, 100, 375, 500):
         img = Image.fromarray(rng.integers(0, 256, (40, width), np.uint8))
@@ -49,8 +49,7 @@ def test_pair_equals_imagehash_of_the_mirror(photos, commutes, monkeypatch):
         calls.append(width)
         return commutes
 
-    monkeypatch.setattr(phash_pair_mod, 'resize_commutes_with_mirror',
-                        check)
+    monkeypatch.setattr(phash_pair_mod, 'resize_commutes_with_mirror', check)
     rng = np.random.default_rng(1)
     for name in ('astronaut', 'chelsea', 'coffee', 'brick', 'text'):
         gray = photos[name].convert('L')
@@ -60,8 +59,8 @@ def test_pair_equals_imagehash_of_the_mirror(photos, commutes, monkeypatch):
             crop = gray.crop((0, 0, w, h))
             for hash_size in (4, 8, 12):
                 bits, flipped = phash_pair(crop, hash_size)
-                assert np.array_equal(
-                    bits, imagehash.phash(crop, hash_size).hash)
+                assert np.array_equal(bits,
+                                      imagehash.phash(crop, hash_size).hash)
                 assert np.array_equal(
                     flipped,
                     imagehash.phash(crop.transpose(FLIP), hash_size).hash)

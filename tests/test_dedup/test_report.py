@@ -12,8 +12,8 @@ def test_exclude_file_format(tmp_path):
     root = tmp_path / 'flowers102'
     paths = [root / 'jpg' / f'image_{i:05d}.jpg' for i in (42, 7, 42)]
     out = tmp_path / 'exclude.txt'
-    rel = write_exclude_file(paths, out, data_root=root,
-                             comments=['cmd: x --y', 'two\nlines'])
+    rel = write_exclude_file(
+        paths, out, data_root=root, comments=['cmd: x --y', 'two\nlines'])
     assert rel == ['jpg/image_00042.jpg', 'jpg/image_00007.jpg']
     text = out.read_bytes().decode('utf-8')
     assert text == ('# cmd: x --y\n# two\n# lines\n'
@@ -41,7 +41,7 @@ def test_pack_and_hex_round_trip():
     for n in (4, 36, 64, 144, 256):
         bits = rng.integers(0, 2, n).astype(bool)
         words = pack_bits(bits)
-        assert words.shape == (-(-n // 64),)
+        assert words.shape == (-(-n // 64), )
         as_int = int(''.join('1' if b else '0' for b in bits), 2)
         hex_str = hash_to_hex(words, n)
         assert int(hex_str, 16) == as_int
@@ -52,10 +52,13 @@ def test_pack_and_hex_round_trip():
 def test_contact_sheet_rows(tmp_path, photos):
     photos['coffee'].save(tmp_path / 'a.jpg')
     photos['china'].save(tmp_path / 'b.jpg')
-    pairs = [DuplicatePair(str(tmp_path / 'a.jpg'), str(tmp_path / 'b.jpg'),
-                           k, 'original', 0, 0) for k in range(5)]
-    h, w, _ = write_contact_sheet(pairs, tmp_path / 's.png', thumb_size=64,
-                                  max_pairs=3)
+    pairs = [
+        DuplicatePair(
+            str(tmp_path / 'a.jpg'), str(tmp_path / 'b.jpg'), k, 'original', 0,
+            0) for k in range(5)
+    ]
+    h, w, _ = write_contact_sheet(
+        pairs, tmp_path / 's.png', thumb_size=64, max_pairs=3)
     assert h == 24 + 3 * (64 + 8)
     empty = write_contact_sheet([], tmp_path / 'e.png', thumb_size=64)
     assert empty[0] == 24 + 64 + 8

@@ -8,8 +8,8 @@ from PIL import Image
 
 import mmext.dedup.search as search
 from mmext.dedup import (DEFAULT_THRESHOLD, HashResult, default_threshold,
-                         find_cross_set_duplicates,
-                         find_within_set_duplicates, hash_images)
+                         find_cross_set_duplicates, find_within_set_duplicates,
+                         hash_images)
 from mmext.testing.data import class_image
 
 
@@ -17,8 +17,10 @@ def random_set(n, num_words, seed, flip=True, prefix='q'):
     rng = np.random.default_rng(seed)
     h = rng.integers(0, 2**64, (n, num_words), dtype=np.uint64)
     f = rng.integers(0, 2**64, (n, num_words), dtype=np.uint64)
-    return HashResult([f'{prefix}{i}' for i in range(n)], h,
-                      f if flip else None, num_bits=64 * num_words)
+    return HashResult([f'{prefix}{i}' for i in range(n)],
+                      h,
+                      f if flip else None,
+                      num_bits=64 * num_words)
 
 
 def plant(x, bits, seed):
@@ -32,8 +34,8 @@ def plant(x, bits, seed):
 
 def popcount(words_a, words_b):
     """Reference distance with Python ints (independent of numpy)."""
-    return sum(bin(int(a) ^ int(b)).count('1')
-               for a, b in zip(words_a, words_b))
+    return sum(
+        bin(int(a) ^ int(b)).count('1') for a, b in zip(words_a, words_b))
 
 
 def brute_cross(q, r, thr):
@@ -42,8 +44,7 @@ def brute_cross(q, r, thr):
         for j in range(len(r)):
             cands = [(popcount(q.hashes[i], r.hashes[j]), 'original')]
             if q.flipped is not None:
-                cands.append((popcount(q.flipped[i], r.hashes[j]),
-                              'flipped'))
+                cands.append((popcount(q.flipped[i], r.hashes[j]), 'flipped'))
             d, v = min(cands, key=lambda c: (c[0], c[1] != 'original'))
             if d <= thr:
                 out[(i, j)] = (d, v)
@@ -53,8 +54,7 @@ def brute_cross(q, r, thr):
 @pytest.mark.parametrize('num_words,thr,algorithm', [(1, 10, 'tiled'),
                                                      (4, 100, 'tiled'),
                                                      (1, 10, 'mih')])
-def test_cross_set_equals_brute_force(num_words, thr, algorithm,
-                                      monkeypatch):
+def test_cross_set_equals_brute_force(num_words, thr, algorithm, monkeypatch):
     """Tiny tiles (7 x 5) exercise every tile edge; the result equals a
     pure-Python all-pairs loop, including planted near duplicates in both
     variants."""
@@ -65,8 +65,8 @@ def test_cross_set_equals_brute_force(num_words, thr, algorithm,
     r.hashes[30] = plant(q.flipped[22], 6, 1)  # mirror copy of q22
     r.hashes[12] = plant(q.hashes[0], thr, 2)  # exactly at the threshold
     r.hashes[13] = plant(q.hashes[1], thr + 1, 3)  # just beyond
-    pairs = find_cross_set_duplicates(q, r, threshold=thr, chunk_size=5,
-                                      algorithm=algorithm)
+    pairs = find_cross_set_duplicates(
+        q, r, threshold=thr, chunk_size=5, algorithm=algorithm)
     got = {(p.query_index, p.ref_index): (p.distance, p.variant)
            for p in pairs}
     assert got == brute_cross(q, r, thr)
@@ -85,8 +85,8 @@ def test_within_set_equals_brute_force(monkeypatch):
     s.hashes[30] = plant(s.hashes[2], 4, 0)
     s.hashes[7] = plant(s.flipped[33], 2, 1)  # 7 is a mirror copy of 33
     s.hashes[39] = s.hashes[38]
-    pairs = find_within_set_duplicates(s, threshold=DEFAULT_THRESHOLD,
-                                       chunk_size=4)
+    pairs = find_within_set_duplicates(
+        s, threshold=DEFAULT_THRESHOLD, chunk_size=4)
     got = {(p.query_index, p.ref_index): (p.distance, p.variant)
            for p in pairs}
     expected = {}
@@ -125,8 +125,8 @@ def test_incompatible_hashes_rejected():
     with pytest.raises(ValueError, match='same method and hash_size'):
         find_cross_set_duplicates(a, b)
     with pytest.raises(TypeError, match='uint64'):
-        search.hamming_distances(np.zeros((2, 1), np.int64),
-                                 np.zeros((2, 1), np.int64))
+        search.hamming_distances(
+            np.zeros((2, 1), np.int64), np.zeros((2, 1), np.int64))
 
 
 def test_default_threshold_scales_with_bits():
@@ -165,9 +165,11 @@ def test_planted_copies_found_and_distinct_not(planted):
     q_noflip = hash_images(train, flip=False, workers=0, progress=False)
     r_noflip = hash_images(held, flip=False, workers=0, progress=False)
     plain = find_cross_set_duplicates(q_noflip, r_noflip)
-    assert {osp.basename(p.query_path) for p in plain} == {
-        k.split('/')[-1] for k, v in planted['expected'].items() if not v[1]
-    }
+    assert {osp.basename(p.query_path)
+            for p in plain} == {
+                k.split('/')[-1]
+                for k, v in planted['expected'].items() if not v[1]
+            }
 
 
 def test_flat_images_never_match(tmp_path):
@@ -176,9 +178,10 @@ def test_flat_images_never_match(tmp_path):
     Image.new('RGB', (40, 40), (10, 10, 10)).save(tmp_path / 'a.png')
     Image.new('RGB', (60, 30), (250, 250, 250)).save(tmp_path / 'b.png')
     class_image(0, 0).save(tmp_path / 'c.png')
-    assert (imagehash.phash(Image.open(tmp_path / 'a.png')) ==
-            imagehash.phash(Image.open(tmp_path / 'b.png')))
-    q = hash_images([tmp_path / 'a.png', tmp_path / 'c.png'], workers=0,
+    assert (imagehash.phash(Image.open(tmp_path / 'a.png')) == imagehash.phash(
+        Image.open(tmp_path / 'b.png')))
+    q = hash_images([tmp_path / 'a.png', tmp_path / 'c.png'],
+                    workers=0,
                     progress=False)
     r = hash_images([tmp_path / 'b.png'], workers=0, progress=False)
     assert find_cross_set_duplicates(q, r) == []

@@ -18,8 +18,8 @@ SCRIPT = osp.join(ROOT, 'tools', 'dedup', 'find_leakage.py')
 
 
 def hasher(**kwargs):
-    return lambda paths: hash_images(paths, workers=0, progress=False,
-                                     **kwargs)
+    return lambda paths: hash_images(
+        paths, workers=0, progress=False, **kwargs)
 
 
 @pytest.fixture
@@ -34,10 +34,13 @@ def files(tmp_path, photos):
     Image.new('L', (20, 20), 9).save(folder / 'flat.png')
     (folder / 'empty.jpg').write_bytes(b'')
     odd = os.fsdecode(b'n\xe9w\nline.jpg')  # not UTF-8, with a newline
-    photos['horse'].save(os.path.join(os.fsencode(folder),
-                                      os.fsencode(odd)), 'JPEG')
-    paths[3:3] = [str(folder / 'flat.png'), str(folder / 'empty.jpg'),
-                  osp.join(str(folder), odd)]
+    photos['horse'].save(
+        os.path.join(os.fsencode(folder), os.fsencode(odd)), 'JPEG')
+    paths[3:3] = [
+        str(folder / 'flat.png'),
+        str(folder / 'empty.jpg'),
+        osp.join(str(folder), odd)
+    ]
     paths.append(paths[0])  # listed twice
     return paths
 
@@ -56,8 +59,8 @@ def test_merged_shards_equal_one_process(tmp_path, files, n, flip):
     else:
         assert merged.flipped is None
     assert merged.skipped == one.skipped and len(one.skipped) == 2
-    assert (merged.method, merged.hash_size, merged.num_bits) == (
-        'phash', 8, 64)
+    assert (merged.method, merged.hash_size, merged.num_bits) == ('phash', 8,
+                                                                  64)
 
 
 def test_bad_shard_sets_refused(tmp_path, files):
@@ -91,18 +94,25 @@ def test_shard_specs():
     for bad in ('5/5', '-1/3', '1', 'a/b'):
         with pytest.raises(ValueError, match='i/n'):
             parse_shard(bad)
-    assert shard_from_env({'SLURM_ARRAY_TASK_ID': '7',
-                           'SLURM_ARRAY_TASK_COUNT': '8',
-                           'RANK': '0', 'WORLD_SIZE': '2'}) == (7, 8)
-    assert shard_from_env({'SLURM_ARRAY_TASK_ID': '3',
-                           'SLURM_ARRAY_TASK_MIN': '1',
-                           'SLURM_ARRAY_TASK_COUNT': '4'}) == (2, 4)
+    assert shard_from_env({
+        'SLURM_ARRAY_TASK_ID': '7',
+        'SLURM_ARRAY_TASK_COUNT': '8',
+        'RANK': '0',
+        'WORLD_SIZE': '2'
+    }) == (7, 8)
+    assert shard_from_env({
+        'SLURM_ARRAY_TASK_ID': '3',
+        'SLURM_ARRAY_TASK_MIN': '1',
+        'SLURM_ARRAY_TASK_COUNT': '4'
+    }) == (2, 4)
     assert shard_from_env({'RANK': '1', 'WORLD_SIZE': '2'}) == (1, 2)
     with pytest.raises(ValueError, match='neither'):
         shard_from_env({})
     with pytest.raises(ValueError, match='out of range'):
-        shard_from_env({'SLURM_ARRAY_TASK_ID': '4',
-                        'SLURM_ARRAY_TASK_COUNT': '4'})
+        shard_from_env({
+            'SLURM_ARRAY_TASK_ID': '4',
+            'SLURM_ARRAY_TASK_COUNT': '4'
+        })
 
 
 def test_cli_shards_then_merge(planted, tmp_path):
@@ -111,21 +121,31 @@ def test_cli_shards_then_merge(planted, tmp_path):
     is refused."""
     root17, root102 = planted['root17'], planted['root102']
     out = tmp_path / 'leak'
-    args = [SCRIPT, '--train', str(root102), '--heldout',
-            str(root17 / 'jpg'), '--out-dir', str(out), '--workers', '0',
-            '--no-progress']
+    args = [
+        SCRIPT, '--train',
+        str(root102), '--heldout',
+        str(root17 / 'jpg'), '--out-dir',
+        str(out), '--workers', '0', '--no-progress'
+    ]
     run_tool(args + ['--shard', '0/2'], cwd=ROOT)
-    proc = run_tool(args + ['--shard', 'auto'], cwd=ROOT,
-                    env={'RANK': '1', 'WORLD_SIZE': '2'})
+    proc = run_tool(
+        args + ['--shard', 'auto'],
+        cwd=ROOT,
+        env={
+            'RANK': '1',
+            'WORLD_SIZE': '2'
+        })
     assert 'heldout shard 1/2: 5 hashed' in proc.stdout
     assert not (out / 'pairs.json').exists()
     run_tool(args + ['--merge'], cwd=ROOT)
     data = json.load(open(out / 'pairs.json'))
-    found = {osp.relpath(p['train_path'], root102): (
-        osp.basename(p['heldout_path']), p['variant'] == 'flipped')
-        for p in data['pairs']}
+    found = {
+        osp.relpath(p['train_path'], root102):
+        (osp.basename(p['heldout_path']), p['variant'] == 'flipped')
+        for p in data['pairs']
+    }
     assert found == planted['expected']
-    bad = run_tool(args + ['--merge', '--method', 'dhash'], cwd=ROOT,
-                   check=False)
+    bad = run_tool(
+        args + ['--merge', '--method', 'dhash'], cwd=ROOT, check=False)
     assert bad.returncode != 0
     assert 'pass the same --method' in bad.stderr

@@ -26,8 +26,8 @@ def _golden_inputs():
 
 def _orthogonal(d, seed):
     g = torch.Generator().manual_seed(seed)
-    return torch.linalg.qr(torch.randn(d, d, generator=g,
-                                       dtype=torch.float64))[0]
+    return torch.linalg.qr(
+        torch.randn(d, d, generator=g, dtype=torch.float64))[0]
 
 
 @pytest.mark.parametrize('variant', ['raw', 'l2'])
@@ -65,8 +65,8 @@ def test_cka_identity_and_invariances():
         A.rbf_cka(x, y, 4.0), abs=1e-10)
     # biased linear CKA ignores a shift; the feature-space form matches the
     # kernel-space one
-    assert A.linear_cka(x + 3, y) == pytest.approx(A.linear_cka(x, y),
-                                                   abs=1e-10)
+    assert A.linear_cka(x + 3, y) == pytest.approx(
+        A.linear_cka(x, y), abs=1e-10)
 
 
 def test_cka_float32_large_identity():
@@ -103,8 +103,9 @@ def test_chunked_equals_direct(chunk):
     a, b = _golden_inputs()
     assert A.knn(a, 9, chunk)[0].equal(A.knn(a, 9)[0])
     assert A.mutual_knn(a, b, 9, chunk) == A.mutual_knn(a, b, 9)
-    assert A.cknna(a, b, 9, chunk_size=chunk) == pytest.approx(
-        A.cknna(a, b, 9), abs=1e-12)
+    assert A.cknna(
+        a, b, 9, chunk_size=chunk) == pytest.approx(
+            A.cknna(a, b, 9), abs=1e-12)
     for unbiased in (False, True):
         assert A.rbf_cka(a, b, 5.0, unbiased, chunk) == pytest.approx(
             A.rbf_cka(a, b, 5.0, unbiased), abs=1e-12)
@@ -118,8 +119,7 @@ def test_svcca_matches_scikit_learn_cca():
     xb = A._top_components(b, keep, 1e-8).numpy()
     cca = CCA(n_components=keep, max_iter=5000, tol=1e-10).fit(xa, xb)
     u, v = cca.transform(xa, xb)
-    ref = np.mean([np.corrcoef(u[:, i], v[:, i])[0, 1]
-                   for i in range(keep)])
+    ref = np.mean([np.corrcoef(u[:, i], v[:, i])[0, 1] for i in range(keep)])
     assert A.svcca(a, b, keep=keep) == pytest.approx(ref, abs=1e-6)
     assert A.svcca(a, a, keep=keep) == pytest.approx(1, abs=1e-9)
 
@@ -155,10 +155,12 @@ def test_compare_layers_pairs_and_cache():
     y = torch.randn(100, 16, generator=g)
     feats_a = {'l0': x, 'l1': y}
     feats_b = {'m0': x @ _orthogonal(16, 9).float(), 'm1': y}
-    recs = compare_layers(feats_a, feats_b, ['mutual_knn', 'linear_cka'],
-                          pairs='all', k=5)
-    assert [(r['layer_a'], r['layer_b']) for r in recs] == [
-        ('l0', 'm0'), ('l0', 'm1'), ('l1', 'm0'), ('l1', 'm1')]
+    recs = compare_layers(
+        feats_a, feats_b, ['mutual_knn', 'linear_cka'], pairs='all', k=5)
+    assert [(r['layer_a'], r['layer_b']) for r in recs] == [('l0', 'm0'),
+                                                            ('l0', 'm1'),
+                                                            ('l1', 'm0'),
+                                                            ('l1', 'm1')]
     by = {(r['layer_a'], r['layer_b']): r for r in recs}
     # rows are L2-normalised first: a rotation keeps neighbours and CKA
     assert by['l0', 'm0']['mutual_knn'] == 1.0
@@ -176,12 +178,18 @@ def test_representation_alignment_metric():
     g = torch.Generator().manual_seed(10)
     t = torch.randn(40, 8, generator=g)
     v = torch.randn(40, 8, generator=g)
-    metric = RepresentationAlignment('text.*', 'vision.*',
-                                     metrics=['linear_cka'], k=5)
+    metric = RepresentationAlignment(
+        'text.*', 'vision.*', metrics=['linear_cka'], k=5)
     for i in range(0, 40, 10):  # batches of data samples
-        metric.process({}, [dict(layer_features={
-            'text.0': t[j], 'text.1': v[j], 'vision.0': t[j] * 2,
-            'vision.1': -v[j]}) for j in range(i, i + 10)])
+        metric.process({}, [
+            dict(
+                layer_features={
+                    'text.0': t[j],
+                    'text.1': v[j],
+                    'vision.0': t[j] * 2,
+                    'vision.1': -v[j]
+                }) for j in range(i, i + 10)
+        ])
     out = metric.evaluate(40)
     assert out['alignment/linear_cka/text.0~vision.0'] == pytest.approx(1)
     assert out['alignment/linear_cka/text.1~vision.1'] == pytest.approx(1)
@@ -201,9 +209,13 @@ def test_compare_layers_equals_the_pair_functions():
     y = x @ torch.randn(20, 30, generator=g) + noise
     z = torch.randn(150, 25, generator=g)
     feats = dict(x=x, y=y, z=z)
-    recs = compare_layers(dict(x=x, y=y), dict(y=y, z=z),
-                          list(ALIGNMENT_METRICS), k=7, normalize=False,
-                          svcca_keep=5)
+    recs = compare_layers(
+        dict(x=x, y=y),
+        dict(y=y, z=z),
+        list(ALIGNMENT_METRICS),
+        k=7,
+        normalize=False,
+        svcca_keep=5)
     fns = dict(
         mutual_knn=lambda a, b: A.mutual_knn(a, b, 7),
         cknna=lambda a, b: A.cknna(a, b, 7),

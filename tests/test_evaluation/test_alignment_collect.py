@@ -29,10 +29,12 @@ def _image_batches(n_batches=3, b=4, seed=0):
     from mmpretrain.structures import DataSample
     batches = []
     for i in range(n_batches):
-        imgs = torch.randint(0, 255, (b, 3, 32, 32), generator=g,
-                             dtype=torch.uint8)
-        samples = [DataSample(metainfo=dict(img_path=f'{i}_{j}.png'))
-                   for j in range(b)]
+        imgs = torch.randint(
+            0, 255, (b, 3, 32, 32), generator=g, dtype=torch.uint8)
+        samples = [
+            DataSample(metainfo=dict(img_path=f'{i}_{j}.png'))
+            for j in range(b)
+        ]
         batches.append(dict(inputs=list(imgs), data_samples=samples))
     return batches
 
@@ -40,23 +42,25 @@ def _image_batches(n_batches=3, b=4, seed=0):
 def test_parse_taps_ranges_tuples_and_unknown_modules():
     model = _resnet_classifier()
     taps = parse_taps(['backbone.layer1-3', 'neck'], model)
-    assert [t.name for t in taps] == ['backbone.layer1', 'backbone.layer2',
-                                      'backbone.layer3', 'neck']
+    assert [t.name for t in taps] == [
+        'backbone.layer1', 'backbone.layer2', 'backbone.layer3', 'neck'
+    ]
     tap = parse_taps(['a.b.2-4:1'])[1]
     assert (tap.name, tap.module, tap.index) == ('a.b.3:1', 'a.b.3', 1)
     with pytest.raises(ValueError, match="backbone.layer9.*close"):
         parse_taps(['backbone.layer9'], model)
     assert [t.name for t in default_taps(model)] == [
         'backbone.layer1', 'backbone.layer2', 'backbone.layer3',
-        'backbone.layer4']
+        'backbone.layer4'
+    ]
 
 
 def test_hooks_record_what_the_model_computes():
     model = _resnet_classifier()
     batches = _image_batches()
     taps = parse_taps(['backbone.layer2', 'backbone.layer4'], model)
-    feats, ids = collect_representations(model, batches, taps, 'mean',
-                                         max_samples=10, progress=False)
+    feats, ids = collect_representations(
+        model, batches, taps, 'mean', max_samples=10, progress=False)
     assert ids == [f'{i}_{j}.png' for i in range(3) for j in range(4)][:10]
     assert feats['backbone.layer2'].shape == (10, 128)
     # the classifier's own neck output is the mean-pooled last stage
@@ -98,8 +102,8 @@ def test_vilbert_streams_and_coattention_outputs(vilbert):
     # the co-attention block as a module tap (tuple output, element 0;
     # hooks see no padding mask) and as a per-layer output (masked)
     taps_a = taps_a + parse_taps(['coattn.0:0'], vilbert)
-    fa, fb, ids = collect_sides(vilbert, batches, taps_a, taps_b, 'mean',
-                                progress=False)
+    fa, fb, ids = collect_sides(
+        vilbert, batches, taps_a, taps_b, 'mean', progress=False)
     assert list(fa) == ['text.0', 'text.1', 'coattn.0.text', 'coattn.0:0']
     assert list(fb) == ['vision.0', 'vision.1', 'coattn.0.vision']
     assert ids == [0, 1, 2, 3]
@@ -108,26 +112,30 @@ def test_vilbert_streams_and_coattention_outputs(vilbert):
         out = vilbert.extract_feat(data['inputs'], return_layers=True)
     co_text = out['coattn_layers'][0]['text']
     assert torch.allclose(fa['coattn.0:0'], co_text.mean(1), atol=1e-6)
-    assert torch.allclose(fa['coattn.0.text'][0], co_text[0].mean(0),
-                          atol=1e-6)  # sample 0 has no padding
+    assert torch.allclose(
+        fa['coattn.0.text'][0], co_text[0].mean(0),
+        atol=1e-6)  # sample 0 has no padding
     # text padding (sample 1's last two tokens) is left out of the mean
     m = inputs['attention_mask'][1].bool()
-    assert torch.allclose(fa['text.1'][1], out['text_layers'][1][1][m].mean(0),
-                          atol=1e-6)
-    assert not torch.allclose(fa['text.1'][1],
-                              out['text_layers'][1][1].mean(0), atol=1e-4)
-    assert torch.allclose(fb['vision.0'], out['vision_layers'][0].mean(1),
-                          atol=1e-6)
+    assert torch.allclose(
+        fa['text.1'][1], out['text_layers'][1][1][m].mean(0), atol=1e-6)
+    assert not torch.allclose(
+        fa['text.1'][1], out['text_layers'][1][1].mean(0), atol=1e-4)
+    assert torch.allclose(
+        fb['vision.0'], out['vision_layers'][0].mean(1), atol=1e-6)
     # captions swapped for ITM (label 0) are left out
     swapped = dict(inputs, itm_labels=torch.tensor([1, 0, 1, 0]))
-    fa2, _, ids2 = collect_sides(vilbert, [dict(inputs=swapped)], taps_a,
-                                 taps_b, 'mean', progress=False)
+    fa2, _, ids2 = collect_sides(
+        vilbert, [dict(inputs=swapped)],
+        taps_a,
+        taps_b,
+        'mean',
+        progress=False)
     assert ids2 == [0, 2]
     assert torch.allclose(fa2['text.0'], fa['text.0'][[0, 2]])
     with pytest.raises(ValueError, match="'audio.\\*' matches no"):
-        collect_representations(vilbert, batches,
-                                parse_taps(['audio.*'], vilbert),
-                                progress=False)
+        collect_representations(
+            vilbert, batches, parse_taps(['audio.*'], vilbert), progress=False)
 
 
 def test_alignment_hook_in_training(tmp_path):
@@ -143,13 +151,18 @@ def test_alignment_hook_in_training(tmp_path):
     cfg.train_cfg.max_epochs = 1
     cfg.work_dir = str(tmp_path / 'work')
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=5)
-    cfg.custom_hooks = [dict(type='AlignmentHook', layers=[
-        'backbone.layer3', 'backbone.layer4'], pooling='mean', k=3,
-        metrics=['linear_cka', 'mutual_knn'], pairs='all')]
+    cfg.custom_hooks = [
+        dict(
+            type='AlignmentHook',
+            layers=['backbone.layer3', 'backbone.layer4'],
+            pooling='mean',
+            k=3,
+            metrics=['linear_cka', 'mutual_knn'],
+            pairs='all')
+    ]
     runner = Runner.from_cfg(cfg)
     runner.train()
-    record = json.loads((tmp_path / 'work/alignment/epoch_1.json')
-                        .read_text())
+    record = json.loads((tmp_path / 'work/alignment/epoch_1.json').read_text())
     assert record['num_samples'] == 12
     pairs = {(r['layer_a'], r['layer_b']): r for r in record['records']}
     assert len(pairs) == 4
@@ -184,8 +197,8 @@ def test_vit_layers_cls_token():
     x = torch.randn(5, 3, 32, 32)
     taps = default_taps(model)
     assert [t.name for t in taps] == ['backbone.layers.0', 'backbone.layers.1']
-    feats, ids = collect_representations(model, [dict(inputs=x)], taps,
-                                         'cls', progress=False)
+    feats, ids = collect_representations(
+        model, [dict(inputs=x)], taps, 'cls', progress=False)
     assert ids == [0, 1, 2, 3, 4]
     with torch.no_grad():
         cls = model.backbone(x)[-1]

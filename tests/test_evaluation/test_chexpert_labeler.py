@@ -60,16 +60,16 @@ def _report(name, per_obs, misses):
         print('  MISS', miss)
 
 
-@pytest.mark.parametrize('name', ['chexpert_patterns.json',
-                                  'chexpert_official_sample.json'])
+@pytest.mark.parametrize(
+    'name', ['chexpert_patterns.json', 'chexpert_official_sample.json'])
 def test_full_agreement(name):
     per_obs, misses = _disagreements(_load(name))
     _report(name, per_obs, misses)
     assert not misses
 
 
-@pytest.mark.parametrize(
-    'key', ['reports', 'held_out', 'held_out_2', 'held_out_3'])
+@pytest.mark.parametrize('key',
+                         ['reports', 'held_out', 'held_out_2', 'held_out_3'])
 def test_relabelled_report_sentences(key):
     """``held_out_2`` / ``held_out_3`` were labelled before mmext ran on
     them: 69/70 and 61/61 cells agreed at first ("following" did not yet
@@ -84,8 +84,10 @@ def test_every_official_pattern_is_covered_or_explained():
     assert not set(covered) & set(NOT_COVERED)
     assert set(covered) | set(NOT_COVERED) == set(PATTERN_IDS)
     assert len(PATTERN_IDS) == 9 + 77 + 67  # pre / neg / post files
-    tested = {p for e in _load('chexpert_patterns.json')
-              for p in e['patterns']}
+    tested = {
+        p
+        for e in _load('chexpert_patterns.json') for p in e['patterns']
+    }
     assert set(covered) <= tested, sorted(set(covered) - tested)
     assert tested <= set(covered), sorted(tested - set(covered))
 
@@ -98,16 +100,26 @@ def test_every_mention_family_is_exercised():
     assert set(MENTIONS) == set(CATEGORIES)
 
 
-@pytest.mark.parametrize('labels,expected', [
-    ([], math.nan), ([0], 0), ([-1], -1), ([1], 1),
-    ([1, 0, -1], -1),  # negative + uncertain wins, even over positive
-    ([0, 1], 1), ([-1, 1], 1), ([0, 0], 0), ([-1, -1], -1)])
+@pytest.mark.parametrize(
+    'labels,expected',
+    [
+        ([], math.nan),
+        ([0], 0),
+        ([-1], -1),
+        ([1], 1),
+        ([1, 0, -1], -1),  # negative + uncertain wins, even over positive
+        ([0, 1], 1),
+        ([-1, 1], 1),
+        ([0, 0], 0),
+        ([-1, -1], -1)
+    ])
 def test_combine_is_the_official_case_order(labels, expected):
     got = combine(labels)
     assert (math.isnan(got) and math.isnan(expected)) or got == expected
 
 
 def test_mentions_follow_official_substring_semantics():
+
     def observations(text):
         return sorted({m[0] for m in find_mentions(clean_report(text))})
 
@@ -131,8 +143,9 @@ def test_label_values_and_public_api():
         label_report(None)
 
 
-@pytest.mark.parametrize('rule', ['no_or_without', 'normal', 'hedge_before',
-                                  'alternatives', 'cannot_exclude'])
+@pytest.mark.parametrize('rule', [
+    'no_or_without', 'normal', 'hedge_before', 'alternatives', 'cannot_exclude'
+])
 def test_planted_rule_fault_is_found(monkeypatch, rule):
     """Dropping any one rule breaks agreement on the pattern set."""
     from mmext.evaluation.chexpert import rules

@@ -15,20 +15,23 @@ HANDLABELS = str(TEST_DATA / 'chexpert_handlabels.json')
 IDX = {c: i for i, c in enumerate(CATEGORIES)}
 
 
-@pytest.mark.parametrize('report,category,value', [
-    # positive beats negative, uncertain beats negative
-    ('No effusion on the left. Small right pleural effusion.',
-     'Pleural Effusion', 1),
-    ('No pneumothorax. Pneumothorax cannot be excluded.', 'Pneumothorax', -1),
-    ('No pneumothorax.', 'Pneumothorax', 0),
-    ('Lungs are clear.', 'Pneumothorax', math.nan),
-    # chf makes Cardiomegaly uncertain (official exception)
-    ('Findings consistent with CHF.', 'Cardiomegaly', -1),
-    # No Finding ignores support devices, not other findings
-    ('Endotracheal tube in place. No pneumothorax.', 'No Finding', 1),
-    ('Mild scoliosis.', 'No Finding', math.nan),
-    ('Possible small effusion.', 'No Finding', math.nan),
-])
+@pytest.mark.parametrize(
+    'report,category,value',
+    [
+        # positive beats negative, uncertain beats negative
+        ('No effusion on the left. Small right pleural effusion.',
+         'Pleural Effusion', 1),
+        ('No pneumothorax. Pneumothorax cannot be excluded.', 'Pneumothorax',
+         -1),
+        ('No pneumothorax.', 'Pneumothorax', 0),
+        ('Lungs are clear.', 'Pneumothorax', math.nan),
+        # chf makes Cardiomegaly uncertain (official exception)
+        ('Findings consistent with CHF.', 'Cardiomegaly', -1),
+        # No Finding ignores support devices, not other findings
+        ('Endotracheal tube in place. No pneumothorax.', 'No Finding', 1),
+        ('Mild scoliosis.', 'No Finding', math.nan),
+        ('Possible small effusion.', 'No Finding', math.nan),
+    ])
 def test_aggregation_rules(report, category, value):
     got = label_report(report)[IDX[category]]
     if isinstance(value, float) and math.isnan(value):
@@ -60,8 +63,8 @@ def test_metric_writes_labeler_csvs(tmp_path):
     metric = ClinicalEfficacyMetric(out_dir=str(tmp_path))
     gts = ['The heart is enlarged, "markedly".', 'No acute disease.']
     res = ['the heart is enlarged .', 'small left pleural effusion .']
-    metric.process(None, [dict(gt_report=g, pred_report=r)
-                          for g, r in zip(gts, res)])
+    metric.process(
+        None, [dict(gt_report=g, pred_report=r) for g, r in zip(gts, res)])
     scores = metric.evaluate(2)
     # gt: Cardiomegaly, No Finding; pred: Cardiomegaly, Pleural Effusion
     # (No Finding absent): tp 1, fp 1, fn 1 -> micro P = R = F1 = 0.5
@@ -81,20 +84,24 @@ def test_score_labeled_csvs_matches_the_metric(tmp_path):
     """Scores from the labelled CSVs (tools/report/compute_ce.py) equal the
     metric's own."""
     from mmext.evaluation.chexpert.labeled_csv import score_labeled_csvs
-    gts = ['there is cardiomegaly .', 'small left pleural effusion .',
-           'no acute disease .']
-    res = ['the heart is enlarged .', 'no pleural effusion .',
-           'possible pneumonia .']
+    gts = [
+        'there is cardiomegaly .', 'small left pleural effusion .',
+        'no acute disease .'
+    ]
+    res = [
+        'the heart is enlarged .', 'no pleural effusion .',
+        'possible pneumonia .'
+    ]
     metric = ClinicalEfficacyMetric(out_dir=str(tmp_path))
-    metric.process(None, [dict(gt_report=g, pred_report=r)
-                          for g, r in zip(gts, res)])
+    metric.process(
+        None, [dict(gt_report=g, pred_report=r) for g, r in zip(gts, res)])
     expected = metric.evaluate(3)
-    got = score_labeled_csvs(str(tmp_path / 'res_labeled.csv'),
-                             str(tmp_path / 'gts_labeled.csv'))
+    got = score_labeled_csvs(
+        str(tmp_path / 'res_labeled.csv'), str(tmp_path / 'gts_labeled.csv'))
     assert got == {k.split('/')[1]: v for k, v in expected.items()}
     with pytest.raises(ValueError, match='lacks columns'):
-        score_labeled_csvs(str(tmp_path / 'res.csv'),
-                           str(tmp_path / 'gts_labeled.csv'))
+        score_labeled_csvs(
+            str(tmp_path / 'res.csv'), str(tmp_path / 'gts_labeled.csv'))
 
 
 def test_mimic_base_config_evaluators_build(tmp_path):
@@ -102,14 +109,17 @@ def test_mimic_base_config_evaluators_build(tmp_path):
     from mmengine.evaluator import Evaluator
 
     from mmext.registry import METRICS
-    cfg = Config.fromfile(
-        str(ROOT / 'configs/_base_/datasets/mimic_cxr.py'))
+    cfg = Config.fromfile(str(ROOT / 'configs/_base_/datasets/mimic_cxr.py'))
     for ev in cfg.test_evaluator:
         ev.out_dir = str(tmp_path)
     evaluator = Evaluator([METRICS.build(ev) for ev in cfg.test_evaluator])
-    evaluator.process([dict(gt_report='the heart is enlarged .',
-                            pred_report='there is cardiomegaly .',
-                            study_id='s', img_path=['x.jpg'])])
+    evaluator.process([
+        dict(
+            gt_report='the heart is enlarged .',
+            pred_report='there is cardiomegaly .',
+            study_id='s',
+            img_path=['x.jpg'])
+    ])
     # one study: identical CheXpert labels, no scorer that needs Java run
     evaluator.metrics[0].scorers = ('rouge', )
     scores = evaluator.evaluate(1)

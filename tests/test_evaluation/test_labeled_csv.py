@@ -19,8 +19,9 @@ from tests.conftest import ROOT, run_tool
 
 def _labels(n, seed):
     rng = random.Random(seed)
-    return [[rng.choice([1.0, 0.0, -1.0, math.nan, math.nan])
-             for _ in CATEGORIES] for _ in range(n)]
+    return [[
+        rng.choice([1.0, 0.0, -1.0, math.nan, math.nan]) for _ in CATEGORIES
+    ] for _ in range(n)]
 
 
 def _write(path, labels, seed, old_names=False):
@@ -34,14 +35,17 @@ def _write(path, labels, seed, old_names=False):
         w = csv.writer(f)
         w.writerow(['Reports'] + [names[i] for i in order])
         for k, row in enumerate(labels):
-            w.writerow([f'report {k}'] + [
-                '' if math.isnan(row[i]) else str(row[i]) for i in order])
+            w.writerow(
+                [f'report {k}'] +
+                ['' if math.isnan(row[i]) else str(row[i]) for i in order])
 
 
 def _sklearn(gt, pred):
+
     def binary(rows):  # R2Gen's compute_ce: blank -> 0, -1 -> 0
         arr = np.nan_to_num(np.array(rows), nan=0.0)
         return (arr == 1).astype(int)
+
     g, p = binary(gt), binary(pred)
     out = {}
     for avg in ('macro', 'micro'):
@@ -64,14 +68,13 @@ def test_reader_keeps_values_and_order(csvs):
     back = read_labeled_csv(tmp / 'res_labeled.csv')
     assert len(back) == len(pred)
     for got, want in zip(back, pred):
-        assert [('nan' if math.isnan(v) else v) for v in got] == [
-            ('nan' if math.isnan(v) else v) for v in want]
+        assert [('nan' if math.isnan(v) else v) for v in got
+                ] == [('nan' if math.isnan(v) else v) for v in want]
 
 
 def test_scores_match_sklearn(csvs):
     tmp, gt, pred = csvs
-    got = score_labeled_csvs(tmp / 'res_labeled.csv',
-                             tmp / 'gts_labeled.csv')
+    got = score_labeled_csvs(tmp / 'res_labeled.csv', tmp / 'gts_labeled.csv')
     want = _sklearn(gt, pred)
     assert set(got) == set(want)
     for k in want:
@@ -95,8 +98,10 @@ def test_refusals(csvs):
 
 def test_compute_ce_cli_prints_the_scores(csvs):
     tmp, gt, pred = csvs
-    proc = run_tool([ROOT / 'tools/report/compute_ce.py',
-                     tmp / 'res_labeled.csv', tmp / 'gts_labeled.csv'],
+    proc = run_tool([
+        ROOT / 'tools/report/compute_ce.py', tmp / 'res_labeled.csv',
+        tmp / 'gts_labeled.csv'
+    ],
                     cwd=tmp)
     assert json.loads(proc.stdout) == score_labeled_csvs(
         tmp / 'res_labeled.csv', tmp / 'gts_labeled.csv')

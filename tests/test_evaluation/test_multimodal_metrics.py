@@ -49,9 +49,12 @@ def test_hateful_memes_metric_matches_sklearn(two_columns):
     for p, y in zip(prob, gt):
         score = torch.tensor([1 - p, p] if two_columns else [p])
         samples.append(dict(pred_score=score, gt_label=torch.tensor([y])))
-    ev = Evaluator([BinaryClassificationMetric(
-        items=('accuracy', 'auroc', 'f1-macro', 'f1-positive', 'precision',
-               'recall')), AUROC()])
+    ev = Evaluator([
+        BinaryClassificationMetric(
+            items=('accuracy', 'auroc', 'f1-macro', 'f1-positive', 'precision',
+                   'recall')),
+        AUROC()
+    ])
     ev.process(samples[:77])
     ev.process(samples[77:])
     out = ev.evaluate(len(samples))
@@ -96,15 +99,14 @@ def test_mmimdb_metric_matches_sklearn():
     out = ev.evaluate(len(samples))
     pred = (score.astype(np.float32) > 0.5).astype(int)
     expect = {
-        f'multi-label/f1-{avg}': metrics.f1_score(
-            gt, pred, average=avg, zero_division=0)
+        f'multi-label/f1-{avg}':
+        metrics.f1_score(gt, pred, average=avg, zero_division=0)
         for avg in ('micro', 'macro', 'weighted', 'samples')
     }
     expect['multi-label/auroc'] = metrics.roc_auc_score(
         gt, score.astype(np.float32), average='macro')
     expect['auroc/auroc'] = expect['multi-label/auroc']
-    expect['multi-label/hamming-accuracy'] = 1 - metrics.hamming_loss(
-        gt, pred)
+    expect['multi-label/hamming-accuracy'] = 1 - metrics.hamming_loss(gt, pred)
     assert out.keys() == expect.keys()
     for k, v in expect.items():
         # mmpretrain's micro / macro F1 are computed in float32
@@ -115,8 +117,11 @@ def test_f1_samples_with_empty_label_sets_matches_sklearn():
     gt = np.array([[0, 0, 0], [1, 0, 1], [0, 1, 0], [0, 0, 0]])
     pred = np.array([[0, 0, 0], [1, 1, 0], [0, 0, 0], [1, 0, 0]])
     m = MultiLabelClassificationMetric(items=('f1-samples', 'f1-weighted'))
-    m.process(None, [dict(pred_score=torch.tensor(p, dtype=torch.float),
-                          gt_score=torch.tensor(y)) for p, y in zip(pred, gt)])
+    m.process(None, [
+        dict(
+            pred_score=torch.tensor(p, dtype=torch.float),
+            gt_score=torch.tensor(y)) for p, y in zip(pred, gt)
+    ])
     out = m.evaluate(4)
     for avg in ('samples', 'weighted'):
         assert out[f'multi-label/f1-{avg}'] == pytest.approx(
@@ -129,8 +134,8 @@ def test_auroc_skips_single_class_labels_with_warning(capsys):
     value, undefined = multilabel_auroc(score, gt)
     assert undefined == [3]
     keep = [0, 1, 2, 4]
-    assert value == pytest.approx(metrics.roc_auc_score(
-        gt[:, keep], score[:, keep], average='macro'))
+    assert value == pytest.approx(
+        metrics.roc_auc_score(gt[:, keep], score[:, keep], average='macro'))
     per_label, _ = multilabel_auroc(score, gt, average=None)
     assert np.isnan(per_label[3]) and not np.isnan(per_label[keep]).any()
 
@@ -141,13 +146,19 @@ def test_food101_reuses_mmpretrain_accuracy_and_f1_macro():
     logits = RNG.normal(size=(n, c))
     logits[np.arange(n), gt] += RNG.normal(1.5, 1.0, n)
     prob = torch.softmax(torch.tensor(logits), 1).float()
-    samples = [dict(pred_score=p, gt_label=torch.tensor([y]))
-               for p, y in zip(prob, gt)]
+    samples = [
+        dict(pred_score=p, gt_label=torch.tensor([y]))
+        for p, y in zip(prob, gt)
+    ]
     # as a config with default_scope='mmext' builds them
-    ev = Evaluator([METRICS.build(dict(type='Accuracy', topk=1)),
-                    METRICS.build(dict(type='SingleLabelMetric',
-                                       items=('f1-score', ),
-                                       average='macro'))])
+    ev = Evaluator([
+        METRICS.build(dict(type='Accuracy', topk=1)),
+        METRICS.build(
+            dict(
+                type='SingleLabelMetric',
+                items=('f1-score', ),
+                average='macro'))
+    ])
     ev.process(samples)
     out = ev.evaluate(n)
     pred = prob.argmax(1).numpy()
@@ -157,5 +168,6 @@ def test_food101_reuses_mmpretrain_accuracy_and_f1_macro():
     # all 101: equal when every class occurs
     labels = np.arange(c)
     assert out['single-label/f1-score'] == pytest.approx(
-        100 * metrics.f1_score(gt, pred, labels=labels, average='macro',
-                               zero_division=0), abs=1e-3)
+        100 * metrics.f1_score(
+            gt, pred, labels=labels, average='macro', zero_division=0),
+        abs=1e-3)

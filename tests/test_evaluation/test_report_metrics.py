@@ -38,13 +38,14 @@ def test_bleu_rouge_match_hand_computation():
     assert scores['BLEU_1'] == pytest.approx(bleu1, abs=1e-6)
     assert scores['BLEU_2'] == pytest.approx(bleu2, abs=1e-6)
     assert scores['ROUGE_L'] == pytest.approx(rouge, abs=1e-6)
-    assert set(scores) == {'BLEU_1', 'BLEU_2', 'BLEU_3', 'BLEU_4',
-                           'ROUGE_L'}
+    assert set(scores) == {'BLEU_1', 'BLEU_2', 'BLEU_3', 'BLEU_4', 'ROUGE_L'}
 
 
 def test_cider_d_perfect_is_ten_and_clips_repeats():
-    refs = ['the heart is normal .', 'small left pleural effusion .',
-            'no pneumothorax is seen .']
+    refs = [
+        'the heart is normal .', 'small left pleural effusion .',
+        'no pneumothorax is seen .'
+    ]
     perfect = compute_nlg_scores(refs, refs, ('cider', ))['CIDEr']
     assert perfect == pytest.approx(10.0, abs=1e-6)
     # CIDEr-D clips hypothesis counts at the reference counts: repeating a
@@ -69,9 +70,12 @@ def test_full_metric_with_meteor_and_outputs(tmp_path):
     evaluator = Evaluator(ReportMetric(out_dir=str(tmp_path)))
     samples = []
     for i, (g, r) in enumerate(zip(GTS, RES)):
-        s = DataSample(metainfo=dict(gt_report=g, pred_report=r,
-                                     study_id=f's{i}',
-                                     img_path=[f's{i}/0.png', f's{i}/1.png']))
+        s = DataSample(
+            metainfo=dict(
+                gt_report=g,
+                pred_report=r,
+                study_id=f's{i}',
+                img_path=[f's{i}/0.png', f's{i}/1.png']))
         samples.append(s)
     evaluator.process(samples)
     scores = evaluator.evaluate(len(samples))
@@ -93,13 +97,13 @@ def test_full_metric_with_meteor_and_outputs(tmp_path):
 def test_meteor_skipped_with_warning_without_java(monkeypatch, tmp_path):
     monkeypatch.setenv('PATH', str(tmp_path))  # no java on this PATH
     metric = ReportMetric()
-    metric.process(None, [dict(gt_report=g, pred_report=r)
-                          for g, r in zip(GTS, RES)])
+    metric.process(
+        None, [dict(gt_report=g, pred_report=r) for g, r in zip(GTS, RES)])
     with pytest.warns(UserWarning, match='METEOR skipped: no `java`'):
         scores = metric.evaluate(2)
     assert 'report/METEOR' not in scores
-    assert scores['report/BLEU_1'] == pytest.approx(_hand_bleu_rouge()[0],
-                                                    abs=1e-6)
+    assert scores['report/BLEU_1'] == pytest.approx(
+        _hand_bleu_rouge()[0], abs=1e-6)
 
 
 def test_metric_input_errors():

@@ -9,7 +9,6 @@ from mmengine.config import Config
 from mmext.hpo import apply_overrides, coattention_layers, load_space
 from tests.conftest import ROOT
 
-
 # (n, t_center, t_spread, v_center, v_spread) -> (text ids, vision ids),
 # computed with cesipy/bsc-code experiment_tracker.get_biattentions
 # (scipy norm.ppf) before its "fewer than 2 ids" pruning
@@ -31,10 +30,10 @@ def test_thesis_mapping(args, text, vision):
 def test_baseline_and_stream_depths():
     assert coattention_layers(0, 6, 2, 6, 2) == ([], [])
     # the 6-layer vision stream clips (and so merges) the deepest ids
-    assert coattention_layers(4, 8.0, 3.0, 5.0, 3.0, 12) == (
-        [5, 7, 9, 11], [2, 4, 6, 8])
-    assert coattention_layers(4, 8.0, 3.0, 5.0, 3.0, (12, 6)) == (
-        [5, 7, 9], [2, 4, 5])
+    assert coattention_layers(4, 8.0, 3.0, 5.0, 3.0,
+                              12) == ([5, 7, 9, 11], [2, 4, 6, 8])
+    assert coattention_layers(4, 8.0, 3.0, 5.0, 3.0,
+                              (12, 6)) == ([5, 7, 9], [2, 4, 5])
 
 
 def test_space_reaches_the_model(tmp_path):
@@ -61,10 +60,12 @@ def test_space_reaches_the_model(tmp_path):
         ROOT / 'configs/vilbert/vilbert_tiny_1xb4-pretrain_tiny-cc.py')
     cfg.model.text.folder = str(make_bert_folder(tmp_path / 'bert'))
     for t, v in (([0, 2], [1, 2]), ([], [])):
-        trial_cfg = apply_overrides(cfg, {
-            'model.coattention.preset': None,
-            'model.coattention.text_ids': t,
-            'model.coattention.vision_ids': v})
+        trial_cfg = apply_overrides(
+            cfg, {
+                'model.coattention.preset': None,
+                'model.coattention.text_ids': t,
+                'model.coattention.vision_ids': v
+            })
         with DefaultScope.overwrite_default_scope('mmext'):
             model = MODELS.build(trial_cfg.model)
         assert (model.text_ids, model.vision_ids) == (t, v)

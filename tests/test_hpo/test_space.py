@@ -21,25 +21,30 @@ def test_get_key_and_check_overrides():
     cfg = Config.fromfile(TINY)
     assert get_key(cfg, 'optim_wrapper.optimizer.lr') == 0.05
     assert get_key(cfg, 'train_pipeline.1.prob') == 0.5
-    check_overrides(cfg, {'model.head.num_classes': 3,
-                          'train_pipeline.1.prob': 0.1})
+    check_overrides(cfg, {
+        'model.head.num_classes': 3,
+        'train_pipeline.1.prob': 0.1
+    })
     with pytest.raises(ConfigError) as e:
-        check_overrides(cfg, {'model.head.dropout': 0.1,
-                              'optim_wrapper.optimizer.lrr': 1.0}, 's.py')
+        check_overrides(cfg, {
+            'model.head.dropout': 0.1,
+            'optim_wrapper.optimizer.lrr': 1.0
+        }, 's.py')
     msg = str(e.value)
     assert "s.py: 'model.head.dropout' is not a key" in msg
     assert "did you mean ['optim_wrapper.optimizer.lr'" in msg
     # declared new keys need their parent
-    check_overrides(cfg, {'model.head.dropout': 0.1}, new_keys=[
-        'model.head.dropout'])
+    check_overrides(
+        cfg, {'model.head.dropout': 0.1}, new_keys=['model.head.dropout'])
     with pytest.raises(ConfigError):
         check_overrides(cfg, {'model.neck2.x': 1}, new_keys=['model.neck2.x'])
 
 
 def test_load_space_validates(tmp_path):
-    s = load_space(_space(tmp_path, (
-        'from optuna.distributions import FloatDistribution as F\n'
-        "space = {'a.b': F(0.1, 1.0)}\nmetric = 'acc'\n")))
+    s = load_space(
+        _space(tmp_path,
+               ('from optuna.distributions import FloatDistribution as F\n'
+                "space = {'a.b': F(0.1, 1.0)}\nmetric = 'acc'\n")))
     assert s.metric == 'acc' and list(s.space) == ['a.b']
     with pytest.raises(TypeError, match='not an Optuna distribution'):
         load_space(_space(tmp_path, "space = {'a.b': [1, 2]}\n"))
@@ -50,13 +55,13 @@ def test_load_space_validates(tmp_path):
 
 
 def test_search_refuses_before_anything_runs(tmp_path):
-    space = _space(tmp_path, (
-        'from optuna.distributions import FloatDistribution as F\n'
-        "space = {'optim_wrapper.optimizer.lr': F(0.01, 0.1)}\n"
-        'def overrides(trial):\n'
-        "    if trial.suggest_int('depth', 0, 3) == 3:\n"
-        "        return {'model.backbone.depthh': 50}\n"
-        '    return {}\n'))
+    space = _space(tmp_path,
+                   ('from optuna.distributions import FloatDistribution as F\n'
+                    "space = {'optim_wrapper.optimizer.lr': F(0.01, 0.1)}\n"
+                    'def overrides(trial):\n'
+                    "    if trial.suggest_int('depth', 0, 3) == 3:\n"
+                    "        return {'model.backbone.depthh': 50}\n"
+                    '    return {}\n'))
     work = tmp_path / 'work'
     with pytest.raises(ConfigError, match='model.backbone.depthh'):
         search(str(TINY), space, str(work), metrics=['accuracy/top1'])
@@ -75,15 +80,17 @@ def test_shipped_spaces_fit_their_configs():
         for sp in ('vilbert_hparams_space.py', 'vilbert_coattention_space.py'):
             pairs.append((f'configs/vilbert/{cfg}', sp))
     for cfg, sp in pairs:
-        probe_overrides(load_space(str(ROOT / 'configs/hpo' / sp)),
-                        Config.fromfile(ROOT / cfg), n=8)
+        probe_overrides(
+            load_space(str(ROOT / 'configs/hpo' / sp)),
+            Config.fromfile(ROOT / cfg),
+            n=8)
 
 
-def test_search_refuses_missing_data_before_anything_runs(tmp_path,
-                                                          monkeypatch):
-    space = _space(tmp_path, (
-        'from optuna.distributions import FloatDistribution as F\n'
-        "space = {'optim_wrapper.optimizer.lr': F(0.01, 0.1)}\n"))
+def test_search_refuses_missing_data_before_anything_runs(
+        tmp_path, monkeypatch):
+    space = _space(tmp_path,
+                   ('from optuna.distributions import FloatDistribution as F\n'
+                    "space = {'optim_wrapper.optimizer.lr': F(0.01, 0.1)}\n"))
     monkeypatch.chdir(tmp_path)  # no data/tiny here
     with pytest.raises(FileNotFoundError, match='data/tiny'):
         search(str(TINY), space, 'work', metrics=['accuracy/top1'])

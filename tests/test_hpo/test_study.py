@@ -29,12 +29,13 @@ def _quadratic(trial):
 
 @pytest.mark.parametrize('kind', ['sqlite', 'journal'])
 def test_two_workers_share_and_resume(tmp_path, kind):
-    url = (f'sqlite:///{tmp_path}/s.db' if kind == 'sqlite' else
-           f'journal:{tmp_path}/s.log')
+    url = (f'sqlite:///{tmp_path}/s.db'
+           if kind == 'sqlite' else f'journal:{tmp_path}/s.log')
 
     def worker(seed):
-        return open_study(make_storage(url), 'shared', ['minimize'],
-                          optuna.samplers.RandomSampler(seed))
+        return open_study(
+            make_storage(url), 'shared', ['minimize'],
+            optuna.samplers.RandomSampler(seed))
 
     a, b = worker(0), worker(1)
     assert run_study(a, _quadratic, n_trials=4) == 4
@@ -71,9 +72,8 @@ def _finished(study, values):
 
 
 def test_pruning_hook_prunes_a_lagging_trial():
-    study = optuna.create_study(direction='maximize',
-                                pruner=make_pruner('median',
-                                                   startup_trials=1))
+    study = optuna.create_study(
+        direction='maximize', pruner=make_pruner('median', startup_trials=1))
     _finished(study, [50, 60, 70])
     good = OptunaPruningHook(study.ask(), 'acc')
     for epoch, v in enumerate([55, 65], 1):  # ahead of the median: runs on
@@ -99,12 +99,14 @@ def test_pruning_hook_failures():
         hook.after_val_epoch(_Runner(epoch=2), dict(acc=1, err=math.nan))
     from mmengine.runner import IterBasedTrainLoop
     it = OptunaPruningHook(optuna.create_study().ask(), 'acc')
-    it.after_val_epoch(_Runner(epoch=0, iter=500, train_loop=object.__new__(
-        IterBasedTrainLoop)), dict(acc=1))
+    it.after_val_epoch(
+        _Runner(
+            epoch=0, iter=500, train_loop=object.__new__(IterBasedTrainLoop)),
+        dict(acc=1))
     assert it.trial.study.trials[0].intermediate_values == {500: 1.0}
     with pytest.raises(FloatingPointError, match='loss is nan at epoch 3'):
-        hook.after_train_iter(_Runner(epoch=2, iter=9), 0,
-                              outputs=dict(loss=math.nan))
+        hook.after_train_iter(
+            _Runner(epoch=2, iter=9), 0, outputs=dict(loss=math.nan))
 
 
 def _trial(overrides, number=3):
@@ -116,8 +118,11 @@ def _trial(overrides, number=3):
 
 
 def test_best_config_inherits_or_dumps(tmp_path):
-    ov = {'optim_wrapper.optimizer.lr': 0.02, 'train_cfg.max_epochs': 2,
-          'model.backbone.out_indices': [3]}
+    ov = {
+        'optim_wrapper.optimizer.lr': 0.02,
+        'train_cfg.max_epochs': 2,
+        'model.backbone.out_indices': [3]
+    }
     _, best = _trial(ov)
     path = write_best_config(str(TINY), best, str(tmp_path / 'best.py'))
     text = Path(path).read_text()
@@ -142,14 +147,15 @@ def test_reports(tmp_path):
     assert len(rows) == 8 and (tmp_path / 'trials.csv').is_file()
     files, notes = write_plots(study, str(tmp_path / 'plots'), ['loss'])
     names = {Path(f).name for f in files}
-    assert {'history.png', 'importances.png',
-            'parallel_coordinate.png'} <= names
+    assert {'history.png', 'importances.png', 'parallel_coordinate.png'
+            } <= names
 
 
 def test_multi_objective_reports(tmp_path):
     from mmext.hpo import write_best_configs
-    study = optuna.create_study(directions=['maximize', 'minimize'],
-                                sampler=optuna.samplers.RandomSampler(0))
+    study = optuna.create_study(
+        directions=['maximize', 'minimize'],
+        sampler=optuna.samplers.RandomSampler(0))
 
     def two(trial):
         lr = trial.suggest_float('optim_wrapper.optimizer.lr', 0.01, 0.1)
@@ -158,8 +164,8 @@ def test_multi_objective_reports(tmp_path):
 
     study.optimize(two, n_trials=5)
     paths = write_best_configs(str(TINY), study, str(tmp_path))
-    assert paths and all(Path(p).name.startswith('pareto_trial_')
-                         for p in paths)
+    assert paths and all(
+        Path(p).name.startswith('pareto_trial_') for p in paths)
     files, _ = write_plots(study, str(tmp_path / 'plots'), ['acc', 'cost'])
     names = {Path(f).name for f in files}
     assert {'history_0.png', 'history_1.png', 'pareto_front.png'} <= names
@@ -171,9 +177,12 @@ def test_objective_reduce_and_fail_reason(tmp_path):
     sp = tmp_path / 's.py'
     sp.write_text('from optuna.distributions import FloatDistribution as F\n'
                   "space = {'optim_wrapper.optimizer.lr': F(0.01, 0.1)}\n")
-    obj = ConfigObjective(str(TINY), load_space(str(sp)), str(tmp_path),
-                          ['acc', 'err'], reduce='best',
-                          directions=['maximize', 'minimize'])
+    obj = ConfigObjective(
+        str(TINY),
+        load_space(str(sp)),
+        str(tmp_path), ['acc', 'err'],
+        reduce='best',
+        directions=['maximize', 'minimize'])
     hist = [[50.0, 3.0], [70.0, 2.0], [60.0, 1.0]]
     assert obj._reduce(hist) == [70.0, 1.0]
     obj.reduce = 'last'
@@ -188,7 +197,8 @@ def test_objective_reduce_and_fail_reason(tmp_path):
 def test_hyperband_prunes_through_the_hook():
     # Hyperband's brackets hash the study name: fix it
     study = optuna.create_study(
-        study_name='hb', direction='maximize',
+        study_name='hb',
+        direction='maximize',
         sampler=optuna.samplers.RandomSampler(0),
         pruner=make_pruner('hyperband', min_resource=1, max_resource=9))
 
@@ -196,8 +206,8 @@ def test_hyperband_prunes_through_the_hook():
         quality = trial.suggest_float('q', 0, 1)
         hook = OptunaPruningHook(trial, 'acc')
         for epoch in range(1, 10):
-            hook.after_val_epoch(_Runner(epoch=epoch),
-                                 dict(acc=quality * epoch))
+            hook.after_val_epoch(
+                _Runner(epoch=epoch), dict(acc=quality * epoch))
         return hook.history[-1][0]
 
     study.optimize(objective, n_trials=20)

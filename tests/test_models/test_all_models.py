@@ -55,8 +55,7 @@ def test_forward_backward(name, bert_dir):
     model = _build(name, bert_dir, train=True)
     outputs = _run(name, model)
     assert outputs and all(torch.isfinite(o).all() for o in outputs)
-    trainable = {n: p for n, p in model.named_parameters()
-                 if p.requires_grad}
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     if not trainable:
         # data preprocessors: nothing to learn; say so instead of skipping
         assert not list(model.parameters()), name
@@ -68,12 +67,14 @@ def test_forward_backward(name, bert_dir):
     sum((o.float() * torch.randn(o.shape, generator=g)).sum()
         for i, o in enumerate(outputs) if i not in skip).backward()
     unused = TINY_MODELS[name].unused
-    no_grad = [n for n, p in trainable.items()
-               if (p.grad is None or not p.grad.abs().sum())
-               and not n.startswith(unused)]
+    no_grad = [
+        n for n, p in trainable.items() if
+        (p.grad is None or not p.grad.abs().sum()) and not n.startswith(unused)
+    ]
     assert not no_grad, f'{name}: no gradient reaches {no_grad[:8]}'
-    assert all(torch.isfinite(p.grad).all() for p in trainable.values()
-               if p.grad is not None)
+    assert all(
+        torch.isfinite(p.grad).all() for p in trainable.values()
+        if p.grad is not None)
 
 
 @pytest.mark.parametrize('name', REGISTERED)

@@ -34,10 +34,13 @@ def workspace(tmp_path_factory):
 
 def test_two_models_same_checkpoint(workspace):
     ws = workspace
-    run_tool([TOOL, TINY, 'ckpt.pth', '--config2', TINY, '--checkpoint2',
-              'ckpt.pth', '--pooling', 'mean', '--k', '5', '--metrics',
-              'mutual_knn', 'linear_cka', 'svcca', '--svcca-keep', '4',
-              '--out', 'out', '--no-progress'], cwd=ws)
+    run_tool([
+        TOOL, TINY, 'ckpt.pth', '--config2', TINY, '--checkpoint2', 'ckpt.pth',
+        '--pooling', 'mean', '--k', '5', '--metrics', 'mutual_knn',
+        'linear_cka', 'svcca', '--svcca-keep', '4', '--out', 'out',
+        '--no-progress'
+    ],
+             cwd=ws)
     res = json.loads((ws / 'out' / 'alignment.json').read_text())
     assert res['num_samples'] == 24
     assert res['layers_a'] == [f'backbone.layer{i}' for i in range(1, 5)]
@@ -53,8 +56,11 @@ def test_two_models_same_checkpoint(workspace):
         assert len(list(csv.DictReader(f))) == 16
     for name in ('heatmap_linear_cka.png', 'per_layer.png'):
         assert (ws / 'out' / name).stat().st_size > 1000
-    bad = run_tool([TOOL, TINY, 'ckpt.pth', '--layers', 'backbone.layer7',
-                    '--out', 'bad'], cwd=ws, check=False)
+    bad = run_tool([
+        TOOL, TINY, 'ckpt.pth', '--layers', 'backbone.layer7', '--out', 'bad'
+    ],
+                   cwd=ws,
+                   check=False)
     assert bad.returncode != 0
     assert "'backbone.layer7' is not a submodule" in bad.stderr
     assert not (ws / 'bad').exists()
@@ -67,8 +73,13 @@ def test_vilbert_text_vs_vision(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     res = run_alignment(
         str(ROOT / 'configs/vilbert/vilbert_tiny_1xb4-pretrain_tiny-cc.py'),
-        None, 'out', split='val', metrics=['linear_cka', 'mutual_knn'],
-        pairs='matched', progress=False, k=3,
+        None,
+        'out',
+        split='val',
+        metrics=['linear_cka', 'mutual_knn'],
+        pairs='matched',
+        progress=False,
+        k=3,
         cfg_options={'val_dataloader.collate_fn.itm_prob': 0})
     assert res['layers_a'] == ['text.0', 'text.1', 'coattn.0.text']
     assert res['layers_b'] == ['vision.0', 'vision.1', 'coattn.0.vision']

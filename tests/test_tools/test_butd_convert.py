@@ -21,22 +21,29 @@ import torch.nn.functional as F
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from mmext.models.detectors import BUTDFasterRCNN
-from mmext.models.detectors.butd.caffe_convert import (
-    ButdConversionError, convert_butd_caffemodel, convert_caffe_layers,
-    expected_caffe_layers)
+from mmext.models.detectors.butd.caffe_convert import (ButdConversionError,
+                                                       convert_butd_caffemodel,
+                                                       convert_caffe_layers,
+                                                       expected_caffe_layers)
 from mmext.utils import safe_torch_load
-from mmext.utils.caffemodel import (CaffeLayer, CaffeModelError,
-                                    read_caffemodel)
+from mmext.utils.caffemodel import CaffeLayer, CaffeModelError, read_caffemodel
 from ..conftest import ROOT, run_tool
 
 TABLE = ROOT / 'tests' / 'data' / 'butd_caffe_blobs.json'
 TOOL = ROOT / 'tools' / 'model_converters' / 'butd_caffe_to_mmext.py'
-ARCH = dict(stage_blocks=(2, 1, 4, 1), base_channels=4, rpn_channels=8,
-            num_classes=7, num_attributes=5, attr_embed_dims=3,
-            attr_hidden=6)
-RELATION = {'heatmap_conv1': [(8, 4, 3, 3), (8, )], 'fc_rel1': [(6, 10),
-                                                                (6, )],
-            'rel_score': [(3, 6), (3, )]}
+ARCH = dict(
+    stage_blocks=(2, 1, 4, 1),
+    base_channels=4,
+    rpn_channels=8,
+    num_classes=7,
+    num_attributes=5,
+    attr_embed_dims=3,
+    attr_hidden=6)
+RELATION = {
+    'heatmap_conv1': [(8, 4, 3, 3), (8, )],
+    'fc_rel1': [(6, 10), (6, )],
+    'rel_score': [(3, 6), (3, )]
+}
 
 _F = descriptor_pb2.FieldDescriptorProto
 
@@ -44,7 +51,8 @@ _F = descriptor_pb2.FieldDescriptorProto
 def _caffe_messages():
     """NetParameter & co. (caffe.proto field numbers), built at run time."""
     fdp = descriptor_pb2.FileDescriptorProto(
-        name='mmext_test_caffe.proto', package='mmext_test_caffe',
+        name='mmext_test_caffe.proto',
+        package='mmext_test_caffe',
         syntax='proto2')
 
     def msg(name, fields):
@@ -58,37 +66,41 @@ def _caffe_messages():
 
     rep, opt = _F.LABEL_REPEATED, _F.LABEL_OPTIONAL
     msg('BlobShape', [('dim', 1, _F.TYPE_INT64, rep, None, True)])
-    msg('BlobProto', [
-        ('num', 1, _F.TYPE_INT32, opt, None, False),
-        ('channels', 2, _F.TYPE_INT32, opt, None, False),
-        ('height', 3, _F.TYPE_INT32, opt, None, False),
-        ('width', 4, _F.TYPE_INT32, opt, None, False),
-        ('data', 5, _F.TYPE_FLOAT, rep, None, True),
-        ('shape', 7, _F.TYPE_MESSAGE, opt, 'BlobShape', False),
-        ('double_data', 8, _F.TYPE_DOUBLE, rep, None, True)])
-    msg('LayerParameter', [
-        ('name', 1, _F.TYPE_STRING, opt, None, False),
-        ('type', 2, _F.TYPE_STRING, opt, None, False),
-        ('bottom', 3, _F.TYPE_STRING, rep, None, False),
-        ('top', 4, _F.TYPE_STRING, rep, None, False),
-        ('blobs', 7, _F.TYPE_MESSAGE, rep, 'BlobProto', False),
-        ('phase', 10, _F.TYPE_INT32, opt, None, False),
-        # PA's fork reuses 147 for roi_pooling_param: must be skipped
-        ('fork_param', 147, _F.TYPE_BYTES, opt, None, False)])
-    msg('V1LayerParameter', [
-        ('bottom', 2, _F.TYPE_STRING, rep, None, False),
-        ('name', 4, _F.TYPE_STRING, opt, None, False),
-        ('type', 5, _F.TYPE_INT32, opt, None, False),
-        ('blobs', 6, _F.TYPE_MESSAGE, rep, 'BlobProto', False)])
-    msg('NetParameter', [
-        ('name', 1, _F.TYPE_STRING, opt, None, False),
-        ('layers', 2, _F.TYPE_MESSAGE, rep, 'V1LayerParameter', False),
-        ('layer', 100, _F.TYPE_MESSAGE, rep, 'LayerParameter', False)])
+    msg('BlobProto', [('num', 1, _F.TYPE_INT32, opt, None, False),
+                      ('channels', 2, _F.TYPE_INT32, opt, None, False),
+                      ('height', 3, _F.TYPE_INT32, opt, None, False),
+                      ('width', 4, _F.TYPE_INT32, opt, None, False),
+                      ('data', 5, _F.TYPE_FLOAT, rep, None, True),
+                      ('shape', 7, _F.TYPE_MESSAGE, opt, 'BlobShape', False),
+                      ('double_data', 8, _F.TYPE_DOUBLE, rep, None, True)])
+    msg(
+        'LayerParameter',
+        [
+            ('name', 1, _F.TYPE_STRING, opt, None, False),
+            ('type', 2, _F.TYPE_STRING, opt, None, False),
+            ('bottom', 3, _F.TYPE_STRING, rep, None, False),
+            ('top', 4, _F.TYPE_STRING, rep, None, False),
+            ('blobs', 7, _F.TYPE_MESSAGE, rep, 'BlobProto', False),
+            ('phase', 10, _F.TYPE_INT32, opt, None, False),
+            # PA's fork reuses 147 for roi_pooling_param: must be skipped
+            ('fork_param', 147, _F.TYPE_BYTES, opt, None, False)
+        ])
+    msg('V1LayerParameter',
+        [('bottom', 2, _F.TYPE_STRING, rep, None, False),
+         ('name', 4, _F.TYPE_STRING, opt, None, False),
+         ('type', 5, _F.TYPE_INT32, opt, None, False),
+         ('blobs', 6, _F.TYPE_MESSAGE, rep, 'BlobProto', False)])
+    msg('NetParameter',
+        [('name', 1, _F.TYPE_STRING, opt, None, False),
+         ('layers', 2, _F.TYPE_MESSAGE, rep, 'V1LayerParameter', False),
+         ('layer', 100, _F.TYPE_MESSAGE, rep, 'LayerParameter', False)])
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
-    return {n: message_factory.GetMessageClass(
-        pool.FindMessageTypeByName(f'mmext_test_caffe.{n}'))
-        for n in ('NetParameter', 'BlobProto')}
+    return {
+        n: message_factory.GetMessageClass(
+            pool.FindMessageTypeByName(f'mmext_test_caffe.{n}'))
+        for n in ('NetParameter', 'BlobProto')
+    }
 
 
 MSG = _caffe_messages()
@@ -113,15 +125,21 @@ def write_caffemodel(path, layers, v1_layers=(), legacy=(), double=()):
     net = MSG['NetParameter'](name='ResNet-101')
     for name, (kind, blobs) in layers.items():
         if name in v1_layers:
-            layer = net.layers.add(name=name, type={'Convolution': 4,
-                                                    'InnerProduct': 14}[kind])
+            layer = net.layers.add(
+                name=name, type={
+                    'Convolution': 4,
+                    'InnerProduct': 14
+                }[kind])
         else:
-            layer = net.layer.add(name=name, type=kind, phase=1,
-                                  fork_param=b'\x08\x0e\x10\x0e')
+            layer = net.layer.add(
+                name=name, type=kind, phase=1, fork_param=b'\x08\x0e\x10\x0e')
             layer.bottom.append('data')
         for blob in blobs:
-            _fill_blob(layer.blobs.add(), blob, legacy=name in legacy,
-                       double=name in double)
+            _fill_blob(
+                layer.blobs.add(),
+                blob,
+                legacy=name in legacy,
+                double=name in double)
     # a layer without blobs, like ReLU
     net.layer.add(name='conv1_relu', type='ReLU').top.append('conv1')
     Path(path).write_bytes(net.SerializeToString())
@@ -144,8 +162,8 @@ def random_butd_layers(arch=ARCH, seed=0, relation=True):
     if relation:
         for name, shapes in RELATION.items():
             kind = 'Convolution' if len(shapes[0]) == 4 else 'InnerProduct'
-            out[name] = (kind, [rng.randn(*s).astype(np.float32)
-                                for s in shapes])
+            out[name] = (kind,
+                         [rng.randn(*s).astype(np.float32) for s in shapes])
     return out
 
 
@@ -153,8 +171,12 @@ def random_butd_layers(arch=ARCH, seed=0, relation=True):
 def caffemodel(tmp_path_factory):
     layers = random_butd_layers()
     path = tmp_path_factory.mktemp('butd') / 'butd_small.caffemodel'
-    write_caffemodel(path, layers, v1_layers=('cls_score', ),
-                     legacy=('fc_attr', ), double=('attr_score', ))
+    write_caffemodel(
+        path,
+        layers,
+        v1_layers=('cls_score', ),
+        legacy=('fc_attr', ),
+        double=('attr_score', ))
     return path, layers
 
 
@@ -167,17 +189,19 @@ def test_reader_round_trip(caffemodel):
         for got, want in zip(read[name].blobs, blobs):
             if name == 'fc_attr':  # legacy 4-d shape (1, 1, out, in)
                 assert got.shape == (1, ) * (4 - want.ndim) + want.shape
-            assert got.dtype == (np.float64 if name == 'attr_score' else
-                                 np.float32)
+            assert got.dtype == (
+                np.float64 if name == 'attr_score' else np.float32)
             np.testing.assert_array_equal(got.reshape(want.shape), want)
     assert 'conv1_relu' in read_caffemodel(str(path), with_empty=True)
 
 
-@pytest.mark.parametrize('content,match', [
-    (b'', 'is empty'),
-    (b'name: "ResNet-101"\nlayer {', 'text prototxt'),
-    (None, 'not a readable caffemodel'),  # truncated
-])
+@pytest.mark.parametrize(
+    'content,match',
+    [
+        (b'', 'is empty'),
+        (b'name: "ResNet-101"\nlayer {', 'text prototxt'),
+        (None, 'not a readable caffemodel'),  # truncated
+    ])
 def test_reader_refuses_bad_files(tmp_path, caffemodel, content, match):
     bad = tmp_path / 'bad.caffemodel'
     data = caffemodel[0].read_bytes()
@@ -199,10 +223,10 @@ def test_convert_loads_strictly_and_reports(caffemodel):
     # BN: caffe's mean / sf and var / sf; Scale: gamma, beta
     mean, var, sf = layers['bn2a_branch2b'][1]
     bn = model.backbone.layer1[0].bn2
-    np.testing.assert_allclose(bn.running_mean.numpy(), mean * (1 / sf),
-                               rtol=1e-6)
-    np.testing.assert_allclose(bn.running_var.numpy(), var * (1 / sf),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        bn.running_mean.numpy(), mean * (1 / sf), rtol=1e-6)
+    np.testing.assert_allclose(
+        bn.running_var.numpy(), var * (1 / sf), rtol=1e-6)
     np.testing.assert_array_equal(bn.weight.numpy(),
                                   layers['scale2a_branch2b'][1][0])
     # class-major bbox_pred kept with background rows; embedding as is
@@ -231,8 +255,8 @@ def test_converted_rpn_equals_caffe_softmax(caffemodel):
     raw = F.conv2d(hidden, w, b)
     _, c, h, wd = raw.shape
     prob = torch.softmax(raw.view(1, 2, -1, wd), dim=1).view(1, c, h, wd)
-    torch.testing.assert_close(torch.sigmoid(logits), prob[:, c // 2:],
-                               rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(
+        torch.sigmoid(logits), prob[:, c // 2:], rtol=1e-4, atol=1e-6)
 
 
 def test_convert_refuses_missing_layer_and_wrong_shape(tmp_path):
@@ -243,11 +267,15 @@ def test_convert_refuses_missing_layer_and_wrong_shape(tmp_path):
     with pytest.raises(ButdConversionError, match="'res4b2_branch2c'"):
         convert_butd_caffemodel(str(path), model_cfg=ARCH)
     layers = random_butd_layers(relation=False)
-    layers['bbox_pred'] = ('InnerProduct', [np.zeros((24, 32), np.float32),
-                                            np.zeros(24, np.float32)])
+    layers['bbox_pred'] = ('InnerProduct', [
+        np.zeros((24, 32), np.float32),
+        np.zeros(24, np.float32)
+    ])
     write_caffemodel(path, layers)
-    with pytest.raises(ButdConversionError, match=r"'bbox_pred' blob 0 has "
-                       r'shape \(24, 32\), expected \(28, 128\)'):
+    with pytest.raises(
+            ButdConversionError,
+            match=r"'bbox_pred' blob 0 has "
+            r'shape \(24, 32\), expected \(28, 128\)'):
         convert_butd_caffemodel(str(path), model_cfg=ARCH)
 
 
@@ -259,8 +287,9 @@ def test_full_size_table_matches_model_state_dict():
     assert len(table) == 320
     assert dict(expected_caffe_layers()) == table
     layers = {
-        name: CaffeLayer(name, spec['type'], [
-            torch.empty(s, device='meta') for s in spec['shapes']])
+        name:
+        CaffeLayer(name, spec['type'],
+                   [torch.empty(s, device='meta') for s in spec['shapes']])
         for name, spec in table.items()
     }
     sd, report = convert_caffe_layers(layers)
@@ -284,14 +313,16 @@ def test_cli_converts_and_writes_report(tmp_path, caffemodel):
     vocab = tmp_path / 'objects_vocab.txt'
     vocab.write_text('\n'.join(['cat', 'dog', 'gray,grey', 'a', 'b', 'c']))
     dst = tmp_path / 'butd_small.pth'
-    proc = run_tool([TOOL, caffemodel[0], dst, '--config', cfg,
-                     '--objects-vocab', vocab], cwd=tmp_path)
+    proc = run_tool(
+        [TOOL, caffemodel[0], dst, '--config', cfg, '--objects-vocab', vocab],
+        cwd=tmp_path)
     assert 'ignored fc_rel1' in proc.stdout and 'relation head' in proc.stdout
     ckpt = safe_torch_load(str(dst), map_location='cpu')
     model = BUTDFasterRCNN(**ARCH)
     model.load_state_dict(ckpt['state_dict'], strict=True)
     assert ckpt['meta']['dataset_meta']['classes'][:4] == [
-        '__background__', 'cat', 'dog', 'gray,grey']
+        '__background__', 'cat', 'dog', 'gray,grey'
+    ]
     report = json.loads(Path(str(dst) + '.report.json').read_text())
     assert len(report['used']) == len(expected_caffe_layers(ARCH))
 
@@ -299,19 +330,22 @@ def test_cli_converts_and_writes_report(tmp_path, caffemodel):
 def test_convert_refuses_vocabulary_of_wrong_size(tmp_path, caffemodel):
     vocab = tmp_path / 'objects_vocab.txt'
     vocab.write_text('cat\ndog\n')
-    with pytest.raises(ButdConversionError,
-                       match='has 2 entries but the model predicts 6 '
-                       'classes'):
-        convert_butd_caffemodel(str(caffemodel[0]), model_cfg=ARCH,
-                                objects_vocab=str(vocab))
+    with pytest.raises(
+            ButdConversionError,
+            match='has 2 entries but the model predicts 6 '
+            'classes'):
+        convert_butd_caffemodel(
+            str(caffemodel[0]), model_cfg=ARCH, objects_vocab=str(vocab))
 
 
 def caffe_reference_forward(layers, image, rois):
     """The BUTD test network written layer by layer from test.prototxt
     against the raw caffe blobs (names spelled out for ARCH's block counts
     2, 1, 4, 1), with caffe's BatchNorm / Scale formulas."""
-    blob = {n: [torch.from_numpy(np.asarray(b, np.float32)) for b in bl]
-            for n, (_, bl) in layers.items()}
+    blob = {
+        n: [torch.from_numpy(np.asarray(b, np.float32)) for b in bl]
+        for n, (_, bl) in layers.items()
+    }
 
     def conv(name, x, stride=1, pad=0, dilation=1):
         w = blob[name]
@@ -329,10 +363,11 @@ def caffe_reference_forward(layers, image, rois):
     def block(tag, x, stride, dilation, first):
         short = bn(f'{tag}_branch1', conv(f'res{tag}_branch1', x, stride)) \
             if first else x
-        y = F.relu(bn(f'{tag}_branch2a', conv(f'res{tag}_branch2a', x,
-                                              stride)))
-        y = F.relu(bn(f'{tag}_branch2b', conv(f'res{tag}_branch2b', y, 1,
-                                              dilation, dilation)))
+        y = F.relu(
+            bn(f'{tag}_branch2a', conv(f'res{tag}_branch2a', x, stride)))
+        y = F.relu(
+            bn(f'{tag}_branch2b',
+               conv(f'res{tag}_branch2b', y, 1, dilation, dilation)))
         y = bn(f'{tag}_branch2c', conv(f'res{tag}_branch2c', y))
         return F.relu(y + short)
 
@@ -353,17 +388,20 @@ def caffe_reference_forward(layers, image, rois):
     cls_score = F.linear(pool5, *blob['cls_score'])
     label = cls_score.argmax(1)
     emb = blob['cls_embedding'][0][label]
-    attr = F.linear(F.relu(F.linear(torch.cat([pool5, emb], 1),
-                                    *blob['fc_attr'])), *blob['attr_score'])
-    return dict(res4=res4, fg=fg, pool5=pool5,
-                cls_prob=torch.softmax(cls_score, 1),
-                attr_prob=torch.softmax(attr, 1),
-                deltas=F.linear(pool5, *blob['bbox_pred']))
+    attr = F.linear(
+        F.relu(F.linear(torch.cat([pool5, emb], 1), *blob['fc_attr'])),
+        *blob['attr_score'])
+    return dict(
+        res4=res4,
+        fg=fg,
+        pool5=pool5,
+        cls_prob=torch.softmax(cls_score, 1),
+        attr_prob=torch.softmax(attr, 1),
+        deltas=F.linear(pool5, *blob['bbox_pred']))
 
 
 @pytest.mark.parametrize('planted', [False, True])
-def test_converted_model_equals_layerwise_caffe_reference(caffemodel,
-                                                          planted):
+def test_converted_model_equals_layerwise_caffe_reference(caffemodel, planted):
     """Every converted key in the right place: the model on converted
     weights equals the network recomputed from the raw blobs by name. A
     planted mix-up of two same-shaped blocks (res4b1 <-> res4b2) still
@@ -394,8 +432,8 @@ def test_converted_model_equals_layerwise_caffe_reference(caffemodel,
     torch.testing.assert_close(res4, ref['res4'], **close)
     torch.testing.assert_close(torch.sigmoid(logits), ref['fg'], **close)
     torch.testing.assert_close(pool5, ref['pool5'], **close)
-    torch.testing.assert_close(torch.softmax(cls_score, 1), ref['cls_prob'],
-                               **close)
-    torch.testing.assert_close(torch.softmax(attr_score, 1),
-                               ref['attr_prob'], **close)
+    torch.testing.assert_close(
+        torch.softmax(cls_score, 1), ref['cls_prob'], **close)
+    torch.testing.assert_close(
+        torch.softmax(attr_score, 1), ref['attr_prob'], **close)
     torch.testing.assert_close(deltas, ref['deltas'], **close)

@@ -46,17 +46,21 @@ def workspace(tmp_path_factory):
 
 
 def _hpo(ws, n_trials):
-    run_tool([HPO, CFG, '--space', 'space.py', '--work-dir', 'hpo',
-              '--n-trials', n_trials, '--pruner', 'median',
-              '--startup-trials', 1, '--pruner-warmup', 2], cwd=ws)
+    run_tool([
+        HPO, CFG, '--space', 'space.py', '--work-dir', 'hpo', '--n-trials',
+        n_trials, '--pruner', 'median', '--startup-trials', 1,
+        '--pruner-warmup', 2
+    ],
+             cwd=ws)
     return json.loads((ws / 'hpo' / 'summary.json').read_text())
 
 
 def _intermediate(db, number):
-    return dict(db.execute(
-        'SELECT i.step, i.intermediate_value FROM trial_intermediate_values'
-        ' i JOIN trials t ON t.trial_id = i.trial_id WHERE t.number = ?',
-        (number, )))
+    return dict(
+        db.execute(
+            'SELECT i.step, i.intermediate_value FROM '
+            'trial_intermediate_values i JOIN trials t '
+            'ON t.trial_id = i.trial_id WHERE t.number = ?', (number, )))
 
 
 def test_hpo_end_to_end(workspace):
@@ -69,9 +73,12 @@ def test_hpo_end_to_end(workspace):
     assert 'RuntimeError' in reasons[3]
     db = sqlite3.connect(ws / 'hpo' / 'study.db')
     # failed trials have no value (the pruned one keeps its last report)
-    scored = {n for (n, ) in db.execute(
-        'SELECT t.number FROM trials t JOIN trial_values v '
-        'ON t.trial_id = v.trial_id')}
+    scored = {
+        n
+        for (n, ) in db.execute(
+            'SELECT t.number FROM trials t JOIN trial_values v '
+            'ON t.trial_id = v.trial_id')
+    }
     assert scored == {0, 1}
     # pruning stopped trial 1 after epoch 2 of 3
     assert sorted(_intermediate(db, 1)) == [1, 2]

@@ -56,9 +56,15 @@ def test_infer_cli_prints_topk(trained):
     tmp, ckpt = trained
     image = tmp / 'data/tiny/val/class_2/2_1.png'
     res = subprocess.run([
-        sys.executable, str(ROOT / 'tools/infer.py'), str(image),
-        str(CONFIG), str(ckpt), '--topk', '2', '--device', 'cpu'
-    ], capture_output=True, text=True, cwd=tmp)
+        sys.executable,
+        str(ROOT / 'tools/infer.py'),
+        str(image),
+        str(CONFIG),
+        str(ckpt), '--topk', '2', '--device', 'cpu'
+    ],
+                         capture_output=True,
+                         text=True,
+                         cwd=tmp)
     assert res.returncode == 0, res.stderr
     rows = [line.split() for line in res.stdout.strip().splitlines()]
     assert rows[0] == ['rank', 'index', 'score', 'class']
@@ -74,9 +80,14 @@ def test_infer_cli_prints_topk(trained):
 def test_infer_missing_checkpoint_is_one_line(trained):
     tmp, _ = trained
     res = subprocess.run([
-        sys.executable, str(ROOT / 'tools/infer.py'),
-        str(tmp / 'data/tiny/val/class_2/2_1.png'), str(CONFIG), 'nope.pth'
-    ], capture_output=True, text=True, cwd=tmp)
+        sys.executable,
+        str(ROOT / 'tools/infer.py'),
+        str(tmp / 'data/tiny/val/class_2/2_1.png'),
+        str(CONFIG), 'nope.pth'
+    ],
+                         capture_output=True,
+                         text=True,
+                         cwd=tmp)
     assert res.returncode != 0
     assert res.stderr.strip() == 'checkpoint nope.pth not found'
 
@@ -91,8 +102,8 @@ def test_array_dataset_configs_get_rgb_files(tmp_path):
     cfg = Config.fromfile(
         str(ROOT / 'configs/trar_vit/vit-base-p16_8xb64-in21k-pre_cifar10.py'))
     cfg.model.backbone.update(
-        arch=dict(embed_dims=16, num_layers=1, num_heads=2,
-                  feedforward_channels=16),
+        arch=dict(
+            embed_dims=16, num_layers=1, num_heads=2, feedforward_channels=16),
         patch_size=32,
         init_cfg=None)
     cfg.model.head.in_channels = 16

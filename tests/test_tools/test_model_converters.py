@@ -23,8 +23,7 @@ def _randomize_norms(module):
     gen = torch.Generator().manual_seed(0)
     for name, t in list(module.named_parameters()) + list(
             module.named_buffers()):
-        if name.endswith('running_mean') or (t.dim() == 1
-                                             and 'bias' in name):
+        if name.endswith('running_mean') or (t.dim() == 1 and 'bias' in name):
             t.data.copy_(torch.randn(t.shape, generator=gen) * 0.1)
         elif name.endswith('running_var') or (t.dim() == 1
                                               and 'weight' in name):
@@ -32,10 +31,13 @@ def _randomize_norms(module):
 
 
 def _classifier(backbone, head):
-    model = MODELS.build(dict(type='ImageClassifier', backbone=backbone,
-                              neck=dict(type='GlobalAveragePooling')
-                              if head['type'] == 'LinearClsHead' else None,
-                              head=head))
+    model = MODELS.build(
+        dict(
+            type='ImageClassifier',
+            backbone=backbone,
+            neck=dict(type='GlobalAveragePooling')
+            if head['type'] == 'LinearClsHead' else None,
+            head=head))
     return model.eval()
 
 
@@ -49,14 +51,14 @@ def test_torchvision_resnet18_parity_through_file(tmp_path):
     dst = tmp_path / 'out/resnet18_tv.pth'
     convert_checkpoint_file('torchvision-resnet', str(src), str(dst))
     state = safe_torch_load(str(dst))['state_dict']
-    model = _classifier(dict(type='ResNet', depth=18),
-                        dict(type='LinearClsHead', num_classes=10,
-                             in_channels=512))
+    model = _classifier(
+        dict(type='ResNet', depth=18),
+        dict(type='LinearClsHead', num_classes=10, in_channels=512))
     model.load_state_dict(state, strict=True)
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
-        torch.testing.assert_close(model(x, mode='tensor'), tv(x),
-                                   rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            model(x, mode='tensor'), tv(x), rtol=1e-5, atol=1e-5)
 
 
 def test_cli_no_head_and_errors(tmp_path):
@@ -73,7 +75,8 @@ def test_cli_no_head_and_errors(tmp_path):
     vit = tmp_path / 'vit.pth'
     torch.save(_timm_vit_state(), vit)
     proc = run_tool([SCRIPT, 'torchvision-resnet', vit, tmp_path / 'v.pth'],
-                    cwd=tmp_path, check=False)
+                    cwd=tmp_path,
+                    check=False)
     assert proc.returncode == 1 and not (tmp_path / 'v.pth').exists()
     last = proc.stderr.strip().splitlines()[-1]  # after mmcv's warning
     assert 'Traceback' not in proc.stderr
@@ -104,26 +107,36 @@ def _timm_vit_state(num_classes=5):
     for i in range(DEPTH):
         b = f'blocks.{i}.'
         sd.update({
-            b + 'norm1.weight': 1 + r(DIM), b + 'norm1.bias': r(DIM),
+            b + 'norm1.weight': 1 + r(DIM),
+            b + 'norm1.bias': r(DIM),
             b + 'attn.qkv.weight': r(3 * DIM, DIM),
             b + 'attn.qkv.bias': r(3 * DIM),
-            b + 'attn.proj.weight': r(DIM, DIM), b + 'attn.proj.bias': r(DIM),
-            b + 'norm2.weight': 1 + r(DIM), b + 'norm2.bias': r(DIM),
+            b + 'attn.proj.weight': r(DIM, DIM),
+            b + 'attn.proj.bias': r(DIM),
+            b + 'norm2.weight': 1 + r(DIM),
+            b + 'norm2.bias': r(DIM),
             b + 'mlp.fc1.weight': r(4 * DIM, DIM),
             b + 'mlp.fc1.bias': r(4 * DIM),
-            b + 'mlp.fc2.weight': r(DIM, 4 * DIM), b + 'mlp.fc2.bias': r(DIM),
+            b + 'mlp.fc2.weight': r(DIM, 4 * DIM),
+            b + 'mlp.fc2.bias': r(DIM),
         })
-    sd.update({'norm.weight': 1 + r(DIM), 'norm.bias': r(DIM),
-               'head.weight': r(num_classes, DIM),
-               'head.bias': r(num_classes)})
+    sd.update({
+        'norm.weight': 1 + r(DIM),
+        'norm.bias': r(DIM),
+        'head.weight': r(num_classes, DIM),
+        'head.bias': r(num_classes)
+    })
     return sd
 
 
 def _reference_vit(sd, x):
     """timm ViT forward written from its state-dict layout."""
     B = x.shape[0]
-    t = F.conv2d(x, sd['patch_embed.proj.weight'], sd['patch_embed.proj.bias'],
-                 stride=PATCH).flatten(2).transpose(1, 2)  # b n d
+    t = F.conv2d(
+        x,
+        sd['patch_embed.proj.weight'],
+        sd['patch_embed.proj.bias'],
+        stride=PATCH).flatten(2).transpose(1, 2)  # b n d
     t = torch.cat([sd['cls_token'].expand(B, -1, -1), t], 1) + sd['pos_embed']
     for i in range(DEPTH):
         p = lambda n: sd[f'blocks.{i}.{n}']  # noqa: E731
@@ -143,18 +156,24 @@ def _reference_vit(sd, x):
 def test_timm_vit_parity():
     sd = _timm_vit_state()
     model = _classifier(
-        dict(type='VisionTransformer', img_size=GRID * PATCH,
-             patch_size=PATCH,
-             arch=dict(embed_dims=DIM, num_layers=DEPTH, num_heads=HEADS,
-                       feedforward_channels=4 * DIM)),
-        dict(type='VisionTransformerClsHead', num_classes=5,
-             in_channels=DIM))
+        dict(
+            type='VisionTransformer',
+            img_size=GRID * PATCH,
+            patch_size=PATCH,
+            arch=dict(
+                embed_dims=DIM,
+                num_layers=DEPTH,
+                num_heads=HEADS,
+                feedforward_channels=4 * DIM)),
+        dict(type='VisionTransformerClsHead', num_classes=5, in_channels=DIM))
     model.load_state_dict(convert_timm_vit(sd), strict=True)
     x = torch.rand(2, 3, GRID * PATCH, GRID * PATCH)
     with torch.no_grad():
-        torch.testing.assert_close(model(x, mode='tensor'),
-                                   _reference_vit(sd, x), rtol=1e-4,
-                                   atol=1e-5)
+        torch.testing.assert_close(
+            model(x, mode='tensor'),
+            _reference_vit(sd, x),
+            rtol=1e-4,
+            atol=1e-5)
 
 
 # ------------------------------------------------------ timm SE-ResNet-50
@@ -163,15 +182,18 @@ def _timm_legacy_seresnet50_state():
     sd = {'layer0.conv1.weight': torch.randn(64, 3, 7, 7)}
 
     def bn(c):
-        return {'weight': torch.rand(c) + .5, 'bias': torch.randn(c),
-                'running_mean': torch.randn(c) * .1,
-                'running_var': torch.rand(c) + .5,
-                'num_batches_tracked': torch.tensor(1)}
+        return {
+            'weight': torch.rand(c) + .5,
+            'bias': torch.randn(c),
+            'running_mean': torch.randn(c) * .1,
+            'running_var': torch.rand(c) + .5,
+            'num_batches_tracked': torch.tensor(1)
+        }
 
     sd.update({f'layer0.bn1.{k}': v for k, v in bn(64).items()})
     cin = 64
-    for s, (blocks, width) in enumerate(zip((3, 4, 6, 3),
-                                            (64, 128, 256, 512)), 1):
+    for s, (blocks,
+            width) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512)), 1):
         cout = width * 4
         for j in range(blocks):
             p = f'layer{s}.{j}.'
@@ -179,18 +201,19 @@ def _timm_legacy_seresnet50_state():
                      ('conv2', width, width, 3), ('conv3', cout, width, 1)]
             for n, (name, o, i, k) in enumerate(convs, 1):
                 sd[p + f'{name}.weight'] = torch.randn(o, i, k, k) * .05
-                sd.update({p + f'bn{n}.{k2}': v
-                           for k2, v in bn(o).items()})
-            sd[p + 'se_module.fc1.weight'] = torch.randn(cout // 16, cout, 1,
-                                                         1)
+                sd.update({p + f'bn{n}.{k2}': v for k2, v in bn(o).items()})
+            sd[p + 'se_module.fc1.weight'] = torch.randn(
+                cout // 16, cout, 1, 1)
             sd[p + 'se_module.fc1.bias'] = torch.randn(cout // 16)
-            sd[p + 'se_module.fc2.weight'] = torch.randn(cout, cout // 16, 1,
-                                                         1)
+            sd[p + 'se_module.fc2.weight'] = torch.randn(
+                cout, cout // 16, 1, 1)
             sd[p + 'se_module.fc2.bias'] = torch.randn(cout)
             if j == 0:
                 sd[p + 'downsample.0.weight'] = torch.randn(cout, cin, 1, 1)
-                sd.update({p + f'downsample.1.{k2}': v
-                           for k2, v in bn(cout).items()})
+                sd.update({
+                    p + f'downsample.1.{k2}': v
+                    for k2, v in bn(cout).items()
+                })
         cin = cout
     sd['last_linear.weight'] = torch.randn(1000, 2048)
     sd['last_linear.bias'] = torch.randn(1000)
@@ -200,9 +223,9 @@ def _timm_legacy_seresnet50_state():
 def test_timm_seresnet_loads_strictly_in_place():
     sd = _timm_legacy_seresnet50_state()
     converted = convert_timm_seresnet(sd)
-    model = _classifier(dict(type='SEResNet', depth=50, style='caffe'),
-                        dict(type='LinearClsHead', num_classes=1000,
-                             in_channels=2048))
+    model = _classifier(
+        dict(type='SEResNet', depth=50, style='caffe'),
+        dict(type='LinearClsHead', num_classes=1000, in_channels=2048))
     model.load_state_dict(converted, strict=True)
     bb = model.backbone
     assert torch.equal(bb.conv1.weight, sd['layer0.conv1.weight'])
@@ -268,9 +291,9 @@ def test_timm_tinyvit_loads_strictly_in_place():
     sd = _timm_tinyvit_5m_state()
     converted = convert_timm_tinyvit(sd, keep_head=False)
     assert not any(k.startswith('head.') for k in converted)
-    model = _classifier(dict(type='TinyViT', arch='5m', out_indices=(3, )),
-                        dict(type='LinearClsHead', num_classes=1000,
-                             in_channels=320))
+    model = _classifier(
+        dict(type='TinyViT', arch='5m', out_indices=(3, )),
+        dict(type='LinearClsHead', num_classes=1000, in_channels=320))
     missing, unexpected = model.load_state_dict(converted, strict=False)
     assert missing == ['head.fc.weight', 'head.fc.bias'] and not unexpected
     bb = model.backbone
@@ -287,6 +310,8 @@ def test_timm_tinyvit_loads_strictly_in_place():
 def test_unknown_key_is_an_error():
     sd = _timm_vit_state()
     sd['blocks.0.attn.q_norm.weight'] = torch.ones(16)
-    with pytest.raises(KeyError, match='1 keys match no conversion rule '
-                       r'\(blocks.0.attn.q_norm.weight\)'):
+    with pytest.raises(
+            KeyError,
+            match='1 keys match no conversion rule '
+            r'\(blocks.0.attn.q_norm.weight\)'):
         convert_timm_vit(sd)

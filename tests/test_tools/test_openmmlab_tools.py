@@ -118,16 +118,16 @@ def test_get_model_and_inferencer_build_mmext_types(predictions):
     assert np.ptp(scores[:, 0]) > 1e-4
 
 
-def test_confusion_matrix_runs(tiny_workspace, predictions,
-                               tiny_mmext_config):
+def test_confusion_matrix_runs(tiny_workspace, predictions, tiny_mmext_config):
     """``mim run mmpretrain confusion_matrix`` tests the checkpoint through
     the config's own test loop (its ``--out`` pickle is not read here: no
     unrestricted unpickling in mmext, so the plot is checked)."""
     from PIL import Image
     ws = tiny_workspace
-    out = run_tool([_mim_bin(), 'run', 'mmpretrain', 'confusion_matrix',
-                    tiny_mmext_config, 'model.pth', '--show-path', 'cm.png',
-                    '--include-values'], ws).stdout
+    out = run_tool([
+        _mim_bin(), 'run', 'mmpretrain', 'confusion_matrix', tiny_mmext_config,
+        'model.pth', '--show-path', 'cm.png', '--include-values'
+    ], ws).stdout
     assert 'The confusion matrix is saved at cm.png' in out
     assert min(Image.open(ws / 'cm.png').size) > 100
 
@@ -137,9 +137,10 @@ def test_mmpretrain_test_tool_accuracy_matches_inferencer(
     """``mim test mmpretrain`` on the mmext config and checkpoint reports
     the accuracy recounted from the Inferencer's predictions."""
     ws = tiny_workspace
-    out = run_tool([_mim_bin(), 'test', 'mmpretrain', tiny_mmext_config,
-                    '--checkpoint', 'model.pth', '--work-dir', 'mmpre_test'],
-                   ws)
+    out = run_tool([
+        _mim_bin(), 'test', 'mmpretrain', tiny_mmext_config, '--checkpoint',
+        'model.pth', '--work-dir', 'mmpre_test'
+    ], ws)
     text = out.stdout + out.stderr
     top1 = float(re.search(r'accuracy/top1: ([0-9.]+)', text).group(1))
     # mmpretrain's CustomDataset: classes are the sorted folder names
@@ -177,8 +178,8 @@ def test_vis_cam_on_mmext_model(tiny_workspace, predictions,
     image = _val_images(ws)[0]
     run_tool([
         _mim_bin(), 'run', 'mmpretrain', 'vis_cam', image, tiny_mmext_config,
-        'model.pth', '--target-layers', 'backbone.layers.1.ln1',
-        '--vit-like', '--num-extra-tokens', '1', '--save-path', 'cam.png'
+        'model.pth', '--target-layers', 'backbone.layers.1.ln1', '--vit-like',
+        '--num-extra-tokens', '1', '--save-path', 'cam.png'
     ], ws)
     cam = np.asarray(Image.open(ws / 'cam.png').convert('RGB'), np.float32)
     raw = np.asarray(Image.open(image).convert('RGB'), np.float32)
@@ -207,9 +208,8 @@ def logged_run(tiny_workspace):
     cfg = ws / 'tiny_tensorboard.py'
     cfg.write_text(TENSORBOARD_CONFIG.format(base=TINY_CONFIG))
     run_tool([
-        ROOT / 'tools/train.py', cfg, '--work-dir', 'logged',
-        '--cfg-options', 'train_cfg.max_epochs=2',
-        'default_hooks.logger.interval=2'
+        ROOT / 'tools/train.py', cfg, '--work-dir', 'logged', '--cfg-options',
+        'train_cfg.max_epochs=2', 'default_hooks.logger.interval=2'
     ], ws)
     return next((ws / 'logged').glob('*/vis_data'))
 
@@ -217,8 +217,10 @@ def logged_run(tiny_workspace):
 def test_tensorboard_backend_logs_the_scalars(logged_run):
     from tensorboard.backend.event_processing.event_accumulator import \
         EventAccumulator
-    records = [json.loads(line) for line in
-               (logged_run / 'scalars.json').read_text().splitlines()]
+    records = [
+        json.loads(line)
+        for line in (logged_run / 'scalars.json').read_text().splitlines()
+    ]
     local = {r['step']: r['loss'] for r in records if 'loss' in r}
     events = EventAccumulator(str(logged_run))
     events.Reload()
@@ -226,7 +228,8 @@ def test_tensorboard_backend_logs_the_scalars(logged_run):
     board = {e.step: e.value for e in events.Scalars('loss')}
     assert len(local) >= 4 and board.keys() == local.keys()
     np.testing.assert_allclose([board[k] for k in sorted(local)],
-                               [local[k] for k in sorted(local)], rtol=1e-6)
+                               [local[k] for k in sorted(local)],
+                               rtol=1e-6)
     assert 'accuracy/top1' in events.Tags()['scalars']
 
 
@@ -253,11 +256,14 @@ def _model_index():
 def test_mim_search_lists_every_config_with_complexity():
     from mmext.apis.metafile import model_families
     index, table = _model_index()
-    configs = {p.relative_to(ROOT).as_posix()
-               for family in model_families(ROOT)
-               for p in family.glob('*.py')}
-    listed = {Path(c).resolve().relative_to(ROOT).as_posix()
-              for c in table['config']}
+    configs = {
+        p.relative_to(ROOT).as_posix()
+        for family in model_families(ROOT) for p in family.glob('*.py')
+    }
+    listed = {
+        Path(c).resolve().relative_to(ROOT).as_posix()
+        for c in table['config']
+    }
     assert listed == configs, 'run tools/analysis_tools/update_metafiles.py'
     assert len(configs) > 40
     assert not any(m.results for m in index.models)
@@ -295,8 +301,10 @@ def test_metafile_numbers_are_computed():
     upstream = Path(mmpretrain.__file__).parent / \
         '.mim/configs/vision_transformer/metafile.yml'
     with open(upstream) as f:
-        models = {m['Name']: m['Metadata']
-                  for m in yaml.safe_load(f)['Models']}
+        models = {
+            m['Name']: m['Metadata']
+            for m in yaml.safe_load(f)['Models']
+        }
     for ours, theirs in [
         ('vit-base-p16_8xb64-in21k-pre_in1k', 'vit-base-p16_32xb128-mae_in1k'),
         ('vit-base-p16_8xb64-in21k-pre_in1k-384px',

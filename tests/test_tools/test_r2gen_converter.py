@@ -48,8 +48,10 @@ def make_r2gen_checkpoint(vocab_size, seed=0):
     torch.manual_seed(seed)
     extractor = torch.nn.Sequential(
         *list(torchvision.models.resnet18().children())[:-2])
-    sd = {f'visual_extractor.model.{k}': v
-          for k, v in extractor.state_dict().items()}
+    sd = {
+        f'visual_extractor.model.{k}': v
+        for k, v in extractor.state_dict().items()
+    }
     e = 'encoder_decoder.'
     m = e + 'model.'
     _lin(sd, e + 'att_embed.0', D, 512)
@@ -86,8 +88,11 @@ def make_r2gen_checkpoint(vocab_size, seed=0):
     _lin(sd, m + 'rm.W', 2 * D, D)
     _lin(sd, m + 'rm.U', 2 * D, D)
     _lin(sd, e + 'logit', vocab_size + 1, D)
-    return dict(state_dict=sd, epoch=7, monitor_best=0.165,
-                optimizer=dict(state={}, param_groups=[]))
+    return dict(
+        state_dict=sd,
+        epoch=7,
+        monitor_best=0.165,
+        optimizer=dict(state={}, param_groups=[]))
 
 
 # ------------------------------------------------ reference (R2Gen's maths)
@@ -104,8 +109,8 @@ def ref_mha(sd, p, q, k, v, heads, mask=None):
     b, dk = q.size(0), D // heads
 
     def split(i, x):
-        return ref_linear(sd, f'{p}.linears.{i}', x).view(
-            b, -1, heads, dk).transpose(1, 2)
+        return ref_linear(sd, f'{p}.linears.{i}', x).view(b, -1, heads,
+                                                          dk).transpose(1, 2)
 
     q, k, v = split(0, q), split(1, k), split(2, v)
     s = q @ k.transpose(-2, -1) / math.sqrt(dk)
@@ -121,8 +126,8 @@ def ref_ff(sd, p, x):
 
 def ref_mcln(sd, p, x, mem):
     g = sd[p + '.gamma'] + ref_linear(
-        sd, p + '.mlp_gamma.2', F.relu(ref_linear(sd, p + '.mlp_gamma.0',
-                                                  mem)))
+        sd, p + '.mlp_gamma.2', F.relu(
+            ref_linear(sd, p + '.mlp_gamma.0', mem)))
     bt = sd[p + '.beta'] + ref_linear(
         sd, p + '.mlp_beta.2', F.relu(ref_linear(sd, p + '.mlp_beta.0', mem)))
     return ref_norm(x, g, bt)
@@ -137,8 +142,9 @@ def ref_rm(sd, p, ys):
         y = ys[:, i:i + 1]
         kv = torch.cat([mem, y], 1)
         nxt = mem + ref_mha(sd, p + '.attn', mem, kv, kv, RM_H)
-        nxt = nxt + F.relu(ref_linear(
-            sd, p + '.mlp.2', F.relu(ref_linear(sd, p + '.mlp.0', nxt))))
+        nxt = nxt + F.relu(
+            ref_linear(sd, p + '.mlp.2',
+                       F.relu(ref_linear(sd, p + '.mlp.0', nxt))))
         gi, gf = (ref_linear(sd, p + '.W', y) +
                   ref_linear(sd, p + '.U', torch.tanh(mem))).split(D, -1)
         mem = torch.sigmoid(gi) * torch.tanh(nxt) + torch.sigmoid(gf) * mem
@@ -191,14 +197,21 @@ def mmext_model(vocab):
     from mmext.registry import MODELS
     from mmext.utils import register_all_modules
     register_all_modules()
-    return MODELS.build(dict(
-        type='R2GenReportGenerator',
-        backbone=dict(type='ResNet', depth=18, out_indices=(3, )),
-        neck=dict(type='VisualTokenNeck', in_channels=512),
-        head=dict(type='R2GenHead', d_model=D, d_ff=DFF, num_layers=LAYERS,
-                  num_heads=H, rm_num_slots=SLOTS, rm_num_heads=RM_H,
-                  rm_d_model=D),
-        tokenizer=dict(type='R2GenTokenizer', vocab=vocab)))
+    return MODELS.build(
+        dict(
+            type='R2GenReportGenerator',
+            backbone=dict(type='ResNet', depth=18, out_indices=(3, )),
+            neck=dict(type='VisualTokenNeck', in_channels=512),
+            head=dict(
+                type='R2GenHead',
+                d_model=D,
+                d_ff=DFF,
+                num_layers=LAYERS,
+                num_heads=H,
+                rm_num_slots=SLOTS,
+                rm_num_heads=RM_H,
+                rm_d_model=D),
+            tokenizer=dict(type='R2GenTokenizer', vocab=vocab)))
 
 
 @pytest.fixture(scope='module')
@@ -212,18 +225,23 @@ def test_converted_checkpoint_reproduces_r2gen_forward(r2gen_ckpt, tmp_path):
     vocab_file = tmp_path / 'vocab.json'
     vocab_file.write_text(json.dumps(VOCAB))
     dst = tmp_path / 'mmext.pth'
-    convert_r2gen_checkpoint(str(r2gen_ckpt), str(dst),
-                             load_r2gen_vocab(vocab_file=str(vocab_file)))
+    convert_r2gen_checkpoint(
+        str(r2gen_ckpt), str(dst),
+        load_r2gen_vocab(vocab_file=str(vocab_file)))
     from mmext.utils import safe_torch_load
     out = safe_torch_load(str(dst))
     assert out['meta']['dataset_meta']['vocab'] == VOCAB
     assert out['meta']['head_args'] == dict(
-        in_channels=512, d_model=D, d_ff=DFF, num_layers=LAYERS,
-        rm_d_model=D, rm_num_slots=SLOTS)
+        in_channels=512,
+        d_model=D,
+        d_ff=DFF,
+        num_layers=LAYERS,
+        rm_d_model=D,
+        rm_num_slots=SLOTS)
 
     model = mmext_model(VOCAB).eval()
-    missing, unexpected = model.load_state_dict(out['state_dict'],
-                                                strict=False)
+    missing, unexpected = model.load_state_dict(
+        out['state_dict'], strict=False)
     assert not missing and not unexpected
 
     sd = torch.load(r2gen_ckpt, weights_only=True)['state_dict']
@@ -247,8 +265,8 @@ def test_converted_checkpoint_reproduces_r2gen_forward(r2gen_ckpt, tmp_path):
 
 def test_vocab_size_mismatch_names_both_sizes(r2gen_ckpt, tmp_path):
     with pytest.raises(R2GenConversionError, match=r'19 tokens .* has 21'):
-        convert_r2gen_checkpoint(str(r2gen_ckpt), str(tmp_path / 'x.pth'),
-                                 VOCAB + ['a', 'b'])
+        convert_r2gen_checkpoint(
+            str(r2gen_ckpt), str(tmp_path / 'x.pth'), VOCAB + ['a', 'b'])
     assert not (tmp_path / 'x.pth').exists()
     # loading converted weights into a model with another vocabulary
     sd = convert_r2gen_state_dict(
@@ -259,16 +277,20 @@ def test_vocab_size_mismatch_names_both_sizes(r2gen_ckpt, tmp_path):
 
 
 def test_data_parallel_prefix_and_foreign_keys():
-    sd = {'module.visual_extractor.model.4.0.conv1.weight': torch.zeros(1),
-          'module.encoder_decoder.logit.bias': torch.zeros(3)}
+    sd = {
+        'module.visual_extractor.model.4.0.conv1.weight': torch.zeros(1),
+        'module.encoder_decoder.logit.bias': torch.zeros(3)
+    }
     assert set(convert_r2gen_state_dict(sd)) == {
-        'backbone.layer1.0.conv1.weight', 'head.logit.bias'}
+        'backbone.layer1.0.conv1.weight', 'head.logit.bias'
+    }
     with pytest.raises(R2GenConversionError, match='not R2Gen keys'):
         convert_r2gen_state_dict({'fc.weight': torch.zeros(1)})
 
 
 def test_cli_without_vocabulary_explains(r2gen_ckpt, tmp_path):
-    proc = run_tool([TOOL, r2gen_ckpt, tmp_path / 'o.pth'], cwd=tmp_path,
+    proc = run_tool([TOOL, r2gen_ckpt, tmp_path / 'o.pth'],
+                    cwd=tmp_path,
                     check=False)
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]  # after mmcv's warning
@@ -277,8 +299,7 @@ def test_cli_without_vocabulary_explains(r2gen_ckpt, tmp_path):
     assert not (tmp_path / 'o.pth').exists()
 
 
-def test_config_check_loads_strictly_or_names_the_sizes(
-        r2gen_ckpt, tmp_path):
+def test_config_check_loads_strictly_or_names_the_sizes(r2gen_ckpt, tmp_path):
     ref = ROOT / 'configs/r2gen/r2gen_resnet101_1xb16_iu-xray.py'
     small = tmp_path / 'r2gen_small.py'
     small.write_text(

@@ -66,12 +66,17 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('r2gen')
     root = make_iu_xray(tmp / 'iu', n_train=12, n_val=4, n_test=4, size=40)
     cfg = tmp / 'tiny_r2gen.py'
-    cfg.write_text(CONFIG.format(
-        base=osp.join(ROOT, 'configs/_base_/datasets/iu_xray.py'),
-        runtime=osp.join(ROOT, 'configs/_base_/default_runtime.py'),
-        root=str(root)))
-    _run(osp.join(ROOT, 'tools/train.py'), str(cfg), '--work-dir',
-         str(tmp / 'train'), cwd=tmp)
+    cfg.write_text(
+        CONFIG.format(
+            base=osp.join(ROOT, 'configs/_base_/datasets/iu_xray.py'),
+            runtime=osp.join(ROOT, 'configs/_base_/default_runtime.py'),
+            root=str(root)))
+    _run(
+        osp.join(ROOT, 'tools/train.py'),
+        str(cfg),
+        '--work-dir',
+        str(tmp / 'train'),
+        cwd=tmp)
     ckpt = tmp / 'train' / 'epoch_1.pth'
     assert ckpt.is_file()
     assert glob.glob(str(tmp / 'train' / 'best_report_BLEU_4_*.pth'))
@@ -86,8 +91,13 @@ def test_test_py_writes_reports_with_vocab_from_checkpoint(trained):
     # only '<unk>'; test.py must take the vocabulary from the checkpoint
     ann_path.write_text(json.dumps(dict(ann, train=[])))
     try:
-        _run(osp.join(ROOT, 'tools/test.py'), str(cfg), str(ckpt),
-             '--work-dir', str(tmp / 'test'), cwd=tmp)
+        _run(
+            osp.join(ROOT, 'tools/test.py'),
+            str(cfg),
+            str(ckpt),
+            '--work-dir',
+            str(tmp / 'test'),
+            cwd=tmp)
     finally:
         ann_path.write_text(json.dumps(ann))
     out, = glob.glob(str(tmp / 'test' / '*' / 'reports.json'))
@@ -114,8 +124,10 @@ def test_generate_matches_test_output(trained):
                              row['img_path'])
     # the same study outside the data set gives the report test.py wrote
     assert report == row['pred_report']
-    with pytest.raises(ValueError, match=r'^tiny_r2gen\.py uses 2 view\(s\) '
-                       r'per study \(IUXray\), got 1 image\(s\)$'):
+    with pytest.raises(
+            ValueError,
+            match=r'^tiny_r2gen\.py uses 2 view\(s\) '
+            r'per study \(IUXray\), got 1 image\(s\)$'):
         check_study_views(model_cfg, row['img_path'][:1])
 
 
@@ -123,8 +135,10 @@ def test_generate_cli(trained):
     tmp, root, cfg, ckpt = trained
     _, rows = _test_rows(tmp)
     row = rows[2]
-    proc = run_tool([osp.join(ROOT, 'tools/report/generate.py'),
-                     *row['img_path'], cfg, ckpt], cwd=tmp)
+    proc = run_tool([
+        osp.join(ROOT, 'tools/report/generate.py'), *row['img_path'], cfg, ckpt
+    ],
+                    cwd=tmp)
     assert proc.stdout.splitlines()[-1] == row['pred_report']
 
 
@@ -132,23 +146,30 @@ def test_make_html(trained):
     tmp, root, cfg, ckpt = trained
     out, rows = _test_rows(tmp)
     row = rows[2]
-    proc = run_tool([osp.join(ROOT, 'tools/report/make_html.py'), out,
-                     '--out', tmp / 'page.html'], cwd=tmp)
+    proc = run_tool([
+        osp.join(ROOT, 'tools/report/make_html.py'), out, '--out',
+        tmp / 'page.html'
+    ],
+                    cwd=tmp)
     page = str(tmp / 'page.html')
     assert proc.stdout.strip() == f'wrote {page} ({len(rows)} studies)'
     text = open(page).read()
     assert text.count('<tr>') == 1 + 4  # header + studies
     assert 'src="iu/images/' in text  # links relative to the page
     assert row['study_id'] in text
-    embedded = write_reports_html(read_reports_json(out)[:1],
-                                  str(tmp / 'e.html'), embed=True)
+    embedded = write_reports_html(
+        read_reports_json(out)[:1], str(tmp / 'e.html'), embed=True)
     assert 'data:image/jpeg;base64,' in open(embedded).read()
 
 
 def test_make_html_findings_and_refusal(tmp_path):
-    rows = [dict(study_id='s1', img_path=[str(tmp_path / 'gone.png')],
-                 gt_report='the heart is enlarged . small pleural effusion .',
-                 pred_report='small pleural effusion . possible pneumonia .')]
+    rows = [
+        dict(
+            study_id='s1',
+            img_path=[str(tmp_path / 'gone.png')],
+            gt_report='the heart is enlarged . small pleural effusion .',
+            pred_report='small pleural effusion . possible pneumonia .')
+    ]
     page = open(write_reports_html(rows, str(tmp_path / 'p.html'))).read()
     assert '<span class="miss">Cardiomegaly</span>' in page
     assert '<span class="ok">Pleural Effusion</span>' in page

@@ -15,7 +15,6 @@ import pytest
 import torch
 
 from mmext.utils import safe_torch_load
-
 from ..conftest import ROOT, run_tool
 
 TINY = ROOT / 'configs/tiny/resnet18_1xb8-scratch_tiny-64px.py'
@@ -37,14 +36,19 @@ def slurm():
     # not under pytest's basetemp, which other pytest runs may prune while
     # the daemons still need it
     state = Path(tempfile.mkdtemp(prefix='mmext-slurm-'))
-    start = subprocess.run(['bash', str(HELPER), 'start', str(state)],
-                           capture_output=True, text=True, timeout=90)
+    start = subprocess.run(['bash', str(HELPER), 'start',
+                            str(state)],
+                           capture_output=True,
+                           text=True,
+                           timeout=90)
     try:
         assert start.returncode == 0, start.stdout + start.stderr
         yield {'SLURM_CONF': str(state / 'slurm.conf')}
     finally:
-        subprocess.run(['bash', str(HELPER), 'stop', str(state)],
-                       capture_output=True, timeout=60)
+        subprocess.run(['bash', str(HELPER), 'stop',
+                        str(state)],
+                       capture_output=True,
+                       timeout=60)
         shutil.rmtree(state, ignore_errors=True)
 
 
@@ -61,26 +65,43 @@ def _fake_srun(tmp_path):
     return f'{bin_dir}{os.pathsep}{os.environ["PATH"]}'
 
 
-@pytest.mark.parametrize('env, expected, absent', [
-    # GPU partition, 2 nodes of 8 GPUs (mmpretrain's defaults)
-    ({'GPUS': '16'}, ['--gres=gpu:8', '--ntasks=16', '--ntasks-per-node=8',
-                      '--cpus-per-task=5'], []),
-    # fewer GPUs than a node has: ask for only those
-    ({'GPUS': '2'}, ['--gres=gpu:2', '--ntasks=2', '--ntasks-per-node=2'],
-     []),
-    # CPU partition, 2 nodes of 2 tasks: no --gres
-    ({'GPUS': '0', 'NTASKS': '4', 'TASKS_PER_NODE': '2',
-      'CPUS_PER_TASK': '1'},
-     ['--ntasks=4', '--ntasks-per-node=2', '--cpus-per-task=1'], ['--gres']),
-    # the issue's CPU attempt: no GPUs per node, Slurm places the tasks
-    ({'GPUS': '2', 'GPUS_PER_NODE': '0'}, ['--ntasks=2'],
-     ['--gres', '--ntasks-per-node']),
-])
+@pytest.mark.parametrize(
+    'env, expected, absent',
+    [
+        # GPU partition, 2 nodes of 8 GPUs (mmpretrain's defaults)
+        ({
+            'GPUS': '16'
+        }, [
+            '--gres=gpu:8', '--ntasks=16', '--ntasks-per-node=8',
+            '--cpus-per-task=5'
+        ], []),
+        # fewer GPUs than a node has: ask for only those
+        ({
+            'GPUS': '2'
+        }, ['--gres=gpu:2', '--ntasks=2', '--ntasks-per-node=2'], []),
+        # CPU partition, 2 nodes of 2 tasks: no --gres
+        ({
+            'GPUS': '0',
+            'NTASKS': '4',
+            'TASKS_PER_NODE': '2',
+            'CPUS_PER_TASK': '1'
+        }, ['--ntasks=4', '--ntasks-per-node=2', '--cpus-per-task=1'
+            ], ['--gres']),
+        # the issue's CPU attempt: no GPUs per node, Slurm places the tasks
+        ({
+            'GPUS': '2',
+            'GPUS_PER_NODE': '0'
+        }, ['--ntasks=2'], ['--gres', '--ntasks-per-node']),
+    ])
 @pytest.mark.parametrize('script', ['slurm_train.sh', 'slurm_test.sh'])
 def test_srun_options(tmp_path, script, env, expected, absent):
     env = dict(env, PATH=_fake_srun(tmp_path))
-    proc = run_tool(['bash', ROOT / 'tools' / script, 'part', 'job', 'cfg.py',
-                     'x', '--cfg-options', 'a=1'], cwd=tmp_path, env=env)
+    proc = run_tool([
+        'bash', ROOT / 'tools' / script, 'part', 'job', 'cfg.py', 'x',
+        '--cfg-options', 'a=1'
+    ],
+                    cwd=tmp_path,
+                    env=env)
     args = proc.stdout.splitlines()
     assert args[:2] == ['-p', 'part']
     assert '--job-name=job' in args and '--kill-on-bad-exit=1' in args
@@ -91,15 +112,22 @@ def test_srun_options(tmp_path, script, env, expected, absent):
 
 
 @pytest.mark.parametrize('env, message', [
-    ({'GPUS': '0'}, 'no processes to start (GPUS=0); on a CPU partition '
+    ({
+        'GPUS': '0'
+    }, 'no processes to start (GPUS=0); on a CPU partition '
      'set NTASKS, e.g. GPUS=0 NTASKS=2'),
-    ({'GPUS': '2', 'FAKE_GRES': '(null)'}, 'partition part has no GPUs '
+    ({
+        'GPUS': '2',
+        'FAKE_GRES': '(null)'
+    }, 'partition part has no GPUs '
      '(gres: (null)); on a CPU partition set GPUS=0 NTASKS=N'),
 ])
 def test_refused_before_srun(tmp_path, env, message):
-    proc = run_tool(['bash', ROOT / 'tools/slurm_train.sh', 'part', 'job',
-                     'cfg.py', 'wd'], cwd=tmp_path, check=False,
-                    env=dict(env, PATH=_fake_srun(tmp_path)))
+    proc = run_tool(
+        ['bash', ROOT / 'tools/slurm_train.sh', 'part', 'job', 'cfg.py', 'wd'],
+        cwd=tmp_path,
+        check=False,
+        env=dict(env, PATH=_fake_srun(tmp_path)))
     assert proc.returncode == 2
     assert f'slurm_train.sh: {message}' in proc.stderr.splitlines()
     assert proc.stdout == ''  # srun never ran
@@ -107,8 +135,12 @@ def test_refused_before_srun(tmp_path, env, message):
 
 def _slurm_run(script, args, cwd, slurm):
     env = dict(slurm, GPUS='0', NTASKS='2', CPUS_PER_TASK='1')
-    return run_tool(['bash', ROOT / 'tools' / script, 'debug', 'mmext'] +
-                    args, cwd=cwd, env=env, timeout=240, check=False)
+    return run_tool(
+        ['bash', ROOT / 'tools' / script, 'debug', 'mmext'] + args,
+        cwd=cwd,
+        env=env,
+        timeout=240,
+        check=False)
 
 
 def test_train_and_test_through_srun(slurm, tiny_workspace):
@@ -118,9 +150,10 @@ def test_train_and_test_through_srun(slurm, tiny_workspace):
         f"_base_ = ['{TINY}']\n"
         "custom_hooks = [dict(type='DistConsistencyHook', dump_dir='ranks')]"
         '\n')
-    proc = _slurm_run('slurm_train.sh', [
-        cfg, 'work_dirs/slurm', '--cfg-options', 'train_cfg.max_epochs=1'
-    ], ws, slurm)
+    proc = _slurm_run(
+        'slurm_train.sh',
+        [cfg, 'work_dirs/slurm', '--cfg-options', 'train_cfg.max_epochs=1'],
+        ws, slurm)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     assert 'Distributed launcher: slurm' in log
@@ -144,7 +177,8 @@ def test_train_and_test_through_srun(slurm, tiny_workspace):
         ROOT / 'tools/test.py', TINY, ckpt, '--work-dir',
         'work_dirs/slurm_single', '--out', 'work_dirs/slurm_single/m.json',
         '--out-item', 'metrics'
-    ], cwd=ws)
+    ],
+             cwd=ws)
     single_acc = json.loads(
         (ws / 'work_dirs/slurm_single/m.json').read_text())['accuracy/top1']
     # both ranks' halves of the val set are gathered: same accuracy
@@ -155,7 +189,8 @@ def test_train_and_test_through_srun(slurm, tiny_workspace):
 def test_failed_job_exits_with_the_plain_error(slurm, tmp_path):
     # no data/tiny under tmp_path: the data-root check refuses the config
     plain = run_tool([ROOT / 'tools/train.py', TINY, '--work-dir', 'wd'],
-                     cwd=tmp_path, check=False)
+                     cwd=tmp_path,
+                     check=False)
     assert plain.returncode != 0
     message = plain.stderr.strip().splitlines()[-1]
     assert "data_root 'data/tiny'" in message
@@ -169,8 +204,12 @@ def test_gpus_asked_on_a_cpu_partition(slurm, tmp_path):
     # the issue's first attempt: a one-line cause and fix, not srun's
     # "Invalid generic resource (gres) specification"
     env = dict(slurm, GPUS='2', GPUS_PER_NODE='2', CPUS_PER_TASK='1')
-    proc = run_tool(['bash', ROOT / 'tools/slurm_test.sh', 'debug', 'mmext',
-                     TINY, 'x.pth'], cwd=tmp_path, env=env, check=False)
+    proc = run_tool([
+        'bash', ROOT / 'tools/slurm_test.sh', 'debug', 'mmext', TINY, 'x.pth'
+    ],
+                    cwd=tmp_path,
+                    env=env,
+                    check=False)
     assert proc.returncode == 2
     assert ('slurm_test.sh: partition debug has no GPUs (gres: (null)); on '
             'a CPU partition set GPUS=0 NTASKS=N') in proc.stderr

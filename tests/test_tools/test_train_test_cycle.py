@@ -6,7 +6,6 @@ import json
 import torch
 
 from mmext.utils import safe_torch_load
-
 from ..conftest import ROOT, run_tool
 
 TRAIN = ROOT / 'tools' / 'train.py'
@@ -25,28 +24,40 @@ def _same(a, b):
 def test_train_resume_test_cycle(tiny_workspace):
     ws = tiny_workspace
     # uninterrupted: 2 epochs
-    run_tool([TRAIN, CFG, '--work-dir', 'work_dirs/full',
-              '--cfg-options', 'train_cfg.max_epochs=2'], cwd=ws)
+    run_tool([
+        TRAIN, CFG, '--work-dir', 'work_dirs/full', '--cfg-options',
+        'train_cfg.max_epochs=2'
+    ],
+             cwd=ws)
     # interrupted after 1 epoch, then auto-resumed to 2
-    run_tool([TRAIN, CFG, '--work-dir', 'work_dirs/auto',
-              '--cfg-options', 'train_cfg.max_epochs=1'], cwd=ws)
-    out = run_tool([TRAIN, CFG, '--work-dir', 'work_dirs/auto', '--resume',
-                    '--cfg-options', 'train_cfg.max_epochs=2'], cwd=ws)
+    run_tool([
+        TRAIN, CFG, '--work-dir', 'work_dirs/auto', '--cfg-options',
+        'train_cfg.max_epochs=1'
+    ],
+             cwd=ws)
+    out = run_tool([
+        TRAIN, CFG, '--work-dir', 'work_dirs/auto', '--resume',
+        '--cfg-options', 'train_cfg.max_epochs=2'
+    ],
+                   cwd=ws)
     assert 'resumed epoch: 1' in out.stdout + out.stderr
     full = _weights(ws / 'work_dirs/full/epoch_2.pth')
     assert _same(full, _weights(ws / 'work_dirs/auto/epoch_2.pth'))
     # explicit path, into another work dir
-    run_tool([TRAIN, CFG, '--work-dir', 'work_dirs/explicit', '--resume',
-              'work_dirs/auto/epoch_1.pth', '--cfg-options',
-              'train_cfg.max_epochs=2'], cwd=ws)
+    run_tool([
+        TRAIN, CFG, '--work-dir', 'work_dirs/explicit', '--resume',
+        'work_dirs/auto/epoch_1.pth', '--cfg-options', 'train_cfg.max_epochs=2'
+    ],
+             cwd=ws)
     assert _same(full, _weights(ws / 'work_dirs/explicit/epoch_2.pth'))
     # test the resumed checkpoint; metrics dumped as JSON. The checkpoint
     # replaces initial weights, so a missing init_cfg file does not matter.
-    run_tool([TEST, CFG, 'work_dirs/auto/epoch_2.pth', '--work-dir',
-              'work_dirs/auto', '--out', 'work_dirs/auto/metrics.json',
-              '--out-item', 'metrics', '--cfg-options',
-              'model.backbone.init_cfg.type=Pretrained',
-              'model.backbone.init_cfg.checkpoint=pretrain_pth/none.pth'],
+    run_tool([
+        TEST, CFG, 'work_dirs/auto/epoch_2.pth', '--work-dir',
+        'work_dirs/auto', '--out', 'work_dirs/auto/metrics.json', '--out-item',
+        'metrics', '--cfg-options', 'model.backbone.init_cfg.type=Pretrained',
+        'model.backbone.init_cfg.checkpoint=pretrain_pth/none.pth'
+    ],
              cwd=ws)
     metrics = json.loads((ws / 'work_dirs/auto/metrics.json').read_text())
     assert metrics['accuracy/top1'] > 60  # 3 classes: chance is 33
@@ -57,14 +68,24 @@ def test_resume_without_rng_hook_diverges(tiny_workspace):
     random flips differ from the uninterrupted run's."""
     ws = tiny_workspace
     off = 'default_hooks.rng_state.enable=False'
-    run_tool([TRAIN, CFG, '--work-dir', 'work_dirs/nohook_full',
-              '--cfg-options', 'train_cfg.max_epochs=2', off], cwd=ws)
-    run_tool([TRAIN, CFG, '--work-dir', 'work_dirs/nohook',
-              '--cfg-options', 'train_cfg.max_epochs=1', off], cwd=ws)
-    run_tool([TRAIN, CFG, '--work-dir', 'work_dirs/nohook', '--resume',
-              '--cfg-options', 'train_cfg.max_epochs=2', off], cwd=ws)
-    assert not _same(_weights(ws / 'work_dirs/nohook_full/epoch_2.pth'),
-                     _weights(ws / 'work_dirs/nohook/epoch_2.pth'))
+    run_tool([
+        TRAIN, CFG, '--work-dir', 'work_dirs/nohook_full', '--cfg-options',
+        'train_cfg.max_epochs=2', off
+    ],
+             cwd=ws)
+    run_tool([
+        TRAIN, CFG, '--work-dir', 'work_dirs/nohook', '--cfg-options',
+        'train_cfg.max_epochs=1', off
+    ],
+             cwd=ws)
+    run_tool([
+        TRAIN, CFG, '--work-dir', 'work_dirs/nohook', '--resume',
+        '--cfg-options', 'train_cfg.max_epochs=2', off
+    ],
+             cwd=ws)
+    assert not _same(
+        _weights(ws / 'work_dirs/nohook_full/epoch_2.pth'),
+        _weights(ws / 'work_dirs/nohook/epoch_2.pth'))
 
 
 def test_malicious_checkpoint_refused_by_cli(tiny_workspace, tmp_path):
@@ -75,8 +96,11 @@ def test_malicious_checkpoint_refused_by_cli(tiny_workspace, tmp_path):
     proc = run_tool([TEST, CFG, evil], cwd=tiny_workspace, check=False)
     assert proc.returncode != 0
     assert 'refused' in proc.stderr and 'posix.system' in proc.stderr
-    proc = run_tool([TRAIN, CFG, '--work-dir', str(tmp_path / 'w'),
-                     '--resume', evil], cwd=tiny_workspace, check=False)
+    proc = run_tool(
+        [TRAIN, CFG, '--work-dir',
+         str(tmp_path / 'w'), '--resume', evil],
+        cwd=tiny_workspace,
+        check=False)
     assert proc.returncode != 0 and 'refused' in proc.stderr
     assert not marker.exists()
 
@@ -86,9 +110,12 @@ def _last_line(proc):
 
 
 def test_unknown_type_fails_before_training(tiny_workspace, tmp_path):
-    proc = run_tool([TRAIN, CFG, '--work-dir', str(tmp_path / 'w'),
-                     '--cfg-options', 'model.backbone.type=ResNett'],
-                    cwd=tiny_workspace, check=False)
+    proc = run_tool([
+        TRAIN, CFG, '--work-dir',
+        str(tmp_path / 'w'), '--cfg-options', 'model.backbone.type=ResNett'
+    ],
+                    cwd=tiny_workspace,
+                    check=False)
     assert proc.returncode != 0
     line = _last_line(proc)
     assert "type 'ResNett'" in line and "'model' registry" in line
@@ -97,8 +124,10 @@ def test_unknown_type_fails_before_training(tiny_workspace, tmp_path):
 
 
 def test_missing_data_root_names_layout(tmp_path):
-    proc = run_tool([TRAIN, CFG, '--work-dir', str(tmp_path / 'w')],
-                    cwd=tmp_path, check=False)
+    proc = run_tool([TRAIN, CFG, '--work-dir',
+                     str(tmp_path / 'w')],
+                    cwd=tmp_path,
+                    check=False)
     assert proc.returncode != 0
     line = _last_line(proc)
     assert "data_root 'data/tiny'" in line and 'layout' in line
@@ -106,10 +135,13 @@ def test_missing_data_root_names_layout(tmp_path):
 
 def test_missing_pretrained_fails_before_training(tiny_workspace, tmp_path):
     proc = run_tool([
-        TRAIN, CFG, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+        TRAIN, CFG, '--work-dir',
+        str(tmp_path / 'w'), '--cfg-options',
         'model.backbone.init_cfg.type=Pretrained',
         'model.backbone.init_cfg.checkpoint=pretrain_pth/nowhere.pth'
-    ], cwd=tiny_workspace, check=False)
+    ],
+                    cwd=tiny_workspace,
+                    check=False)
     assert proc.returncode != 0
     assert "'pretrain_pth/nowhere.pth' not found" in proc.stderr
     assert 'pretrain_pth/README.md' in proc.stderr
@@ -119,9 +151,13 @@ def test_missing_pretrained_fails_before_training(tiny_workspace, tmp_path):
 def test_amp_trains_on_cpu(tiny_workspace):
     """`--amp` works without a GPU (bf16 autocast; mmengine asserts one)."""
     ws = tiny_workspace
-    out = run_tool([TRAIN, CFG, '--work-dir', 'work_dirs/amp', '--amp',
-                    '--cfg-options', 'train_cfg.max_epochs=1'], cwd=ws)
+    out = run_tool([
+        TRAIN, CFG, '--work-dir', 'work_dirs/amp', '--amp', '--cfg-options',
+        'train_cfg.max_epochs=1'
+    ],
+                   cwd=ws)
     assert "type='AmpOptimWrapper'" in out.stdout + out.stderr
     ckpt = safe_torch_load(str(ws / 'work_dirs/amp/epoch_1.pth'))
-    assert all(torch.isfinite(v).all() for v in ckpt['state_dict'].values()
-               if v.is_floating_point())
+    assert all(
+        torch.isfinite(v).all() for v in ckpt['state_dict'].values()
+        if v.is_floating_point())

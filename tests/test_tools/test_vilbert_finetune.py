@@ -10,25 +10,34 @@ from mmext.testing import make_hateful_memes
 from mmext.testing.bert import make_bert_folder
 from ..conftest import ROOT, run_tool
 
-TINY_CFG = (ROOT / 'configs/vilbert/'
-            'vilbert-cls_tiny_1xb4-ft_tiny-hateful-memes.py')
+TINY_CFG = (
+    ROOT / 'configs/vilbert/'
+    'vilbert-cls_tiny_1xb4-ft_tiny-hateful-memes.py')
 
 
 def test_tiny_finetune_beats_chance_and_writes_predictions(tmp_path):
-    make_hateful_memes(tmp_path / 'data/tiny_hm',
-                       sizes=dict(train=16, dev_seen=6, dev_unseen=6,
-                                  test_seen=6, test_unseen=6))
-    make_bert_folder(tmp_path / 'data/tiny_hm/bert',
-                     extra_words=['hateful', 'friendly'])
-    run_tool([ROOT / 'tools/train.py', TINY_CFG, '--work-dir', 'work',
-              '--cfg-options', 'train_cfg.max_epochs=3'], cwd=tmp_path)
+    make_hateful_memes(
+        tmp_path / 'data/tiny_hm',
+        sizes=dict(
+            train=16, dev_seen=6, dev_unseen=6, test_seen=6, test_unseen=6))
+    make_bert_folder(
+        tmp_path / 'data/tiny_hm/bert', extra_words=['hateful', 'friendly'])
+    run_tool([
+        ROOT / 'tools/train.py', TINY_CFG, '--work-dir', 'work',
+        '--cfg-options', 'train_cfg.max_epochs=3'
+    ],
+             cwd=tmp_path)
     best = sorted((tmp_path / 'work').glob('best_binary_auroc_epoch_*.pth'))
     assert best, 'save_best kept no checkpoint'
-    run_tool([ROOT / 'tools/test.py', TINY_CFG, best[-1], '--work-dir',
-              'work', '--out', 'preds.pkl', '--out-item', 'pred'],
+    run_tool([
+        ROOT / 'tools/test.py', TINY_CFG, best[-1], '--work-dir', 'work',
+        '--out', 'preds.pkl', '--out-item', 'pred'
+    ],
              cwd=tmp_path)
-    run_tool([ROOT / 'tools/test.py', TINY_CFG, best[-1], '--work-dir',
-              'work', '--out', 'metrics.json', '--out-item', 'metrics'],
+    run_tool([
+        ROOT / 'tools/test.py', TINY_CFG, best[-1], '--work-dir', 'work',
+        '--out', 'metrics.json', '--out-item', 'metrics'
+    ],
              cwd=tmp_path)
     metrics = json.loads((tmp_path / 'metrics.json').read_text())
     # image colour and caption word both carry the label: far above chance
@@ -51,15 +60,20 @@ def test_tiny_finetune_runs_on_each_layout(tmp_path, task, maker, keys):
     validation) train and test through the tools on their real layouts."""
     import mmext.testing as testing
     cfg = ROOT / f'configs/vilbert/vilbert-cls_tiny_1xb4-ft_tiny-{task}.py'
-    root = tmp_path / ('data/tiny_mmimdb' if task == 'mmimdb' else
-                       'data/tiny_food101')
+    root = tmp_path / ('data/tiny_mmimdb'
+                       if task == 'mmimdb' else 'data/tiny_food101')
     getattr(testing, maker)(root)
     make_bert_folder(root / 'bert')
-    run_tool([ROOT / 'tools/train.py', cfg, '--work-dir', 'work',
-              '--cfg-options', 'train_cfg.max_epochs=2'], cwd=tmp_path)
+    run_tool([
+        ROOT / 'tools/train.py', cfg, '--work-dir', 'work', '--cfg-options',
+        'train_cfg.max_epochs=2'
+    ],
+             cwd=tmp_path)
     ckpt = sorted((tmp_path / 'work').glob('best_*.pth'))[-1]
-    run_tool([ROOT / 'tools/test.py', cfg, ckpt, '--work-dir', 'work',
-              '--out', 'metrics.json', '--out-item', 'metrics'],
+    run_tool([
+        ROOT / 'tools/test.py', cfg, ckpt, '--work-dir', 'work', '--out',
+        'metrics.json', '--out-item', 'metrics'
+    ],
              cwd=tmp_path)
     metrics = json.loads((tmp_path / 'metrics.json').read_text())
     assert all(k in metrics and metrics[k] == metrics[k] for k in keys), \

@@ -39,32 +39,49 @@ TOOL = ROOT / 'tools/model_converters/vilbert_multitask_to_mmext.py'
 C = GOLDEN['config']
 TINY = dict(
     type='ViLBERT',
-    text=dict(config=dict(
-        vocab_size=C['vocab_size'], hidden_size=C['hidden_size'],
-        num_hidden_layers=C['num_hidden_layers'],
-        num_attention_heads=C['num_attention_heads'],
-        intermediate_size=C['intermediate_size'],
-        max_position_embeddings=C['max_position_embeddings'],
-        type_vocab_size=C['type_vocab_size'])),
-    visual=dict(type='RegionVisualStream', feature_dims=C['v_feature_size'],
-                embed_dims=C['v_hidden_size'],
-                num_layers=C['v_num_hidden_layers'],
-                num_heads=C['v_num_attention_heads'],
-                ffn_dims=C['v_intermediate_size']),
-    coattention=dict(text_ids=C['t_biattention_id'],
-                     vision_ids=C['v_biattention_id'],
-                     bi_dims=C['bi_hidden_size'],
-                     num_heads=C['bi_num_attention_heads'],
-                     text_ffn_dims=C['intermediate_size'],
-                     vision_ffn_dims=C['v_intermediate_size'], norm='post'),
-    pooled_dims=C['bi_hidden_size'], fusion='mul',
+    text=dict(
+        config=dict(
+            vocab_size=C['vocab_size'],
+            hidden_size=C['hidden_size'],
+            num_hidden_layers=C['num_hidden_layers'],
+            num_attention_heads=C['num_attention_heads'],
+            intermediate_size=C['intermediate_size'],
+            max_position_embeddings=C['max_position_embeddings'],
+            type_vocab_size=C['type_vocab_size'])),
+    visual=dict(
+        type='RegionVisualStream',
+        feature_dims=C['v_feature_size'],
+        embed_dims=C['v_hidden_size'],
+        num_layers=C['v_num_hidden_layers'],
+        num_heads=C['v_num_attention_heads'],
+        ffn_dims=C['v_intermediate_size']),
+    coattention=dict(
+        text_ids=C['t_biattention_id'],
+        vision_ids=C['v_biattention_id'],
+        bi_dims=C['bi_hidden_size'],
+        num_heads=C['bi_num_attention_heads'],
+        text_ffn_dims=C['intermediate_size'],
+        vision_ffn_dims=C['v_intermediate_size'],
+        norm='post'),
+    pooled_dims=C['bi_hidden_size'],
+    fusion='mul',
     losses=dict(mlm=1.0, itm=1.0, mrm=1.0),
     num_region_classes=C['v_target_size'])
-CLASSIFIER = dict(type='ViLBERTClassifier', vilbert=TINY, num_classes=1,
-                  task='binary', fusion='product', hidden_dims=8)
-BERT_BASE = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12,
-                 num_attention_heads=12, intermediate_size=3072,
-                 max_position_embeddings=512, type_vocab_size=2)
+CLASSIFIER = dict(
+    type='ViLBERTClassifier',
+    vilbert=TINY,
+    num_classes=1,
+    task='binary',
+    fusion='product',
+    hidden_dims=8)
+BERT_BASE = dict(
+    vocab_size=30522,
+    hidden_size=768,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    intermediate_size=3072,
+    max_position_embeddings=512,
+    type_vocab_size=2)
 REGION_CONFIGS = sorted((ROOT / 'configs/vilbert').glob('*regions*.py'))
 
 
@@ -72,8 +89,11 @@ def reference_state(vl_tasks=False):
     """A state dict as the reference saves it: the decoder is the word
     embedding tensor; ``vl_tasks`` adds ``VILBertForVLTasks``'s extra keys
     (task heads, task embeddings) with random values."""
-    sd = {k: v.float() for k, v in load_file(
-        DATA / 'vilbert_multitask_tiny.safetensors').items()}
+    sd = {
+        k: v.float()
+        for k, v in load_file(DATA /
+                              'vilbert_multitask_tiny.safetensors').items()
+    }
     sd['cls.predictions.decoder.weight'] = \
         sd['bert.embeddings.word_embeddings.weight']
     assert sorted(sd) == sorted(GOLDEN['tiny_pretraining_keys'])
@@ -98,12 +118,14 @@ def outputs(model):
     with torch.no_grad():
         f = model.eval().extract_feat(inputs())
         assert torch.equal(f['fused'], f['pooled_text'] * f['pooled_vision'])
-        return dict(text=f['text'], vision=f['vision'],
-                    pooled_text=f['pooled_text'],
-                    pooled_vision=f['pooled_vision'],
-                    mlm_logits=model.mlm_head(f['text']),
-                    region_logits=model.region_head(f['vision'][:, 1:]),
-                    itm_logits=model.itm_head(f['fused']).flip(-1))
+        return dict(
+            text=f['text'],
+            vision=f['vision'],
+            pooled_text=f['pooled_text'],
+            pooled_vision=f['pooled_vision'],
+            mlm_logits=model.mlm_head(f['text']),
+            region_logits=model.region_head(f['vision'][:, 1:]),
+            itm_logits=model.itm_head(f['fused']).flip(-1))
 
 
 def max_error(model):
@@ -144,15 +166,18 @@ def test_itm_rows_swapped_for_label_convention():
     model.load_state_dict(converted)
     with torch.no_grad():
         logits = model.eval().itm_head(model.extract_feat(inputs())['fused'])
-    assert torch.allclose(logits.softmax(-1)[:, 1],
-                          golden('itm_logits').softmax(-1)[:, 0], atol=1e-6)
+    assert torch.allclose(
+        logits.softmax(-1)[:, 1],
+        golden('itm_logits').softmax(-1)[:, 0],
+        atol=1e-6)
 
 
 def test_saved_forms_unwrap_to_the_same_keys():
     sd = reference_state()
     plain, _ = convert_vilbert_multitask(unwrap_vilbert_checkpoint(sd))
-    old = {('module.' + k).replace('LayerNorm.weight', 'LayerNorm.gamma')
-           .replace('LayerNorm.bias', 'LayerNorm.beta'): v
+    old = {('module.' + k).replace('LayerNorm.weight',
+                                   'LayerNorm.gamma').replace(
+                                       'LayerNorm.bias', 'LayerNorm.beta'): v
            for k, v in sd.items()}
     tar = dict(model_state_dict=old, global_step=3, optimizer_state_dict={})
     again, _ = convert_vilbert_multitask(unwrap_vilbert_checkpoint(tar))
@@ -170,8 +195,9 @@ def test_cli_output_loads_as_load_from_and_init_cfg(tmp_path):
     ref_json = tmp_path / 'bert_tiny_2conect.json'
     ref_json.write_text(json.dumps(C))
     dst = tmp_path / 'out.pth'
-    proc = run_tool([TOOL, src, dst, '--config', cfg, '--reference-config',
-                     ref_json], cwd=tmp_path)
+    proc = run_tool(
+        [TOOL, src, dst, '--config', cfg, '--reference-config', ref_json],
+        cwd=tmp_path)
     lines = proc.stdout.splitlines()
     dropped = next(x for x in lines if x.startswith('dropped ('))
     for name in ('vil_prediction', 'vil_logit', 'linguisic_logit',
@@ -185,8 +211,11 @@ def test_cli_output_loads_as_load_from_and_init_cfg(tmp_path):
     load_checkpoint(model, str(dst), strict=True)
     assert max(max_error(model).values()) < 1e-5
     # init_cfg of a ViLBERTClassifier's ViLBERT (pre-training heads off)
-    clf = MODELS.build(dict(CLASSIFIER, vilbert=dict(
-        TINY, init_cfg=dict(type='Pretrained', checkpoint=str(dst)))))
+    clf = MODELS.build(
+        dict(
+            CLASSIFIER,
+            vilbert=dict(
+                TINY, init_cfg=dict(type='Pretrained', checkpoint=str(dst)))))
     clf.init_weights()
     with torch.no_grad():
         feats = clf.eval().vilbert.extract_feat(inputs())
@@ -199,17 +228,20 @@ def test_cli_refuses_a_config_that_does_not_fit(tmp_path):
     src = tmp_path / 'pretrained_model.bin'
     torch.save(reference_state(), src)
     cfg = tmp_path / 'wide_ffn.py'
-    wrong = dict(TINY, coattention=dict(TINY['coattention'],
-                                        vision_ffn_dims=80))
+    wrong = dict(
+        TINY, coattention=dict(TINY['coattention'], vision_ffn_dims=80))
     Config(dict(model=wrong)).dump(cfg)
     dst = tmp_path / 'out.pth'
-    proc = run_tool([TOOL, src, dst, '--config', cfg], cwd=tmp_path,
+    proc = run_tool([TOOL, src, dst, '--config', cfg],
+                    cwd=tmp_path,
                     check=False)
     assert proc.returncode == 1 and not dst.exists()
     assert ('mismatched (6): coattn.*.vision_ffn.fc1 (4), '
             'coattn.*.vision_ffn.fc2 (2)') in proc.stdout.splitlines()
-    err = [x for x in proc.stderr.splitlines()
-           if x.startswith('vilbert_multitask_to_mmext:')]
+    err = [
+        x for x in proc.stderr.splitlines()
+        if x.startswith('vilbert_multitask_to_mmext:')
+    ]
     assert len(err) == 1 and 'coattn.0.vision_ffn.fc1.weight: checkpoint ' \
         '(28, 20) vs config (80, 20)' in err[0]
 
@@ -219,12 +251,16 @@ def test_region_configs_fit_the_released_checkpoints(cfg_path):
     """Every key and shape of the released pretrained_model.bin and
     multi_task_model.bin (bert_base_6layer_6conect.json) against the
     regions configs (BERT-base shapes for the text folder)."""
-    sd = {k: torch.empty(v, device='meta') for k, v in
-          GOLDEN['released_pretrained_model_keys'].items()}
+    sd = {
+        k: torch.empty(v, device='meta')
+        for k, v in GOLDEN['released_pretrained_model_keys'].items()
+    }
     sd['cls.predictions.decoder.weight'] = \
         sd['bert.embeddings.word_embeddings.weight']
-    sd.update({k: torch.empty(v, device='meta') for k, v in
-               GOLDEN['released_multi_task_model_extra_keys'].items()})
+    sd.update({
+        k: torch.empty(v, device='meta')
+        for k, v in GOLDEN['released_multi_task_model_extra_keys'].items()
+    })
     converted, dropped = convert_vilbert_multitask(sd)
     assert len(dropped) == 27 + 24  # task heads + embeddings, q_dense*
     cfg = Config.fromfile(str(cfg_path))
@@ -236,31 +272,34 @@ def test_region_configs_fit_the_released_checkpoints(cfg_path):
     assert heads == ({'mlm_head', 'itm_head', 'region_head'}
                      if 'vilbert' in cfg.model else set())
     # what shapes cannot show: the schedule
-    other = dict(GOLDEN['released_config'], t_biattention_id=[5, 6, 7, 8,
-                                                              9, 10])
-    with pytest.raises(ViLBERTConversionError,
-                       match='model.coattention.text_ids'):
+    other = dict(
+        GOLDEN['released_config'], t_biattention_id=[5, 6, 7, 8, 9, 10])
+    with pytest.raises(
+            ViLBERTConversionError, match='model.coattention.text_ids'):
         check_reference_config(other, res['model'])
 
 
 def test_unmappable_checkpoints_refused():
     sd = reference_state()
-    with pytest.raises(ViLBERTConversionError,
-                       match='bert.encoder.x_layer.0.weight'):
-        convert_vilbert_multitask(dict(sd, **{
-            'bert.encoder.x_layer.0.weight': torch.zeros(1)}))
+    with pytest.raises(
+            ViLBERTConversionError, match='bert.encoder.x_layer.0.weight'):
+        convert_vilbert_multitask(
+            dict(sd, **{'bert.encoder.x_layer.0.weight': torch.zeros(1)}))
     with pytest.raises(ViLBERTConversionError, match='dynamic_attention'):
-        convert_vilbert_multitask(dict(sd, **{
-            'bert.encoder.v_layer.0.attention.self.dyLinear_q.weight':
-            torch.zeros(1)}))
+        convert_vilbert_multitask(
+            dict(
+                sd, **{
+                    'bert.encoder.v_layer.0.attention.self.dyLinear_q.weight':
+                    torch.zeros(1)
+                }))
     untied = dict(sd)
     untied['cls.predictions.decoder.weight'] = \
         untied['cls.predictions.decoder.weight'] + 1
     with pytest.raises(ViLBERTConversionError, match='tied'):
         convert_vilbert_multitask(untied)
     with pytest.raises(ViLBERTConversionError, match='not a vilbert'):
-        convert_vilbert_multitask({'bert.encoder.layer.0.output.dense.bias':
-                                   torch.zeros(1)})
+        convert_vilbert_multitask(
+            {'bert.encoder.layer.0.output.dense.bias': torch.zeros(1)})
     patches = Config.fromfile(
         str(ROOT / 'configs/vilbert/vilbert_tiny_1xb4-pretrain_tiny-cc.py'))
     patches.model.text = TINY['text']

@@ -28,8 +28,8 @@ def setup(tmp_path):
         str(ROOT / 'configs/trar_vit' /
             'trar-vit-base-p16_8xb64-in21k-pre_in1k.py'))
     cfg.model.backbone.update(
-        arch=dict(embed_dims=32, num_layers=3, num_heads=2,
-                  feedforward_channels=48),
+        arch=dict(
+            embed_dims=32, num_layers=3, num_heads=2, feedforward_channels=48),
         patch_size=32,
         routed_layers=[0, 1],
         init_cfg=None)
@@ -38,8 +38,8 @@ def setup(tmp_path):
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     torch.save({'state_dict': model.state_dict()}, tmp_path / 'trar.pth')
-    make_image_folder(tmp_path / 'img', num_classes=1, per_class=1, size=40,
-                      splits=('x', ))
+    make_image_folder(
+        tmp_path / 'img', num_classes=1, per_class=1, size=40, splits=('x', ))
     image = tmp_path / 'img/x/class_0/0_0.png'
     return tmp_path, image
 
@@ -57,13 +57,15 @@ def reference_span(grid, orders, alpha, query):
 
 def test_json_and_png(setup):
     tmp, image = setup
-    proc = run_tool([TOOL, image, tmp / 'tiny_trar.py', tmp / 'trar.pth',
-                     '--out', tmp / 'out', '--query', '1', '5'], cwd=tmp)
+    proc = run_tool([
+        TOOL, image, tmp / 'tiny_trar.py', tmp / 'trar.pth', '--out',
+        tmp / 'out', '--query', '1', '5'
+    ],
+                    cwd=tmp)
     rec = json.loads((tmp / 'out/0_0_routing.json').read_text())
     assert rec['grid'] == [7, 7] and rec['query'] == [1, 5]
-    assert [lay['orders'] for lay in rec['layers']] == [[0, 1, 2, 3]] * 2 + [
-        [0]
-    ]
+    assert [lay['orders']
+            for lay in rec['layers']] == [[0, 1, 2, 3]] * 2 + [[0]]
     for lay in rec['layers']:
         assert sum(lay['alpha']) == pytest.approx(1, abs=1e-5)
         np.testing.assert_allclose(
@@ -84,9 +86,10 @@ def test_json_and_png(setup):
 
 def test_binarized_routing_is_one_hot(setup):
     tmp, image = setup
-    inferencer = init_classifier(str(tmp / 'tiny_trar.py'),
-                                 str(tmp / 'trar.pth'),
-                                 cfg_options={'model.backbone.binarize': True})
+    inferencer = init_classifier(
+        str(tmp / 'tiny_trar.py'),
+        str(tmp / 'trar.pth'),
+        cfg_options={'model.backbone.binarize': True})
     save_trar_routing(inferencer, str(image), str(tmp / 'bin'))
     rec = json.loads((tmp / 'bin/0_0_routing.json').read_text())
     for lay in rec['layers'][:2]:
@@ -95,8 +98,8 @@ def test_binarized_routing_is_one_hot(setup):
 
 def test_errors(setup):
     tmp, image = setup
-    inferencer = init_classifier(str(tmp / 'tiny_trar.py'),
-                                 str(tmp / 'trar.pth'))
+    inferencer = init_classifier(
+        str(tmp / 'tiny_trar.py'), str(tmp / 'trar.pth'))
     with pytest.raises(ValueError, match='outside the 7x7 patch grid'):
         save_trar_routing(inferencer, str(image), str(tmp / 'o'), (7, 0))
     assert not (tmp / 'o').exists()  # nothing written

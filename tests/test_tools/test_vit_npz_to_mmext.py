@@ -26,8 +26,11 @@ def make_npz(path, pre_logits=False, drop=()):
 def reference_vit(w, img):
     """Plain-torch ViT computed directly on the npz arrays (einsum on the
     (in, heads, head_dim) kernels, no fused qkv, exact GELU)."""
-    x = F.conv2d(img, w['embedding/kernel'].permute(3, 2, 0, 1),
-                 w['embedding/bias'], stride=PATCH)
+    x = F.conv2d(
+        img,
+        w['embedding/kernel'].permute(3, 2, 0, 1),
+        w['embedding/bias'],
+        stride=PATCH)
     x = x.flatten(2).transpose(1, 2)
     x = torch.cat([w['cls'].expand(len(img), -1, -1), x], 1)
     x = x + w['Transformer/posembed_input/pos_embedding']
@@ -40,9 +43,10 @@ def reference_vit(w, img):
         b = f'Transformer/encoderblock_{i}/'
         a = b + 'MultiHeadDotProductAttention_1/'
         h = ln(x, b + 'LayerNorm_0')
-        q, k, v = (torch.einsum('bnc,chd->bhnd', h, w[a + n + '/kernel']) +
-                   w[a + n + '/bias'][None, :, None]
-                   for n in ('query', 'key', 'value'))
+        q, k, v = (
+            torch.einsum('bnc,chd->bhnd', h, w[a + n + '/kernel']) +
+            w[a + n + '/bias'][None, :, None]
+            for n in ('query', 'key', 'value'))
         att = (q @ k.transpose(-1, -2) / (D // HEADS)**0.5).softmax(-1)
         o = torch.einsum('bhnd,hdc->bnc', att @ v, w[a + 'out/kernel'])
         x = x + o + w[a + 'out/bias']
@@ -56,8 +60,10 @@ def reference_vit(w, img):
     return cls @ w['head/kernel'] + w['head/bias']
 
 
-def build_classifier(backbone_type='VisionTransformer', hidden_dim=None,
-                     img_size=GRID * PATCH, **backbone):
+def build_classifier(backbone_type='VisionTransformer',
+                     hidden_dim=None,
+                     img_size=GRID * PATCH,
+                     **backbone):
     init_default_scope('mmext')
     return MODELS.build(
         dict(
@@ -121,11 +127,13 @@ def test_pos_embed_resize_bilinear_as_reference_and_bicubic(tmp_path):
     expected = ndimage.zoom(grid, (1.5, 1.5, 1), order=1).reshape(36, D)
     torch.testing.assert_close(pos[0, 1:], torch.from_numpy(expected))
     assert torch.equal(pos[0, 0], src[0, 0])  # CLS untouched
-    sd_cubic, _ = convert_vit_npz(weights, img_size=6 * PATCH,
-                                  interp='bicubic')
+    sd_cubic, _ = convert_vit_npz(
+        weights, img_size=6 * PATCH, interp='bicubic')
     cubic = F.interpolate(
         src[:, 1:].reshape(1, GRID, GRID, D).permute(0, 3, 1, 2),
-        size=(6, 6), mode='bicubic', align_corners=False)
+        size=(6, 6),
+        mode='bicubic',
+        align_corners=False)
     torch.testing.assert_close(sd_cubic['backbone.pos_embed'][0, 1:],
                                cubic.flatten(2)[0].t())
     # the resized checkpoint runs at 48 px
@@ -138,7 +146,8 @@ def test_missing_key_is_a_one_line_error(tmp_path):
     key = 'Transformer/encoderblock_1/MlpBlock_3/Dense_0/kernel'
     make_npz(tmp_path / 'bad.npz', drop=[key])
     res = run_tool([TOOL, tmp_path / 'bad.npz', tmp_path / 'x.pth'],
-                   cwd=tmp_path, check=False)
+                   cwd=tmp_path,
+                   check=False)
     assert res.returncode != 0 and 'Traceback' not in res.stderr
     last = res.stderr.strip().splitlines()[-1]  # after mmcv's warning
     assert key in last and 'bad.npz' in last

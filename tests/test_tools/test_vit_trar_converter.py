@@ -17,11 +17,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmext.models.utils.checkpoint_convert import (
-    CheckpointConversionError, convert_vit_trar_checkpoint)
+from mmext.models.utils.checkpoint_convert import (CheckpointConversionError,
+                                                   convert_vit_trar_checkpoint)
 from mmext.registry import MODELS
 from mmext.utils import register_all_modules
-
 from ..conftest import ROOT, run_tool
 
 D, HEADS, FFN, DEPTH, PATCH, CLASSES = 32, 4, 48, 2, 8, 5
@@ -70,9 +69,13 @@ def save_train_py_checkpoint(sd, path):
     sum(p.sum() for p in params).backward()
     optim.step()
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda step: 1.0)
-    torch.save(dict(state_dict=sd, optimizer=optim.state_dict(),
-                    scheduler=sched.state_dict(), steps=10, best_acc=0.5),
-               path)
+    torch.save(
+        dict(
+            state_dict=sd,
+            optimizer=optim.state_dict(),
+            scheduler=sched.state_dict(),
+            steps=10,
+            best_acc=0.5), path)
 
 
 def reference_masks(grid, order):
@@ -91,8 +94,11 @@ def reference_masks(grid, order):
 def reference_logits(sd, img, orders):
     """ViT-TRAR's forward on the raw reference tensors (eval mode)."""
     e = 'transformer.embeddings.'
-    x = F.conv2d(img, sd[e + 'patch_embeddings.weight'],
-                 sd[e + 'patch_embeddings.bias'], stride=PATCH)
+    x = F.conv2d(
+        img,
+        sd[e + 'patch_embeddings.weight'],
+        sd[e + 'patch_embeddings.bias'],
+        stride=PATCH)
     grid = x.shape[-1]
     x = x.flatten(2).transpose(1, 2)
     x = torch.cat([sd[e + 'cls_token'].expand(len(img), -1, -1), x], 1)
@@ -104,8 +110,8 @@ def reference_logits(sd, img, orders):
         return F.linear(t, sd[name + '.weight'], sd.get(name + '.bias'))
 
     def ln(t, name):
-        return F.layer_norm(t, (D, ), sd[name + '.weight'],
-                            sd[name + '.bias'], 1e-6)
+        return F.layer_norm(t, (D, ), sd[name + '.weight'], sd[name + '.bias'],
+                            1e-6)
 
     def heads(t):
         return t.view(B, T, HEADS, D // HEADS).permute(0, 2, 1, 3)
@@ -115,8 +121,8 @@ def reference_logits(sd, img, orders):
         h, x = x, ln(x, p + 'attention_norm')
         r = p + 'attn.routing_block.mlp.'
         alpha = lin(F.relu(lin(x.mean(1), r + '0')), r + '2').softmax(-1)
-        q, k, v = (heads(lin(x, f'{p}attn.{n}'))
-                   for n in ('query', 'key', 'value'))
+        q, k, v = (
+            heads(lin(x, f'{p}attn.{n}')) for n in ('query', 'key', 'value'))
         scores = q @ k.transpose(-2, -1) / math.sqrt(D // HEADS)
         maps = []
         for mask in masks:
@@ -146,8 +152,7 @@ def test_converted_logits_equal_the_reference(tmp_path, orders):
     src = tmp_path / 'ViT_TRAR_32.ckpt'
     save_train_py_checkpoint(sd, src)
     converted, model_cfg = convert_vit_trar_checkpoint(
-        str(src), str(tmp_path / 'out.pth'), orders=orders,
-        num_heads=HEADS)
+        str(src), str(tmp_path / 'out.pth'), orders=orders, num_heads=HEADS)
     backbone = model_cfg['backbone']
     assert backbone['img_size'] == 32 and backbone['orders'] == orders
     assert backbone['routing_reduction'] == 2
@@ -158,8 +163,8 @@ def test_converted_logits_equal_the_reference(tmp_path, orders):
     img = torch.rand(3, 3, 32, 32)
     with torch.no_grad():
         logits = model(img, mode='tensor')
-    torch.testing.assert_close(logits, reference_logits(sd, img, orders),
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        logits, reference_logits(sd, img, orders), atol=1e-5, rtol=1e-5)
     # the default orders are 0 .. L-1
     _, default_cfg = convert_vit_trar_checkpoint(str(src), num_heads=HEADS)
     assert default_cfg['backbone']['orders'] == list(range(len(orders)))
@@ -175,8 +180,8 @@ def test_single_order_router_is_dropped_and_equals_vit(tmp_path):
     img = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         logits = model(img, mode='tensor')
-    torch.testing.assert_close(logits, reference_logits(sd, img, [0]),
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        logits, reference_logits(sd, img, [0]), atol=1e-5, rtol=1e-5)
 
 
 def test_cli_writes_a_checkpoint_the_config_loads(tmp_path):
@@ -194,20 +199,25 @@ def test_cli_writes_a_checkpoint_the_config_loads(tmp_path):
         f'type="VisionTransformerClsHead", num_classes={CLASSES}, '
         f'in_channels={D}))\n')
     out = tmp_path / 'converted.pth'
-    proc = run_tool([TOOL, tmp_path / 'ViT_TRAR.ckpt', out, '--config', cfg,
-                     '--orders', 0, 1, 2], cwd=tmp_path)
+    proc = run_tool([
+        TOOL, tmp_path / 'ViT_TRAR.ckpt', out, '--config', cfg, '--orders', 0,
+        1, 2
+    ],
+                    cwd=tmp_path)
     assert 'loads strictly' in proc.stdout and out.is_file()
     from mmext.utils import safe_torch_load
     saved = safe_torch_load(out)
     assert 'backbone.layers.0.attn.router.mlp.2.bias' in saved['state_dict']
     assert saved['meta']['model']['backbone']['orders'] == [0, 1, 2]
 
-    cfg.write_text(cfg.read_text().replace('num_classes=5', 'num_classes=7')
-                   .replace('orders=[0, 1, 2]', 'orders=[0, 1]'))
+    cfg.write_text(cfg.read_text().replace('num_classes=5',
+                                           'num_classes=7').replace(
+                                               'orders=[0, 1, 2]',
+                                               'orders=[0, 1]'))
     bad = tmp_path / 'bad.pth'
     with pytest.raises(CheckpointConversionError) as err:
-        convert_vit_trar_checkpoint(str(tmp_path / 'ViT_TRAR.ckpt'),
-                                    str(bad), config=str(cfg))
+        convert_vit_trar_checkpoint(
+            str(tmp_path / 'ViT_TRAR.ckpt'), str(bad), config=str(cfg))
     assert not bad.exists()
     msg = str(err.value)
     assert '0 missing, 0 unexpected and 6 mismatched keys' in msg
@@ -220,28 +230,35 @@ def test_errors_name_the_cause(tmp_path):
     sd = make_vit_trar_state_dict(3)
     src = tmp_path / 'a.bin'
     torch.save(sd, src)
-    with pytest.raises(CheckpointConversionError, match=r'--orders \[0, 1\] '
-                       r'has 2 entries but the routers have 3 outputs'):
+    with pytest.raises(
+            CheckpointConversionError,
+            match=r'--orders \[0, 1\] '
+            r'has 2 entries but the routers have 3 outputs'):
         convert_vit_trar_checkpoint(str(src), orders=[0, 1])
-    with pytest.raises(CheckpointConversionError,
-                       match=r'--img-size 64 .* 4x4 grid of 8-px'):
+    with pytest.raises(
+            CheckpointConversionError,
+            match=r'--img-size 64 .* 4x4 grid of 8-px'):
         convert_vit_trar_checkpoint(str(src), img_size=64)
     del sd['transformer.encoder.layer.1.attn.key.bias']
     torch.save(sd, src)
-    with pytest.raises(CheckpointConversionError,
-                       match=r"layer 1 has attn\.\['query', 'value'\] bias"):
+    with pytest.raises(
+            CheckpointConversionError,
+            match=r"layer 1 has attn\.\['query', 'value'\] bias"):
         convert_vit_trar_checkpoint(str(src), num_heads=HEADS)
     sd = make_vit_trar_state_dict(3)
     sd['transformer.embeddings.hybrid_model.root.conv.weight'] = \
         torch.zeros(1)
     torch.save(sd, src)
-    with pytest.raises(KeyError, match=r'1 keys match no conversion rule '
-                       r'\(transformer\.embeddings\.hybrid_model'):
+    with pytest.raises(
+            KeyError,
+            match=r'1 keys match no conversion rule '
+            r'\(transformer\.embeddings\.hybrid_model'):
         convert_vit_trar_checkpoint(str(src), num_heads=HEADS)
     sd = make_vit_trar_state_dict(3)
     del sd['transformer.encoder.layer.0.ffn_norm.bias']
     torch.save(sd, src)
-    with pytest.raises(CheckpointConversionError,
-                       match=r'1 missing, 0 unexpected and 0 mismatched .*'
-                       r'missing: backbone\.layers\.0\.ln2\.bias'):
+    with pytest.raises(
+            CheckpointConversionError,
+            match=r'1 missing, 0 unexpected and 0 mismatched .*'
+            r'missing: backbone\.layers\.0\.ln2\.bias'):
         convert_vit_trar_checkpoint(str(src), num_heads=HEADS)

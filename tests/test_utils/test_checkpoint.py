@@ -47,8 +47,15 @@ def test_mmengine_globals_are_allowlisted(tmp_path):
     buf = HistoryBuffer()
     buf.update(1.5)
     state = {
-        'meta': {'seed': np.int64(3), 'lr': np.float64(0.1)},
-        'message_hub': {'log_scalars': {'loss': buf}},
+        'meta': {
+            'seed': np.int64(3),
+            'lr': np.float64(0.1)
+        },
+        'message_hub': {
+            'log_scalars': {
+                'loss': buf
+            }
+        },
         'arr': np.arange(6, dtype=np.float32).reshape(2, 3),
         'state_dict': OrderedDict(w=torch.ones(2)),
     }
@@ -63,13 +70,13 @@ def test_mmengine_globals_are_allowlisted(tmp_path):
 @pytest.mark.parametrize('zipfile', [True, False])
 def test_plain_state_dict_loads(tmp_path, zipfile):
     """torchvision / timm / mmpretrain downloads are plain state dicts."""
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3),
-                                torch.nn.BatchNorm2d(4))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
     path = tmp_path / 'plain.pth'
-    torch.save(model.state_dict(), path,
-               _use_new_zipfile_serialization=zipfile)
-    other = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3),
-                                torch.nn.BatchNorm2d(4))
+    torch.save(
+        model.state_dict(), path, _use_new_zipfile_serialization=zipfile)
+    other = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
     load_checkpoint(other, str(path), strict=True)
     for a, b in zip(model.state_dict().values(), other.state_dict().values()):
         assert torch.equal(a, b)

@@ -49,6 +49,7 @@ def _in_zip(tmp_path, asm, name='evil.pth'):
 
 # --- payloads: (name, function of marker path -> Asm pushing one object) ---
 
+
 def _os_system(m):
     return Asm().glob('os', 'system').str(_system(m)).tuple1().reduce()
 
@@ -58,8 +59,8 @@ def _posix_system(m):
 
 
 def _stack_global(m):
-    return Asm(proto=4).stack_glob('os', 'system').str(
-        _system(m)).tuple1().reduce()
+    return Asm(proto=4).stack_glob('os',
+                                   'system').str(_system(m)).tuple1().reduce()
 
 
 def _builtins_eval(m):
@@ -67,8 +68,8 @@ def _builtins_eval(m):
 
 
 def _builtin_exec(m):  # protocol-2 spelling of builtins
-    return Asm().glob('__builtin__', 'exec').str(
-        marker_code(m)).tuple1().reduce()
+    return Asm().glob('__builtin__',
+                      'exec').str(marker_code(m)).tuple1().reduce()
 
 
 def _getattr_chain(m):
@@ -76,21 +77,23 @@ def _getattr_chain(m):
 
 
 def _getattr_on_numpy(m):  # getattr(numpy.dtype, ...) to walk to a module
-    return (Asm().glob('builtins', 'getattr').glob('numpy', 'dtype')
-            .str('__init__').tuple2().reduce())
+    return (Asm().glob('builtins', 'getattr').glob(
+        'numpy', 'dtype').str('__init__').tuple2().reduce())
 
 
 def _getattr_dunder_of_history(m):
-    return (Asm().glob('builtins', 'getattr')
-            .glob('mmengine.logging.history_buffer', 'HistoryBuffer')
-            .str('__init__').tuple2().reduce())
+    return (Asm().glob('builtins', 'getattr').glob(
+        'mmengine.logging.history_buffer',
+        'HistoryBuffer').str('__init__').tuple2().reduce())
 
 
 def _history_dunder(key):
+
     def payload(m):
         a = Asm().glob('mmengine.logging.history_buffer', 'HistoryBuffer')
         a.empty_tuple().newobj().empty_dict().str(key).str('x').setitem()
         return a.build()
+
     return payload
 
 
@@ -160,8 +163,8 @@ def _dtype_no_copy(m):  # copy=False would mutate numpy's float64 singleton
 
 
 def _reconstruct(m, subtype=('numpy', 'ndarray')):
-    return (Asm().glob('numpy._core.multiarray', '_reconstruct')
-            .glob(*subtype).int(0).tuple1().bytes_(b'b').tuple3().reduce())
+    return (Asm().glob('numpy._core.multiarray', '_reconstruct').glob(
+        *subtype).int(0).tuple1().bytes_(b'b').tuple3().reduce())
 
 
 def _reconstruct_subtype(m):  # _reconstruct of a class other than ndarray
@@ -275,9 +278,10 @@ def test_crafted_pickle_refused_in_zip(name, tmp_path, marker):
 
 
 @pytest.mark.parametrize('where', ['magic', 'sys_info', 'main'])
-@pytest.mark.parametrize(
-    'name', ['os.system', 'getattr->eval via HistoryBuffer BUILD', 'INST',
-             'numpy object array'])
+@pytest.mark.parametrize('name', [
+    'os.system', 'getattr->eval via HistoryBuffer BUILD', 'INST',
+    'numpy object array'
+])
 def test_crafted_pickle_refused_in_legacy_format(name, where, tmp_path,
                                                  marker):
     path = write_legacy_checkpoint(
@@ -288,8 +292,8 @@ def test_crafted_pickle_refused_in_legacy_format(name, where, tmp_path,
 
 
 def test_tar_format_refused(tmp_path, marker):
-    path = write_tar_checkpoint(
-        tmp_path / 'old.tar', _getattr_chain(marker).bytes())
+    path = write_tar_checkpoint(tmp_path / 'old.tar',
+                                _getattr_chain(marker).bytes())
     msg = _refused(path, (UnsafeCheckpointError, CorruptCheckpointError))
     assert 'tar' in msg
 
@@ -328,10 +332,11 @@ def test_allowlist_holds_no_reacher():
     import builtins
     import functools
     import operator
-    forbidden = {getattr, eval, exec, builtins.__import__, type, compile,
-                 operator.attrgetter, operator.methodcaller,
-                 functools.partial, setattr, globals, vars, HistoryBuffer,
-                 np.dtype, np.ndarray}
+    forbidden = {
+        getattr, eval, exec, builtins.__import__, type, compile,
+        operator.attrgetter, operator.methodcaller, functools.partial, setattr,
+        globals, vars, HistoryBuffer, np.dtype, np.ndarray
+    }
     for obj, name in SAFE_GLOBALS:
         assert obj not in forbidden, name
 

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.runner import Runner, load_checkpoint
+from mmengine.runner import Runner
 from mmengine.runner import checkpoint as mme_checkpoint
+from mmengine.runner import load_checkpoint
 
 from mmext.apis import prepare_config
 from mmext.testing import make_image_folder
@@ -60,14 +61,16 @@ def test_real_checkpoints_load(real, tmp_path):
     assert out._metadata == sd._metadata
     assert all(torch.equal(out[k], sd[k]) for k in sd)
     # legacy (pre-1.6) serialisation and a safetensors file
-    torch.save(sd, tmp_path / 'legacy.pth',
-               _use_new_zipfile_serialization=False)
-    assert torch.equal(safe_torch_load(str(tmp_path / 'legacy.pth'))
-                       ['fc.weight'], sd['fc.weight'])
+    torch.save(
+        sd, tmp_path / 'legacy.pth', _use_new_zipfile_serialization=False)
+    assert torch.equal(
+        safe_torch_load(str(tmp_path / 'legacy.pth'))['fc.weight'],
+        sd['fc.weight'])
     from safetensors.torch import save_file
     save_file({'w': torch.arange(3.)}, tmp_path / 'x.safetensors')
-    assert torch.equal(safe_torch_load(str(tmp_path / 'x.safetensors'))['w'],
-                       torch.arange(3.))
+    assert torch.equal(
+        safe_torch_load(str(tmp_path / 'x.safetensors'))['w'],
+        torch.arange(3.))
 
 
 def test_spliced_checkpoint_runs_under_a_naive_allowlist(real):
@@ -75,9 +78,13 @@ def test_spliced_checkpoint_runs_under_a_naive_allowlist(real):
     from mmengine.logging import HistoryBuffer
     tmp, _, evil, marker = real
     core = np._core.multiarray
-    naive = [HistoryBuffer, getattr, core._reconstruct, core.scalar,
-             np.ndarray, np.dtype, *[getattr(np.dtypes, n) for n in
-                                     dir(np.dtypes) if n.endswith('DType')]]
+    naive = [
+        HistoryBuffer, getattr, core._reconstruct, core.scalar, np.ndarray,
+        np.dtype, *[
+            getattr(np.dtypes, n)
+            for n in dir(np.dtypes) if n.endswith('DType')
+        ]
+    ]
     with torch.serialization.safe_globals(naive):
         torch.load(str(evil), weights_only=True)
     assert marker.exists()
@@ -90,35 +97,43 @@ def _cli_cases(tmp, evil, good):
     (work / 'last_checkpoint').write_text(str(evil))
     img = next((tmp / 'data/tiny/val').rglob('*.png'))
     r2gen = ROOT / 'configs/r2gen/r2gen_tiny_1xb4-scratch_tiny-iu-xray-64px.py'
-    trar = (ROOT / 'configs/trar_vit' /
-            'trar-vit-base-p16_8xb64-in21k-pre_flowers17.py')
-    train = ['tools/train.py', TINY, '--cfg-options',
-             f'train_dataloader.dataset.data_root={tmp}/data/tiny',
-             f'val_dataloader.dataset.data_root={tmp}/data/tiny',
-             f'test_dataloader.dataset.data_root={tmp}/data/tiny']
-    test = ['tools/test.py', TINY, evil, '--cfg-options',
-            f'test_dataloader.dataset.data_root={tmp}/data/tiny']
+    trar = (
+        ROOT / 'configs/trar_vit' /
+        'trar-vit-base-p16_8xb64-in21k-pre_flowers17.py')
+    train = [
+        'tools/train.py', TINY, '--cfg-options',
+        f'train_dataloader.dataset.data_root={tmp}/data/tiny',
+        f'val_dataloader.dataset.data_root={tmp}/data/tiny',
+        f'test_dataloader.dataset.data_root={tmp}/data/tiny'
+    ]
+    test = [
+        'tools/test.py', TINY, evil, '--cfg-options',
+        f'test_dataloader.dataset.data_root={tmp}/data/tiny'
+    ]
     return {
-        'test.py': test,
-        'train.py --resume PATH': train[:2] + ['--work-dir', tmp / 'w1',
-                                               '--resume', evil] + train[2:],
-        'train.py auto-resume': train[:2] + ['--work-dir', work,
-                                             '--resume'] + train[2:],
-        'train.py load_from': train + [f'load_from={evil}',
-                                       f'work_dir={tmp}/w2'],
-        'train.py init_cfg Pretrained': train + [
+        'test.py':
+        test,
+        'train.py --resume PATH':
+        train[:2] + ['--work-dir', tmp / 'w1', '--resume', evil] + train[2:],
+        'train.py auto-resume':
+        train[:2] + ['--work-dir', work, '--resume'] + train[2:],
+        'train.py load_from':
+        train + [f'load_from={evil}', f'work_dir={tmp}/w2'],
+        'train.py init_cfg Pretrained':
+        train + [
             'model.backbone.init_cfg.type=Pretrained',
-            f'model.backbone.init_cfg.checkpoint={evil}',
-            f'work_dir={tmp}/w3'],
+            f'model.backbone.init_cfg.checkpoint={evil}', f'work_dir={tmp}/w3'
+        ],
         'infer.py': ['tools/infer.py', img, TINY, evil],
         'report/generate.py': ['tools/report/generate.py', img, r2gen, evil],
         'convert_to_mmpretrain.py': [
             'tools/model_converters/convert_to_mmpretrain.py',
-            'torchvision-resnet',
-            evil, tmp / 'out.pth'],
+            'torchvision-resnet', evil, tmp / 'out.pth'
+        ],
         'vis_trar_routing.py': [
             'tools/analysis_tools/vis_trar_routing.py', img, trar, evil,
-            '--out', tmp / 'vis'],
+            '--out', tmp / 'vis'
+        ],
     }
 
 
@@ -162,16 +177,16 @@ def http_server(real, tmp_path, monkeypatch):
         torch.hub.set_dir(old_hub)
 
 
-def test_urls_and_hub_cache_go_through_the_safe_loader(
-        http_server, tmp_path, monkeypatch):
+def test_urls_and_hub_cache_go_through_the_safe_loader(http_server, tmp_path,
+                                                       monkeypatch):
     url, evil, marker = http_server
     model = torch.nn.Linear(1, 1)
     with pytest.raises(UnsafeCheckpointError):
         load_checkpoint(model, f'{url}/evil.pth')
     with pytest.raises(UnsafeCheckpointError):
         torch.hub.load_state_dict_from_url(f'{url}/evil.pth')
-    good = load_checkpoint(torch.nn.Linear(1, 1), f'{url}/good-00000000.pth',
-                           strict=False)
+    good = load_checkpoint(
+        torch.nn.Linear(1, 1), f'{url}/good-00000000.pth', strict=False)
     assert 'state_dict' in good
     # named schemes resolve to URLs, then the same loader
     monkeypatch.setattr(mme_checkpoint, 'get_external_models',
@@ -184,8 +199,7 @@ def test_urls_and_hub_cache_go_through_the_safe_loader(
     # a malicious file already in the hub cache under torchvision's name
     import torchvision
     weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
-    cached = Path(torch.hub.get_dir()) / 'checkpoints' / Path(
-        weights.url).name
+    cached = Path(torch.hub.get_dir()) / 'checkpoints' / Path(weights.url).name
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_bytes(evil.read_bytes())
     with pytest.raises(UnsafeCheckpointError):
@@ -198,10 +212,12 @@ def test_urls_and_hub_cache_go_through_the_safe_loader(
 def test_test_tool_refuses_a_url(http_server, real, tmp_path):
     url, _, marker = http_server
     tmp = real[0]
-    proc = run_tool(['tools/test.py', TINY, f'{url}/evil.pth',
-                     '--cfg-options',
-                     f'test_dataloader.dataset.data_root={tmp}/data/tiny'],
-                    cwd=ROOT, check=False,
+    proc = run_tool([
+        'tools/test.py', TINY, f'{url}/evil.pth', '--cfg-options',
+        f'test_dataloader.dataset.data_root={tmp}/data/tiny'
+    ],
+                    cwd=ROOT,
+                    check=False,
                     env={'TORCH_HOME': str(tmp_path / 'th')})
     assert proc.returncode != 0
     assert 'refused' in proc.stderr.strip().splitlines()[-1]
@@ -212,8 +228,12 @@ def test_damaged_files_give_one_line(real, tmp_path):
     """Every truncation point, empty, wrong-format files: one line each."""
     _, good, _, _ = real
     data = good.read_bytes()
-    cuts = sorted({0, 1, 2, 10, 100, len(data) - 1, len(data) - 22,
-                   *np.linspace(3, len(data) - 2, 59).astype(int).tolist()})
+    cuts = sorted({
+        0, 1, 2, 10, 100,
+        len(data) - 1,
+        len(data) - 22, *np.linspace(3,
+                                     len(data) - 2, 59).astype(int).tolist()
+    })
     for cut in cuts:
         path = tmp_path / f'cut_{cut}.pth'
         path.write_bytes(data[:cut])
@@ -245,20 +265,24 @@ def test_empty_last_checkpoint_fails_before_training(real, tmp_path):
     work = tmp_path / 'work'
     work.mkdir()
     (work / 'last_checkpoint').write_text('\n')
-    proc = run_tool(['tools/train.py', TINY, '--work-dir', work, '--resume',
-                     '--cfg-options',
-                     f'train_dataloader.dataset.data_root={tmp}/data/tiny',
-                     f'val_dataloader.dataset.data_root={tmp}/data/tiny',
-                     f'test_dataloader.dataset.data_root={tmp}/data/tiny'],
-                    cwd=ROOT, check=False)
+    proc = run_tool([
+        'tools/train.py', TINY, '--work-dir', work, '--resume',
+        '--cfg-options', f'train_dataloader.dataset.data_root={tmp}/data/tiny',
+        f'val_dataloader.dataset.data_root={tmp}/data/tiny',
+        f'test_dataloader.dataset.data_root={tmp}/data/tiny'
+    ],
+                    cwd=ROOT,
+                    check=False)
     last = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode != 0
     assert 'last_checkpoint is empty' in last and '--resume' in last, last
     (work / 'last_checkpoint').write_text(str(work / 'gone.pth'))
-    proc = run_tool(['tools/train.py', TINY, '--work-dir', work, '--resume',
-                     '--cfg-options',
-                     f'train_dataloader.dataset.data_root={tmp}/data/tiny',
-                     f'val_dataloader.dataset.data_root={tmp}/data/tiny',
-                     f'test_dataloader.dataset.data_root={tmp}/data/tiny'],
-                    cwd=ROOT, check=False)
+    proc = run_tool([
+        'tools/train.py', TINY, '--work-dir', work, '--resume',
+        '--cfg-options', f'train_dataloader.dataset.data_root={tmp}/data/tiny',
+        f'val_dataloader.dataset.data_root={tmp}/data/tiny',
+        f'test_dataloader.dataset.data_root={tmp}/data/tiny'
+    ],
+                    cwd=ROOT,
+                    check=False)
     assert 'gone.pth, which does not exist' in proc.stderr

@@ -22,11 +22,11 @@ def test_order_paths_and_parents():
     tree = _tree()
     seen = list(iter_config(tree))
     assert seen[0] == ((), None, None, tree)
-    assert [p for p, *_ in seen[1:]] == [
-        ('a', ), ('b', ), ('b', 'c'), ('b', 'c', 0), ('b', 'c', 0, 'd'),
-        ('b', 'c', 1), ('b', 'e'), ('b', 'e', 0), ('b', 'e', 1),
-        ('b', 'e', 1, 'f')
-    ]
+    assert [p for p, *_ in seen[1:]] == [('a', ), ('b', ), ('b', 'c'),
+                                         ('b', 'c', 0), ('b', 'c', 0, 'd'),
+                                         ('b', 'c', 1), ('b', 'e'),
+                                         ('b', 'e', 0), ('b', 'e', 1),
+                                         ('b', 'e', 1, 'f')]
     for path, parent, key, value in seen[1:]:
         assert parent[key] is value
         node = tree
@@ -34,14 +34,14 @@ def test_order_paths_and_parents():
             node = node[k]
         assert node is value
     assert format_config_path(('b', 'c', 0, 'd')) == 'b.c.0.d'
-    assert list(config_keys(tree, 'x.')) == [
-        'x.' + format_config_path(p) for p, *_ in seen[1:]
-    ]
+    assert list(config_keys(
+        tree, 'x.')) == ['x.' + format_config_path(p) for p, *_ in seen[1:]]
 
 
 def test_changes_during_the_walk_are_followed():
-    tree = dict(m=dict(init_cfg=dict(type='Pretrained', checkpoint='w')),
-                n=dict(old=dict(k=1)))
+    tree = dict(
+        m=dict(init_cfg=dict(type='Pretrained', checkpoint='w')),
+        n=dict(old=dict(k=1)))
     visited = []
     for path, parent, key, value in iter_config(tree):
         visited.append(path)
@@ -51,23 +51,36 @@ def test_changes_during_the_walk_are_followed():
     dicts = []
     walk_config(tree, dicts.append)
     assert len(dicts) == 5 and dicts[0] is tree
-    cfg = Config(dict(model=dict(backbone=dict(init_cfg=dict(
-        type='Pretrained', checkpoint='x')), head=[dict(init_cfg=dict(
-            type='Pretrained', checkpoint='y'))])))
+    cfg = Config(
+        dict(
+            model=dict(
+                backbone=dict(
+                    init_cfg=dict(type='Pretrained', checkpoint='x')),
+                head=[dict(
+                    init_cfg=dict(type='Pretrained', checkpoint='y'))])))
     drop_pretrained(cfg)
     assert cfg.model.backbone.init_cfg is None
     assert cfg.model.head[0].init_cfg is None
 
 
 def test_type_check_scopes_and_paths():
-    cfg = Config(dict(
-        model=dict(type='ImageClassifier', backbone=dict(type='ResNet'),
-                   init_cfg=[dict(type='Kaiming'), dict(type='Constantt')]),
-        train_dataloader=dict(dataset=dict(
-            type='CustomDataset', pipeline=[dict(type='LoadImageFromFile'),
-                                            dict(type='RandomFlipp')])),
-        optim_wrapper=dict(optimizer=dict(type='SGD'),
-                           clip_grad=dict(type='not-a-registry-name'))))
+    cfg = Config(
+        dict(
+            model=dict(
+                type='ImageClassifier',
+                backbone=dict(type='ResNet'),
+                init_cfg=[dict(type='Kaiming'),
+                          dict(type='Constantt')]),
+            train_dataloader=dict(
+                dataset=dict(
+                    type='CustomDataset',
+                    pipeline=[
+                        dict(type='LoadImageFromFile'),
+                        dict(type='RandomFlipp')
+                    ])),
+            optim_wrapper=dict(
+                optimizer=dict(type='SGD'),
+                clip_grad=dict(type='not-a-registry-name'))))
     with pytest.raises(ConfigError) as e:
         check_config_types(cfg)
     lines = str(e.value).splitlines()
@@ -85,34 +98,39 @@ def test_weight_paths_in_lists_are_resolved(tmp_path, monkeypatch):
     monkeypatch.delenv('MMEXT_PRETRAIN_DIR', raising=False)
     (tmp_path / 'pretrain_pth').mkdir()
     (tmp_path / 'pretrain_pth/a.pth').write_bytes(b'x')
-    cfg = Config(dict(model=dict(init_cfg=[
-        dict(type='Pretrained', checkpoint='pretrain_pth/a.pth'),
-        dict(type='Pretrained', checkpoint='pretrain_pth/b.pth')
-    ], sizes=('pretrain_pth/in_a_tuple.pth', ))))
+    cfg = Config(
+        dict(
+            model=dict(
+                init_cfg=[
+                    dict(type='Pretrained', checkpoint='pretrain_pth/a.pth'),
+                    dict(type='Pretrained', checkpoint='pretrain_pth/b.pth')
+                ],
+                sizes=('pretrain_pth/in_a_tuple.pth', ))))
     with pytest.raises(MissingPretrainedError) as e:
         resolve_pretrained_paths(cfg)
     assert str(e.value).startswith(
         "model.init_cfg.1.checkpoint = 'pretrain_pth/b.pth' not found")
     assert len(str(e.value).splitlines()) == 1  # tuples are left alone
-    assert cfg.model.init_cfg[0].checkpoint == str(
-        tmp_path / 'pretrain_pth/a.pth')
+    assert cfg.model.init_cfg[0].checkpoint == str(tmp_path /
+                                                   'pretrain_pth/a.pth')
 
 
 def test_tokenizer_vocab_set_once_per_tokenizer():
-    cfg = dict(model=dict(tokenizer=dict(type='T', dataset='iu_xray',
-                                         tokenizer=dict(inner=1))),
-               test_dataloader=dict(dataset=[dict(tokenizer=dict(
-                   type='T', dataset='mimic_cxr'))]))
+    cfg = dict(
+        model=dict(
+            tokenizer=dict(
+                type='T', dataset='iu_xray', tokenizer=dict(inner=1))),
+        test_dataloader=dict(
+            dataset=[dict(tokenizer=dict(type='T', dataset='mimic_cxr'))]))
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter('always')
-        n = set_tokenizer_vocab(cfg, ['a', 'b'],
-                                trained_with=dict(dataset='iu_xray'))
+        n = set_tokenizer_vocab(
+            cfg, ['a', 'b'], trained_with=dict(dataset='iu_xray'))
     assert n == 2
     assert cfg['model']['tokenizer']['vocab'] == ['a', 'b']
     assert 'vocab' not in cfg['model']['tokenizer']['tokenizer']
     assert cfg['test_dataloader']['dataset'][0]['tokenizer']['vocab'] == [
         'a', 'b'
     ]
-    assert [str(x.message).split('=')[0] for x in w] == [
-        'cfg.test_dataloader.dataset.0.tokenizer.dataset'
-    ]
+    assert [str(x.message).split('=')[0]
+            for x in w] == ['cfg.test_dataloader.dataset.0.tokenizer.dataset']

@@ -7,8 +7,11 @@ from mmext.utils.paths import MissingPretrainedError, find_pretrained
 
 
 def _cfg(path):
-    return Config(dict(model=dict(backbone=dict(init_cfg=dict(
-        type='Pretrained', checkpoint=path)))))
+    return Config(
+        dict(
+            model=dict(
+                backbone=dict(
+                    init_cfg=dict(type='Pretrained', checkpoint=path)))))
 
 
 def test_resolution_order(tmp_path, monkeypatch):
@@ -23,8 +26,8 @@ def test_resolution_order(tmp_path, monkeypatch):
     # the current directory wins over the environment
     (cwd / 'pretrain_pth' / 'w.pth').write_bytes(b'x')
     cfg = resolve_pretrained_paths(_cfg('pretrain_pth/w.pth'))
-    assert cfg.model.backbone.init_cfg.checkpoint == str(
-        cwd / 'pretrain_pth' / 'w.pth')
+    assert cfg.model.backbone.init_cfg.checkpoint == str(cwd / 'pretrain_pth' /
+                                                         'w.pth')
     # absolute paths are kept as given
     assert find_pretrained(str(env / 'w.pth')) == str(env / 'w.pth')
     assert find_pretrained(str(env / 'nope.pth')) is None

@@ -21,8 +21,10 @@ def test_table_is_complete_without_importing_the_models():
             'from mmext.utils import register_all_modules; '
             'register_all_modules(); print(json.dumps([len(before), '
             'dict(P) == before]))')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run([sys.executable, '-c', code],
+                         capture_output=True,
+                         text=True,
+                         check=True).stdout
     assert out.strip() == f'[{len(PRETRAINED_SOURCES)}, true]'
 
 
@@ -31,8 +33,7 @@ def test_nothing_else_writes_the_table():
                          r'\s*=)')
     offenders = [
         str(p.relative_to(ROOT)) for folder in ('mmext', 'tools', 'configs')
-        for p in (ROOT / folder).rglob('*.py')
-        if pattern.search(p.read_text())
+        for p in (ROOT / folder).rglob('*.py') if pattern.search(p.read_text())
     ]
     assert not offenders
 
@@ -47,15 +48,19 @@ def test_every_weight_file_a_config_names_has_a_row():
     assert names - set(PRETRAINED_SOURCES) == set()
 
 
-@pytest.mark.parametrize('name', ['ViT-B_16_384.pth',
-                                  'resnet101-63fe2227.pth'])
+@pytest.mark.parametrize('name',
+                         ['ViT-B_16_384.pth', 'resnet101-63fe2227.pth'])
 def test_missing_file_prints_its_row(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv('MMEXT_PRETRAIN_DIR', raising=False)
-    cfg = Config(dict(model=dict(backbone=dict(init_cfg=dict(
-        type='Pretrained', checkpoint=f'pretrain_pth/{name}')))))
+    cfg = Config(
+        dict(
+            model=dict(
+                backbone=dict(
+                    init_cfg=dict(
+                        type='Pretrained',
+                        checkpoint=f'pretrain_pth/{name}')))))
     with pytest.raises(MissingPretrainedError) as e:
         resolve_pretrained_paths(cfg)
     assert str(e.value).endswith(f'to get it: {PRETRAINED_SOURCES[name]}')
-    assert 'tools/model_converters/' in str(e.value) or 'wget' in str(
-        e.value)
+    assert 'tools/model_converters/' in str(e.value) or 'wget' in str(e.value)

@@ -6,7 +6,6 @@ from mmengine.registry import DefaultScope
 import mmext
 from mmext.apis import ConfigError, check_config_types
 from mmext.registry import DATASETS, HOOKS, METRICS, MODELS
-
 from ..conftest import ROOT
 
 
@@ -14,11 +13,13 @@ def test_mmpretrain_types_resolve_unprefixed_in_mmext_scope():
     from mmext.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     with DefaultScope.overwrite_default_scope('mmext'):
-        model = MODELS.build(dict(
-            type='ImageClassifier',
-            backbone=dict(type='ResNet', depth=18),
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=2, in_channels=512)))
+        model = MODELS.build(
+            dict(
+                type='ImageClassifier',
+                backbone=dict(type='ResNet', depth=18),
+                neck=dict(type='GlobalAveragePooling'),
+                head=dict(
+                    type='LinearClsHead', num_classes=2, in_channels=512)))
     assert type(model.backbone).__module__.startswith('mmpretrain')
     assert METRICS.get('Accuracy') is not None
     assert DATASETS.get('CustomDataset') is not None
@@ -41,8 +42,12 @@ def test_every_shipped_config_has_known_types():
 
 
 def test_unknown_type_message():
-    cfg = Config(dict(model=dict(type='ImageClassifier', backbone=dict(
-        type='VisionTransformr')), val_evaluator=dict(type='Acuracy')))
+    cfg = Config(
+        dict(
+            model=dict(
+                type='ImageClassifier',
+                backbone=dict(type='VisionTransformr')),
+            val_evaluator=dict(type='Acuracy')))
     with pytest.raises(ConfigError) as e:
         check_config_types(cfg)
     lines = str(e.value).splitlines()

@@ -35,31 +35,47 @@ def parse_args(argv=None):
     p.add_argument('checkpoint', help="weights ('none': initial weights)")
     p.add_argument('--config2', help='second model (side b)')
     p.add_argument('--checkpoint2')
-    p.add_argument('--layers', nargs='+', help='side a taps: module paths '
-                   '(backbone.layers.0-11, backbone.layer1, x.y:0 for a '
-                   'tuple output) or per-layer output names (text.*)')
+    p.add_argument(
+        '--layers',
+        nargs='+',
+        help='side a taps: module paths '
+        '(backbone.layers.0-11, backbone.layer1, x.y:0 for a '
+        'tuple output) or per-layer output names (text.*)')
     p.add_argument('--layers2', nargs='+', help='side b taps')
     p.add_argument('--pooling', choices=['cls', 'mean'], default='cls')
-    p.add_argument('--split', choices=['train', 'val', 'test'],
-                   default='test')
+    p.add_argument('--split', choices=['train', 'val', 'test'], default='test')
     p.add_argument('--max-samples', type=int, help='first N samples')
     p.add_argument('--batch-size', type=int)
-    p.add_argument('--metrics', nargs='+', choices=sorted(ALIGNMENT_METRICS),
-                   default=list(DEFAULT_METRICS))
-    p.add_argument('--pairs', choices=['all', 'matched'], default='all',
-                   help='every layer of a with every layer of b, or the '
-                   'i-th with the i-th')
+    p.add_argument(
+        '--metrics',
+        nargs='+',
+        choices=sorted(ALIGNMENT_METRICS),
+        default=list(DEFAULT_METRICS))
+    p.add_argument(
+        '--pairs',
+        choices=['all', 'matched'],
+        default='all',
+        help='every layer of a with every layer of b, or the '
+        'i-th with the i-th')
     p.add_argument('--k', type=int, default=10, help='k-NN neighbours')
-    p.add_argument('--no-normalize', action='store_true',
-                   help='skip the L2 normalisation of each vector')
-    p.add_argument('--svcca-keep', type=float, default=10,
-                   help='SVCCA components: a count (10) or a variance '
-                   'share (0.99)')
+    p.add_argument(
+        '--no-normalize',
+        action='store_true',
+        help='skip the L2 normalisation of each vector')
+    p.add_argument(
+        '--svcca-keep',
+        type=float,
+        default=10,
+        help='SVCCA components: a count (10) or a variance '
+        'share (0.99)')
     p.add_argument('--rbf-sigma', type=float, default=1.0)
     p.add_argument('--out', required=True, help='output folder')
     p.add_argument('--no-progress', action='store_true')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction,
-                   help='overrides for both configs')
+    p.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='overrides for both configs')
     return p.parse_args(argv)
 
 
@@ -75,14 +91,24 @@ def main(argv=None):
 
     try:
         result = run_alignment(
-            args.config, ckpt(args.checkpoint), args.out,
-            layers=args.layers, config2=args.config2,
-            checkpoint2=ckpt(args.checkpoint2), layers2=args.layers2,
-            pooling=args.pooling, split=args.split,
-            max_samples=args.max_samples, batch_size=args.batch_size,
-            metrics=args.metrics, pairs=args.pairs,
-            cfg_options=args.cfg_options, progress=not args.no_progress,
-            k=args.k, normalize=not args.no_normalize, svcca_keep=keep,
+            args.config,
+            ckpt(args.checkpoint),
+            args.out,
+            layers=args.layers,
+            config2=args.config2,
+            checkpoint2=ckpt(args.checkpoint2),
+            layers2=args.layers2,
+            pooling=args.pooling,
+            split=args.split,
+            max_samples=args.max_samples,
+            batch_size=args.batch_size,
+            metrics=args.metrics,
+            pairs=args.pairs,
+            cfg_options=args.cfg_options,
+            progress=not args.no_progress,
+            k=args.k,
+            normalize=not args.no_normalize,
+            svcca_keep=keep,
             rbf_sigma=args.rbf_sigma)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f'alignment: {e}')

@@ -14,12 +14,16 @@ from mmext.apis.metafile import (model_families, update_metafile,
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        'families', nargs='*',
+        'families',
+        nargs='*',
         help='config folders to update (default: every one with models)')
     parser.add_argument(
         '--root', default='.', help='project root (holds configs/)')
     parser.add_argument(
-        '--skip', nargs='*', default=[], metavar='STEM=REASON',
+        '--skip',
+        nargs='*',
+        default=[],
+        metavar='STEM=REASON',
         help='config stems not to count, with the reason written to the '
         'metafile (e.g. "vilbert_x=needs pretrain_pth/bert-base-uncased")')
     return parser.parse_args()

@@ -38,7 +38,9 @@ def parse_args(argv=None):
         help='query patch on the grid (default: the centre)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override config settings, as in tools/train.py')
     return parser.parse_args(argv)
 
@@ -50,12 +52,12 @@ def main(argv=None):
         if not osp.isfile(path):
             sys.exit(f'{name} {path} not found')
     with contextlib.redirect_stdout(sys.stderr):  # mmengine's load log
-        inferencer = init_classifier(args.config, args.checkpoint,
-                                     args.device, args.cfg_options)
+        inferencer = init_classifier(args.config, args.checkpoint, args.device,
+                                     args.cfg_options)
     try:
-        json_path, png_path = save_trar_routing(
-            inferencer, args.image, args.out, args.query, args.config,
-            args.checkpoint)
+        json_path, png_path = save_trar_routing(inferencer, args.image,
+                                                args.out, args.query,
+                                                args.config, args.checkpoint)
     except (TypeError, ValueError) as e:
         sys.exit(str(e))
     print(f'routing weights -> {json_path}\nspan picture -> {png_path}')

@@ -31,23 +31,36 @@ def parse_args(argv=None):
     sub = parser.add_subparsers(dest='command', required=True)
     for name in ('download', 'summary'):
         p = sub.add_parser(name)
-        p.add_argument('tsv', help='Conceptual Captions TSV (caption<TAB>'
-                       'url per line)')
+        p.add_argument(
+            'tsv',
+            help='Conceptual Captions TSV (caption<TAB>'
+            'url per line)')
         p.add_argument('--out', help='output folder (default: the TSV\'s)')
     p = sub.choices['download']
     p.add_argument('--workers', type=int, default=32, help='threads')
-    p.add_argument('--timeout', type=float, default=5.0,
-                   help='seconds per attempt, connect + transfer')
-    p.add_argument('--retries', type=int, default=2,
-                   help='extra attempts after a timeout / 5xx')
-    p.add_argument('--backoff', type=float, default=1.0,
-                   help='seconds before the first retry (doubles)')
+    p.add_argument(
+        '--timeout',
+        type=float,
+        default=5.0,
+        help='seconds per attempt, connect + transfer')
+    p.add_argument(
+        '--retries',
+        type=int,
+        default=2,
+        help='extra attempts after a timeout / 5xx')
+    p.add_argument(
+        '--backoff',
+        type=float,
+        default=1.0,
+        help='seconds before the first retry (doubles)')
     p.add_argument('--size', type=int, default=224, help='output side')
     p.add_argument('--limit', type=int, help='first N lines only')
-    p.add_argument('--retry-failed', action='store_true',
-                   help='also retry HTTP 4xx and undecodable images')
-    p.add_argument('--no-progress', action='store_true',
-                   help='no progress bar')
+    p.add_argument(
+        '--retry-failed',
+        action='store_true',
+        help='also retry HTTP 4xx and undecodable images')
+    p.add_argument(
+        '--no-progress', action='store_true', help='no progress bar')
     return parser.parse_args(argv)
 
 
@@ -58,9 +71,15 @@ def main(argv=None):
         print(json.dumps(summarize_download(args.tsv, out), indent=1))
         return 0
     counts, log = download_conceptual_captions(
-        args.tsv, out, limit=args.limit, workers=args.workers,
-        retry_failed=args.retry_failed, progress=not args.no_progress,
-        size=args.size, timeout=args.timeout, retries=args.retries,
+        args.tsv,
+        out,
+        limit=args.limit,
+        workers=args.workers,
+        retry_failed=args.retry_failed,
+        progress=not args.no_progress,
+        size=args.size,
+        timeout=args.timeout,
+        retries=args.retries,
         backoff=args.backoff)
     print(f'{counts["saved"]} images in {osp.join(out, "images")}; per '
           f'status: {json.dumps(counts)}; log: {log}')

@@ -36,38 +36,57 @@ from mmext.dedup.leakage import LeakageCheckError, find_leakage
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Find training images that duplicate held-out images.')
-    parser.add_argument('--train', required=True,
-                        help='training images: a folder or a config file')
-    parser.add_argument('--heldout', required=True,
-                        help='held-out (test/val) images: a folder or a '
-                        'config file')
-    parser.add_argument('--train-split', default='train_dataloader',
-                        help='dataloader of --train when it is a config')
-    parser.add_argument('--heldout-split', default='test_dataloader',
-                        help='dataloader of --heldout when it is a config')
+    parser.add_argument(
+        '--train',
+        required=True,
+        help='training images: a folder or a config file')
+    parser.add_argument(
+        '--heldout',
+        required=True,
+        help='held-out (test/val) images: a folder or a '
+        'config file')
+    parser.add_argument(
+        '--train-split',
+        default='train_dataloader',
+        help='dataloader of --train when it is a config')
+    parser.add_argument(
+        '--heldout-split',
+        default='test_dataloader',
+        help='dataloader of --heldout when it is a config')
     parser.add_argument('--out-dir', required=True)
     parser.add_argument('--method', default='phash', choices=METHODS)
     parser.add_argument('--hash-size', type=int, default=8)
-    parser.add_argument('--threshold', type=int, default=None,
-                        help='max Hamming distance (default: measured per '
-                        'method, 10 for 64-bit phash)')
-    parser.add_argument('--no-flip', action='store_true',
-                        help='do not match mirrored copies')
+    parser.add_argument(
+        '--threshold',
+        type=int,
+        default=None,
+        help='max Hamming distance (default: measured per '
+        'method, 10 for 64-bit phash)')
+    parser.add_argument(
+        '--no-flip', action='store_true', help='do not match mirrored copies')
     parser.add_argument('--workers', type=int, default=2)
-    parser.add_argument('--cache', default=None,
-                        help='hash cache file (default: '
-                        '<out-dir>/hash_cache.sqlite)')
+    parser.add_argument(
+        '--cache',
+        default=None,
+        help='hash cache file (default: '
+        '<out-dir>/hash_cache.sqlite)')
     parser.add_argument('--no-cache', action='store_true')
     parser.add_argument('--no-progress', action='store_true')
-    parser.add_argument('--shard', default=None,
-                        help='i/n: only hash shard i (0-based) of n of both '
-                        'sets into <out-dir>/hashes, no search; auto: i/n '
-                        'from SLURM_ARRAY_TASK_ID/COUNT or RANK/WORLD_SIZE')
-    parser.add_argument('--merge', action='store_true',
-                        help='search the shards in <out-dir>/hashes instead '
-                        'of hashing')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--shard',
+        default=None,
+        help='i/n: only hash shard i (0-based) of n of both '
+        'sets into <out-dir>/hashes, no search; auto: i/n '
+        'from SLURM_ARRAY_TASK_ID/COUNT or RANK/WORLD_SIZE')
+    parser.add_argument(
+        '--merge',
+        action='store_true',
+        help='search the shards in <out-dir>/hashes instead '
+        'of hashing')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override settings of config inputs, e.g. '
         'train_dataloader.dataset.data_root=data/f102 (applied to both '
         '--train and --heldout when they are configs)')
@@ -76,18 +95,27 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    command = shlex.join([sys.argv[0]] + (
-        sys.argv[1:] if argv is None else list(argv)))
+    command = shlex.join([sys.argv[0]] +
+                         (sys.argv[1:] if argv is None else list(argv)))
     try:
         return find_leakage(
-            args.train, args.heldout, args.out_dir,
-            train_split=args.train_split, heldout_split=args.heldout_split,
-            method=args.method, hash_size=args.hash_size,
-            threshold=args.threshold, flip=not args.no_flip,
-            workers=args.workers, cache_file=args.cache,
-            use_cache=not args.no_cache, progress=not args.no_progress,
-            shard=args.shard, merge=args.merge,
-            cfg_options=args.cfg_options, command=command)
+            args.train,
+            args.heldout,
+            args.out_dir,
+            train_split=args.train_split,
+            heldout_split=args.heldout_split,
+            method=args.method,
+            hash_size=args.hash_size,
+            threshold=args.threshold,
+            flip=not args.no_flip,
+            workers=args.workers,
+            cache_file=args.cache,
+            use_cache=not args.no_cache,
+            progress=not args.no_progress,
+            shard=args.shard,
+            merge=args.merge,
+            cfg_options=args.cfg_options,
+            command=command)
     except LeakageCheckError as e:
         raise SystemExit(f'find_leakage: {e}')
 

@@ -29,15 +29,21 @@ def parse_args(argv=None):
     p.add_argument('checkpoint', help='converted BUTD checkpoint')
     p.add_argument('--images', required=True, help='folder of images')
     p.add_argument('--out', required=True, help='output folder')
-    p.add_argument('--format', nargs='+', choices=['npz', 'tsv'],
-                   help="output formats (default: the config's "
-                   'extract_cfg.formats)')
+    p.add_argument(
+        '--format',
+        nargs='+',
+        choices=['npz', 'tsv'],
+        help="output formats (default: the config's "
+        'extract_cfg.formats)')
     p.add_argument('--min-boxes', type=int)
     p.add_argument('--max-boxes', type=int)
     p.add_argument('--conf-thresh', type=float)
     p.add_argument('--device', default='cpu')
-    p.add_argument('--threads', type=int, default=None,
-                   help='torch CPU threads per process')
+    p.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='torch CPU threads per process')
     p.add_argument('--no-progress', action='store_true')
     return p.parse_args(argv)
 
@@ -63,8 +69,15 @@ def main(argv=None):
                 ext[key] = getattr(args, key)
         images = list_images(args.images)
         summary = extract_regions(
-            model, images, args.out, formats, ext, rank, world,
-            save_cls_prob, progress=not args.no_progress and rank == 0)
+            model,
+            images,
+            args.out,
+            formats,
+            ext,
+            rank,
+            world,
+            save_cls_prob,
+            progress=not args.no_progress and rank == 0)
     except (FileNotFoundError, ValueError) as e:
         print(f'extract_regions: {e}', file=sys.stderr)
         return 1

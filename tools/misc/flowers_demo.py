@@ -27,18 +27,32 @@ from mmext.apis.flowers_demo import run_flowers_demo
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--data-root', default='data/demo',
-                        help='where flowers17/, flowers102/ and leakage/ '
-                        'are written (replaced if present)')
+    parser.add_argument(
+        '--data-root',
+        default='data/demo',
+        help='where flowers17/, flowers102/ and leakage/ '
+        'are written (replaced if present)')
     parser.add_argument('--work-dir', default='work_dirs/flowers_demo')
-    parser.add_argument('--size', type=int, default=64,
-                        help='image side, and the model input size')
-    parser.add_argument('--per-class-17', type=int, default=12,
-                        help='Flowers-17 images per class (real: 80)')
-    parser.add_argument('--per-class-102', type=int, default=4,
-                        help='Flowers-102 images per class (>= 3)')
-    parser.add_argument('--planted', type=int, default=6,
-                        help='Flowers-17 test images planted into 102')
+    parser.add_argument(
+        '--size',
+        type=int,
+        default=64,
+        help='image side, and the model input size')
+    parser.add_argument(
+        '--per-class-17',
+        type=int,
+        default=12,
+        help='Flowers-17 images per class (real: 80)')
+    parser.add_argument(
+        '--per-class-102',
+        type=int,
+        default=4,
+        help='Flowers-102 images per class (>= 3)')
+    parser.add_argument(
+        '--planted',
+        type=int,
+        default=6,
+        help='Flowers-17 test images planted into 102')
     parser.add_argument('--epochs-102', type=int, default=3)
     parser.add_argument('--epochs-17', type=int, default=8)
     parser.add_argument('--batch-size', type=int, default=8)

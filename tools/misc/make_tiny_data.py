@@ -15,8 +15,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    root = make_image_folder(args.out, per_class=args.per_class,
-                             size=args.size)
+    root = make_image_folder(
+        args.out, per_class=args.per_class, size=args.size)
     print(f'wrote {root}/{{train,val}}/class_{{0,1,2}}/*.png')
 
 

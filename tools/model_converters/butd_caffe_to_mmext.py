@@ -30,11 +30,13 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('src', help='resnet101_faster_rcnn_final.caffemodel')
     p.add_argument('dst', help='output mmext checkpoint (.pth)')
-    p.add_argument('--config', help='mmext config whose model the weights '
-                   'must fit (default: the released ResNet-101 model)')
+    p.add_argument(
+        '--config',
+        help='mmext config whose model the weights '
+        'must fit (default: the released ResNet-101 model)')
     p.add_argument('--objects-vocab', help='objects_vocab.txt (1600 lines)')
-    p.add_argument('--attributes-vocab',
-                   help='attributes_vocab.txt (400 lines)')
+    p.add_argument(
+        '--attributes-vocab', help='attributes_vocab.txt (400 lines)')
     return p.parse_args(argv)
 
 
@@ -45,9 +47,9 @@ def main(argv=None):
         from mmengine.config import Config
         model_cfg = Config.fromfile(args.config).model.to_dict()
     try:
-        sd, report = convert_butd_caffemodel(
-            args.src, args.dst, model_cfg, args.objects_vocab,
-            args.attributes_vocab)
+        sd, report = convert_butd_caffemodel(args.src, args.dst, model_cfg,
+                                             args.objects_vocab,
+                                             args.attributes_vocab)
     except (ButdConversionError, CaffeModelError, FileNotFoundError) as e:
         print(f'butd_caffe_to_mmext: {e}', file=sys.stderr)
         return 1

@@ -27,7 +27,8 @@ def parse_args(argv=None):
     parser.add_argument('src', help='source checkpoint (.pth / .bin)')
     parser.add_argument('dst', help='output .pth (e.g. pretrain_pth/x.pth)')
     parser.add_argument(
-        '--no-head', action='store_true',
+        '--no-head',
+        action='store_true',
         help='drop the ImageNet classifier (backbone weights only)')
     return parser.parse_args(argv)
 

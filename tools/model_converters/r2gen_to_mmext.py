@@ -27,26 +27,31 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('src', help='R2Gen checkpoint (model_iu_xray.pth, ...)')
     p.add_argument('dst', help='output mmext checkpoint')
-    p.add_argument('--ann-file', help='annotation.json the model was '
-                   'trained on (vocabulary = its train split)')
+    p.add_argument(
+        '--ann-file',
+        help='annotation.json the model was '
+        'trained on (vocabulary = its train split)')
     p.add_argument('--vocab-file', help='JSON list of tokens (ids 1..V)')
-    p.add_argument('--dataset', default='iu_xray',
-                   choices=['iu_xray', 'mimic_cxr'])
-    p.add_argument('--threshold', type=int, default=None,
-                   help='min token count (default 3 iu_xray, 10 mimic_cxr)')
-    p.add_argument('--clean-mode', default='r2gen',
-                   choices=['r2gen', 'fixed'])
-    p.add_argument('--config', help='mmext config to load the result into '
-                   'strictly (checks every key and shape)')
+    p.add_argument(
+        '--dataset', default='iu_xray', choices=['iu_xray', 'mimic_cxr'])
+    p.add_argument(
+        '--threshold',
+        type=int,
+        default=None,
+        help='min token count (default 3 iu_xray, 10 mimic_cxr)')
+    p.add_argument('--clean-mode', default='r2gen', choices=['r2gen', 'fixed'])
+    p.add_argument(
+        '--config',
+        help='mmext config to load the result into '
+        'strictly (checks every key and shape)')
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     try:
-        vocab = load_r2gen_vocab(args.ann_file, args.vocab_file,
-                                 args.dataset, args.threshold,
-                                 args.clean_mode)
+        vocab = load_r2gen_vocab(args.ann_file, args.vocab_file, args.dataset,
+                                 args.threshold, args.clean_mode)
         sd = convert_r2gen_checkpoint(args.src, args.dst, vocab, args.config)
     except (R2GenConversionError, FileNotFoundError, CorruptCheckpointError,
             UnsafeCheckpointError) as e:

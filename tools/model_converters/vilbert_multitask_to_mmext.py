@@ -24,15 +24,21 @@ from mmext.utils import CorruptCheckpointError, UnsafeCheckpointError
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('src', help='vilbert-multi-task checkpoint '
-                   '(pretrained_model.bin, multi_task_model.bin, ...)')
+    p.add_argument(
+        'src',
+        help='vilbert-multi-task checkpoint '
+        '(pretrained_model.bin, multi_task_model.bin, ...)')
     p.add_argument('dst', help='output mmext checkpoint (.pth)')
-    p.add_argument('--config', help='mmext regions-mode ViLBERT / '
-                   'ViLBERTClassifier config: every key and shape is '
-                   'checked against its model before anything is written')
-    p.add_argument('--reference-config', help="the reference's JSON config "
-                   '(config/bert_base_6layer_6conect.json): heads and '
-                   'co-attention ids are checked against --config')
+    p.add_argument(
+        '--config',
+        help='mmext regions-mode ViLBERT / '
+        'ViLBERTClassifier config: every key and shape is '
+        'checked against its model before anything is written')
+    p.add_argument(
+        '--reference-config',
+        help="the reference's JSON config "
+        '(config/bert_base_6layer_6conect.json): heads and '
+        'co-attention ids are checked against --config')
     return p.parse_args(argv)
 
 
@@ -41,8 +47,8 @@ def main(argv=None):
     try:
         sd = convert_vilbert_multitask_file(args.src, args.dst, args.config,
                                             args.reference_config)
-    except (ViLBERTConversionError, FileNotFoundError,
-            CorruptCheckpointError, UnsafeCheckpointError) as e:
+    except (ViLBERTConversionError, FileNotFoundError, CorruptCheckpointError,
+            UnsafeCheckpointError) as e:
         print(f'vilbert_multitask_to_mmext: {e}', file=sys.stderr)
         return 1
     print(f'wrote {args.dst}: {len(sd)} tensors')

@@ -52,8 +52,11 @@ def main(argv=None):
                                              args.img_size, args.interp)
     except (FileNotFoundError, NpzKeyError, ValueError) as e:
         sys.exit(str(e))
-    arch = {k: meta[k] for k in ('embed_dims', 'num_layers', 'num_heads',
-                                 'feedforward_channels')}
+    arch = {
+        k: meta[k]
+        for k in ('embed_dims', 'num_layers', 'num_heads',
+                  'feedforward_channels')
+    }
     print(f'{args.src} -> {dst}: {len(sd)} tensors, arch {arch}, '
           f'patch {meta["patch_size"]}, head {args.head}')
 

@@ -33,18 +33,25 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('src', help='ViT_TRAR_*.ckpt or *_checkpoint.bin')
     p.add_argument('dst', help='output .pth')
-    p.add_argument('--orders', type=int, nargs='+',
-                   help='span orders the model was trained with '
-                   '(default 0 .. L-1)')
-    p.add_argument('--img-size', type=int,
-                   help='checked against the position embedding')
-    p.add_argument('--num-heads', type=int,
-                   help='attention heads (default: the ViT arch of that '
-                   'width, 12 for ViT-B)')
-    p.add_argument('--config', help='mmext config whose model must take '
-                   'the weights strictly')
-    p.add_argument('--no-head', action='store_true',
-                   help='keep the backbone only')
+    p.add_argument(
+        '--orders',
+        type=int,
+        nargs='+',
+        help='span orders the model was trained with '
+        '(default 0 .. L-1)')
+    p.add_argument(
+        '--img-size', type=int, help='checked against the position embedding')
+    p.add_argument(
+        '--num-heads',
+        type=int,
+        help='attention heads (default: the ViT arch of that '
+        'width, 12 for ViT-B)')
+    p.add_argument(
+        '--config',
+        help='mmext config whose model must take '
+        'the weights strictly')
+    p.add_argument(
+        '--no-head', action='store_true', help='keep the backbone only')
     return p.parse_args(argv)
 
 
@@ -52,8 +59,12 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         state_dict, model_cfg = convert_vit_trar_checkpoint(
-            args.src, args.dst, orders=args.orders, img_size=args.img_size,
-            num_heads=args.num_heads, config=args.config,
+            args.src,
+            args.dst,
+            orders=args.orders,
+            img_size=args.img_size,
+            num_heads=args.num_heads,
+            config=args.config,
             keep_head=not args.no_head)
     except (CheckpointConversionError, KeyError, FileNotFoundError,
             CorruptCheckpointError, UnsafeCheckpointError) as e:

@@ -25,8 +25,11 @@ def parse_args(argv=None):
     p.add_argument('config', help='model config')
     p.add_argument('checkpoint', help='trained checkpoint (.pth)')
     p.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction,
-                   help='override config settings, key=value')
+    p.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value')
     return p.parse_args(argv)
 
 

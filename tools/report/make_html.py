@@ -22,8 +22,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('reports', help='reports.json written by ReportMetric')
     p.add_argument('--out', help='HTML file (default: beside the JSON)')
-    p.add_argument('--embed', action='store_true',
-                   help='embed image thumbnails (self-contained page)')
+    p.add_argument(
+        '--embed',
+        action='store_true',
+        help='embed image thumbnails (self-contained page)')
     p.add_argument('--limit', type=int, help='first N studies only')
     args = p.parse_args(argv)
     try:

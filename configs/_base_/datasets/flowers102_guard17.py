@@ -15,12 +15,21 @@ train_dataloader = dict(
             split='train',
             pipeline={{_base_.train_pipeline}}),
         heldout=[
-            dict(type='Flowers17', data_root='data/flowers17', split='test',
-                 split_id=1),
-            dict(type='Flowers17', data_root='data/flowers17', split='test',
-                 split_id=2),
-            dict(type='Flowers17', data_root='data/flowers17', split='test',
-                 split_id=3),
+            dict(
+                type='Flowers17',
+                data_root='data/flowers17',
+                split='test',
+                split_id=1),
+            dict(
+                type='Flowers17',
+                data_root='data/flowers17',
+                split='test',
+                split_id=2),
+            dict(
+                type='Flowers17',
+                data_root='data/flowers17',
+                split='test',
+                split_id=3),
         ],
         on_leak='error',
         hash_cfg=dict(cache_file='work_dirs/hash_cache/flowers.sqlite')))

@@ -24,18 +24,22 @@ data_preprocessor = dict(
 # Resize((224, 224)); each view independently, PIL resampling as torchvision
 train_pipeline = [
     dict(type='LoadMultiViewImages'),
-    dict(type='ApplyToViews', transforms=[
-        dict(type='ResizeEdge', scale=256, edge='short', backend='pillow'),
-        dict(type='RandomCrop', crop_size=224),
-        dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    ]),
+    dict(
+        type='ApplyToViews',
+        transforms=[
+            dict(type='ResizeEdge', scale=256, edge='short', backend='pillow'),
+            dict(type='RandomCrop', crop_size=224),
+            dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+        ]),
     dict(type='PackReportInputs'),
 ]
 test_pipeline = [
     dict(type='LoadMultiViewImages'),
-    dict(type='ApplyToViews', transforms=[
-        dict(type='Resize', scale=(224, 224), backend='pillow'),
-    ]),
+    dict(
+        type='ApplyToViews',
+        transforms=[
+            dict(type='Resize', scale=(224, 224), backend='pillow'),
+        ]),
     dict(type='PackReportInputs'),
 ]
 

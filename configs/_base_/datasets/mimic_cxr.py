@@ -12,15 +12,24 @@ tokenizer = dict(
     clean_mode='r2gen')
 max_seq_length = 100
 
-train_dataloader = dict(dataset=dict(
-    type=dataset_type, data_root=data_root, tokenizer=tokenizer,
-    max_seq_length=max_seq_length))
-val_dataloader = dict(dataset=dict(
-    type=dataset_type, data_root=data_root, tokenizer=tokenizer,
-    max_seq_length=max_seq_length))
-test_dataloader = dict(dataset=dict(
-    type=dataset_type, data_root=data_root, tokenizer=tokenizer,
-    max_seq_length=max_seq_length))
+train_dataloader = dict(
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        tokenizer=tokenizer,
+        max_seq_length=max_seq_length))
+val_dataloader = dict(
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        tokenizer=tokenizer,
+        max_seq_length=max_seq_length))
+test_dataloader = dict(
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        tokenizer=tokenizer,
+        max_seq_length=max_seq_length))
 
 val_evaluator = [
     dict(type='ReportMetric'),

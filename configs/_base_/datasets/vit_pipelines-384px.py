@@ -11,7 +11,10 @@ _rrc_384 = dict(
     backend='pillow',
     interpolation='bilinear')
 _resize_384 = dict(
-    type='Resize', scale=(384, 384), backend='pillow', interpolation='bilinear')
+    type='Resize',
+    scale=(384, 384),
+    backend='pillow',
+    interpolation='bilinear')
 
 # in-memory arrays (CIFAR-10/100)
 array_train_pipeline_384 = [_rrc_384, dict(type='PackInputs')]

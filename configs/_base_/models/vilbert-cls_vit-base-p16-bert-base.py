@@ -27,8 +27,8 @@ model = dict(
                     checkpoint='pretrain_pth/'
                     'vit-base-p16_timm-in21k-ft-in1k.pth',
                     prefix='backbone.'))),
-        coattention=dict(preset='thesis', bi_dims=1024, num_heads=8,
-                         norm='pre'),
+        coattention=dict(
+            preset='thesis', bi_dims=1024, num_heads=8, norm='pre'),
         pooler='cls'),
     fusion='concat',
     hidden_dims=512,

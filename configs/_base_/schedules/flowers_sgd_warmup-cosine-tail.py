@@ -1,11 +1,11 @@
 # Flowers fine-tuning schedule (the best ViT recipe of the Flowers-17 study,
-# used for every flowers model): 100 epochs of SGD at batch 32 (Flowers-17 split 1: 680
-# training images = 22 iterations per epoch); learning rate warms up linearly
-# for 5 epochs, follows a cosine to 10% until epoch 90, then a linear tail to
-# 0. Schedulers step per iteration. Frozen parameters stay out of the
-# optimizer (TrainableOptimWrapperConstructor) and the run logs its
+# used for every flowers model): 100 epochs of SGD at batch 32 (Flowers-17
+# split 1: 680 training images = 22 iterations per epoch); learning rate warms
+# up linearly for 5 epochs, follows a cosine to 10% until epoch 90, then a
+# linear tail to 0. Schedulers step per iteration. Frozen parameters stay out
+# of the optimizer (TrainableOptimWrapperConstructor) and the run logs its
 # trainable / total parameters (TrainableParamsHook). Like every schedule it
-# leaves `default_hooks` to the configs (see flowers_hooks below).
+# leaves `default_hooks` to the configs.
 
 max_epochs = 100
 warmup_epochs = 5

@@ -23,8 +23,8 @@ param_scheduler = [
         end=10000 * 8),
 ]
 
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=10000 * 8,
-                 val_interval=800 * 8)
+train_cfg = dict(
+    type='IterBasedTrainLoop', max_iters=10000 * 8, val_interval=800 * 8)
 val_cfg = dict()
 test_cfg = dict()
 

@@ -9,9 +9,13 @@ from .image_urls import (STATUSES, DownloadRecord, download_images,
                          fetch_image, image_file_name, read_download_log,
                          write_download_log)
 
-__all__ = ['STATUSES', 'DownloadRecord', 'download_images', 'fetch_image',
-           'image_file_name', 'read_download_log', 'write_download_log']
-__all__ += ['FetchError', 'OfficialRelease', 'download_files', 'fetch_file',
-            'print_report', 'release_parser', 'run_release', 'safe_extract',
-            'take_from_archive_dir', 'FLOWERS17', 'FLOWERS102',
-            'check_flowers17', 'check_flowers102']
+__all__ = [
+    'STATUSES', 'DownloadRecord', 'download_images', 'fetch_image',
+    'image_file_name', 'read_download_log', 'write_download_log'
+]
+__all__ += [
+    'FetchError', 'OfficialRelease', 'download_files', 'fetch_file',
+    'print_report', 'release_parser', 'run_release', 'safe_extract',
+    'take_from_archive_dir', 'FLOWERS17', 'FLOWERS102', 'check_flowers17',
+    'check_flowers102'
+]

@@ -45,9 +45,11 @@ from typing import Callable, Tuple
 
 from mmpretrain.datasets.utils import calculate_md5, download_url_to_file
 
-__all__ = ['FetchError', 'fetch_file', 'take_from_archive_dir',
-           'safe_extract', 'download_files', 'OfficialRelease',
-           'release_parser', 'run_release', 'print_report']
+__all__ = [
+    'FetchError', 'fetch_file', 'take_from_archive_dir', 'safe_extract',
+    'download_files', 'OfficialRelease', 'release_parser', 'run_release',
+    'print_report'
+]
 
 
 class FetchError(RuntimeError):
@@ -99,8 +101,7 @@ def fetch_file(url, dest, md5, timeout=10.):
         raise FetchError(f'cannot fetch {url} (HTTP {e.code} {e.reason}): '
                          f'the file moved or the server refuses it; '
                          f'{by_hand}') from e
-    except (urllib.error.URLError, http.client.HTTPException,
-            OSError) as e:
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
         if osp.exists(part):
             os.remove(part)
         reason = getattr(e, 'reason', e)
@@ -239,18 +240,25 @@ def release_parser(release, description):
     listing = ', '.join(f'{release.base_url}{n} (md5 {m})'
                         for n, m in release.files)
     parser = argparse.ArgumentParser(
-        description=description, epilog=f'files: {listing}',
+        description=description,
+        epilog=f'files: {listing}',
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='command', required=True)
-    d = sub.add_parser('download', help=f'fetch, md5-check and extract '
-                       f'{release.title}, then verify it')
+    d = sub.add_parser(
+        'download',
+        help=f'fetch, md5-check and extract '
+        f'{release.title}, then verify it')
     d.add_argument('--out', default=release.default_root)
     d.add_argument('--base-url', default=release.base_url)
-    d.add_argument('--timeout', type=float, default=10,
-                   help='seconds before a silent server counts as offline')
+    d.add_argument(
+        '--timeout',
+        type=float,
+        default=10,
+        help='seconds before a silent server counts as offline')
     d.add_argument('--archive-dir', help='use files downloaded by hand')
-    v = sub.add_parser('verify', help=f'check an existing {release.title} '
-                       f'folder')
+    v = sub.add_parser(
+        'verify', help=f'check an existing {release.title} '
+        f'folder')
     v.add_argument('root', nargs='?', default=release.default_root)
     return parser
 

@@ -32,8 +32,10 @@ def _read(dataset_cls, root, real, read):
         files and problem lines.
     """
     if not osp.isdir(root):
-        return None, [], None, [f'{root} is not a folder; expected layout:'
-                                f'\n{dataset_cls.LAYOUT}']
+        return None, [], None, [
+            f'{root} is not a folder; expected layout:'
+            f'\n{dataset_cls.LAYOUT}'
+        ]
     on_disk = len(glob.glob(osp.join(root, 'jpg', 'image_*.jpg')))
     note = '' if on_disk == real else f' (the real set has {real})'
     summary = [f'{on_disk} images in jpg/{note}']
@@ -56,8 +58,9 @@ def check_flowers17(root):
         tuple[list, list]: Summary lines and problem lines (empty when the
         folder is fit to train on).
     """
-    dataset, summary, parsed, problems = _read(
-        Flowers17, root, FLOWERS17_IMAGES, 'read_split_file')
+    dataset, summary, parsed, problems = _read(Flowers17, root,
+                                               FLOWERS17_IMAGES,
+                                               'read_split_file')
     if dataset is None:
         return summary, problems
     splits, per_class = parsed
@@ -72,13 +75,14 @@ def check_flowers17(root):
                 check_image_files('Flowers17', root, data_list, 'fetch '
                                   'them again: flowers17.py download')
             except (FileNotFoundError, ValueError) as e:
-                missing.setdefault(str(e), []).append(
-                    f'split {split_id} {split}')
+                missing.setdefault(str(e),
+                                   []).append(f'split {split_id} {split}')
             classes = len({d['gt_label'] for d in data_list})
             sizes.append(f'{split} {len(data_list)} ({classes} classes)')
         summary.append(f'split {split_id}: ' + ', '.join(sizes))
-    problems += [f'{", ".join(where)}: {msg}'
-                 for msg, where in missing.items()]
+    problems += [
+        f'{", ".join(where)}: {msg}' for msg, where in missing.items()
+    ]
     return summary, problems
 
 
@@ -94,17 +98,19 @@ def check_flowers102(root):
     Returns:
         tuple[list, list]: Summary lines and problem lines.
     """
-    dataset, summary, parsed, problems = _read(
-        Flowers102, root, FLOWERS102_IMAGES, 'read_split_files')
+    dataset, summary, parsed, problems = _read(Flowers102, root,
+                                               FLOWERS102_IMAGES,
+                                               'read_split_files')
     if dataset is None:
         return summary, problems
     labels, ids = parsed
     sizes = []
     for split, key in (('train', 'trnid'), ('val', 'valid'),
                        ('test', 'tstid')) if ids else ():
-        data_list = [dict(img_path=osp.join(root, 'jpg',
-                                            f'image_{i:05d}.jpg'))
-                     for i in ids[key].tolist()]
+        data_list = [
+            dict(img_path=osp.join(root, 'jpg', f'image_{i:05d}.jpg'))
+            for i in ids[key].tolist()
+        ]
         try:
             check_image_files('Flowers102', root, data_list,
                               'fetch them again: flowers102.py download')
@@ -121,16 +127,20 @@ def check_flowers102(root):
 
 
 FLOWERS17 = OfficialRelease(
-    name='Flowers17', title='Flowers-17',
+    name='Flowers17',
+    title='Flowers-17',
     base_url='https://www.robots.ox.ac.uk/~vgg/data/flowers/17/',
     files=(('17flowers.tgz', 'b59a65d8d1a99cd66944d474e1289eab'),
            ('datasplits.mat', '4828cddfd0d803c5abbdebcb1e148a1e')),
-    default_root='data/flowers17', check=check_flowers17)
+    default_root='data/flowers17',
+    check=check_flowers17)
 
 FLOWERS102 = OfficialRelease(
-    name='Flowers102', title='Flowers-102',
+    name='Flowers102',
+    title='Flowers-102',
     base_url='https://www.robots.ox.ac.uk/~vgg/data/flowers/102/',
     files=(('102flowers.tgz', '52808999861908f626f3c1f4e79d11fa'),
            ('imagelabels.mat', 'e0620be6f572b9609742df49c70aed4d'),
            ('setid.mat', 'a5357ecc9cb78c4bef273ce3793fc85c')),
-    default_root='data/flowers102', check=check_flowers102)
+    default_root='data/flowers102',
+    check=check_flowers102)

@@ -36,8 +36,10 @@ from urllib.parse import quote, urlsplit
 from PIL import Image
 from tqdm import tqdm
 
-__all__ = ['STATUSES', 'DownloadRecord', 'download_images', 'fetch_image',
-           'image_file_name', 'read_download_log', 'write_download_log']
+__all__ = [
+    'STATUSES', 'DownloadRecord', 'download_images', 'fetch_image',
+    'image_file_name', 'read_download_log', 'write_download_log'
+]
 
 #: outcome of one URL: saved, or why not
 STATUSES = ('saved', 'http_error', 'timeout', 'not_image', 'network_error',
@@ -65,8 +67,8 @@ class DownloadRecord:
     def final(self):
         """True when retrying cannot help (saved, 4xx, not an image)."""
         if self.status == 'http_error':
-            return not (self.detail.isdigit() and
-                        int(self.detail) in RETRY_CODES)
+            return not (self.detail.isdigit()
+                        and int(self.detail) in RETRY_CODES)
         return self.status in ('saved', 'not_image', 'invalid_url')
 
 
@@ -84,8 +86,8 @@ class _HTTPOnlyRedirects(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         if urlsplit(newurl).scheme not in ('http', 'https'):
             raise urllib.error.HTTPError(
-                newurl, code, f'redirect to a non-http URL {newurl}',
-                headers, fp)
+                newurl, code, f'redirect to a non-http URL {newurl}', headers,
+                fp)
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
@@ -138,8 +140,7 @@ def _decode_resize(data, size, max_pixels):
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.width * img.height > max_pixels:
-                raise _Failure('not_image',
-                               f'{img.width}x{img.height} pixels')
+                raise _Failure('not_image', f'{img.width}x{img.height} pixels')
             img = img.convert('RGB')
             return img.resize((size, size), Image.Resampling.LANCZOS)
     except _Failure:
@@ -148,8 +149,14 @@ def _decode_resize(data, size, max_pixels):
         raise _Failure('not_image', f'{type(e).__name__}: {e}') from None
 
 
-def fetch_image(url, path, size=224, timeout=10.0, retries=2, backoff=1.0,
-                max_bytes=20 << 20, max_pixels=50_000_000,
+def fetch_image(url,
+                path,
+                size=224,
+                timeout=10.0,
+                retries=2,
+                backoff=1.0,
+                max_bytes=20 << 20,
+                max_pixels=50_000_000,
                 user_agent='mmext-image-downloader'):
     """Download ``url``, resize it and save it as JPEG at ``path``.
 
@@ -216,9 +223,15 @@ def write_download_log(path, records):
     os.replace(part, path)
 
 
-def download_images(items, out_dir, log_file, image_dir='images',
-                    workers=16, retry_failed=False, progress=True,
-                    save_every=30.0, **fetch_kwargs):
+def download_images(items,
+                    out_dir,
+                    log_file,
+                    image_dir='images',
+                    workers=16,
+                    retry_failed=False,
+                    progress=True,
+                    save_every=30.0,
+                    **fetch_kwargs):
     """Download many images with threads; resumable; account for each URL.
 
     A URL is skipped when its file exists or when the log records a final
@@ -273,8 +286,11 @@ def download_images(items, out_dir, log_file, image_dir='images',
                               rel if status == 'saved' else '', url, caption)
 
     last_save = time.monotonic()
-    bar = tqdm(total=len(todo), desc='downloading images', unit='img',
-               disable=not progress)
+    bar = tqdm(
+        total=len(todo),
+        desc='downloading images',
+        unit='img',
+        disable=not progress)
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             pending, jobs = set(), iter(todo)

@@ -1,12 +1,11 @@
 # Copyright (c) mmext contributors. All rights reserved.
 from .report import ApplyToViews, LoadMultiViewImages, PackReportInputs
+from .vilbert import (LoadRegionFeatures, MaskRegions, PackViLBERTInputs,
+                      RandomPatchMask, TokenizeCaption, WeakStrongViews,
+                      vilbert_collate)
 
-__all__ = []
-__all__ += ['LoadMultiViewImages', 'ApplyToViews', 'PackReportInputs']
-from .vilbert import (LoadRegionFeatures, MaskRegions,  # noqa: E402
-                      PackViLBERTInputs, RandomPatchMask, TokenizeCaption,
-                      WeakStrongViews, vilbert_collate)
-
-__all__ += ['WeakStrongViews', 'RandomPatchMask', 'TokenizeCaption',
-            'LoadRegionFeatures', 'MaskRegions', 'PackViLBERTInputs',
-            'vilbert_collate']
+__all__ = [
+    'LoadMultiViewImages', 'ApplyToViews', 'PackReportInputs',
+    'WeakStrongViews', 'RandomPatchMask', 'TokenizeCaption',
+    'LoadRegionFeatures', 'MaskRegions', 'PackViLBERTInputs', 'vilbert_collate'
+]

@@ -41,8 +41,11 @@ class LoadMultiViewImages(BaseTransform):
         (2, (64, 64, 3))
     """
 
-    def __init__(self, color_type='color', channel_order='rgb',
-                 imdecode_backend='cv2', backend_args=None):
+    def __init__(self,
+                 color_type='color',
+                 channel_order='rgb',
+                 imdecode_backend='cv2',
+                 backend_args=None):
         self.color_type = color_type
         self.channel_order = channel_order
         self.imdecode_backend = imdecode_backend
@@ -53,7 +56,8 @@ class LoadMultiViewImages(BaseTransform):
         for path in results['img_path']:
             img_bytes = fileio.get(path, backend_args=self.backend_args)
             img = mmcv.imfrombytes(
-                img_bytes, flag=self.color_type,
+                img_bytes,
+                flag=self.color_type,
                 channel_order=self.channel_order,
                 backend=self.imdecode_backend)
             if img is None:
@@ -92,15 +96,16 @@ class ApplyToViews(BaseTransform):
     """
 
     def __init__(self, transforms):
-        self.pipeline = Compose(
-            [TRANSFORMS.build(t) if isinstance(t, dict) else t
-             for t in transforms])
+        self.pipeline = Compose([
+            TRANSFORMS.build(t) if isinstance(t, dict) else t
+            for t in transforms
+        ])
 
     def transform(self, results):
         imgs, shapes, flips = [], [], []
         for img in results['img']:
-            view = dict(img=img, img_shape=img.shape[:2],
-                        ori_shape=img.shape[:2])
+            view = dict(
+                img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2])
             view = self.pipeline(view)
             if view is None:
                 return None
@@ -150,13 +155,14 @@ class PackReportInputs(BaseTransform):
         for img in results['img']:
             if img.ndim == 2:
                 img = np.repeat(img[..., None], 3, axis=2)
-            views.append(torch.from_numpy(
-                np.ascontiguousarray(img.transpose(2, 0, 1))))
+            views.append(
+                torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))))
         sample = DataSample()
         if 'gt_tokens' in results:
             sample.set_field(
                 torch.as_tensor(results['gt_tokens'], dtype=torch.long),
-                'gt_tokens', field_type='data')
+                'gt_tokens',
+                field_type='data')
         for key in ('gt_report', 'study_id', 'img_path') + self.meta_keys:
             if key in results:
                 sample.set_field(results[key], key, field_type='metainfo')

@@ -20,9 +20,11 @@ from mmpretrain.structures import DataSample
 
 from mmext.registry import FUNCTIONS, TRANSFORMS
 
-__all__ = ['WeakStrongViews', 'RandomPatchMask', 'TokenizeCaption',
-           'LoadRegionFeatures', 'MaskRegions', 'PackViLBERTInputs',
-           'vilbert_collate', 'mask_tokens']
+__all__ = [
+    'WeakStrongViews', 'RandomPatchMask', 'TokenizeCaption',
+    'LoadRegionFeatures', 'MaskRegions', 'PackViLBERTInputs',
+    'vilbert_collate', 'mask_tokens'
+]
 
 
 @TRANSFORMS.register_module()
@@ -81,8 +83,8 @@ def mask_tokens(ids, special, vocab_size, prob=0.15, rng=np.random):
     r = rng.rand(len(ids))
     out[chosen & (r < 0.8)] = special['mask']
     rand = chosen & (r >= 0.8) & (r < 0.9)
-    out[rand] = _random_tokens(int(rand.sum()), vocab_size, special['ids'],
-                               rng)
+    out[rand] = _random_tokens(
+        int(rand.sum()), vocab_size, special['ids'], rng)
     return out, labels
 
 
@@ -129,11 +131,12 @@ class TokenizeCaption(BaseTransform):
             raise KeyError(f'TokenizeCaption: the sample has no caption '
                            f'string under {self.key!r} (keys '
                            f'{sorted(results)}); set key=')
-        ids = tok(text, truncation=True, max_length=self.max_length)[
-            'input_ids']
+        ids = tok(
+            text, truncation=True, max_length=self.max_length)['input_ids']
         results['caption_ids'] = np.asarray(ids)  # unmasked, for ITM swaps
-        special = dict(mask=tok.mask_token_id, ids={
-            tok.cls_token_id, tok.sep_token_id, tok.pad_token_id})
+        special = dict(
+            mask=tok.mask_token_id,
+            ids={tok.cls_token_id, tok.sep_token_id, tok.pad_token_id})
         if self.mlm_prob:
             ids, labels = mask_tokens(ids, special, tok.vocab_size,
                                       self.mlm_prob)
@@ -219,8 +222,9 @@ class PackViLBERTInputs(BaseTransform):
         for key in _PACK_KEYS:
             if key in results:
                 inputs[key] = torch.as_tensor(results[key])
-        sample = DataSample(metainfo=dict(
-            img_path=results.get('img_path'), text=results.get('text')))
+        sample = DataSample(
+            metainfo=dict(
+                img_path=results.get('img_path'), text=results.get('text')))
         if results.get('id') is not None:
             sample.set_metainfo(dict(id=results['id']))
         if 'gt_label' in results:  # fine-tuning (ViLBERTClassifier)
@@ -229,8 +233,10 @@ class PackViLBERTInputs(BaseTransform):
 
 
 def _pad(seqs, value):
-    out = torch.full((len(seqs), max(len(s) for s in seqs)) +
-                     tuple(seqs[0].shape[1:]), value, dtype=seqs[0].dtype)
+    out = torch.full(
+        (len(seqs), max(len(s) for s in seqs)) + tuple(seqs[0].shape[1:]),
+        value,
+        dtype=seqs[0].dtype)
     for i, s in enumerate(seqs):
         out[i, :len(s)] = s
     return out
@@ -251,8 +257,8 @@ def _swap_captions(batch, prob, pad_id):
             continue  # a duplicate caption would be a false negative
         batch['input_ids'][i] = batch['caption_ids'][j]
         if 'mlm_labels' in batch:
-            batch['mlm_labels'][i] = torch.full_like(
-                batch['caption_ids'][j], -100)
+            batch['mlm_labels'][i] = torch.full_like(batch['caption_ids'][j],
+                                                     -100)
         labels[i] = 0
     return labels
 
@@ -294,5 +300,5 @@ def vilbert_collate(data_batch, itm_prob=0.5, pad_id=0):
             r[i, :len(s)] = 1
         batch['region_mask'] = r
         batch['mrm_mask'] = batch['mrm_mask'].bool() & r.bool()
-    return dict(inputs=batch,
-                data_samples=[d['data_samples'] for d in data_batch])
+    return dict(
+        inputs=batch, data_samples=[d['data_samples'] for d in data_batch])

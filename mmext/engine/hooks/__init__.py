@@ -7,6 +7,8 @@ from .param_report_hook import TrainableParamsHook
 from .rng_state_hook import RNGStateHook
 from .trar_temperature_hook import TRARTemperatureHook
 
-__all__ = ['DistConsistencyHook', 'RNGStateHook',
-           'TrainableParamsHook', 'LoadFromFilterHook', 'TRARTemperatureHook']
+__all__ = [
+    'DistConsistencyHook', 'RNGStateHook', 'TrainableParamsHook',
+    'LoadFromFilterHook', 'TRARTemperatureHook'
+]
 __all__ += ['AlignmentHook', 'OptunaPruningHook']

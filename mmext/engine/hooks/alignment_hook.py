@@ -78,8 +78,13 @@ class AlignmentHook(Hook):
             runner.model) else runner.model
         taps_a, taps_b = model_taps(model, self.layers, self.layers2)
         feats_a, feats_b, ids = collect_sides(
-            model, runner.val_dataloader, taps_a, taps_b, self.pooling,
-            self.max_samples, progress=False)
+            model,
+            runner.val_dataloader,
+            taps_a,
+            taps_b,
+            self.pooling,
+            self.max_samples,
+            progress=False)
         records = compare_layers(feats_a, feats_b, self.metrics, self.pairs,
                                  **self.compare_kwargs)
         scores = {}
@@ -97,5 +102,8 @@ class AlignmentHook(Hook):
         out = osp.join(runner.work_dir, 'alignment')
         os.makedirs(out, exist_ok=True)
         with open(osp.join(out, f'epoch_{runner.epoch}.json'), 'w') as f:
-            json.dump(dict(epoch=runner.epoch, num_samples=len(ids),
-                           records=records), f, indent=1)
+            json.dump(
+                dict(
+                    epoch=runner.epoch, num_samples=len(ids), records=records),
+                f,
+                indent=1)

@@ -59,8 +59,8 @@ class DistConsistencyHook(Hook):
         sums = []
         for p in params.values():
             flat = p.detach().double().flatten()
-            pos = torch.arange(1, flat.numel() + 1, dtype=torch.float64,
-                               device=flat.device)
+            pos = torch.arange(
+                1, flat.numel() + 1, dtype=torch.float64, device=flat.device)
             sums.append(torch.stack([flat.sum(), (flat * flat * pos).sum()]))
         local = torch.stack(sums)
         gathered = [torch.zeros_like(local) for _ in range(get_world_size())]
@@ -88,6 +88,8 @@ class DistConsistencyHook(Hook):
         if self.dump_dir:
             out = osp.join(runner.work_dir, self.dump_dir)
             os.makedirs(out, exist_ok=True)
-            state = {k: v.detach().cpu() for k, v in
-                     self._params(runner).items()}
+            state = {
+                k: v.detach().cpu()
+                for k, v in self._params(runner).items()
+            }
             torch.save(state, osp.join(out, f'rank{get_rank()}.pth'))

@@ -50,15 +50,19 @@ class LoadFromFilterHook(Hook):
             runner.model) else runner.model
         shapes = {k: v.shape for k, v in model.state_dict().items()}
         state = checkpoint.get('state_dict', checkpoint)
-        matched = [k for k in state if any(
-            fnmatch.fnmatchcase(_model_key(k), p) for p in self.drop)]
+        matched = [
+            k for k in state if any(
+                fnmatch.fnmatchcase(_model_key(k), p) for p in self.drop)
+        ]
         if not matched:
             raise KeyError(
                 f'LoadFromFilterHook: no key of the loaded checkpoint '
                 f'matches {self.drop} (keys look like {next(iter(state))!r})'
                 '; fix the patterns')
-        dropped = [k for k in matched if _model_key(k) in shapes
-                   and shapes[_model_key(k)] != state[k].shape]
+        dropped = [
+            k for k in matched if _model_key(k) in shapes
+            and shapes[_model_key(k)] != state[k].shape
+        ]
         for k in dropped:
             del state[k]
         if dropped:

@@ -42,12 +42,14 @@ class OptunaPruningHook(Hook):
 
     def __init__(self, trial, metrics, prune=True):
         self.trial = trial
-        self.metrics = [metrics] if isinstance(metrics, str) else list(
-            metrics)
+        self.metrics = [metrics] if isinstance(metrics, str) else list(metrics)
         self.prune = prune
         self.history = []
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None):
         loss = (outputs or {}).get('loss')
         if loss is not None and not math.isfinite(_scalar(loss)):
@@ -64,8 +66,7 @@ class OptunaPruningHook(Hook):
                 f'validation gave no {missing}; it gave {sorted(metrics)} '
                 '(pass one of those as --metric)')
         values = [_scalar(metrics[m]) for m in self.metrics]
-        bad = [m for m, v in zip(self.metrics, values)
-               if not math.isfinite(v)]
+        bad = [m for m, v in zip(self.metrics, values) if not math.isfinite(v)]
         if bad:
             raise FloatingPointError(
                 f'validation metric {bad[0]} is not finite at epoch '

@@ -63,8 +63,10 @@ class TrainableParamsHook(Hook):
             model = model.module
         rows = param_table(model, self.depth)
         width = max(len(r[0]) for r in rows)
-        lines = [f'{"module":<{width}}  {"trainable":>13} / {"total":<13}'
-                 f'  {"%":>6}']
+        lines = [
+            f'{"module":<{width}}  {"trainable":>13} / {"total":<13}'
+            f'  {"%":>6}'
+        ]
         for name, trainable, total in rows:
             pct = 100.0 * trainable / max(total, 1)
             lines.append(f'{name:<{width}}  {trainable:>13,} / {total:<13,}'
@@ -87,13 +89,17 @@ class TrainableParamsHook(Hook):
         optimizers = [getattr(w, 'optimizer', None) for w in wrappers]
         if not all(hasattr(o, 'param_groups') for o in optimizers):
             return  # not built (e.g. a test-only runner)
-        in_optim = {id(p) for o in optimizers for g in o.param_groups
-                    for p in g['params']}
+        in_optim = {
+            id(p)
+            for o in optimizers for g in o.param_groups for p in g['params']
+        }
         named = list(model.named_parameters())
-        frozen_in = [n for n, p in named
-                     if not p.requires_grad and id(p) in in_optim]
-        missing = [n for n, p in named
-                   if p.requires_grad and id(p) not in in_optim]
+        frozen_in = [
+            n for n, p in named if not p.requires_grad and id(p) in in_optim
+        ]
+        missing = [
+            n for n, p in named if p.requires_grad and id(p) not in in_optim
+        ]
         if frozen_in:
             runner.logger.warning(
                 f'{len(frozen_in)} frozen tensors (e.g. {frozen_in[0]}) are '

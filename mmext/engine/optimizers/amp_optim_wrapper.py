@@ -37,11 +37,16 @@ class AmpOptimWrapper(_MMEngineAmpOptimWrapper):
         ...                      optimizer=dict(type='SGD', lr=0.1))
     """
 
-    def __init__(self, loss_scale='dynamic', dtype=None, use_fsdp=False,
+    def __init__(self,
+                 loss_scale='dynamic',
+                 dtype=None,
+                 use_fsdp=False,
                  **kwargs):
         if _accelerator_available():
             super().__init__(
-                loss_scale=loss_scale, dtype=dtype, use_fsdp=use_fsdp,
+                loss_scale=loss_scale,
+                dtype=dtype,
+                use_fsdp=use_fsdp,
                 **kwargs)
             return
         if isinstance(dtype, str):

@@ -91,8 +91,8 @@ class TrainableOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         print_log(
             f'TrainableOptimWrapperConstructor: {len(names) - frozen} '
             f'trainable tensors in {len(merged)} param groups; {frozen} '
-            'frozen tensors left out of the optimizer'
-            + (f'; layer_decay_rate={rate}' if rate is not None else ''),
+            'frozen tensors left out of the optimizer' +
+            (f'; layer_decay_rate={rate}' if rate is not None else ''),
             logger='current')
 
     def _decay_lr(self, params, model, names, rate):
@@ -119,8 +119,8 @@ def _merge_equal_groups(groups):
     keeping first-seen order."""
     merged = OrderedDict()
     for group in groups:
-        key = tuple(sorted((k, repr(v)) for k, v in group.items()
-                           if k != 'params'))
+        key = tuple(
+            sorted((k, repr(v)) for k, v in group.items() if k != 'params'))
         if key in merged:
             merged[key]['params'].extend(group['params'])
         else:

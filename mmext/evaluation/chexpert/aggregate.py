@@ -18,17 +18,19 @@ Restates ``stages/aggregate.py`` of stanfordmlgroup/chexpert-labeler:
 """
 import math
 
-__all__ = ['CATEGORIES', 'POSITIVE', 'NEGATIVE', 'UNCERTAIN',
-           'aggregate_labels', 'combine']
+__all__ = [
+    'CATEGORIES', 'POSITIVE', 'NEGATIVE', 'UNCERTAIN', 'aggregate_labels',
+    'combine'
+]
 
 POSITIVE, NEGATIVE, UNCERTAIN = 1, 0, -1
 
 #: label order of the official labeler's output CSV
 CATEGORIES = [
-    'No Finding', 'Enlarged Cardiomediastinum', 'Cardiomegaly',
-    'Lung Lesion', 'Lung Opacity', 'Edema', 'Consolidation', 'Pneumonia',
-    'Atelectasis', 'Pneumothorax', 'Pleural Effusion', 'Pleural Other',
-    'Fracture', 'Support Devices'
+    'No Finding', 'Enlarged Cardiomediastinum', 'Cardiomegaly', 'Lung Lesion',
+    'Lung Opacity', 'Edema', 'Consolidation', 'Pneumonia', 'Atelectasis',
+    'Pneumothorax', 'Pleural Effusion', 'Pleural Other', 'Fracture',
+    'Support Devices'
 ]
 
 

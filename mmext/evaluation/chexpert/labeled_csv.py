@@ -39,14 +39,18 @@ def read_labeled_csv(path):
         rows = list(csv.DictReader(f))
     if not rows:
         raise ValueError(f'{path} has no rows')
-    columns = {c.replace('Airspace Opacity', 'Lung Opacity'): c
-               for c in rows[0]}
+    columns = {
+        c.replace('Airspace Opacity', 'Lung Opacity'): c
+        for c in rows[0]
+    }
     missing = [c for c in CATEGORIES if c not in columns]
     if missing:
         raise ValueError(f'{path} lacks columns {missing}; expected the '
                          'CheXpert labeler output format')
-    return [[float(r[columns[c]]) if r[columns[c]].strip() else math.nan
-             for c in CATEGORIES] for r in rows]
+    return [[
+        float(r[columns[c]]) if r[columns[c]].strip() else math.nan
+        for c in CATEGORIES
+    ] for r in rows]
 
 
 def score_labeled_csvs(res_path, gts_path):

@@ -22,8 +22,10 @@ from .aggregate import (CATEGORIES, NEGATIVE, POSITIVE, UNCERTAIN,
 from .mentions import clean_report, find_mentions, split_sentences
 from .rules import NEGATION, classify, tokenize
 
-__all__ = ['CATEGORIES', 'POSITIVE', 'NEGATIVE', 'UNCERTAIN',
-           'label_report', 'label_reports', 'report_mentions']
+__all__ = [
+    'CATEGORIES', 'POSITIVE', 'NEGATIVE', 'UNCERTAIN', 'label_report',
+    'label_reports', 'report_mentions'
+]
 
 _LABEL = {None: POSITIVE, NEGATION: NEGATIVE}
 
@@ -67,8 +69,10 @@ def report_mentions(report):
         raise TypeError(f'CheXpert labeler: a report must be a str, got '
                         f'{type(report).__name__}; pass the report text '
                         f'(e.g. data_sample["gt_report"]).')
-    return [m for sentence in split_sentences(clean_report(report))
-            for m in _sentence_mentions(sentence)]
+    return [
+        m for sentence in split_sentences(clean_report(report))
+        for m in _sentence_mentions(sentence)
+    ]
 
 
 def label_report(report):

@@ -18,62 +18,61 @@ a ``.``, ``?`` or ``!`` followed by a space (Punkt also keeps some
 """
 import re
 
-__all__ = ['MENTIONS', 'UNMENTIONS', 'clean_report', 'split_sentences',
-           'find_mentions']
+__all__ = [
+    'MENTIONS', 'UNMENTIONS', 'clean_report', 'split_sentences',
+    'find_mentions'
+]
 
 #: observation -> phrases (substrings of the cleaned, lower-cased text)
 MENTIONS = {
-    'No Finding': (
-        'emphysema', 'blunt', 'density', 'elevation', 'eventration',
-        'scoliosis', 'degenera', 'calcifi', 'hyperinflation', 'bronchospasm',
-        'asthma', 'hernia', 'copd', 'interstitial markings', 'plaque',
-        'osteophytosis', 'aortic disease', 'bronchiolitis', 'airways disease',
-        'thickening', 'cephalization', 'aspiration', 'bullae', 'hyperinflat',
-        'contusion', 'atherosclero', 'osteopenia', 'metastasis', 'granuloma',
-        'pneumomediastinum', 'pneumoperitoneum', 'osteodystrophy', 'cuffing',
-        'irregular lucency', 'inflam', 'fissure', 'hypertension', 'prominen',
-        'kyphosis', 'defib', 'hyperexpansion', 'bullet', 'reticula',
-        'thoracentesis', 'bronchitis', 'volume loss', 'deformity',
-        'hemorrhage', 'hematoma', 'radiopaque', 'aerophagia', 'arthropathy',
-        'tracheostomy'),
-    'Enlarged Cardiomediastinum': (
-        ' mediastinum', 'cardiomediastinum', 'contour',
-        'mediastinal configuration', 'mediastinal silhouette',
-        'pericardial silhouette', 'cardiac silhouette and vascularity'),
-    'Cardiomegaly': (
-        'cardiomegaly', 'the heart', 'heart size', 'cardiac enlargement',
-        'cardiac size', 'cardiac shadow', 'cardiac contour',
-        'cardiac silhouette', 'enlarged heart'),
-    'Lung Lesion': (
-        'mass', 'nodular density', 'nodular densities', 'nodular opacity',
-        'nodular opacities', 'nodular opacification', 'nodule', 'lump',
-        'cavitary lesion', 'carcinoma', 'neoplasm', 'tumor'),
-    'Lung Opacity': (
-        'opaci', 'decreased translucency', 'increased density',
-        'airspace disease', 'air-space disease', 'air space disease',
-        'infiltrate', 'infiltration', 'interstitial marking',
-        'interstitial pattern', 'interstitial lung', 'reticular pattern',
-        'reticular marking', 'reticulation', 'parenchymal scarring',
-        'peribronchial thickening', 'wall thickening', 'scar'),
-    'Edema': (
-        'edema', 'heart failure', 'chf', 'vascular congestion',
-        'pulmonary congestion', 'indistinctness', 'vascular prominence'),
+    'No Finding':
+    ('emphysema', 'blunt', 'density', 'elevation', 'eventration', 'scoliosis',
+     'degenera', 'calcifi', 'hyperinflation', 'bronchospasm', 'asthma',
+     'hernia', 'copd', 'interstitial markings', 'plaque', 'osteophytosis',
+     'aortic disease', 'bronchiolitis', 'airways disease', 'thickening',
+     'cephalization', 'aspiration', 'bullae', 'hyperinflat', 'contusion',
+     'atherosclero', 'osteopenia', 'metastasis', 'granuloma',
+     'pneumomediastinum', 'pneumoperitoneum', 'osteodystrophy', 'cuffing',
+     'irregular lucency', 'inflam', 'fissure', 'hypertension', 'prominen',
+     'kyphosis', 'defib', 'hyperexpansion', 'bullet', 'reticula',
+     'thoracentesis', 'bronchitis', 'volume loss', 'deformity', 'hemorrhage',
+     'hematoma', 'radiopaque', 'aerophagia', 'arthropathy', 'tracheostomy'),
+    'Enlarged Cardiomediastinum':
+    (' mediastinum', 'cardiomediastinum', 'contour',
+     'mediastinal configuration', 'mediastinal silhouette',
+     'pericardial silhouette', 'cardiac silhouette and vascularity'),
+    'Cardiomegaly':
+    ('cardiomegaly', 'the heart', 'heart size', 'cardiac enlargement',
+     'cardiac size', 'cardiac shadow', 'cardiac contour', 'cardiac silhouette',
+     'enlarged heart'),
+    'Lung Lesion':
+    ('mass', 'nodular density', 'nodular densities', 'nodular opacity',
+     'nodular opacities', 'nodular opacification', 'nodule', 'lump',
+     'cavitary lesion', 'carcinoma', 'neoplasm', 'tumor'),
+    'Lung Opacity':
+    ('opaci', 'decreased translucency', 'increased density',
+     'airspace disease', 'air-space disease', 'air space disease',
+     'infiltrate', 'infiltration', 'interstitial marking',
+     'interstitial pattern', 'interstitial lung', 'reticular pattern',
+     'reticular marking', 'reticulation', 'parenchymal scarring',
+     'peribronchial thickening', 'wall thickening', 'scar'),
+    'Edema': ('edema', 'heart failure', 'chf', 'vascular congestion',
+              'pulmonary congestion', 'indistinctness', 'vascular prominence'),
     'Consolidation': ('consolidat', ),
     'Pneumonia': ('pneumonia', 'infection', 'infectious process',
                   'infectious'),
     'Atelectasis': ('atelecta', 'collapse'),
     'Pneumothorax': ('pneumothorax', 'pneumothoraces'),
     'Pleural Effusion': ('pleural fluid', 'effusion'),
-    'Pleural Other': (
-        'pleural thickening', 'fibrosis', 'fibrothorax', 'pleural scar',
-        'pleural parenchymal scar', 'pleuro-parenchymal scar',
-        'pleuro-pericardial scar'),
+    'Pleural Other': ('pleural thickening', 'fibrosis', 'fibrothorax',
+                      'pleural scar', 'pleural parenchymal scar',
+                      'pleuro-parenchymal scar', 'pleuro-pericardial scar'),
     'Fracture': ('fracture', ),
-    'Support Devices': (
-        'pacer', ' line ', 'lines', 'picc', 'tube', 'valve', 'catheter',
-        'pacemaker', 'hardware', 'arthroplast', 'marker', 'icd', 'defib',
-        'device', 'drain ', 'plate', 'screw', 'cannula', 'apparatus', 'coil',
-        'support', 'equipment', 'mediport'),
+    'Support Devices':
+    ('pacer', ' line ', 'lines', 'picc', 'tube', 'valve', 'catheter',
+     'pacemaker', 'hardware', 'arthroplast', 'marker', 'icd', 'defib',
+     'device', 'drain ', 'plate', 'screw', 'cannula', 'apparatus', 'coil',
+     'support', 'equipment', 'mediport'),
 }
 
 
@@ -81,13 +80,19 @@ def _positional_unmentions():
     # "over the heart", "in the left cardiac silhouette", ...: the official
     # extractor builds these from the heart / mediastinum phrases (the
     # ' mediastinum' entry yields a double space there, so never matches).
-    prefixes = [a + b for a in ('over the', 'overly the', 'in the')
-                for b in ('', ' superior', ' left', ' right')]
-    heart = [p + ' ' + m.replace('the ', '') for p in prefixes
-             for m in MENTIONS['Cardiomegaly']
-             if m not in ('cardiomegaly', 'cardiac enlargement')]
-    mediastinum = [p + ' ' + m for p in prefixes
-                   for m in MENTIONS['Enlarged Cardiomediastinum']]
+    prefixes = [
+        a + b for a in ('over the', 'overly the', 'in the')
+        for b in ('', ' superior', ' left', ' right')
+    ]
+    heart = [
+        p + ' ' + m.replace('the ', '') for p in prefixes
+        for m in MENTIONS['Cardiomegaly']
+        if m not in ('cardiomegaly', 'cardiac enlargement')
+    ]
+    mediastinum = [
+        p + ' ' + m for p in prefixes
+        for m in MENTIONS['Enlarged Cardiomediastinum']
+    ]
     return heart, mediastinum
 
 
@@ -142,8 +147,10 @@ def find_mentions(sentence):
                 for span in _spans(sentence, phrase)]
         if not hits:
             continue
-        blocked = [span for phrase in UNMENTIONS.get(observation, ())
-                   for span in _spans(sentence, phrase)]
+        blocked = [
+            span for phrase in UNMENTIONS.get(observation, ())
+            for span in _spans(sentence, phrase)
+        ]
         found += [(observation, phrase, start, end)
                   for phrase, (start, end) in hits
                   if not any(start < b_end and end > b_start

@@ -71,7 +71,7 @@ _STOP = (
 _STOP_ALT = '|'.join(re.escape(w) for w in _STOP)
 # a new clause subject after a coordinator ends the phrase too
 _NEW_CLAUSE = r'(?:and|,|or) (?:the|there|a|an) '
-_W = rf'(?!(?:{_STOP_ALT}) )(?!{_NEW_CLAUSE})[^ ]+ '   # with "of" chains
+_W = rf'(?!(?:{_STOP_ALT}) )(?!{_NEW_CLAUSE})[^ ]+ '  # with "of" chains
 _WL = rf'(?!(?:{_STOP_ALT}|of) )(?!{_NEW_CLAUSE})[^ ]+ '  # lists, no "of"
 _WN = rf'(?!(?:{_STOP_ALT}|of|and|or|,) )[^ ]+ '  # one noun phrase
 _WS = rf'(?!(?:{_STOP_ALT}|,) )[^ ]+ '  # subject before its verb
@@ -86,27 +86,31 @@ _ADV = r'(?:(?:now|otherwise|again|overall|still|also|grossly|' \
 _MODAL = r'(?:may|might|would|could|can|possibly|maybe)'
 
 # mention words whose "stable / unchanged / similar to prior" is uncertain
-_HEART = {'cardiomediastinal', 'pericardial', 'mediastinal', 'mediastinum',
-          'cardiomediastinum', 'contour', 'contours', 'configuration',
-          'silhouette', 'silhouettes', 'size', 'heart', 'shadow'}
-_EDEMA_HEDGED = {'vascular congestion', 'pulmonary congestion',
-                 'indistinctness', 'vascular prominence'}
+_HEART = {
+    'cardiomediastinal', 'pericardial', 'mediastinal', 'mediastinum',
+    'cardiomediastinum', 'contour', 'contours', 'configuration', 'silhouette',
+    'silhouettes', 'size', 'heart', 'shadow'
+}
+_EDEMA_HEDGED = {
+    'vascular congestion', 'pulmonary congestion', 'indistinctness',
+    'vascular prominence'
+}
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*|[^\sa-z0-9]")
 
 
 def tokenize(sentence):
     """``(word, start, end)`` for every word and punctuation mark."""
-    return [(m.group(), m.start(), m.end())
-            for m in _TOKEN.finditer(sentence)]
+    return [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(sentence)]
 
 
 class _Mention:
     """A mention with the text left and right of it, space-joined."""
 
     def __init__(self, tokens, start, end, phrase):
-        idx = [i for i, (_, s, e) in enumerate(tokens)
-               if s < end and start < e]
+        idx = [
+            i for i, (_, s, e) in enumerate(tokens) if s < end and start < e
+        ]
         words = [w for w, _, _ in tokens]
         self.phrase = phrase.strip()
         self.words = set(words[idx[0]:idx[-1] + 1]) if idx else set()
@@ -119,8 +123,8 @@ class _Mention:
 
     def before(self, pattern):
         """``pattern`` ends right before the mention (left context)."""
-        return not self.new_clause and re.search(
-            rf'(?<= )(?:{pattern})$', self.left) is not None
+        return not self.new_clause and re.search(rf'(?<= )(?:{pattern})$',
+                                                 self.left) is not None
 
     def after(self, pattern):
         """``pattern`` starts right after the mention (right context)."""
@@ -131,9 +135,11 @@ RULES = []
 
 
 def _rule(stage, *covers):
+
     def register(fn):
         RULES.append((stage, fn, covers))
         return fn
+
     return register
 
 
@@ -141,10 +147,11 @@ def _rule(stage, *covers):
 @_rule(PRE_UNCERTAIN, 'pre:4', 'pre:7', 'post:22')
 def cannot_exclude(m):
     """'cannot exclude X', 'X cannot be excluded', 'X is not excluded'."""
-    return m.before(rf'(?:cannot|can not) (?:be )?(?:entirely )?'
-                    rf'exclud(?:e|ed|ing) {LIST}') or m.after(
-        rf'{SUBJ}(?:(?:cannot|can not) be|(?:{_BE})?not(?: be)?) '
-        r'(?:entirely |completely )?excluded ')
+    return m.before(
+        rf'(?:cannot|can not) (?:be )?(?:entirely )?'
+        rf'exclud(?:e|ed|ing) {LIST}') or m.after(
+            rf'{SUBJ}(?:(?:cannot|can not) be|(?:{_BE})?not(?: be)?) '
+            r'(?:entirely |completely )?excluded ')
 
 
 @_rule(PRE_UNCERTAIN, 'pre:10', 'pre:11', 'pre:15')
@@ -171,7 +178,7 @@ def no_or_without(m):
     'no NN to suggest / explain X'."""
     return m.before(rf'(?:no|not|without) {NP}') or m.before(
         rf'no {NP}to (?:suggest|explain|diagnose) {LIST}') or m.before(
-        rf'no moderate to {NP}')
+            rf'no moderate to {NP}')
 
 
 @_rule(NEGATION, 'neg:53', 'neg:56', 'neg:57', 'neg:60', 'neg:61', 'neg:64')
@@ -181,9 +188,9 @@ def negating_head(m):
     return m.before(
         rf'(?:(?<!not )(?:free|clear|clearing)|history|disappearance|'
         rf'resolution|drainage|removal) of {LIST}') or m.before(
-        rf'(?:negative for|rather than|rule out|'
-        rf'exclud(?:e|es|ed|ing)) {LIST}') or m.after(
-        rf'{SUBJ}(?:{_BE}|has been |have been )excluded ')
+            rf'(?:negative for|rather than|rule out|'
+            rf'exclud(?:e|es|ed|ing)) {LIST}') or m.after(
+                rf'{SUBJ}(?:{_BE}|has been |have been )excluded ')
 
 
 @_rule(NEGATION, 'neg:8', 'neg:9', 'neg:10', 'neg:11', 'neg:12', 'neg:21',
@@ -243,10 +250,10 @@ def stable_heart(m):
     """'stable / unchanged heart size', 'the cardiac silhouette is stable /
     has not changed / is similar to prior'."""
     return bool(m.words & _HEART) and (
-        m.before(rf'(?:stable|unchanged|stable appearance of) {NOUN}') or
-        m.after(rf'{SUBJ}(?:{_BE}{_ADV}(?:stable|unchanged|similar to '
-                rf'(?:the )?prior)|(?:(?:has|have|had|is|are|was|were) )?'
-                rf'not (?:been )?changed|similar to (?:the )?prior) '))
+        m.before(rf'(?:stable|unchanged|stable appearance of) {NOUN}')
+        or m.after(rf'{SUBJ}(?:{_BE}{_ADV}(?:stable|unchanged|similar to '
+                   rf'(?:the )?prior)|(?:(?:has|have|had|is|are|was|were) )?'
+                   rf'not (?:been )?changed|similar to (?:the )?prior) '))
 
 
 @_rule(POST_UNCERTAIN, 'post:23', 'post:24', 'post:30', 'post:43', 'post:47',
@@ -265,17 +272,15 @@ def hedge_before(m):
         rf'(?:question|suggestion) of {LIST}',
         rf'(?:suspicious|worrisome|concerning|concern|suspicion) for {LIST}',
         rf'{_MODAL} (?:also )?(?:represent|reflect|indicate|include)'
-        rf'(?:s|ed|ing)? (?:the presence of )?{LIST}',
-        rf'secondary to {LIST}',
+        rf'(?:s|ed|ing)? (?:the presence of )?{LIST}', rf'secondary to {LIST}',
         rf'{_MODAL} (?:be )?(?:also )?(?:due|related) to {LIST}',
         rf'(?:is|are|was|were|be|could|may|would) {_ADV}compatible with '
-        rf'{LIST}',
-        rf'(?:may|might|can|could) (?:be )?consistent with {LIST}',
+        rf'{LIST}', rf'(?:may|might|can|could) (?:be )?consistent with {LIST}',
         rf'differential diagnosis (?:includes|include) {LIST}',
         rf'(?:correlate|correlated) clinically for (?:(?:evidence|signs?|'
-        rf'symptoms?) of )?{LIST}',
-        rf'correlation for symptoms? of {LIST}',
-        rf'(?<!there )(?:may|might|would|could) (?:also )?be {LIST}']))
+        rf'symptoms?) of )?{LIST}', rf'correlation for symptoms? of {LIST}',
+        rf'(?<!there )(?:may|might|would|could) (?:also )?be {LIST}'
+    ]))
 
 
 @_rule(POST_UNCERTAIN, 'post:55', 'post:56', 'post:96', 'post:105', 'post:108',

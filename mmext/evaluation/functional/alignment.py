@@ -114,7 +114,8 @@ def mutual_knn(a, b, k=10, chunk_size=None):
     """
     _check_pair(a, b, 'mutual_knn')
     return mutual_knn_from_knn(
-        knn(a, k, chunk_size)[0], knn(b, k, chunk_size)[0])
+        knn(a, k, chunk_size)[0],
+        knn(b, k, chunk_size)[0])
 
 
 def _pairs_hsic(n, rows, cols, vk, vl, unbiased):
@@ -126,16 +127,17 @@ def _pairs_hsic(n, rows, cols, vk, vl, unbiased):
     tr_kl = (vk * vl * present).sum()  # tr(M_K M_L) = Σ M_K[i,j] M_L[j,i]
 
     def sums(index, v):
-        return torch.zeros(n, dtype=torch.float64,
-                           device=v.device).index_add_(0, index, v)
+        return torch.zeros(
+            n, dtype=torch.float64, device=v.device).index_add_(0, index, v)
 
     row_k, row_l = sums(rows, vk), sums(rows, vl)
     col_k, col_l = sums(cols, vk), sums(cols, vl)
     sum_k, sum_l = row_k.sum(), row_l.sum()
     if unbiased:  # the diagonal is never a pair (self excluded)
         # Σ(M_K M_L) = 1^T M_K M_L 1 = (M_K^T 1) · (M_L 1)
-        hsic = (tr_kl + sum_k * sum_l / ((n - 1) * (n - 2)) -
-                2 * (col_k * row_l).sum() / (n - 2))
+        hsic = (
+            tr_kl + sum_k * sum_l / ((n - 1) * (n - 2)) - 2 *
+            (col_k * row_l).sum() / (n - 2))
         return hsic / (n * (n - 3))
     # tr(A H B H) = tr(AB) - (A1·B^T1 + A^T1·B1) / n + (1^TA1)(1^TB1) / n²
     return (tr_kl - ((row_k * col_l).sum() + (col_k * row_l).sum()) / n +
@@ -195,8 +197,9 @@ def cknna(a, b, k=10, unbiased=True, chunk_size=None):
 
 def _hsic_from_sums(n, tr_kl, sum_k, sum_l, row_k, row_l, unbiased):
     if unbiased:  # K, L with zeroed diagonals
-        return (tr_kl + sum_k * sum_l / ((n - 1) * (n - 2)) -
-                2 * (row_k * row_l).sum() / (n - 2)) / (n * (n - 3))
+        return (tr_kl + sum_k * sum_l / ((n - 1) * (n - 2)) - 2 *
+                (row_k * row_l).sum() / (n - 2)) / (
+                    n * (n - 3))
     return tr_kl - 2 * (row_k * row_l).sum() / n + sum_k * sum_l / n**2
 
 
@@ -249,8 +252,9 @@ def linear_cka(a, b, unbiased=False):
     if not unbiased:  # centring does not change the biased HSIC
         a = a - a.double().mean(0).to(a.dtype)
         b = b - b.double().mean(0).to(b.dtype)
-    return _cka(linear_hsic(a, b, unbiased), linear_hsic(a, a, unbiased),
-                linear_hsic(b, b, unbiased))
+    return _cka(
+        linear_hsic(a, b, unbiased), linear_hsic(a, a, unbiased),
+        linear_hsic(b, b, unbiased))
 
 
 def _rbf_block(x, rows, sigma):
@@ -362,8 +366,8 @@ def svcca(a, b, keep=10, eps=1e-8):
         float: Mean canonical correlation in [0, 1].
     """
     _check_pair(a, b, 'svcca')
-    return svcca_from_bases(svcca_basis(a, keep, eps), svcca_basis(b, keep,
-                                                                   eps))
+    return svcca_from_bases(
+        svcca_basis(a, keep, eps), svcca_basis(b, keep, eps))
 
 
 def procrustes_distance(a, b, center=True, scale=True):

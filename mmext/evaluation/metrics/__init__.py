@@ -7,6 +7,7 @@ from .report_metrics import ReportMetric
 
 __all__ = []
 __all__ += ['ReportMetric', 'ClinicalEfficacyMetric']
-__all__ += ['AUROC', 'BinaryClassificationMetric',
-            'MultiLabelClassificationMetric']
+__all__ += [
+    'AUROC', 'BinaryClassificationMetric', 'MultiLabelClassificationMetric'
+]
 __all__ += ['RepresentationAlignment', 'compare_layers']

@@ -16,8 +16,10 @@ from mmengine.evaluator import BaseMetric
 from mmext.evaluation.functional import alignment as A
 from mmext.registry import METRICS
 
-__all__ = ['ALIGNMENT_METRICS', 'compare_layers', 'select_layers',
-           'RepresentationAlignment']
+__all__ = [
+    'ALIGNMENT_METRICS', 'compare_layers', 'select_layers',
+    'RepresentationAlignment'
+]
 
 #: metric name -> higher means more aligned (False for distances)
 ALIGNMENT_METRICS = {
@@ -75,13 +77,11 @@ class _LayerCache:
         return self._memo[key]
 
     def knn(self):
-        return self._get('knn', lambda: A.knn(self.x, self.k,
-                                              self.chunk_size))
+        return self._get('knn', lambda: A.knn(self.x, self.k, self.chunk_size))
 
     def centred(self):
         x = self.x
-        return self._get('centred',
-                         lambda: x - x.double().mean(0).to(x.dtype))
+        return self._get('centred', lambda: x - x.double().mean(0).to(x.dtype))
 
     def hsic(self, unbiased):
         x = self.x if unbiased else self.centred()
@@ -89,8 +89,8 @@ class _LayerCache:
                          lambda: A.linear_hsic(x, x, unbiased))
 
     def svcca_basis(self):
-        return self._get('svcca', lambda: A.svcca_basis(self.x,
-                                                        self.svcca_keep))
+        return self._get('svcca',
+                         lambda: A.svcca_basis(self.x, self.svcca_keep))
 
 
 def _linear_cka(ca, cb, unbiased):
@@ -181,8 +181,9 @@ def select_layers(names, pattern):
     """Names matching a glob pattern (or any of a list of them), in the
     order of ``names``."""
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)
-    picked = [n for n in names if any(fnmatch.fnmatchcase(n, p)
-                                      for p in patterns)]
+    picked = [
+        n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)
+    ]
     if not picked:
         raise ValueError(f'no layer matches {patterns}; the layers are '
                          f'{list(names)}')
@@ -243,9 +244,10 @@ class RepresentationAlignment(BaseMetric):
                     f'RepresentationAlignment: data sample has no '
                     f"'{self.feat_key}' (layer name -> vector); the model "
                     'does not emit per-layer features, use AlignmentHook')
-            self.results.append(
-                {n: v.detach().float().cpu().flatten()
-                 for n, v in feats.items()})
+            self.results.append({
+                n: v.detach().float().cpu().flatten()
+                for n, v in feats.items()
+            })
 
     def compute_metrics(self, results):
         names = list(results[0])

@@ -18,8 +18,10 @@ __all__ = ['ClinicalEfficacyMetric', 'clinical_scores', 'write_labeler_csv']
 
 def _binary(labels):
     """CheXpert labels -> 0/1 matrix the R2Gen way: blank and -1 -> 0."""
-    arr = np.array([[0 if (isinstance(v, float) and math.isnan(v)) else v
-                     for v in row] for row in labels], dtype=np.int64)
+    arr = np.array(
+        [[0 if (isinstance(v, float) and math.isnan(v)) else v for v in row]
+         for row in labels],
+        dtype=np.int64)
     arr[arr == -1] = 0
     return arr
 
@@ -49,7 +51,8 @@ def clinical_scores(gt_labels, pred_labels):
     f1 = ratio(2 * tp, 2 * tp + fp + fn)
     tp_s, fp_s, fn_s = tp.sum(), fp.sum(), fn.sum()
     return dict(
-        P_macro=float(p.mean()), R_macro=float(r.mean()),
+        P_macro=float(p.mean()),
+        R_macro=float(r.mean()),
         F1_macro=float(f1.mean()),
         P_micro=float(ratio(tp_s, tp_s + fp_s)),
         R_micro=float(ratio(tp_s, tp_s + fn_s)),
@@ -62,16 +65,20 @@ def write_labeler_csv(reports, path, labels=None):
     format instead (``Reports`` + the 14 label columns, blanks empty)."""
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     with open(path, 'w', newline='') as f:
-        writer = csv.writer(f, quoting=csv.QUOTE_NONNUMERIC if labels is None
-                            else csv.QUOTE_MINIMAL)
+        writer = csv.writer(
+            f,
+            quoting=csv.QUOTE_NONNUMERIC
+            if labels is None else csv.QUOTE_MINIMAL)
         if labels is None:
             writer.writerows([r] for r in reports)
             return
         writer.writerow(['Reports'] + CATEGORIES)
         for report, row in zip(reports, labels):
             writer.writerow([report] + [
-                '' if (isinstance(v, float) and math.isnan(v)) else
-                f'{float(v):.1f}' for v in row])
+                '' if
+                (isinstance(v, float) and math.isnan(v)) else f'{float(v):.1f}'
+                for v in row
+            ])
 
 
 @METRICS.register_module()
@@ -127,7 +134,8 @@ class ClinicalEfficacyMetric(BaseMetric):
                               pred_labels)
             write_labeler_csv(gts, osp.join(out_dir, 'gts_labeled.csv'),
                               gt_labels)
-            print_log(f'ClinicalEfficacyMetric: wrote res.csv / gts.csv '
-                      f'(CheXpert labeler input) to {out_dir}',
-                      logger='current')
+            print_log(
+                f'ClinicalEfficacyMetric: wrote res.csv / gts.csv '
+                f'(CheXpert labeler input) to {out_dir}',
+                logger='current')
         return clinical_scores(gt_labels, pred_labels)

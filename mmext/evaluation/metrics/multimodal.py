@@ -29,9 +29,10 @@ from mmpretrain.structures import label_to_onehot
 
 from mmext.registry import METRICS
 
-__all__ = ['AUROC', 'BinaryClassificationMetric',
-           'MultiLabelClassificationMetric', 'binary_auroc',
-           'multilabel_auroc', 'multilabel_f1']
+__all__ = [
+    'AUROC', 'BinaryClassificationMetric', 'MultiLabelClassificationMetric',
+    'binary_auroc', 'multilabel_auroc', 'multilabel_f1'
+]
 
 
 def _average_ranks(values):
@@ -93,8 +94,10 @@ def multilabel_auroc(scores, targets, average='macro'):
     """
     scores = np.asarray(scores, dtype=np.float64)
     targets = np.asarray(targets)
-    per_label = np.array([binary_auroc(scores[:, c], targets[:, c])
-                          for c in range(scores.shape[1])])
+    per_label = np.array([
+        binary_auroc(scores[:, c], targets[:, c])
+        for c in range(scores.shape[1])
+    ])
     undefined = np.flatnonzero(np.isnan(per_label)).tolist()
     if average is None:
         return per_label, undefined
@@ -126,8 +129,12 @@ def multilabel_f1(pred_pos, targets):
     def upstream(average):
         # a binary "score" thresholded at 0.5 keeps our own threshold rule
         _, _, f1, _ = MultiLabelMetric.calculate(
-            pred_pos, targets, pred_indices=False, target_indices=False,
-            average=average, thr=0.5)
+            pred_pos,
+            targets,
+            pred_indices=False,
+            target_indices=False,
+            average=average,
+            thr=0.5)
         return f1
 
     per_label = upstream(None)
@@ -169,9 +176,12 @@ def _positive_probability(score):
 def _warn_undefined(name, undefined, classes=None):
     if undefined:
         names = [classes[c] if classes else c for c in undefined[:5]]
-        print_log(f'{name}: AUROC undefined for {len(undefined)} label(s) '
-                  f'with one class only in the ground truth ({names}); '
-                  'averaged over the others', logger='current', level=30)
+        print_log(
+            f'{name}: AUROC undefined for {len(undefined)} label(s) '
+            f'with one class only in the ground truth ({names}); '
+            'averaged over the others',
+            logger='current',
+            level=30)
 
 
 @METRICS.register_module()
@@ -204,7 +214,8 @@ class AUROC(BaseMetric):
 
     default_prefix = 'auroc'
 
-    def __init__(self, average: Optional[str] = 'macro',
+    def __init__(self,
+                 average: Optional[str] = 'macro',
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None):
         if average not in ('macro', None):
@@ -222,8 +233,7 @@ class AUROC(BaseMetric):
                 self.results.append(
                     (torch.tensor([_positive_probability(score)]), gt[:1]))
             else:
-                self.results.append(
-                    (score, _gt_onehot(sample, score.numel())))
+                self.results.append((score, _gt_onehot(sample, score.numel())))
 
     def compute_metrics(self, results):
         scores = torch.stack([s for s, _ in results]).numpy()
@@ -268,7 +278,8 @@ class BinaryClassificationMetric(BaseMetric):
     ITEMS = ('accuracy', 'auroc', 'f1-macro', 'f1-positive', 'precision',
              'recall')
 
-    def __init__(self, thr: float = 0.5,
+    def __init__(self,
+                 thr: float = 0.5,
                  items: Sequence[str] = ('accuracy', 'auroc', 'f1-macro'),
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None):
@@ -308,9 +319,11 @@ class BinaryClassificationMetric(BaseMetric):
             'recall': float(tp / max(gt.sum(), 1)),
         }
         if np.isnan(values['auroc']) and 'auroc' in self.items:
-            print_log('BinaryClassificationMetric: AUROC undefined, the '
-                      'ground truth has one class only', logger='current',
-                      level=30)
+            print_log(
+                'BinaryClassificationMetric: AUROC undefined, the '
+                'ground truth has one class only',
+                logger='current',
+                level=30)
         return {k: values[k] * 100 for k in self.items}
 
 
@@ -351,7 +364,9 @@ class MultiLabelClassificationMetric(BaseMetric):
     ITEMS = ('f1-micro', 'f1-macro', 'f1-weighted', 'f1-samples', 'auroc',
              'hamming-accuracy')
 
-    def __init__(self, thr: float = 0.5, items: Sequence[str] = ITEMS,
+    def __init__(self,
+                 thr: float = 0.5,
+                 items: Sequence[str] = ITEMS,
                  classes: Optional[Sequence[str]] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None):

@@ -13,8 +13,10 @@ from mmengine.logging import print_log
 
 from mmext.registry import METRICS
 
-__all__ = ['ReportMetric', 'compute_nlg_scores', 'write_report_outputs',
-           'resolve_out_dir', 'report_pair']
+__all__ = [
+    'ReportMetric', 'compute_nlg_scores', 'write_report_outputs',
+    'resolve_out_dir', 'report_pair'
+]
 
 _EMPTY = '<empty>'  # stands in for an empty prediction (ROUGE divides by
 # its length); it matches no reference token, so it scores as nothing
@@ -56,8 +58,7 @@ def _meteor(gts, res):
             scorer.meteor_p.wait()
 
 
-def compute_nlg_scores(gts, res, metrics=('bleu', 'meteor', 'rouge',
-                                          'cider')):
+def compute_nlg_scores(gts, res, metrics=('bleu', 'meteor', 'rouge', 'cider')):
     """BLEU-1..4, METEOR, ROUGE-L and CIDEr-D of ``res`` against ``gts``.
 
     Args:
@@ -100,10 +101,11 @@ def report_pair(sample, metric):
     if 'pred_report' not in sample or 'gt_report' not in sample:
         raise KeyError(f'{metric} needs `pred_report` and `gt_report` in '
                        f'each data sample (found {sorted(sample)})')
-    return dict(study_id=sample.get('study_id'),
-                img_path=list(sample.get('img_path') or []),
-                gt_report=sample['gt_report'],
-                pred_report=sample['pred_report'])
+    return dict(
+        study_id=sample.get('study_id'),
+        img_path=list(sample.get('img_path') or []),
+        gt_report=sample['gt_report'],
+        pred_report=sample['pred_report'])
 
 
 def resolve_out_dir(out_dir):
@@ -128,8 +130,10 @@ def write_report_outputs(results, out_dir, name='reports'):
         writer = csv.writer(f)
         writer.writerow(['study_id', 'img_path', 'gt_report', 'pred_report'])
         for r in results:
-            writer.writerow([r['study_id'], ';'.join(r['img_path']),
-                             r['gt_report'], r['pred_report']])
+            writer.writerow([
+                r['study_id'], ';'.join(r['img_path']), r['gt_report'],
+                r['pred_report']
+            ])
     return json_path
 
 
@@ -172,8 +176,11 @@ class ReportMetric(BaseMetric):
 
     default_prefix = 'report'
 
-    def __init__(self, scorers=('bleu', 'meteor', 'rouge', 'cider'),
-                 out_dir=None, collect_device='cpu', prefix=None):
+    def __init__(self,
+                 scorers=('bleu', 'meteor', 'rouge', 'cider'),
+                 out_dir=None,
+                 collect_device='cpu',
+                 prefix=None):
         super().__init__(collect_device=collect_device, prefix=prefix)
         unknown = set(scorers) - {'bleu', 'meteor', 'rouge', 'cider'}
         if unknown:
@@ -184,16 +191,17 @@ class ReportMetric(BaseMetric):
         self.out_dir = out_dir
 
     def process(self, data_batch, data_samples):
-        self.results.extend(report_pair(s, 'ReportMetric')
-                            for s in data_samples)
+        self.results.extend(
+            report_pair(s, 'ReportMetric') for s in data_samples)
 
     def compute_metrics(self, results):
         out_dir = resolve_out_dir(self.out_dir)
         if out_dir:
             path = write_report_outputs(results, out_dir)
-            print_log(f'ReportMetric: wrote {len(results)} generated reports'
-                      f' next to references to {path} (and .csv)',
-                      logger='current')
+            print_log(
+                f'ReportMetric: wrote {len(results)} generated reports'
+                f' next to references to {path} (and .csv)',
+                logger='current')
         return compute_nlg_scores([r['gt_report'] for r in results],
                                   [r['pred_report'] for r in results],
                                   self.scorers)

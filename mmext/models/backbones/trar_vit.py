@@ -119,8 +119,7 @@ class TRARViT(VisionTransformer):
             layer_cfgs=layer_cfgs,
             **kwargs)
         self.layer_orders = self._parse_orders(orders, routed_layers)
-        union = sorted({k for lo in self.layer_orders if lo for k in lo} |
-                       {0})
+        union = sorted({k for lo in self.layer_orders if lo for k in lo} | {0})
         self._check_orders(union, img_size, patch_size)
         self.span_masks = SpanMasks(union, self.patch_resolution,
                                     self.num_extra_tokens)

@@ -25,8 +25,9 @@ from typing import NamedTuple
 import torch
 from torch.autograd.function import once_differentiable
 
-__all__ = ['NestedSpanTable', 'build_nested_span_table',
-           'nested_span_attention']
+__all__ = [
+    'NestedSpanTable', 'build_nested_span_table', 'nested_span_attention'
+]
 
 # Z below this (all window scores ~69 below the row maximum in float32)
 # would lose precision: the caller falls back to one softmax per span.
@@ -97,8 +98,9 @@ def build_nested_span_table(masks, orders, span_index):
         if width == 0:
             continue
         # a stable sort puts each row's ring-r keys first, in key order
-        keys.append(torch.sort((~inside).to(torch.uint8), dim=1,
-                               stable=True).indices[:, :width])
+        keys.append(
+            torch.sort((~inside).to(torch.uint8), dim=1,
+                       stable=True).indices[:, :width])
         real.append(torch.arange(width, device=masks.device) < count[:, None])
         rings += [r] * width
     if not keys:  # every row global: one dummy slot
@@ -126,8 +128,10 @@ class NestedSpanTableCache:
         if hit is not None and hit[0]() is masks:
             return hit[1]
         # drop entries of dead mask tensors before adding one
-        self._tables = {k: v for k, v in self._tables.items()
-                        if v[0]() is not None}
+        self._tables = {
+            k: v
+            for k, v in self._tables.items() if v[0]() is not None
+        }
         table = build_nested_span_table(masks, orders, span_index)
         self._tables[key] = (weakref.ref(masks), table)
         return table
@@ -151,8 +155,7 @@ def _suffix(w, table):
     if not table.has_global:  # keys outside every window: weight 0
         c = torch.cat([c, c.new_zeros(c.shape[:-1] + (1, ))], -1)
     n = table.num_local
-    outer = torch.where(table.global_row[:, None], c[..., :1],
-                        c[..., n:n + 1])
+    outer = torch.where(table.global_row[:, None], c[..., :1], c[..., n:n + 1])
     return c, outer
 
 
@@ -233,8 +236,8 @@ class NestedSpanAttention(torch.autograd.Function):
         # dL/ds = P ⊙ (c_ring g - e_ring), e_r = Σ_{l>=r} α_l δ_l / Z_l:
         # outer coefficients everywhere, then the window slots corrected
         c_rise = c[..., table.slot_ring] - outer
-        fix = pg_win.mul_(c_rise).sub_(
-            p_win * (e[..., table.slot_ring] - e_outer))
+        fix = pg_win.mul_(c_rise).sub_(p_win *
+                                       (e[..., table.slot_ring] - e_outer))
         d_s = pg.mul_(outer).addcmul_(p, e_outer, value=-1)
         d_s.scatter_add_(-1, key, fix)
         attn = p.mul_(outer).scatter_add_(-1, key, p_win.mul_(c_rise))

@@ -158,11 +158,11 @@ class SpanRoutedAttention(MultiheadAttention):
                              'are not supported; remove them from the config')
         super().__init__(embed_dims, num_heads, **kwargs)
         self.orders = tuple(int(k) for k in orders)
-        self.span_index = tuple(span_index if span_index is not None else
-                                range(len(self.orders)))
-        self.router = SpanRouter(
-            embed_dims, len(self.orders), **(router_cfg or {})) if len(
-                self.orders) > 1 else None
+        self.span_index = tuple(
+            span_index if span_index is not None else range(len(self.orders)))
+        self.router = SpanRouter(embed_dims, len(self.orders),
+                                 **(router_cfg
+                                    or {})) if len(self.orders) > 1 else None
         self.attn_impl = attn_impl
         self._tables = NestedSpanTableCache()
 

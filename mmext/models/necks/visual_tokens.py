@@ -74,8 +74,9 @@ class VisualTokenNeck(BaseModule):
         self.tokens = tokens
         self.num_prefix_tokens = num_prefix_tokens
         self.index = index
-        self.proj = (nn.Linear(in_channels, out_channels)
-                     if out_channels else nn.Identity())
+        self.proj = (
+            nn.Linear(in_channels, out_channels)
+            if out_channels else nn.Identity())
 
     def _split(self, x):
         """-> (patch (b, n, c), cls (b, p, c) or None, global (b, c))."""

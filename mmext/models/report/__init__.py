@@ -7,4 +7,5 @@ from .tokenizer import R2GenTokenizer
 
 __all__ = [
     'ReportDataPreprocessor', 'pad_tokens', 'beam_search', 'greedy_search',
-    'R2GenReportGenerator', 'R2GenHead', 'R2GenTokenizer']
+    'R2GenReportGenerator', 'R2GenHead', 'R2GenTokenizer'
+]

@@ -48,8 +48,7 @@ class ReportDataPreprocessor(BaseDataPreprocessor):
         (torch.Size([1, 2, 3, 8, 8]), -2.0)
     """
 
-    def __init__(self, mean=None, std=None, to_rgb=False,
-                 non_blocking=False):
+    def __init__(self, mean=None, std=None, to_rgb=False, non_blocking=False):
         super().__init__(non_blocking)
         self.to_rgb = to_rgb
         self._enable_normalize = mean is not None

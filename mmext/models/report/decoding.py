@@ -28,8 +28,9 @@ import math
 
 import torch
 
-__all__ = ['parse_length_penalty', 'trigram_counts', 'greedy_search',
-           'beam_search']
+__all__ = [
+    'parse_length_penalty', 'trigram_counts', 'greedy_search', 'beam_search'
+]
 
 
 def parse_length_penalty(spec):
@@ -85,8 +86,13 @@ def _trigram_adjust(logprobs, prefix, block_trigrams, penalty):
 
 
 @torch.no_grad()
-def greedy_search(state, batch_size, max_len, bos_idx=0, eos_idx=0,
-                  block_trigrams=False, trigram_penalty=2 * math.log(2),
+def greedy_search(state,
+                  batch_size,
+                  max_len,
+                  bos_idx=0,
+                  eos_idx=0,
+                  block_trigrams=False,
+                  trigram_penalty=2 * math.log(2),
                   device=None):
     """Greedy decoding; returns (batch_size, max_len) tokens, 0 after EOS.
 
@@ -96,7 +102,9 @@ def greedy_search(state, batch_size, max_len, bos_idx=0, eos_idx=0,
     """
     seq = torch.zeros(batch_size, max_len, dtype=torch.long, device=device)
     rows = torch.arange(batch_size, device=device)
-    prefix = torch.full((batch_size, 1), bos_idx, dtype=torch.long,
+    prefix = torch.full((batch_size, 1),
+                        bos_idx,
+                        dtype=torch.long,
                         device=device)
     for t in range(max_len):
         logprobs = state.step(prefix)
@@ -120,9 +128,16 @@ def greedy_search(state, batch_size, max_len, bos_idx=0, eos_idx=0,
 
 
 @torch.no_grad()
-def beam_search(state, batch_size, beam_size, max_len, bos_idx=0, eos_idx=0,
-                length_penalty='', block_trigrams=False,
-                trigram_penalty=2 * math.log(2), early_stop=True,
+def beam_search(state,
+                batch_size,
+                beam_size,
+                max_len,
+                bos_idx=0,
+                eos_idx=0,
+                length_penalty='',
+                block_trigrams=False,
+                trigram_penalty=2 * math.log(2),
+                early_stop=True,
                 device=None):
     """Batched beam search; returns the best hypothesis per study.
 
@@ -146,11 +161,13 @@ def beam_search(state, batch_size, beam_size, max_len, bos_idx=0, eos_idx=0,
     items = torch.arange(batch_size, device=device)
     scores = torch.zeros(batch_size, k, device=device)
     scores[:, 1:] = float('-inf')  # step 0 expands one beam per study
-    prefix = torch.full((batch_size * k, 1), bos_idx, dtype=torch.long,
+    prefix = torch.full((batch_size * k, 1),
+                        bos_idx,
+                        dtype=torch.long,
                         device=device)
     best_score = None  # created at step 0 in the model's dtype
-    best_seq = torch.zeros(batch_size, max_len, dtype=torch.long,
-                           device=device)
+    best_seq = torch.zeros(
+        batch_size, max_len, dtype=torch.long, device=device)
     offsets = torch.arange(k, device=device)
     for t in range(max_len):
         logprobs = state.step(prefix)
@@ -159,8 +176,8 @@ def beam_search(state, batch_size, beam_size, max_len, bos_idx=0, eos_idx=0,
         n, vocab = scores.size(0), logprobs.size(1)
         if best_score is None:
             best_score = logprobs.new_full((batch_size, ), float('-inf'))
-        cand = (scores.to(logprobs.dtype).reshape(-1, 1) +
-                logprobs).reshape(n, k * vocab)
+        cand = (scores.to(logprobs.dtype).reshape(-1, 1) + logprobs).reshape(
+            n, k * vocab)
         top, idx = cand.topk(k, dim=1)  # n k, sorted best first
         beam, tok = idx // vocab, idx % vocab
         rows = (torch.arange(n, device=device)[:, None] * k + beam).reshape(-1)

@@ -77,8 +77,9 @@ class R2GenReportGenerator(BaseModel):
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.tokenizer = (TOKENIZER.build(tokenizer)
-                          if isinstance(tokenizer, dict) else tokenizer)
+        self.tokenizer = (
+            TOKENIZER.build(tokenizer)
+            if isinstance(tokenizer, dict) else tokenizer)
         if freeze:
             backbone = dict(type='PartialFreeze', backbone=backbone, **freeze)
         self.backbone = MODELS.build(backbone)
@@ -137,9 +138,11 @@ class R2GenReportGenerator(BaseModel):
     def generate(self, feats):
         cfg = dict(self.decode_cfg)
         return self.head.generate(
-            feats, max_len=self.max_seq_length,
+            feats,
+            max_len=self.max_seq_length,
             strategy=cfg.pop('strategy', 'beam'),
-            beam_size=cfg.pop('beam_size', 3), **cfg)
+            beam_size=cfg.pop('beam_size', 3),
+            **cfg)
 
     def predict(self, inputs, data_samples=None):
         """Sets ``pred_tokens`` (LongTensor, up to the end) and
@@ -151,8 +154,12 @@ class R2GenReportGenerator(BaseModel):
         for sample, seq in zip(data_samples, seqs.cpu()):
             ids = seq.tolist()
             end = ids.index(0) if 0 in ids else len(ids)
-            sample.set_field(torch.tensor(ids[:end], dtype=torch.long),
-                             'pred_tokens', field_type='data')
-            sample.set_field(self.tokenizer.decode(ids), 'pred_report',
-                             field_type='metainfo')
+            sample.set_field(
+                torch.tensor(ids[:end], dtype=torch.long),
+                'pred_tokens',
+                field_type='data')
+            sample.set_field(
+                self.tokenizer.decode(ids),
+                'pred_report',
+                field_type='metainfo')
         return data_samples

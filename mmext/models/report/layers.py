@@ -122,8 +122,8 @@ class MultiHeadedAttention(nn.Module):
             scores = scores.masked_fill(mask.unsqueeze(1) == 0, -1e9)
         p_attn = self.dropout(F.softmax(scores, dim=-1))
         x = torch.matmul(p_attn, v)  # b h nq d_k
-        x = x.transpose(1, 2).contiguous().view(q.size(0), -1,
-                                                self.h * self.d_k)
+        x = x.transpose(1,
+                        2).contiguous().view(q.size(0), -1, self.h * self.d_k)
         return self.linears[3](x)
 
     def forward(self, query, key, value, mask=None):
@@ -200,8 +200,8 @@ class RelationalMemory(nn.Module):
 
     def init_memory(self, batch_size, like):
         """Identity slots padded (or cut) to d_model: (b, slots * d)."""
-        eye = torch.eye(self.num_slots, self.d_model, dtype=like.dtype,
-                        device=like.device)
+        eye = torch.eye(
+            self.num_slots, self.d_model, dtype=like.dtype, device=like.device)
         return eye.reshape(1, -1).expand(batch_size, -1)
 
     def forward_step(self, y, memory):
@@ -212,8 +212,9 @@ class RelationalMemory(nn.Module):
         next_memory = next_memory + self.mlp(next_memory)
         gates = self.W(y.unsqueeze(1)) + self.U(torch.tanh(memory))
         input_gate, forget_gate = torch.split(gates, self.d_model, dim=2)
-        next_memory = (torch.sigmoid(input_gate) * torch.tanh(next_memory) +
-                       torch.sigmoid(forget_gate) * memory)
+        next_memory = (
+            torch.sigmoid(input_gate) * torch.tanh(next_memory) +
+            torch.sigmoid(forget_gate) * memory)
         return next_memory.reshape(-1, self.num_slots * self.d_model)
 
     def forward(self, inputs, memory):
@@ -294,8 +295,8 @@ class DecoderLayer(nn.Module):
     def forward(self, x, hidden, src_mask, tgt_mask, memory):
         x = self.sublayer[0](x, lambda x: self.self_attn(x, x, x, tgt_mask),
                              memory)
-        x = self.sublayer[1](x, lambda x: self.src_attn(x, hidden, hidden,
-                                                        src_mask), memory)
+        x = self.sublayer[1](
+            x, lambda x: self.src_attn(x, hidden, hidden, src_mask), memory)
         return self.sublayer[2](x, self.feed_forward, memory)
 
     def forward_step(self, x, cache, src_kv, src_mask, memory):

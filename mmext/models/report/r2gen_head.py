@@ -40,10 +40,10 @@ class _Transformer(nn.Module):
     def decode(self, hidden, src_mask, tgt, tgt_mask):
         # R2Gen embeds the targets twice (one dropout draw for the memory,
         # one for the decoder); kept for training parity.
-        memory = self.rm(self.embed(tgt),
-                         self.rm.init_memory(hidden.size(0), hidden))
-        return self.decoder(self.embed(tgt), hidden, src_mask, tgt_mask,
-                            memory)
+        memory = self.rm(
+            self.embed(tgt), self.rm.init_memory(hidden.size(0), hidden))
+        return self.decoder(
+            self.embed(tgt), hidden, src_mask, tgt_mask, memory)
 
 
 @MODELS.register_module()
@@ -165,8 +165,13 @@ class R2GenHead(BaseModule):
         return cls(self, hidden, expand)
 
     @torch.no_grad()
-    def generate(self, feats, max_len=60, strategy='beam', beam_size=3,
-                 incremental=True, **kwargs):
+    def generate(self,
+                 feats,
+                 max_len=60,
+                 strategy='beam',
+                 beam_size=3,
+                 incremental=True,
+                 **kwargs):
         """Generate token ids (B, max_len), 0 after the end.
 
         ``kwargs`` go to :func:`~.decoding.beam_search` (``length_penalty``,
@@ -180,14 +185,14 @@ class R2GenHead(BaseModule):
             kwargs.pop('length_penalty', None)
             kwargs.pop('early_stop', None)
             state = self.decode_state(hidden, 1, incremental)
-            return greedy_search(state, b, max_len, device=hidden.device,
-                                 **kwargs)
+            return greedy_search(
+                state, b, max_len, device=hidden.device, **kwargs)
         if strategy != 'beam':
             raise ValueError(f"decode strategy {strategy!r}: use 'greedy' "
                              "or 'beam'")
         state = self.decode_state(hidden, beam_size, incremental)
-        seq, _ = beam_search(state, b, beam_size, max_len,
-                             device=hidden.device, **kwargs)
+        seq, _ = beam_search(
+            state, b, beam_size, max_len, device=hidden.device, **kwargs)
         return seq
 
     # ----------------------------------------------------- checkpoints
@@ -225,8 +230,9 @@ class IncrementalDecodeState:
         layers = self.model.decoder.layers
         # project the encoder states once per study, then share across beams
         self.src_kv = [
-            tuple(_repeat_rows(t, expand)
-                  for t in layer.src_attn.project_kv(hidden, hidden))
+            tuple(
+                _repeat_rows(t, expand)
+                for t in layer.src_attn.project_kv(hidden, hidden))
             for layer in layers
         ]
         n = hidden.size(0) * expand
@@ -239,8 +245,8 @@ class IncrementalDecodeState:
         self.memory = self.model.rm.forward_step(y[:, 0], self.memory)
         memory = self.memory.unsqueeze(1)
         x = y
-        for layer, cache, src_kv in zip(self.model.decoder.layers,
-                                        self.caches, self.src_kv):
+        for layer, cache, src_kv in zip(self.model.decoder.layers, self.caches,
+                                        self.src_kv):
             x = layer.forward_step(x, cache, src_kv, None, memory)
         out = self.model.decoder.norm(x)[:, 0]
         return F.log_softmax(self.logit(out), dim=-1)

@@ -68,15 +68,19 @@ def clean_report(report, dataset='iu_xray', mode='r2gen'):
         str
     """
     if mode == 'r2gen':
-        sents = [_R2GEN_PUNCT.sub('', _strip_quotes(s))
-                 for s in _r2gen_split(report, dataset)]
+        sents = [
+            _R2GEN_PUNCT.sub('', _strip_quotes(s))
+            for s in _r2gen_split(report, dataset)
+        ]
     elif mode == 'fixed':
         text = re.sub(r'\s+', ' ', report.replace('\n', ' '))
         text = re.sub(r'_+', '_', text)
         text = re.sub(r'\.{2,}', '.', text)
         text = _LIST_NUMBER.sub('', text).strip().lower()
-        sents = [_FIXED_PUNCT.sub('', _strip_quotes(s))
-                 for s in re.split(r'\.\s', text)]
+        sents = [
+            _FIXED_PUNCT.sub('', _strip_quotes(s))
+            for s in re.split(r'\.\s', text)
+        ]
         sents = [' '.join(s.split()) for s in sents]
         sents = [s for s in sents if s]
     else:
@@ -119,8 +123,13 @@ class R2GenTokenizer:
         'lungs <unk> clear .'
     """
 
-    def __init__(self, ann_file=None, vocab=None, threshold=3,
-                 dataset='iu_xray', clean_mode='r2gen', data_root=None):
+    def __init__(self,
+                 ann_file=None,
+                 vocab=None,
+                 threshold=3,
+                 dataset='iu_xray',
+                 clean_mode='r2gen',
+                 data_root=None):
         if dataset not in ('iu_xray', 'mimic_cxr'):
             raise ValueError(f"R2GenTokenizer: dataset must be 'iu_xray' or "
                              f"'mimic_cxr', got {dataset!r}")
@@ -159,8 +168,8 @@ class R2GenTokenizer:
         # checked whole (report null, unreadable JSON, empty train...):
         # the tokenizer is built with the model, before any data set
         from mmext.datasets.validation import load_r2gen_annotation
-        ann = load_r2gen_annotation(ann_file, 'R2GenTokenizer',
-                                    need_train=True)
+        ann = load_r2gen_annotation(
+            ann_file, 'R2GenTokenizer', need_train=True)
         counter = Counter()
         for entry in ann['train']:
             counter.update(self.clean(entry['report']).split())

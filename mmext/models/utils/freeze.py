@@ -19,8 +19,8 @@ import re
 import types
 
 __all__ = [
-    'STAGE_RULES', 'register_stage_rule', 'backbone_stages',
-    'freeze_module', 'is_kept_in_eval', 'count_parameters'
+    'STAGE_RULES', 'register_stage_rule', 'backbone_stages', 'freeze_module',
+    'is_kept_in_eval', 'count_parameters'
 ]
 
 #: backbone class -> ``rule(module) -> (stem_prefixes, [stage_prefixes])``.

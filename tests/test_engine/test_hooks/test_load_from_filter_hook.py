@@ -18,22 +18,26 @@ class Net(nn.Module):
 
 
 def _runner(model):
-    return SimpleNamespace(model=model,
-                           logger=MMLogger.get_instance('test_filter_hook'))
+    return SimpleNamespace(
+        model=model, logger=MMLogger.get_instance('test_filter_hook'))
 
 
 def _checkpoint(model, prefix=''):
-    return {'state_dict': {prefix + k: v.clone()
-                           for k, v in model.state_dict().items()},
-            'meta': {}}
+    return {
+        'state_dict':
+        {prefix + k: v.clone()
+         for k, v in model.state_dict().items()},
+        'meta': {}
+    }
 
 
 def test_drops_reshaped_head_only():
     ckpt = _checkpoint(Net(102), prefix='module.')
     LoadFromFilterHook(drop=['head.*']).after_load_checkpoint(
         _runner(Net(17)), ckpt)
-    assert sorted(ckpt['state_dict']) == ['module.backbone.bias',
-                                          'module.backbone.weight']
+    assert sorted(ckpt['state_dict']) == [
+        'module.backbone.bias', 'module.backbone.weight'
+    ]
 
 
 def test_keeps_head_of_same_shape():

@@ -22,9 +22,10 @@ def _model():
     return MODELS.build(
         dict(
             type='ImageClassifier',
-            backbone=dict(type='PartialFreeze', frozen_stages=2,
-                          backbone=dict(type='ResNet', depth=18,
-                                        base_channels=8)),
+            backbone=dict(
+                type='PartialFreeze',
+                frozen_stages=2,
+                backbone=dict(type='ResNet', depth=18, base_channels=8)),
             neck=dict(type='GlobalAveragePooling'),
             head=dict(type='LinearClsHead', num_classes=3, in_channels=64)))
 
@@ -43,10 +44,10 @@ def _run_hook(model, constructor):
     logger = MMLogger.get_instance('test_param_report')
     capture = _Capture()
     logger.addHandler(capture)
-    optim_wrapper = constructor(
-        dict(optimizer=dict(type='SGD', lr=0.1)))(model)
-    runner = SimpleNamespace(model=model, logger=logger,
-                             optim_wrapper=optim_wrapper)
+    optim_wrapper = constructor(dict(optimizer=dict(type='SGD', lr=0.1)))(
+        model)
+    runner = SimpleNamespace(
+        model=model, logger=logger, optim_wrapper=optim_wrapper)
     HOOKS.build(dict(type='TrainableParamsHook')).before_train(runner)
     logger.removeHandler(capture)
     return capture.records
@@ -84,9 +85,10 @@ def test_hook_flags_trainable_missing_from_optimizer():
     capture = _Capture()
     logger.addHandler(capture)
     optimizer = torch.optim.SGD(model.head.parameters(), lr=0.1)
-    runner = SimpleNamespace(model=model, logger=logger,
-                             optim_wrapper=SimpleNamespace(
-                                 optimizer=optimizer))
+    runner = SimpleNamespace(
+        model=model,
+        logger=logger,
+        optim_wrapper=SimpleNamespace(optimizer=optimizer))
     TrainableParamsHook().before_train(runner)
     warnings = [m for lvl, m in capture.records if lvl >= logging.WARNING]
     assert len(warnings) == 1 and 'not in the optimizer' in warnings[0]

@@ -20,8 +20,8 @@ def test_slow_is_linear_from_tau_max_to_tau_min():
 def test_fast_matches_reference_values():
     # reference: e < 3: 10 - 9 e / 3; else 1 - (e - 3) / 10 (13 epochs)
     expected = [10, 7, 4, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1]
-    assert [trar_tau('fast', e, 13) for e in range(13)] == pytest.approx(
-        expected)
+    assert [trar_tau('fast', e, 13)
+            for e in range(13)] == pytest.approx(expected)
     assert trar_tau('fast', 20, 30) == 0.1  # clamped, the reference is < 0
 
 
@@ -49,9 +49,12 @@ class _Hub:
 def _runner(model, **kw):
     loop = SimpleNamespace(max_epochs=kw.get('max_epochs'))
     return SimpleNamespace(
-        model=model, train_loop=loop, message_hub=_Hub(),
+        model=model,
+        train_loop=loop,
+        message_hub=_Hub(),
         logger=SimpleNamespace(warning=lambda msg: _runner.warned.append(msg)),
-        train_dataloader=[0] * kw.get('loader_len', 4), **kw)
+        train_dataloader=[0] * kw.get('loader_len', 4),
+        **kw)
 
 
 _runner.warned = []
@@ -78,6 +81,6 @@ def test_hook_warns_when_nothing_is_hard_routed():
     import torch.nn as nn
     _runner.warned.clear()
     hook = TRARTemperatureHook()
-    hook.before_train(_runner(nn.Sequential(SpanRouter(8, 2)), epoch=0,
-                              max_epochs=2))
+    hook.before_train(
+        _runner(nn.Sequential(SpanRouter(8, 2)), epoch=0, max_epochs=2))
     assert len(_runner.warned) == 1 and "routing='hard'" in _runner.warned[0]

@@ -13,12 +13,15 @@ pytestmark = pytest.mark.skipif(
 
 def _build(**kw):
     register_all_modules(init_default_scope=False)
-    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(),
-                                torch.nn.Linear(8, 2))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
     with DefaultScope.overwrite_default_scope('mmext'):
-        wrapper = OPTIM_WRAPPERS.build(dict(
-            type='AmpOptimWrapper', optimizer=torch.optim.SGD(
-                model.parameters(), lr=0.1, momentum=0.9), **kw))
+        wrapper = OPTIM_WRAPPERS.build(
+            dict(
+                type='AmpOptimWrapper',
+                optimizer=torch.optim.SGD(
+                    model.parameters(), lr=0.1, momentum=0.9),
+                **kw))
     return model, wrapper
 
 
@@ -31,8 +34,8 @@ def test_cpu_amp_autocasts_to_bf16_and_steps():
         out = model(x)
     assert out.dtype == torch.bfloat16
     wrapper.update_params(out.float().pow(2).mean())
-    assert all(not torch.equal(b, p) for b, p in
-               zip(before, model.parameters()))
+    assert all(not torch.equal(b, p)
+               for b, p in zip(before, model.parameters()))
     # resumable: a GPU checkpoint's loss_scaler entry is ignored here
     state = wrapper.state_dict()
     state['loss_scaler'] = {'scale': 65536.0}

@@ -15,8 +15,8 @@ VIT = dict(
     type='VisionTransformer',
     img_size=32,
     patch_size=8,
-    arch=dict(embed_dims=32, num_layers=4, num_heads=2,
-              feedforward_channels=64))
+    arch=dict(
+        embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64))
 
 register_all_modules()  # ImageClassifier builds its backbone in scope
 
@@ -26,16 +26,20 @@ def _classifier(frozen_stages=1, backbone=VIT, in_channels=32):
     return MODELS.build(
         dict(
             type='ImageClassifier',
-            backbone=dict(type='PartialFreeze', backbone=backbone,
-                          frozen_stages=frozen_stages),
-            head=dict(type='LinearClsHead', num_classes=3,
-                      in_channels=in_channels)))
+            backbone=dict(
+                type='PartialFreeze',
+                backbone=backbone,
+                frozen_stages=frozen_stages),
+            head=dict(
+                type='LinearClsHead', num_classes=3, in_channels=in_channels)))
 
 
 def _lr_by_name(model, optimizer):
     names = {id(p): n for n, p in model.named_parameters()}
-    return {names[id(p)]: (g['lr'], g['weight_decay'])
-            for g in optimizer.param_groups for p in g['params']}
+    return {
+        names[id(p)]: (g['lr'], g['weight_decay'])
+        for g in optimizer.param_groups for p in g['params']
+    }
 
 
 def test_default_constructor_keeps_frozen_ours_drops_them():
@@ -56,15 +60,17 @@ def test_default_constructor_keeps_frozen_ours_drops_them():
 def test_built_from_registry_by_name():
     model = _classifier()
     constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(
-        dict(type='TrainableOptimWrapperConstructor',
-             optim_wrapper_cfg=dict(optimizer=dict(type='SGD', lr=0.1))))
+        dict(
+            type='TrainableOptimWrapperConstructor',
+            optim_wrapper_cfg=dict(optimizer=dict(type='SGD', lr=0.1))))
     assert type(constructor) is TrainableOptimWrapperConstructor
     wrapper = constructor(model)
-    held = {id(p) for g in wrapper.optimizer.param_groups
-            for p in g['params']}
+    held = {id(p) for g in wrapper.optimizer.param_groups for p in g['params']}
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
     assert held == trainable and trainable != {
-        id(p) for p in model.parameters()}  # frozen ones left out
+        id(p)
+        for p in model.parameters()
+    }  # frozen ones left out
     assert {g['lr'] for g in wrapper.optimizer.param_groups} == {0.1}
 
 
@@ -73,9 +79,11 @@ def test_layer_decay_matches_mmpretrain():
     LearningRateDecayOptimWrapperConstructor."""
     model = _classifier(frozen_stages=1)
     cfg = dict(optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05))
-    paramwise = dict(layer_decay_rate=0.65, norm_decay_mult=0.0,
-                     flat_decay_mult=0.0,
-                     custom_keys={'.cls_token': dict(decay_mult=0.0)})
+    paramwise = dict(
+        layer_decay_rate=0.65,
+        norm_decay_mult=0.0,
+        flat_decay_mult=0.0,
+        custom_keys={'.cls_token': dict(decay_mult=0.0)})
     ref = LearningRateDecayOptimWrapperConstructor(cfg, paramwise)(model)
     ours = TrainableOptimWrapperConstructor(cfg, paramwise)(model)
     expected = _lr_by_name(model, ref.optimizer)
@@ -95,8 +103,9 @@ def test_layer_decay_combines_with_lr_mult():
     model = _classifier(frozen_stages=-1)
     cfg = dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9))
     ours = TrainableOptimWrapperConstructor(
-        cfg, dict(layer_decay_rate=0.5,
-                  custom_keys={'head': dict(lr_mult=10.0)}))(model)
+        cfg,
+        dict(layer_decay_rate=0.5, custom_keys={'head': dict(lr_mult=10.0)}))(
+            model)
     got = _lr_by_name(model, ours.optimizer)
     # depth of layers.2 = 3 of 6 -> 0.5 ** (6 - 3 - 1)
     assert got['backbone.layers.2.ffn.layers.1.weight'][0] == \
@@ -105,15 +114,20 @@ def test_layer_decay_combines_with_lr_mult():
 
 
 def test_layer_decay_without_get_layer_depth_is_an_error():
-    tiny_vit = dict(type='TinyViT', img_size=(64, 64),
-                    window_size=[4, 4, 4, 4],
-                    arch=dict(channels=[16, 32, 32, 48],
-                              num_heads=[1, 2, 2, 3], depths=[1, 1, 2, 1]))
+    tiny_vit = dict(
+        type='TinyViT',
+        img_size=(64, 64),
+        window_size=[4, 4, 4, 4],
+        arch=dict(
+            channels=[16, 32, 32, 48],
+            num_heads=[1, 2, 2, 3],
+            depths=[1, 1, 2, 1]))
     model = _classifier(0, tiny_vit, 48)
     with pytest.raises(ValueError, match='TinyViT lacks'):
         TrainableOptimWrapperConstructor(
             dict(optimizer=dict(type='SGD', lr=0.1)),
-            dict(layer_decay_rate=0.8))(model)
+            dict(layer_decay_rate=0.8))(
+                model)
 
 
 def test_everything_frozen_is_an_error():
@@ -121,4 +135,5 @@ def test_everything_frozen_is_an_error():
     model.head.requires_grad_(False)
     with pytest.raises(ValueError, match='every parameter'):
         TrainableOptimWrapperConstructor(
-            dict(optimizer=dict(type='SGD', lr=0.1)))(model)
+            dict(optimizer=dict(type='SGD', lr=0.1)))(
+                model)

@@ -64,8 +64,8 @@ def _naive_trar(x, attn, alpha, orders, grid, extra):
         s = scores.clone()
         if order > 0:
             masked = reference_masks(*grid, order)
-            s[:, :, extra:, extra:] = s[:, :, extra:, extra:].masked_fill(
-                masked, -1e9)
+            s[:, :, extra:, extra:] = s[:, :, extra:,
+                                        extra:].masked_fill(masked, -1e9)
         maps.append(F.softmax(s, dim=-1))
     att = torch.einsum('bl,blhnm->bhnm', alpha, torch.stack(maps, 1))
     out = (att @ v).transpose(1, 2).reshape(B, N, C)
@@ -175,15 +175,15 @@ def test_hard_routing_noise_only_in_training_and_binarize():
     router.eval()
     b1, b2 = router(x), router(x)
     assert torch.equal(b1, b2)
-    assert ((b1 == 0) | (b1 == 1)).all() and torch.equal(
-        b1.sum(-1), torch.ones(4))
+    assert ((b1 == 0) |
+            (b1 == 1)).all() and torch.equal(b1.sum(-1), torch.ones(4))
     logits = router.mlp(router.pool(x))
     assert torch.equal(b1.argmax(-1), logits.argmax(-1))
     # without binarize, eval weights are the noiseless tempered softmax
     router.binarize = False
     router.tau = 0.5
-    torch.testing.assert_close(router(x),
-                               (logits.log_softmax(-1) / 0.5).softmax(-1))
+    torch.testing.assert_close(
+        router(x), (logits.log_softmax(-1) / 0.5).softmax(-1))
 
 
 def test_straight_through_forwards_one_hot_with_soft_gradients():
@@ -202,8 +202,7 @@ def test_gumbel_softmax_samples_follow_the_softmax():
     logits = torch.tensor([[1.0, 0.0, -1.0]]).expand(20000, 3)
     picks = gumbel_softmax(logits, tau=0.1).argmax(-1)
     freq = torch.bincount(picks, minlength=3).float() / len(picks)
-    torch.testing.assert_close(freq, logits[0].softmax(-1), atol=0.015,
-                               rtol=0)
+    torch.testing.assert_close(freq, logits[0].softmax(-1), atol=0.015, rtol=0)
 
 
 @pytest.mark.parametrize('impl', ['nested', 'per_span'])
@@ -270,8 +269,7 @@ def test_pooling_modes():
     att = SpanRouter(8, 3, pooling='attention').eval()
     w = att.score(x).softmax(1)
     expected = F.layer_norm(
-        att.merge((w * x).sum(1)), (8, ), att.norm.weight, att.norm.bias,
-        1e-6)
+        att.merge((w * x).sum(1)), (8, ), att.norm.weight, att.norm.bias, 1e-6)
     torch.testing.assert_close(att.pool(x), expected)
     assert torch.equal(SpanRouter(8, 3).pool(x), x.mean(1))
 

@@ -24,9 +24,8 @@ GOLDEN = TEST_DATA / 'butd_golden.npz'
 # PA generate_anchors(scales=(4, 8, 16, 32)), REFERENCES.md § BUTD
 ANCHORS = [[-38, -16, 53, 31], [-84, -40, 99, 55], [-176, -88, 191, 103],
            [-360, -184, 375, 199], [-24, -24, 39, 39], [-56, -56, 71, 71],
-           [-120, -120, 135, 135], [-248, -248, 263, 263],
-           [-14, -36, 29, 51], [-36, -80, 51, 95], [-80, -168, 95, 183],
-           [-168, -344, 183, 359]]
+           [-120, -120, 135, 135], [-248, -248, 263, 263], [-14, -36, 29, 51],
+           [-36, -80, 51, 95], [-80, -168, 95, 183], [-168, -344, 183, 359]]
 
 
 @pytest.fixture(scope='module')
@@ -43,8 +42,8 @@ def test_anchor_table(golden):
     assert generate_anchors().tolist() == ANCHORS
     np.testing.assert_array_equal(generate_anchors(), golden['anchors'])
     # py-faster-rcnn's default scales (8, 16, 32): its documented 9 anchors
-    assert generate_anchors(scales=(8, 16, 32))[0].tolist() == [
-        -84, -40, 99, 55]
+    assert generate_anchors(scales=(8, 16,
+                                    32))[0].tolist() == [-84, -40, 99, 55]
 
 
 @pytest.mark.parametrize('tag,kwargs', [
@@ -54,14 +53,12 @@ def test_anchor_table(golden):
 def test_proposals_match_reference(golden, tag, kwargs):
     info = golden['prop_im_info']
     boxes, scores = propose(
-        t(golden['prop_fg']), t(golden['prop_deltas']),
-        t(generate_anchors()), (int(info[0]), int(info[1])), float(info[2]),
-        **kwargs)
+        t(golden['prop_fg']), t(golden['prop_deltas']), t(generate_anchors()),
+        (int(info[0]), int(info[1])), float(info[2]), **kwargs)
     want = golden[f'prop_boxes_{tag}']
     assert boxes.shape == want.shape
     np.testing.assert_allclose(boxes.numpy(), want, rtol=1e-6, atol=1e-4)
-    np.testing.assert_array_equal(scores.numpy(),
-                                  golden[f'prop_scores_{tag}'])
+    np.testing.assert_array_equal(scores.numpy(), golden[f'prop_scores_{tag}'])
 
 
 def test_decoding_does_not_clamp(golden):
@@ -71,25 +68,28 @@ def test_decoding_does_not_clamp(golden):
     clamped = decode_boxes(boxes, deltas.clamp(max=float(np.log(1000 / 16))))
     assert not np.allclose(clamped[0].numpy(), golden['dec_out'][0])
     np.testing.assert_allclose(
-        decode_boxes(boxes, deltas)[:2].numpy(), golden['dec_out'][:2],
-        rtol=1e-6, atol=1e-4)
+        decode_boxes(boxes, deltas)[:2].numpy(),
+        golden['dec_out'][:2],
+        rtol=1e-6,
+        atol=1e-4)
 
 
 def test_box_decoding(golden):
     out = decode_boxes(t(golden['dec_boxes']), t(golden['dec_deltas']))
-    np.testing.assert_allclose(out.numpy(), golden['dec_out'], rtol=1e-6,
-                               atol=1e-4)
     np.testing.assert_allclose(
-        clip_boxes(out, 240, 320).numpy(), golden['dec_out_clipped'],
-        rtol=1e-6, atol=1e-4)
+        out.numpy(), golden['dec_out'], rtol=1e-6, atol=1e-4)
+    np.testing.assert_allclose(
+        clip_boxes(out, 240, 320).numpy(),
+        golden['dec_out_clipped'],
+        rtol=1e-6,
+        atol=1e-4)
 
 
 @pytest.mark.parametrize('thresh', [0.3, 0.5, 0.7])
 def test_nms_keep_lists(golden, thresh):
     dets = t(golden['nms_dets'])
     keep = caffe_nms(dets[:, :4], dets[:, 4], thresh)
-    np.testing.assert_array_equal(keep.numpy(),
-                                  golden[f'nms_keep_{thresh}'])
+    np.testing.assert_array_equal(keep.numpy(), golden[f'nms_keep_{thresh}'])
 
 
 def test_nms_threshold_ties(golden):
@@ -113,21 +113,23 @@ def test_nms_max_keep(golden):
     assert len(caffe_nms(torch.zeros(0, 4), torch.zeros(0), 0.5)) == 0
 
 
-@pytest.mark.parametrize('tag,kwargs', [
-    ('default', {}),  # 59 boxes pass: between 10 and 100, in ROI order
-    ('thr05_min40', dict(conf_thresh=0.5, min_boxes=40)),  # top 40
-    ('max5', dict(min_boxes=5, max_boxes=5)),  # top 5 by score
-    ('thr05', dict(conf_thresh=0.5, min_boxes=3)),
-])
+@pytest.mark.parametrize(
+    'tag,kwargs',
+    [
+        ('default', {}),  # 59 boxes pass: between 10 and 100, in ROI order
+        ('thr05_min40', dict(conf_thresh=0.5, min_boxes=40)),  # top 40
+        ('max5', dict(min_boxes=5, max_boxes=5)),  # top 5 by score
+        ('thr05', dict(conf_thresh=0.5, min_boxes=3)),
+    ])
 def test_region_selection_matches_generate_tsv(golden, tag, kwargs):
-    keep, max_conf = select_regions(t(golden['sel_boxes']),
-                                    t(golden['sel_prob']), **kwargs)
+    keep, max_conf = select_regions(
+        t(golden['sel_boxes']), t(golden['sel_prob']), **kwargs)
     np.testing.assert_array_equal(keep.numpy(), golden[f'sel_keep_{tag}'])
-    np.testing.assert_allclose(max_conf.numpy(), golden['sel_max_conf'],
-                               rtol=0, atol=0)
+    np.testing.assert_allclose(
+        max_conf.numpy(), golden['sel_max_conf'], rtol=0, atol=0)
 
 
 def test_region_selection_refuses_min_above_max():
     with pytest.raises(ValueError, match='min_boxes=20 exceeds'):
-        select_regions(torch.zeros(3, 4), torch.rand(3, 5), min_boxes=20,
-                       max_boxes=10)
+        select_regions(
+            torch.zeros(3, 4), torch.rand(3, 5), min_boxes=20, max_boxes=10)

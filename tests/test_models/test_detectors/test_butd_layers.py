@@ -40,9 +40,12 @@ def test_bn_folding_equals_caffe(sf):
     beta = rng.randn(c).astype(np.float32)
     x = rng.randn(2, c, 5, 4).astype(np.float32)
     bn = FrozenBatchNorm2d(c, eps=1e-5)
-    folded = _fold_bn([torch.from_numpy(mean), torch.from_numpy(var),
-                       torch.tensor([sf])],
-                      [torch.from_numpy(gamma), torch.from_numpy(beta)])
+    folded = _fold_bn(
+        [torch.from_numpy(mean),
+         torch.from_numpy(var),
+         torch.tensor([sf])],
+        [torch.from_numpy(gamma),
+         torch.from_numpy(beta)])
     bn.load_state_dict(folded)
     got = bn(torch.from_numpy(x)).numpy()
     want = caffe_bn_scale(x.astype(np.float64), mean, var, sf, gamma, beta)
@@ -76,14 +79,20 @@ def caffe_roi_pool(feat, roi, pooled, scale):
 
 
 def test_roi_pool_hand_cases():
-    head = BUTDRoIHead(8, 2, 1, num_classes=3, num_attributes=2,
-                       attr_embed_dims=2, attr_hidden=4, roi_size=2)
+    head = BUTDRoIHead(
+        8,
+        2,
+        1,
+        num_classes=3,
+        num_attributes=2,
+        attr_embed_dims=2,
+        attr_hidden=4,
+        roi_size=2)
     grid = torch.arange(16.).view(1, 1, 4, 4)
     pool = lambda f, r: torch.ops.torchvision.roi_pool(  # noqa: E731
         f, torch.tensor([[0.] + r]), head.spatial_scale, 2, 2)[0]
     # end round(63/16 = 3.94) = 4 -> width 5, bins [0,3) and [2,5)->[2,4)
-    assert pool(grid, [0, 0, 63, 63])[0].tolist() == [[[10., 11.],
-                                                       [14., 15.]]]
+    assert pool(grid, [0, 0, 63, 63])[0].tolist() == [[[10., 11.], [14., 15.]]]
     # x 8 / 16 = 0.5 and 40 / 16 = 2.5 round half away from zero to
     # columns 1..3 (bins [1,3), [2,4)); half-to-even would give [1., 2.]
     assert pool(grid, [8, 0, 40, 15])[0, 0, 0].tolist() == [2., 3.]
@@ -99,11 +108,11 @@ def test_roi_pool_equals_caffe_kernel_loop():
     rois = [[0, 0, 170, 140], [17.3, 8.5, 60.2, 99.9], [40, 40, 40, 40],
             [100.4, 3, 180, 150], [8, 8, 24, 24], [-5, -9, 30, 20]]
     got = torch.ops.torchvision.roi_pool(
-        torch.from_numpy(feat)[None],
-        torch.tensor([[0.] + r for r in rois]), 1 / 16, 14, 14)[0]
+        torch.from_numpy(feat)[None], torch.tensor([[0.] + r for r in rois]),
+        1 / 16, 14, 14)[0]
     for roi, out in zip(rois, got):
-        np.testing.assert_array_equal(
-            out.numpy(), caffe_roi_pool(feat, roi, 14, 1 / 16))
+        np.testing.assert_array_equal(out.numpy(),
+                                      caffe_roi_pool(feat, roi, 14, 1 / 16))
 
 
 def test_caffe_argmax_ties_pick_last():
@@ -131,9 +140,13 @@ def test_rpn_logit_difference_equals_blocked_softmax():
 
 
 def test_backbone_pool_ceil_stride_and_res5_dilation():
-    model = BUTDFasterRCNN((1, 2, 1, 1), base_channels=4, rpn_channels=8,
-                           num_classes=5, num_attributes=3,
-                           attr_embed_dims=4, attr_hidden=6)
+    model = BUTDFasterRCNN((1, 2, 1, 1),
+                           base_channels=4,
+                           rpn_channels=8,
+                           num_classes=5,
+                           num_attributes=3,
+                           attr_embed_dims=4,
+                           attr_hidden=6)
     seen = {}
 
     def record(name, shape):
@@ -156,12 +169,14 @@ def test_backbone_pool_ceil_stride_and_res5_dilation():
         assert blk.conv1.stride == (1, 1)
 
 
-@pytest.mark.parametrize('hw,scale', [
-    ((480, 640), 1.25),
-    ((300, 1000), 1.0),  # 600/300 = 2 would make the long side 2000
-    ((400, 667), 1.5),  # 1000.5 rounds (half to even) to 1000: not > 1000
-    ((600, 1667), 1000 / 1667),
-])
+@pytest.mark.parametrize(
+    'hw,scale',
+    [
+        ((480, 640), 1.25),
+        ((300, 1000), 1.0),  # 600/300 = 2 would make the long side 2000
+        ((400, 667), 1.5),  # 1000.5 rounds (half to even) to 1000: not > 1000
+        ((600, 1667), 1000 / 1667),
+    ])
 def test_im_scale_rule(hw, scale):
     assert caffe_im_scale(*hw) == pytest.approx(scale, rel=1e-12)
 
@@ -172,10 +187,10 @@ def test_preprocess_means_before_resize(hw):
     rng = np.random.RandomState(0)
     img = rng.randint(0, 256, hw + (3, )).astype(np.uint8)
     x, scale = caffe_preprocess(img, backend='cv2')
-    ref = img.astype(np.float32) - np.array(
-        [102.9801, 115.9465, 122.7717], np.float32)
-    ref = cv2.resize(ref, None, None, fx=scale, fy=scale,
-                     interpolation=cv2.INTER_LINEAR)
+    ref = img.astype(np.float32) - np.array([102.9801, 115.9465, 122.7717],
+                                            np.float32)
+    ref = cv2.resize(
+        ref, None, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
     np.testing.assert_array_equal(x[0].permute(1, 2, 0).numpy(), ref)
     xt, _ = caffe_preprocess(img, backend='torch')
     assert xt.shape == x.shape

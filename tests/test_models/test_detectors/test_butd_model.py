@@ -14,16 +14,22 @@ from mmext.registry import MODELS
 from mmext.utils import register_all_modules
 from tests.conftest import ROOT
 
-ARCH = dict(stage_blocks=(1, 1, 1, 1), base_channels=4, rpn_channels=8,
-            num_classes=6, num_attributes=4, attr_embed_dims=3,
-            attr_hidden=5)
+ARCH = dict(
+    stage_blocks=(1, 1, 1, 1),
+    base_channels=4,
+    rpn_channels=8,
+    num_classes=6,
+    num_attributes=4,
+    attr_embed_dims=3,
+    attr_hidden=5)
 
 
 @pytest.fixture(scope='module')
 def model():
     torch.manual_seed(0)
-    m = BUTDFasterRCNN(**ARCH, test_cfg=dict(target_size=64, max_size=100,
-                                             post_nms_top_n=30)).eval()
+    m = BUTDFasterRCNN(
+        **ARCH, test_cfg=dict(target_size=64, max_size=100,
+                              post_nms_top_n=30)).eval()
     for mod in m.modules():
         if isinstance(mod, torch.nn.Linear):
             torch.nn.init.normal_(mod.weight, std=0.5)
@@ -36,8 +42,7 @@ def test_predict_image_contract(model):
     r = len(out['rois'])
     assert 0 < r <= 30 and out['im_scale'] == pytest.approx(64 / 50)
     assert out['features'].shape == (r, 128)
-    assert out['cls_prob'].shape == (r, 6) and out['attr_prob'].shape == (r,
-                                                                          4)
+    assert out['cls_prob'].shape == (r, 6) and out['attr_prob'].shape == (r, 4)
     torch.testing.assert_close(out['cls_prob'].sum(1), torch.ones(r))
     rois = out['rois']
     # clipped to the 64 x 96 network input, then divided by the scale
@@ -99,8 +104,8 @@ def test_configs_build_the_released_architecture(name):
     register_all_modules(init_default_scope=False)
     cfg = Config.fromfile(str(ROOT / 'configs' / 'butd' / name))
     assert cfg.default_scope == 'mmext'
-    for key in ('stage_blocks', 'base_channels', 'rpn_channels',
-                'num_classes', 'num_attributes'):
+    for key in ('stage_blocks', 'base_channels', 'rpn_channels', 'num_classes',
+                'num_attributes'):
         assert tuple(np.atleast_1d(cfg.model[key])) == tuple(
             np.atleast_1d(DEFAULT_ARCH[key]))
     with torch.device('meta'):

@@ -10,8 +10,9 @@ from mmengine.config import Config
 
 from mmext.models.backbones import TRARViT
 from mmext.models.layers import SpanRoutedAttention, build_span_masks
-from mmext.models.layers.nested_span_attention import (
-    NestedSpanAttention, build_nested_span_table, nested_span_attention)
+from mmext.models.layers.nested_span_attention import (NestedSpanAttention,
+                                                       build_nested_span_table,
+                                                       nested_span_attention)
 from tests.conftest import ROOT
 
 ARCH = dict(embed_dims=32, num_layers=2, num_heads=4, feedforward_channels=48)
@@ -41,8 +42,9 @@ def test_outputs_and_gradients_equal_stacked_maps(grid, orders, extra):
     masks = build_span_masks(grid, orders, extra)
     table = build_nested_span_table(masks, orders, range(len(orders)))
     T = masks.shape[-1]
-    q, k, v = (torch.randn(2, 2, T, 8, dtype=torch.float64,
-                           requires_grad=True) for _ in range(3))
+    q, k, v = (
+        torch.randn(2, 2, T, 8, dtype=torch.float64, requires_grad=True)
+        for _ in range(3))
     alpha = torch.rand(2, len(orders), dtype=torch.float64).softmax(-1)
     alpha.requires_grad_()
     span = [None if o == 0 else masks[i] for i, o in enumerate(orders)]
@@ -60,13 +62,14 @@ def test_outputs_and_gradients_equal_stacked_maps(grid, orders, extra):
 def test_backward_against_finite_differences():
     masks = build_span_masks((3, 3), [0, 1, 2], 1)
     table = build_nested_span_table(masks, [0, 1, 2], [0, 1, 2])
-    q, k, v = (torch.randn(1, 2, 10, 4, dtype=torch.float64,
-                           requires_grad=True) for _ in range(3))
+    q, k, v = (
+        torch.randn(1, 2, 10, 4, dtype=torch.float64, requires_grad=True)
+        for _ in range(3))
     alpha = torch.rand(1, 3, dtype=torch.float64).softmax(-1)
     alpha.requires_grad_()
     assert torch.autograd.gradcheck(
-        lambda *t: NestedSpanAttention.apply(
-            *t[:3], t[3][:, table.order], table, 0.5), (q, k, v, alpha))
+        lambda *t: NestedSpanAttention.apply(*t[:3], t[3][:, table.order],
+                                             table, 0.5), (q, k, v, alpha))
 
 
 def test_model_paths_agree_in_training():
@@ -76,23 +79,31 @@ def test_model_paths_agree_in_training():
     results = []
     for impl in ('nested', 'per_span'):
         torch.manual_seed(0)
-        model = TRARViT(ARCH, img_size=32, patch_size=8, orders=[0, 1, 2],
-                        out_type='raw', attn_impl=impl, drop_rate=0.1,
-                        drop_path_rate=0.1)
+        model = TRARViT(
+            ARCH,
+            img_size=32,
+            patch_size=8,
+            orders=[0, 1, 2],
+            out_type='raw',
+            attn_impl=impl,
+            drop_rate=0.1,
+            drop_path_rate=0.1)
         model.train()
         torch.manual_seed(1)  # same dropout draws
         out = model(x)[0]
         (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum() \
             .backward()
-        results.append((out, {n: p.grad for n, p in model.named_parameters()
-                              if p.grad is not None}))
+        results.append((out, {
+            n: p.grad
+            for n, p in model.named_parameters() if p.grad is not None
+        }))
     (out_n, grads_n), (out_p, grads_p) = results
     torch.testing.assert_close(out_n, out_p, atol=1e-5, rtol=1e-5)
     assert grads_n.keys() == grads_p.keys()
     assert any('router' in n for n in grads_n)
     for name in grads_n:
-        torch.testing.assert_close(grads_n[name], grads_p[name], atol=1e-5,
-                                   rtol=1e-4, msg=name)
+        torch.testing.assert_close(
+            grads_n[name], grads_p[name], atol=1e-5, rtol=1e-4, msg=name)
 
 
 def test_backward_keeps_no_token_by_token_tensor():
@@ -130,8 +141,8 @@ def test_underflow_falls_back_to_one_softmax_per_span():
     v = torch.randn(1, 1, 17, 4)
     alpha = torch.tensor([[0.5, 0.5]])
     assert nested_span_attention(q, k, v, alpha, table, 1.0) is None
-    attn = SpanRoutedAttention(4, 1, orders=orders, attn_impl='nested',
-                               qkv_bias=False).eval()
+    attn = SpanRoutedAttention(
+        4, 1, orders=orders, attn_impl='nested', qkv_bias=False).eval()
     x = torch.zeros(1, 17, 4)
     x[0, 1, 0] = x[0, 16, 1] = 1.
     with torch.no_grad():  # q = 20 x_0 on patch 0, k = 20 x_1 on patch 15
@@ -156,8 +167,8 @@ def test_table_slots_and_errors():
     real = table.slot_real[6].bool()
     keys = table.slot_key[6][real]
     rings = table.slot_ring[real]
-    assert sorted(keys[rings == 0].tolist()) == [0, 1, 2, 3, 5, 6, 7, 9, 10,
-                                                 11]
+    assert sorted(
+        keys[rings == 0].tolist()) == [0, 1, 2, 3, 5, 6, 7, 9, 10, 11]
     assert sorted(keys[rings == 1].tolist()) == [4, 8, 12, 13, 14, 15, 16]
     bad = masks.clone()
     bad[1, 5, 7] = True  # order 1 now sees a key order 2 does not
@@ -185,8 +196,13 @@ def test_impl_choice_dropout_and_configs(monkeypatch):
     drop(torch.randn(2, 17, 32), masks)  # nested returned None: fallback
     assert calls == [1]
     # ViT-TRAR's recipe: no dropout after the attention projection
-    model = TRARViT(ARCH, img_size=32, patch_size=8, orders=[[0, 1], None],
-                    drop_rate=0.1, proj_drop_rate=0.)
+    model = TRARViT(
+        ARCH,
+        img_size=32,
+        patch_size=8,
+        orders=[[0, 1], None],
+        drop_rate=0.1,
+        proj_drop_rate=0.)
     assert [m.attn.proj_drop.p for m in model.layers] == [0., 0.]
     assert model.layers[0].ffn.layers[2].p == 0.1
     for path in sorted((ROOT / 'configs/trar_vit').glob('trar-*.py')):

@@ -14,14 +14,22 @@ from tests.conftest import ROOT
 
 
 def _model(bert_dir, task, num_classes, **kwargs):
-    vilbert = dict(type='ViLBERT', text=dict(folder=str(bert_dir)),
-                   visual=dict(type='PatchVisualStream', backbone=TINY_VIT,
-                               embed_dims=32),
-                   coattention=dict(text_ids=[1], vision_ids=[1], bi_dims=16,
-                                    num_heads=2), pooler='cls')
-    return MODELS.build(dict(type='ViLBERTClassifier', vilbert=vilbert,
-                             task=task, num_classes=num_classes,
-                             hidden_dims=8, **kwargs))
+    vilbert = dict(
+        type='ViLBERT',
+        text=dict(folder=str(bert_dir)),
+        visual=dict(
+            type='PatchVisualStream', backbone=TINY_VIT, embed_dims=32),
+        coattention=dict(
+            text_ids=[1], vision_ids=[1], bi_dims=16, num_heads=2),
+        pooler='cls')
+    return MODELS.build(
+        dict(
+            type='ViLBERTClassifier',
+            vilbert=vilbert,
+            task=task,
+            num_classes=num_classes,
+            hidden_dims=8,
+            **kwargs))
 
 
 def _samples(labels):
@@ -33,11 +41,13 @@ def _samples(labels):
     ('multiclass', 5, [4, 0, 2, 2]),
     ('multilabel', 23, [[0, 3], [], [22], [1, 2, 5]]),
 ])
-def test_task_losses_match_their_formulas(bert_dir, task, num_classes,
-                                          labels):
+def test_task_losses_match_their_formulas(bert_dir, task, num_classes, labels):
     torch.manual_seed(0)
-    model = _model(bert_dir, task, num_classes,
-                   pos_weight=2.0 if task != 'multiclass' else None).eval()
+    model = _model(
+        bert_dir,
+        task,
+        num_classes,
+        pos_weight=2.0 if task != 'multiclass' else None).eval()
     inputs = fixed_batch(vocab=90)
     logits = model(inputs)
     assert logits.shape == (4, num_classes)
@@ -46,7 +56,8 @@ def test_task_losses_match_their_formulas(bert_dir, task, num_classes,
         expected = F.cross_entropy(logits, torch.tensor(labels))
     elif task == 'binary':
         expected = F.binary_cross_entropy_with_logits(
-            logits, torch.tensor(labels, dtype=torch.float)[:, None],
+            logits,
+            torch.tensor(labels, dtype=torch.float)[:, None],
             pos_weight=torch.tensor(2.0))
     else:
         target = torch.zeros(4, num_classes)

@@ -30,17 +30,24 @@ V_KEYS = COATTN_KEYS
 B_KEYS = {
     'cross_attention.norm1': 'text_norm_in',
     'cross_attention.norm2': 'vision_norm_in',
-    'cross_attention.query1': 'text_q', 'cross_attention.key1': 'text_k',
-    'cross_attention.value1': 'text_v', 'cross_attention.query2': 'vision_q',
-    'cross_attention.key2': 'vision_k', 'cross_attention.value2': 'vision_v',
+    'cross_attention.query1': 'text_q',
+    'cross_attention.key1': 'text_k',
+    'cross_attention.value1': 'text_v',
+    'cross_attention.query2': 'vision_q',
+    'cross_attention.key2': 'vision_k',
+    'cross_attention.value2': 'vision_v',
     'cross_attention.to_out_proj1.0': None,
     'cross_attention.to_out_proj2.0': None,
     'output.projection_text.0': 'text_proj',
     'output.projection_vision.0': 'vision_proj',
-    'output.norm_text': 'text_norm', 'output.norm_vision': 'vision_norm',
-    'ff_text.norm': 'text_ffn.norm', 'ff_text.net.0': 'text_ffn.fc1',
-    'ff_text.net.3': 'text_ffn.fc2', 'ff_vision.norm': 'vision_ffn.norm',
-    'ff_vision.net.0': 'vision_ffn.fc1', 'ff_vision.net.3': 'vision_ffn.fc2',
+    'output.norm_text': 'text_norm',
+    'output.norm_vision': 'vision_norm',
+    'ff_text.norm': 'text_ffn.norm',
+    'ff_text.net.0': 'text_ffn.fc1',
+    'ff_text.net.3': 'text_ffn.fc2',
+    'ff_vision.norm': 'vision_ffn.norm',
+    'ff_vision.net.0': 'vision_ffn.fc1',
+    'ff_vision.net.3': 'vision_ffn.fc2',
 }
 TEXT_MASK = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]).float()
 VISION_MASK = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]).float()
@@ -69,17 +76,18 @@ def golden(name, key):
 
 
 def test_post_ln_equals_vilbert_multi_task_connection_layer():
-    layer = CoAttentionLayer(16, 12, bi_dims=8, num_heads=2,
-                             text_ffn_dims=20, vision_ffn_dims=24).eval()
+    layer = CoAttentionLayer(
+        16, 12, bi_dims=8, num_heads=2, text_ffn_dims=20,
+        vision_ffn_dims=24).eval()
     ref = GOLDEN['vilbert_multi_task']
     layer.load_state_dict(reference_weights(ref['shapes'], 0, V_KEYS))
     text, vision = inputs(1, 12)
     with torch.no_grad():
         t, v = layer(text, vision, TEXT_MASK, VISION_MASK)
-    assert (t.flatten() - golden('vilbert_multi_task', 'text_out')).abs(
-    ).max() < 1e-5
-    assert (v.flatten() - golden('vilbert_multi_task', 'vision_out')).abs(
-    ).max() < 1e-5
+    assert (t.flatten() -
+            golden('vilbert_multi_task', 'text_out')).abs().max() < 1e-5
+    assert (v.flatten() -
+            golden('vilbert_multi_task', 'vision_out')).abs().max() < 1e-5
     # the masks matter: without them the padded sample changes
     with torch.no_grad():
         t2, _ = layer(text, vision)
@@ -88,8 +96,7 @@ def test_post_ln_equals_vilbert_multi_task_connection_layer():
 
 
 def test_pre_ln_equals_thesis_block_with_fixed_scale():
-    layer = CoAttentionLayer(16, 16, bi_dims=8, num_heads=2,
-                             norm='pre').eval()
+    layer = CoAttentionLayer(16, 16, bi_dims=8, num_heads=2, norm='pre').eval()
     ref = GOLDEN['bsc_code']
     layer.load_state_dict(reference_weights(ref['shapes'], 2, B_KEYS))
     text, vision = inputs(3, 16)

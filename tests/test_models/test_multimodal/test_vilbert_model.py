@@ -8,13 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmext.models.multimodal.vilbert import (build_bert, info_nce,
-                                             select_tokens)
+from mmext.models.multimodal.vilbert import build_bert, info_nce, select_tokens
 from mmext.registry import MODELS
 from mmext.testing.bert import make_bert_folder
-from mmext.utils.checkpoint import UnsafeCheckpointError, safe_torch_load
 from mmext.testing.vilbert import TINY_VIT as VIT
 from mmext.testing.vilbert import fixed_batch, tiny_vilbert
+from mmext.utils.checkpoint import UnsafeCheckpointError, safe_torch_load
 
 
 def test_baseline_streams_equal_bert_and_vit(bert_dir):
@@ -26,8 +25,8 @@ def test_baseline_streams_equal_bert_and_vit(bert_dir):
         out = model.extract_feat(x)
         bert, _ = build_bert(str(bert_dir))
         bert.eval()
-        ref_t = bert(input_ids=x['input_ids'],
-                     attention_mask=x['attention_mask'])[0]
+        ref_t = bert(
+            input_ids=x['input_ids'], attention_mask=x['attention_mask'])[0]
         vit = MODELS.build(dict(VIT, out_type='raw'))
         vit.load_state_dict(model.visual.backbone.state_dict())
         vit.eval()
@@ -70,8 +69,8 @@ def test_per_layer_outputs_one_forward(bert_dir):
     assert torch.equal(out['text_layers'][1], out['text'])
     assert torch.equal(out['text'], plain['text'])
     assert out['embeddings']['vision'].shape == (4, 17, 32)
-    for key, dims in (('pooled_text', 16), ('pooled_vision', 16),
-                      ('fused', 16)):
+    for key, dims in (('pooled_text', 16), ('pooled_vision', 16), ('fused',
+                                                                   16)):
         assert out[key].shape == (4, dims)
     assert model.fused_dims == 16
 
@@ -89,26 +88,35 @@ def test_text_padding_is_masked(bert_dir):
 
 def test_regions_mode_mean_token_and_absent_regions(bert_dir):
     model = tiny_vilbert(
-        bert_dir, visual=dict(type='RegionVisualStream', feature_dims=8,
-                              embed_dims=24, num_layers=2, num_heads=2,
-                              ffn_dims=32),
-        losses=dict(mrm=1.0), num_region_classes=5).eval()
+        bert_dir,
+        visual=dict(
+            type='RegionVisualStream',
+            feature_dims=8,
+            embed_dims=24,
+            num_layers=2,
+            num_heads=2,
+            ffn_dims=32),
+        losses=dict(mrm=1.0),
+        num_region_classes=5).eval()
     g = torch.Generator().manual_seed(0)
     feats, locs = torch.rand(2, 3, 8, generator=g), torch.rand(2, 3, 5)
     x = fixed_batch(b=2)
-    x.update(region_feats=feats, region_locs=locs,
-             region_mask=torch.ones(2, 3))
+    x.update(
+        region_feats=feats, region_locs=locs, region_mask=torch.ones(2, 3))
     # the same regions plus one absent, random region
-    y = dict(x, region_feats=torch.cat([feats, torch.rand(2, 1, 8)], 1),
-             region_locs=torch.cat([locs, torch.rand(2, 1, 5)], 1),
-             region_mask=torch.tensor([[1., 1, 1, 0], [1, 1, 1, 0]]))
+    y = dict(
+        x,
+        region_feats=torch.cat([feats, torch.rand(2, 1, 8)], 1),
+        region_locs=torch.cat([locs, torch.rand(2, 1, 5)], 1),
+        region_mask=torch.tensor([[1., 1, 1, 0], [1, 1, 1, 0]]))
     with torch.no_grad():
         a, b = model.extract_feat(x), model.extract_feat(y)
-        emb = model.visual.embed(dict(feats=feats, locs=locs,
-                                      mask=torch.ones(2, 3)))[0]
+        emb = model.visual.embed(
+            dict(feats=feats, locs=locs, mask=torch.ones(2, 3)))[0]
         vis = model.visual
-        ref0 = vis.norm(vis.feat_embed(feats.mean(1)) + vis.loc_embed(
-            torch.tensor([0., 0, 1, 1, 1])))
+        ref0 = vis.norm(
+            vis.feat_embed(feats.mean(1)) +
+            vis.loc_embed(torch.tensor([0., 0, 1, 1, 1])))
     assert a['vision'].shape == (2, 4, 24)  # global + 3 regions
     assert torch.allclose(emb[:, 0], ref0, atol=1e-5)
     assert torch.allclose(a['vision'], b['vision'][:, :4], atol=1e-5)
@@ -117,13 +125,16 @@ def test_regions_mode_mean_token_and_absent_regions(bert_dir):
 
 def test_cnn_backbone_through_visual_token_neck(bert_dir):
     model = tiny_vilbert(
-        bert_dir, visual=dict(
-            type='PatchVisualStream', embed_dims=64, num_extra_layers=1,
+        bert_dir,
+        visual=dict(
+            type='PatchVisualStream',
+            embed_dims=64,
+            num_extra_layers=1,
             extra_layer=dict(num_heads=2),
-            backbone=dict(type='ResNet', depth=18, base_channels=8,
-                          stem_channels=8)),
-        coattention=dict(text_ids=[1], vision_ids=[0], bi_dims=16,
-                         num_heads=2))
+            backbone=dict(
+                type='ResNet', depth=18, base_channels=8, stem_channels=8)),
+        coattention=dict(
+            text_ids=[1], vision_ids=[0], bi_dims=16, num_heads=2))
     assert not model.visual.split and model.visual.num_layers == 1
     x = fixed_batch()
     out = model.extract_feat(x)
@@ -132,16 +143,18 @@ def test_cnn_backbone_through_visual_token_neck(bert_dir):
 
 def test_freezing_both_streams(bert_dir):
     model = tiny_vilbert(
-        bert_dir, text=dict(folder=str(bert_dir), frozen_stages=1),
-        visual=dict(type='PatchVisualStream', embed_dims=32,
-                    backbone=dict(type='PartialFreeze', backbone=VIT,
-                                  frozen_stages='all')))
+        bert_dir,
+        text=dict(folder=str(bert_dir), frozen_stages=1),
+        visual=dict(
+            type='PatchVisualStream',
+            embed_dims=32,
+            backbone=dict(
+                type='PartialFreeze', backbone=VIT, frozen_stages='all')))
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     assert any(n.startswith('bert.embeddings.') for n in frozen)
     assert any(n.startswith('bert.encoder.layer.0.') for n in frozen)
     assert not any(n.startswith('bert.encoder.layer.1.') for n in frozen)
-    assert all(not p.requires_grad
-               for p in model.visual.backbone.parameters())
+    assert all(not p.requires_grad for p in model.visual.backbone.parameters())
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
                           lr=0.1)
@@ -166,9 +179,12 @@ def test_bert_folder_safetensors_and_bin_agree(tmp_path):
                        head_b['transform.dense.weight'])
     # the original bert-base-uncased naming (LayerNorm gamma / beta, a
     # stored position_ids) loads too; a foreign key is refused
-    state = {k.replace('LayerNorm.weight', 'LayerNorm.gamma').replace(
-        'LayerNorm.bias', 'LayerNorm.beta'): v
-        for k, v in safe_torch_load(str(b / 'pytorch_model.bin')).items()}
+    state = {
+        k.replace('LayerNorm.weight',
+                  'LayerNorm.gamma').replace('LayerNorm.bias',
+                                             'LayerNorm.beta'): v
+        for k, v in safe_torch_load(str(b / 'pytorch_model.bin')).items()
+    }
     state['bert.embeddings.position_ids'] = torch.arange(64)[None]
     torch.save(state, b / 'pytorch_model.bin')
     mc, _ = build_bert(str(b))
@@ -182,7 +198,7 @@ def test_bert_folder_safetensors_and_bin_agree(tmp_path):
 class _Exploit:
 
     def __reduce__(self):
-        return (os.system, ('touch /tmp/should_not_exist_vilbert',))
+        return (os.system, ('touch /tmp/should_not_exist_vilbert', ))
 
 
 def test_unsafe_bin_refused_without_running_it(tmp_path):
@@ -226,8 +242,9 @@ def test_info_nce_hand_computed():
     for i in range(3):
         logits = [float(qn[i] @ kn[j]) / 0.1 for j in range(3)]
         m = max(logits)
-        lse = m + torch.log(torch.tensor(
-            [sum(torch.exp(torch.tensor(v - m)) for v in logits)])).item()
+        lse = m + torch.log(
+            torch.tensor([sum(torch.exp(torch.tensor(v - m))
+                              for v in logits)])).item()
         loss += lse - logits[i]
     assert abs(info_nce(q, k, 0.1).item() - loss / 3) < 1e-5
 
@@ -288,9 +305,16 @@ def test_bad_config_refused(bert_dir):
     with pytest.raises(ValueError, match='outside 0..2'):
         tiny_vilbert(bert_dir, coattention=dict(preset='late'))
     with pytest.raises(ValueError, match="fusion='mul'"):
-        tiny_vilbert(bert_dir, pooler='cls', visual=dict(
-            type='RegionVisualStream', feature_dims=8, embed_dims=24,
-            num_layers=1, num_heads=2, ffn_dims=8))
+        tiny_vilbert(
+            bert_dir,
+            pooler='cls',
+            visual=dict(
+                type='RegionVisualStream',
+                feature_dims=8,
+                embed_dims=24,
+                num_layers=1,
+                num_heads=2,
+                ffn_dims=8))
     model = tiny_vilbert(bert_dir, mim=dict(tokens='unmasked'))
     x = fixed_batch(patches=4)
     with pytest.raises(ValueError, match='patch size'):

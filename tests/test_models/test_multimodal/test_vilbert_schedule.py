@@ -9,8 +9,10 @@ from mmext.models.multimodal.vilbert import (COATTENTION_PRESETS,
 def test_presets_are_the_documented_schedules():
     # (text, vision) as cesipy/bsc-code src/utils.py and the thesis default
     expected = {
-        'none': ([], []), 'baseline': ([], []),
-        'early': ([3, 4, 5], [3, 4, 5]), 'middle': ([6, 7, 8], [6, 7, 8]),
+        'none': ([], []),
+        'baseline': ([], []),
+        'early': ([3, 4, 5], [3, 4, 5]),
+        'middle': ([6, 7, 8], [6, 7, 8]),
         'late': ([9, 10, 11], [9, 10, 11]),
         'full': (list(range(12)), list(range(12))),
         'asymmetric': ([6, 7, 8, 9], [3, 5, 7, 9]),
@@ -27,8 +29,7 @@ def test_after_i_layers_order():
     # block k after text layer t_k and vision layer v_k (0 = before any)
     steps = schedule_steps([2, 3], [0, 1], 4, 2)
     assert steps == [('text', 0), ('text', 1), ('coattn', 0), ('text', 2),
-                     ('vision', 0), ('coattn', 1), ('vision', 1),
-                     ('text', 3)]
+                     ('vision', 0), ('coattn', 1), ('vision', 1), ('text', 3)]
     # the thesis schedule: 6 text layers before the first block, every
     # layer exactly once
     steps = schedule_steps(*resolve_schedule('thesis'), 12, 12)

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmext.datasets.transforms.vilbert import (LoadRegionFeatures,
-                                               MaskRegions,
+from mmext.datasets.transforms.vilbert import (LoadRegionFeatures, MaskRegions,
                                                PackViLBERTInputs,
                                                RandomPatchMask,
                                                TokenizeCaption, mask_tokens,
@@ -42,12 +41,15 @@ def test_mlm_masking_statistics():
 
 def _sample(i, n_tokens, size=16, patches=4):
     ids = torch.tensor([101] + [1000 + i] * (n_tokens - 2) + [102])
-    return dict(inputs=dict(
-        img=torch.full((3, size, size), i, dtype=torch.uint8),
-        img_masked=torch.full((3, size, size), i, dtype=torch.uint8),
-        patch_mask=torch.zeros(patches, dtype=torch.bool),
-        input_ids=ids.clone(), caption_ids=ids.clone(),
-        mlm_labels=torch.full((n_tokens, ), 5)), data_samples=i)
+    return dict(
+        inputs=dict(
+            img=torch.full((3, size, size), i, dtype=torch.uint8),
+            img_masked=torch.full((3, size, size), i, dtype=torch.uint8),
+            patch_mask=torch.zeros(patches, dtype=torch.bool),
+            input_ids=ids.clone(),
+            caption_ids=ids.clone(),
+            mlm_labels=torch.full((n_tokens, ), 5)),
+        data_samples=i)
 
 
 def test_itm_swaps_are_balanced_and_consistent():
@@ -85,8 +87,8 @@ def test_tokenize_caption_with_generated_bert(bert_dir):
     tok = t.tokenizer
     assert r['caption_ids'][0] == tok.cls_token_id
     assert r['caption_ids'][-1] == tok.sep_token_id
-    assert len(r['input_ids']) == 6 and tok.unk_token_id not in r[
-        'caption_ids']
+    assert len(
+        r['input_ids']) == 6 and tok.unk_token_id not in r['caption_ids']
     assert (r['mlm_labels'][[0, -1]] == -100).all()
     with pytest.raises(KeyError, match="under 'text'"):
         t(dict(caption='x'))
@@ -94,11 +96,15 @@ def test_tokenize_caption_with_generated_bert(bert_dir):
 
 def test_patch_mask_and_preprocessor():
     np.random.seed(0)
-    r = RandomPatchMask(patch_size=8, ratio=0.3)(
-        dict(img_masked=np.zeros((32, 16, 3), np.uint8)))
+    r = RandomPatchMask(
+        patch_size=8, ratio=0.3)(
+            dict(img_masked=np.zeros((32, 16, 3), np.uint8)))
     assert r['patch_mask'].shape == (8, )
-    ratios = [RandomPatchMask(8, 0.3)(dict(img_masked=np.zeros(
-        (64, 64, 3))))['patch_mask'].mean() for _ in range(200)]
+    ratios = [
+        RandomPatchMask(8, 0.3)(
+            dict(img_masked=np.zeros((64, 64, 3))))['patch_mask'].mean()
+        for _ in range(200)
+    ]
     assert abs(np.mean(ratios) - 0.3) < 0.02
     with pytest.raises(ValueError, match='divisible'):
         RandomPatchMask(8)(dict(img_masked=np.zeros((30, 32, 3))))
@@ -114,8 +120,12 @@ def test_regions_from_files(tmp_path):
     from PIL import Image
     (tmp_path / 'images').mkdir()
     Image.new('RGB', (32, 32)).save(tmp_path / 'images/abc.jpg')
-    make_region_files(tmp_path / 'images', tmp_path / 'regions',
-                      num_regions=5, feature_dims=8, num_classes=4)
+    make_region_files(
+        tmp_path / 'images',
+        tmp_path / 'regions',
+        num_regions=5,
+        feature_dims=8,
+        num_classes=4)
     load = LoadRegionFeatures(str(tmp_path / 'regions'), max_regions=4)
     r = load(dict(img_path=str(tmp_path / 'images/abc.jpg')))
     with np.load(tmp_path / 'regions/abc.npz') as z:
@@ -131,16 +141,16 @@ def test_regions_from_files(tmp_path):
         m = MaskRegions(0.15, 0.9)(dict(r))
         chosen += m['mrm_mask'].sum()
         zeroed += (m['region_feats'][m['mrm_mask']] == 0).all(1).sum()
-        assert (m['region_feats'][~m['mrm_mask']] ==
-                r['region_feats'][~m['mrm_mask']]).all()
+        assert (m['region_feats'][~m['mrm_mask']] == r['region_feats']
+                [~m['mrm_mask']]).all()
     assert abs(chosen / 1600 - 0.15) < 0.03
     assert abs(zeroed / chosen - 0.9) < 0.05
     # two samples with 4 and 2 regions: padded, region_mask marks them
-    a = PackViLBERTInputs()(dict(MaskRegions()(dict(r)), input_ids=[1, 2],
-                                 caption_ids=[1, 2]))
+    a = PackViLBERTInputs()(
+        dict(MaskRegions()(dict(r)), input_ids=[1, 2], caption_ids=[1, 2]))
     b2 = {k: v[:2] for k, v in r.items() if k.startswith('region')}
-    b = PackViLBERTInputs()(dict(MaskRegions()(b2), input_ids=[1, 2],
-                                 caption_ids=[1, 2]))
+    b = PackViLBERTInputs()(
+        dict(MaskRegions()(b2), input_ids=[1, 2], caption_ids=[1, 2]))
     out = vilbert_collate([a, b], itm_prob=0)['inputs']
     assert out['region_mask'].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
     assert not out['mrm_mask'][1, 2:].any()

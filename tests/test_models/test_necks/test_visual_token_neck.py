@@ -9,9 +9,11 @@ from mmext.models.necks import VisualTokenNeck
 def tiny_vit(out_type):
     torch.manual_seed(0)
     vit = VisionTransformer(
-        arch=dict(embed_dims=24, num_layers=1, num_heads=2,
-                  feedforward_channels=24),
-        img_size=32, patch_size=8, out_type=out_type)
+        arch=dict(
+            embed_dims=24, num_layers=1, num_heads=2, feedforward_channels=24),
+        img_size=32,
+        patch_size=8,
+        out_type=out_type)
     vit.eval()  # mmpretrain's ViT.train() returns None
     return vit
 
@@ -22,9 +24,8 @@ def test_cnn_views_concatenated_in_r2gen_order():
     fmap = torch.randn(3 * 2, 16, 4, 5)  # 3 studies x 2 views
     tokens, glob = VisualTokenNeck(in_channels=16)((fmap, ), num_views=2)
     views = fmap.view(3, 2, 16, 4, 5)
-    want = torch.cat([
-        views[:, v].reshape(3, 16, -1).permute(0, 2, 1) for v in range(2)
-    ], 1)
+    want = torch.cat(
+        [views[:, v].reshape(3, 16, -1).permute(0, 2, 1) for v in range(2)], 1)
     assert torch.equal(tokens, want)
     torch.testing.assert_close(glob, views.mean((1, 3, 4)))
 
@@ -58,8 +59,9 @@ def test_global_and_both_tokens_and_projection():
 
 def test_bad_inputs_name_cause_and_fix():
     # ViT-B/16 gives 768-d tokens; R2Gen's ResNet-101 neck expects 2048
-    with pytest.raises(ValueError, match='768-d .* in_channels=2048.*'
-                       'in_channels=768'):
+    with pytest.raises(
+            ValueError, match='768-d .* in_channels=2048.*'
+            'in_channels=768'):
         VisualTokenNeck(2048)((torch.randn(2, 197, 768), ))
     with pytest.raises(ValueError, match='no CLS token'):
         VisualTokenNeck(16, cls='keep')(torch.randn(2, 16, 3, 3))

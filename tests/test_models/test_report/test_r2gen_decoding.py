@@ -8,16 +8,22 @@ import pytest
 import torch
 
 from mmext.models.report.decoding import (beam_search, greedy_search,
-                                          parse_length_penalty,
-                                          trigram_counts)
+                                          parse_length_penalty, trigram_counts)
 from mmext.models.report.r2gen_head import R2GenHead
 
 
 def tiny_head(seed, vocab=23, eos_bias=0.0):
     torch.manual_seed(seed)
-    head = R2GenHead(vocab_size=vocab, in_channels=12, d_model=16, d_ff=20,
-                     num_layers=2, num_heads=2, rm_num_slots=3,
-                     rm_num_heads=2, rm_d_model=16).double().eval()
+    head = R2GenHead(
+        vocab_size=vocab,
+        in_channels=12,
+        d_model=16,
+        d_ff=20,
+        num_layers=2,
+        num_heads=2,
+        rm_num_slots=3,
+        rm_num_heads=2,
+        rm_d_model=16).double().eval()
     with torch.no_grad():
         head.logit.weight.mul_(4)  # peaked distributions: EOS and repeats
         head.logit.bias[0] += eos_bias
@@ -29,8 +35,12 @@ DECODES = [
     dict(strategy='greedy', block_trigrams=True),
     dict(strategy='beam', beam_size=3),
     dict(strategy='beam', beam_size=4, length_penalty='wu_0.9'),
-    dict(strategy='beam', beam_size=3, block_trigrams=True,
-         trigram_penalty=float('inf'), length_penalty='avg_1'),
+    dict(
+        strategy='beam',
+        beam_size=3,
+        block_trigrams=True,
+        trigram_penalty=float('inf'),
+        length_penalty='avg_1'),
 ]
 
 
@@ -79,8 +89,8 @@ def test_beam_early_exit_is_exact_and_saves_work():
         early = CountingState(head.decode_state(hidden, 3))
         full = CountingState(head.decode_state(hidden, 3))
         a, sa = beam_search(early, 6, 3, 30, length_penalty=lp)
-        b, sb = beam_search(full, 6, 3, 30, length_penalty=lp,
-                            early_stop=False)
+        b, sb = beam_search(
+            full, 6, 3, 30, length_penalty=lp, early_stop=False)
         assert torch.equal(a, b)
         torch.testing.assert_close(sa, sb)  # batch shapes differ: ulps
         assert early.rows < full.rows
@@ -126,8 +136,12 @@ def test_wide_beam_finds_the_exhaustive_optimum(length_penalty):
     modifier = parse_length_penalty(length_penalty)
     best, best_seq = exhaustive_best(table, max_len, modifier)
     beam = vocab**max_len  # never prunes anything
-    seq, score = beam_search(MarkovState(table, beam), 1, beam, max_len,
-                             length_penalty=length_penalty)
+    seq, score = beam_search(
+        MarkovState(table, beam),
+        1,
+        beam,
+        max_len,
+        length_penalty=length_penalty)
     assert score.item() == pytest.approx(best)
     got = seq[0].tolist()
     assert got[:len(best_seq)] == best_seq and not any(got[len(best_seq):])
@@ -152,8 +166,8 @@ def test_trigram_counts_match_r2gen_bookkeeping():
     seqs = torch.randint(1, 4, (20, 9), generator=g)
     for length in range(3, 10):
         got = trigram_counts(seqs[:, :length], 5)
-        want = torch.tensor([r2gen_trigram_mask(s.tolist(), 5)
-                             for s in seqs[:, :length]])
+        want = torch.tensor(
+            [r2gen_trigram_mask(s.tolist(), 5) for s in seqs[:, :length]])
         assert torch.equal(got, want), length
     assert trigram_counts(seqs[:, :2], 5).sum() == 0
 
@@ -162,9 +176,13 @@ def test_hard_trigram_block_never_repeats_a_trigram():
     head = tiny_head(1)
     feats = torch.rand(4, 7, 12, dtype=torch.float64)
     plain = head.generate(feats, max_len=30, strategy='beam', beam_size=3)
-    blocked = head.generate(feats, max_len=30, strategy='beam', beam_size=3,
-                            block_trigrams=True,
-                            trigram_penalty=float('inf'))
+    blocked = head.generate(
+        feats,
+        max_len=30,
+        strategy='beam',
+        beam_size=3,
+        block_trigrams=True,
+        trigram_penalty=float('inf'))
 
     def repeats(seq):
         seq = [t for t in seq.tolist() if t]

@@ -31,8 +31,9 @@ class SubclassedViT(VisionTransformer):
     def forward(self, x):
         out = super().forward(x)
         # make the extra params take part in the loss
-        return tuple(o + sum(layer.route(o).sum() * 0 + layer.route.bias.sum()
-                             for layer in self.layers) for o in out)
+        return tuple(o + sum(
+            layer.route(o).sum() * 0 + layer.route.bias.sum()
+            for layer in self.layers) for o in out)
 
 
 if 'SubclassedViT' not in MODELS.module_dict:
@@ -40,29 +41,40 @@ if 'SubclassedViT' not in MODELS.module_dict:
 
 # (name, backbone cfg, frozen_stages, img size, prefixes expected frozen)
 CASES = [
-    ('vit', dict(type='VisionTransformer', arch=TINY_VIT_ARCH, img_size=32,
-                 patch_size=8, drop_path_rate=0.1), 2, 32,
+    ('vit',
+     dict(
+         type='VisionTransformer',
+         arch=TINY_VIT_ARCH,
+         img_size=32,
+         patch_size=8,
+         drop_path_rate=0.1), 2, 32,
      ['cls_token', 'pos_embed', 'patch_embed.', 'layers.0.', 'layers.1.']),
-    ('vit_subclass', dict(type='SubclassedViT', arch=TINY_VIT_ARCH,
-                          img_size=32, patch_size=8), 3, 32,
-     ['cls_token', 'pos_embed', 'patch_embed.', 'layers.0.', 'layers.1.',
-      'layers.2.']),
+    ('vit_subclass',
+     dict(type='SubclassedViT', arch=TINY_VIT_ARCH, img_size=32,
+          patch_size=8), 3, 32, [
+              'cls_token', 'pos_embed', 'patch_embed.', 'layers.0.',
+              'layers.1.', 'layers.2.'
+          ]),
     ('resnet18', dict(type='ResNet', depth=18, base_channels=16), 2, 32,
      ['conv1.', 'bn1.', 'layer1.', 'layer2.']),
-    ('seresnet50', dict(type='SEResNet', depth=50, base_channels=8,
-                        stem_channels=8), 1, 32,
-     ['conv1.', 'bn1.', 'layer1.']),
-    ('tinyvit', dict(type='TinyViT', img_size=(64, 64),
-                     window_size=[4, 4, 4, 4],
-                     arch=dict(channels=[16, 32, 32, 48],
-                               num_heads=[1, 2, 2, 3], depths=[1, 1, 2, 1])),
-     1, 64, ['patch_embed.', 'stages.0.']),
+    ('seresnet50',
+     dict(type='SEResNet', depth=50, base_channels=8,
+          stem_channels=8), 1, 32, ['conv1.', 'bn1.', 'layer1.']),
+    ('tinyvit',
+     dict(
+         type='TinyViT',
+         img_size=(64, 64),
+         window_size=[4, 4, 4, 4],
+         arch=dict(
+             channels=[16, 32, 32, 48],
+             num_heads=[1, 2, 2, 3],
+             depths=[1, 1, 2, 1])), 1, 64, ['patch_embed.', 'stages.0.']),
 ]
 # mmext's TRAR-ViT: a VisionTransformer subclass, so the ViT rule applies
-CASES.append(('trar_vit', dict(type='TRARViT', arch=TINY_VIT_ARCH,
-                               img_size=32, patch_size=8), 2, 32,
-              ['cls_token', 'pos_embed', 'patch_embed.', 'layers.0.',
-               'layers.1.']))
+CASES.append(
+    ('trar_vit',
+     dict(type='TRARViT', arch=TINY_VIT_ARCH, img_size=32, patch_size=8), 2,
+     32, ['cls_token', 'pos_embed', 'patch_embed.', 'layers.0.', 'layers.1.']))
 
 OPTIMIZERS = [
     dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-2),
@@ -88,8 +100,11 @@ class Net(nn.Module):
 def _build(cfg, frozen_stages, size, **kwargs):
     torch.manual_seed(0)
     backbone = MODELS.build(
-        dict(type='PartialFreeze', backbone=copy.deepcopy(cfg),
-             frozen_stages=frozen_stages, **kwargs))
+        dict(
+            type='PartialFreeze',
+            backbone=copy.deepcopy(cfg),
+            frozen_stages=frozen_stages,
+            **kwargs))
     net = Net(backbone)
     net(torch.rand(2, 3, size, size))  # materialise the lazy head
     return net
@@ -110,14 +125,17 @@ def test_frozen_unchanged_trainable_updated(case, optimizer):
     net = _build(cfg, stages, size)
     frozen = _expected_frozen(net, prefixes)
     assert frozen, 'the case must freeze something'
-    got = {n for n, p in net.backbone.named_parameters()
-           if not p.requires_grad}
+    got = {
+        n
+        for n, p in net.backbone.named_parameters() if not p.requires_grad
+    }
     assert got == frozen
 
-    wrapper = TrainableOptimWrapperConstructor(
-        dict(optimizer=optimizer))(net)
-    in_optim = {id(p) for g in wrapper.optimizer.param_groups
-                for p in g['params']}
+    wrapper = TrainableOptimWrapperConstructor(dict(optimizer=optimizer))(net)
+    in_optim = {
+        id(p)
+        for g in wrapper.optimizer.param_groups for p in g['params']
+    }
     for name, p in net.named_parameters():
         assert (id(p) in in_optim) == p.requires_grad, name
 
@@ -144,16 +162,16 @@ def test_frozen_unchanged_trainable_updated(case, optimizer):
             assert changed is params[key].requires_grad, key
         elif key.endswith(('running_mean', 'running_var')):
             module = key.rsplit('.', 1)[0][len('backbone.'):]
-            frozen_bn = any(module == p.rstrip('.')
-                            or module.startswith(p) for p in prefixes)
+            frozen_bn = any(module == p.rstrip('.') or module.startswith(p)
+                            for p in prefixes)
             assert torch.equal(old, after[key]) is frozen_bn, name
 
 
 def test_state_dict_keys_unchanged():
     for _, cfg, stages, size, _ in CASES:
         plain = MODELS.build(copy.deepcopy(cfg))
-        frozen = MODELS.build(dict(type='PartialFreeze', backbone=cfg,
-                                   frozen_stages=stages))
+        frozen = MODELS.build(
+            dict(type='PartialFreeze', backbone=cfg, frozen_stages=stages))
         assert type(frozen) is type(plain)
         assert list(frozen.state_dict()) == list(plain.state_dict())
         # a plain checkpoint loads strictly into the frozen model
@@ -191,13 +209,19 @@ def test_vit_all_blocks_freezes_final_norm():
 def test_patterns_and_unfreeze():
     cfg = CASES[0][1]
     net = _build(cfg, 'all', 32, unfreeze_patterns=['*ln*'])
-    trainable = {n for n, p in net.backbone.named_parameters()
-                 if p.requires_grad}
-    assert trainable == {n for n, _ in net.backbone.named_parameters()
-                         if 'ln' in n}
+    trainable = {
+        n
+        for n, p in net.backbone.named_parameters() if p.requires_grad
+    }
+    assert trainable == {
+        n
+        for n, _ in net.backbone.named_parameters() if 'ln' in n
+    }
     net = _build(cfg, -1, 32, frozen_patterns=[r're:layers\.[13]\..*'])
-    frozen = {n.split('.')[1] for n, p in net.backbone.named_parameters()
-              if not p.requires_grad}
+    frozen = {
+        n.split('.')[1]
+        for n, p in net.backbone.named_parameters() if not p.requires_grad
+    }
     assert frozen == {'1', '3'}
     net.train()
     assert not net.backbone.layers[1].training
@@ -218,29 +242,39 @@ def test_deepcopy_keeps_frozen_modules_in_eval():
 
 def test_pattern_matching_nothing_is_an_error():
     with pytest.raises(ValueError, match=r"'layer9\.\*' matches no param"):
-        MODELS.build(dict(type='PartialFreeze', backbone=CASES[2][1],
-                          frozen_patterns=['layer9.*']))
+        MODELS.build(
+            dict(
+                type='PartialFreeze',
+                backbone=CASES[2][1],
+                frozen_patterns=['layer9.*']))
 
 
 def test_bad_frozen_stages():
     with pytest.raises(ValueError, match='has 4 stages'):
-        MODELS.build(dict(type='PartialFreeze', backbone=CASES[2][1],
-                          frozen_stages=5))
+        MODELS.build(
+            dict(type='PartialFreeze', backbone=CASES[2][1], frozen_stages=5))
     with pytest.raises(ValueError, match='remove frozen_stages'):
-        MODELS.build(dict(type='PartialFreeze',
-                          backbone=dict(CASES[2][1], frozen_stages=1)))
+        MODELS.build(
+            dict(
+                type='PartialFreeze',
+                backbone=dict(CASES[2][1], frozen_stages=1)))
     with pytest.raises(TypeError, match='lists of patterns'):
-        MODELS.build(dict(type='PartialFreeze', backbone=CASES[2][1],
-                          frozen_patterns='layer1.*'))
+        MODELS.build(
+            dict(
+                type='PartialFreeze',
+                backbone=CASES[2][1],
+                frozen_patterns='layer1.*'))
 
 
 def test_unknown_backbone_needs_patterns():
     cfg = dict(type='MobileNetV2', widen_factor=0.25)
     with pytest.raises(TypeError, match='no stage rule for MobileNetV2'):
-        MODELS.build(dict(type='PartialFreeze', backbone=cfg,
-                          frozen_stages=1))
-    m = MODELS.build(dict(type='PartialFreeze', backbone=cfg,
-                          frozen_patterns=['conv1.*', 'layer1.*']))
+        MODELS.build(dict(type='PartialFreeze', backbone=cfg, frozen_stages=1))
+    m = MODELS.build(
+        dict(
+            type='PartialFreeze',
+            backbone=cfg,
+            frozen_patterns=['conv1.*', 'layer1.*']))
     frozen = {n for n, p in m.named_parameters() if not p.requires_grad}
     assert frozen and all(n.startswith(('conv1.', 'layer1.')) for n in frozen)
 

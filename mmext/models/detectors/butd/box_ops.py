@@ -31,8 +31,11 @@ def _whctr(box):
 
 
 def _boxes_around(ws, hs, x, y):
-    return np.stack([x - 0.5 * (ws - 1), y - 0.5 * (hs - 1),
-                     x + 0.5 * (ws - 1), y + 0.5 * (hs - 1)], axis=-1)
+    return np.stack([
+        x - 0.5 * (ws - 1), y - 0.5 * (hs - 1), x + 0.5 * (ws - 1), y + 0.5 *
+        (hs - 1)
+    ],
+                    axis=-1)
 
 
 def generate_anchors(base_size=16, ratios=(0.5, 1, 2), scales=(4, 8, 16, 32)):
@@ -170,5 +173,4 @@ def caffe_nms(boxes, scores, thresh, max_keep=None):
         inter = w * h
         iou = inter / (area[i] + area[i + 1:] - inter)
         alive[i + 1:] &= ~(iou.double() >= thresh)
-    return order[torch.as_tensor(keep, dtype=torch.long,
-                                 device=boxes.device)]
+    return order[torch.as_tensor(keep, dtype=torch.long, device=boxes.device)]

@@ -25,9 +25,15 @@ from .rpn import BUTDRPNHead, propose
 __all__ = ['BUTDFasterRCNN']
 
 _TEST_CFG = dict(
-    target_size=600, max_size=1000, pixel_means=PIXEL_MEANS_BGR,
-    resize_backend='auto', pre_nms_top_n=6000, post_nms_top_n=300,
-    rpn_nms_thresh=0.7, rpn_min_size=16, roi_chunk_size=50)
+    target_size=600,
+    max_size=1000,
+    pixel_means=PIXEL_MEANS_BGR,
+    resize_backend='auto',
+    pre_nms_top_n=6000,
+    post_nms_top_n=300,
+    rpn_nms_thresh=0.7,
+    rpn_min_size=16,
+    roi_chunk_size=50)
 
 
 @MODELS.register_module()
@@ -64,13 +70,21 @@ class BUTDFasterRCNN(BaseModel):
         (256, 1601)
     """
 
-    def __init__(self, stage_blocks=(3, 4, 23, 3), base_channels=64,
-                 rpn_channels=512, num_classes=1601, num_attributes=401,
-                 attr_embed_dims=256, attr_hidden=512,
-                 anchor_scales=(4, 8, 16, 32), anchor_ratios=(0.5, 1, 2),
-                 test_cfg=None, data_preprocessor=None, init_cfg=None):
-        super().__init__(data_preprocessor=data_preprocessor,
-                         init_cfg=init_cfg)
+    def __init__(self,
+                 stage_blocks=(3, 4, 23, 3),
+                 base_channels=64,
+                 rpn_channels=512,
+                 num_classes=1601,
+                 num_attributes=401,
+                 attr_embed_dims=256,
+                 attr_hidden=512,
+                 anchor_scales=(4, 8, 16, 32),
+                 anchor_ratios=(0.5, 1, 2),
+                 test_cfg=None,
+                 data_preprocessor=None,
+                 init_cfg=None):
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if len(stage_blocks) != 4:
             raise ValueError('BUTDFasterRCNN: stage_blocks needs 4 numbers '
                              f'(res2..res5), got {tuple(stage_blocks)}')
@@ -84,9 +98,9 @@ class BUTDFasterRCNN(BaseModel):
         c4 = self.backbone.out_channels
         self.rpn_head = BUTDRPNHead(c4, rpn_channels, anchor_scales,
                                     anchor_ratios)
-        self.roi_head = BUTDRoIHead(
-            c4, base_channels * 8, stage_blocks[3], num_classes,
-            num_attributes, attr_embed_dims, attr_hidden)
+        self.roi_head = BUTDRoIHead(c4, base_channels * 8, stage_blocks[3],
+                                    num_classes, num_attributes,
+                                    attr_embed_dims, attr_hidden)
 
     # stages, separately callable (benchmarks/butd_extract.py times them)
     def forward_rpn(self, feats, im_hw, im_scale):
@@ -94,23 +108,24 @@ class BUTDFasterRCNN(BaseModel):
         cfg = self.test_cfg
         logits, deltas = self.rpn_head(feats)
         return propose(
-            torch.sigmoid(logits[0]), deltas[0], self.rpn_head.anchors,
-            im_hw, im_scale, self.rpn_head.feat_stride, cfg['pre_nms_top_n'],
+            torch.sigmoid(logits[0]), deltas[0], self.rpn_head.anchors, im_hw,
+            im_scale, self.rpn_head.feat_stride, cfg['pre_nms_top_n'],
             cfg['post_nms_top_n'], cfg['rpn_nms_thresh'], cfg['rpn_min_size'])
 
     def forward_roi(self, feats, proposals, im_scale, image_hw):
         """Features, class / attribute probabilities and per-class boxes."""
         rois = torch.cat([proposals.new_zeros(len(proposals), 1), proposals],
                          dim=1)
-        pooled = self.roi_head.pool_features(
-            feats, rois, self.test_cfg['roi_chunk_size'])
+        pooled = self.roi_head.pool_features(feats, rois,
+                                             self.test_cfg['roi_chunk_size'])
         cls_score, attr_score, deltas = self.roi_head.predict(pooled)
         # reference: boxes = rois / im_scale, decoded and clipped in the
         # original image (fast_rcnn/test.py im_detect)
         boxes = proposals / im_scale
         cls_boxes = clip_boxes(decode_boxes(boxes, deltas), *image_hw)
         return dict(
-            rois=boxes, features=pooled,
+            rois=boxes,
+            features=pooled,
             cls_prob=torch.softmax(cls_score, dim=1),
             attr_prob=torch.softmax(attr_score, dim=1),
             cls_boxes=cls_boxes.view(len(boxes), -1, 4))
@@ -133,8 +148,7 @@ class BUTDFasterRCNN(BaseModel):
                                     cfg['resize_backend'])
         x = x.to(self.rpn_head.anchors.device)
         feats = self.backbone(x)
-        proposals, scores = self.forward_rpn(feats, tuple(x.shape[-2:]),
-                                             scale)
+        proposals, scores = self.forward_rpn(feats, tuple(x.shape[-2:]), scale)
         out = self.forward_roi(feats, proposals, scale, image_hw)
         out.update(rpn_scores=scores, image_hw=image_hw, im_scale=scale)
         return out

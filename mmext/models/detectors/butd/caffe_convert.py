@@ -34,14 +34,20 @@ from .resnet_caffe import caffe_block_names
 
 __all__ = [
     'ButdConversionError', 'expected_caffe_layers', 'convert_caffe_layers',
-    'RELATION_LAYERS', 'DEFAULT_ARCH', 'arch_from_model_cfg',
-    'read_vg_vocab', 'convert_butd_caffemodel'
+    'RELATION_LAYERS', 'DEFAULT_ARCH', 'arch_from_model_cfg', 'read_vg_vocab',
+    'convert_butd_caffemodel'
 ]
 
 #: BUTDFasterRCNN arguments of the released VG model
-DEFAULT_ARCH = dict(stage_blocks=(3, 4, 23, 3), base_channels=64,
-                    rpn_channels=512, num_classes=1601, num_attributes=401,
-                    attr_embed_dims=256, attr_hidden=512, num_anchors=12)
+DEFAULT_ARCH = dict(
+    stage_blocks=(3, 4, 23, 3),
+    base_channels=64,
+    rpn_channels=512,
+    num_classes=1601,
+    num_attributes=401,
+    attr_embed_dims=256,
+    attr_hidden=512,
+    num_anchors=12)
 
 #: layers of the relation head trained alongside the detector
 RELATION_LAYERS = ('heatmap', 'fc_rel1', 'fc_subject', 'fc_object',
@@ -102,8 +108,8 @@ def _layer_plan(arch):
     conv('rpn_bbox_pred', 'rpn_head.rpn_reg', 4 * na, r, 1, bias=True)
     nc, c5 = a['num_classes'], in_ch
     for name, out, cin in (('cls_score', nc, c5), ('bbox_pred', 4 * nc, c5)):
-        plan.append((name, 'InnerProduct', f'roi_head.{name}',
-                     [(out, cin), (out, )]))
+        plan.append((name, 'InnerProduct', f'roi_head.{name}', [(out, cin),
+                                                                (out, )]))
     plan.append(('cls_embedding', 'Embed', 'roi_head.cls_embedding',
                  [(nc, a['attr_embed_dims'])]))
     hid = a['attr_hidden']
@@ -149,8 +155,11 @@ def _fold_bn(bn_blobs, scale_blobs):
     # caffe: factor = sf == 0 ? 0 : 1 / sf, then mean * factor (float32)
     factor = torch.where(sf == 0, torch.zeros_like(sf), 1 / sf)
     gamma, beta = scale_blobs
-    return OrderedDict(weight=gamma, bias=beta, running_mean=mean * factor,
-                       running_var=var * factor)
+    return OrderedDict(
+        weight=gamma,
+        bias=beta,
+        running_mean=mean * factor,
+        running_var=var * factor)
 
 
 def convert_caffe_layers(layers, arch=None):
@@ -185,15 +194,21 @@ def convert_caffe_layers(layers, arch=None):
         keys = []
         if kind == 'BatchNorm':
             pending_bn[target] = blobs
-            used.append(dict(layer=name, shapes=shapes, keys=[
-                f'{target}.running_mean', f'{target}.running_var']))
+            used.append(
+                dict(
+                    layer=name,
+                    shapes=shapes,
+                    keys=[f'{target}.running_mean', f'{target}.running_var']))
             continue
         if kind == 'Scale':
             folded = _fold_bn(pending_bn.pop(target), blobs)
             for k, v in folded.items():
                 sd[f'{target}.{k}'] = v
-            used.append(dict(layer=name, shapes=shapes, keys=[
-                f'{target}.weight', f'{target}.bias']))
+            used.append(
+                dict(
+                    layer=name,
+                    shapes=shapes,
+                    keys=[f'{target}.weight', f'{target}.bias']))
             continue
         if name == 'rpn_cls_score':  # blocked (bg 0..A-1, fg A..2A-1)
             na = shapes[0][0] // 2
@@ -209,8 +224,9 @@ def convert_caffe_layers(layers, arch=None):
         if name in planned or not layer.blobs:
             continue
         shapes = [list(b.shape) for b in layer.blobs]
-        reason = (_RELATION_REASON if name.startswith(RELATION_LAYERS) else
-                  'not a layer of the BUTD test network (test.prototxt)')
+        reason = (
+            _RELATION_REASON if name.startswith(RELATION_LAYERS) else
+            'not a layer of the BUTD test network (test.prototxt)')
         ignored.append(dict(layer=name, shapes=shapes, reason=reason))
     return sd, dict(used=used, ignored=ignored)
 
@@ -233,8 +249,11 @@ def read_vg_vocab(path, background):
     return [background] + names
 
 
-def convert_butd_caffemodel(src, dst=None, model_cfg=None,
-                            objects_vocab=None, attributes_vocab=None):
+def convert_butd_caffemodel(src,
+                            dst=None,
+                            model_cfg=None,
+                            objects_vocab=None,
+                            attributes_vocab=None):
     """Read ``src``, convert, load strictly into the model, save ``dst``.
 
     Args:
@@ -251,10 +270,13 @@ def convert_butd_caffemodel(src, dst=None, model_cfg=None,
     """
     from mmext.utils.caffemodel import read_caffemodel
     from .butd_faster_rcnn import BUTDFasterRCNN
-    cfg = {k: v for k, v in dict(model_cfg or {}).items()
-           if k not in ('type', 'init_cfg', 'data_preprocessor')}
-    sd, report = convert_caffe_layers(read_caffemodel(src),
-                                      arch_from_model_cfg(cfg))
+    cfg = {
+        k: v
+        for k, v in dict(model_cfg or {}).items()
+        if k not in ('type', 'init_cfg', 'data_preprocessor')
+    }
+    sd, report = convert_caffe_layers(
+        read_caffemodel(src), arch_from_model_cfg(cfg))
     with torch.device('meta'):  # keys and shapes only, no 250 MB copy
         model = BUTDFasterRCNN(**cfg)
     try:  # assign: no copy into (and no warning about) meta tensors
@@ -263,8 +285,10 @@ def convert_butd_caffemodel(src, dst=None, model_cfg=None,
         raise ButdConversionError(
             f'{src}: converted weights do not fit BUTDFasterRCNN({cfg}): '
             f'{str(e).splitlines()[1].strip()}') from None
-    meta = dict(converted_from=f'caffe {src}', conversion_report=report,
-                dataset_meta={})
+    meta = dict(
+        converted_from=f'caffe {src}',
+        conversion_report=report,
+        dataset_meta={})
     nc = sd['roi_head.cls_score.weight'].shape[0]
     na = sd['roi_head.attr_score.weight'].shape[0]
     for key, path, bg, n in (('classes', objects_vocab, '__background__', nc),

@@ -18,15 +18,16 @@ from mmext.datasets.region_features import (TSV_FIELDS, iter_tsv_regions,
                                             save_region_npz, tsv_row)
 from .select_regions import select_regions
 
-__all__ = ['IMAGE_EXTENSIONS', 'list_images', 'regions_record',
-           'extract_regions', 'shard_from_env', 'init_butd_detector']
+__all__ = [
+    'IMAGE_EXTENSIONS', 'list_images', 'regions_record', 'extract_regions',
+    'shard_from_env', 'init_butd_detector'
+]
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff',
-                    '.webp')
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 #: generate_tsv.py: per-class NMS 0.3, max score >= 0.2, 10..100 boxes
-DEFAULT_SELECT = dict(nms_thresh=0.3, conf_thresh=0.2, min_boxes=10,
-                      max_boxes=100)
+DEFAULT_SELECT = dict(
+    nms_thresh=0.3, conf_thresh=0.2, min_boxes=10, max_boxes=100)
 
 
 def init_butd_detector(config, checkpoint=None, device='cpu'):
@@ -46,8 +47,7 @@ def init_butd_detector(config, checkpoint=None, device='cpu'):
         model = MODELS.build(cfg.model)
     if checkpoint is not None:  # mmext routes this to its safe loader
         try:
-            load_checkpoint(model, checkpoint, map_location='cpu',
-                            strict=True)
+            load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
         except RuntimeError as e:  # missing / unexpected / shape mismatch
             lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
             first = lines[1] if len(lines) > 1 else str(e)  # 1st mismatch
@@ -89,11 +89,16 @@ def regions_record(out, image_id, select_cfg=None, save_cls_prob=True):
     attr_score, attr = attr_prob[:, 1:].max(dim=1)
     h, w = out['image_hw']
     record = dict(
-        image_id=str(image_id), image_w=int(w), image_h=int(h),
-        num_boxes=len(keep), boxes=out['rois'][keep].numpy(),
+        image_id=str(image_id),
+        image_w=int(w),
+        image_h=int(h),
+        num_boxes=len(keep),
+        boxes=out['rois'][keep].numpy(),
         features=out['features'][keep].numpy(),
-        object_ids=(obj + 1).numpy(), object_scores=obj_score.numpy(),
-        attr_ids=(attr + 1).numpy(), attr_scores=attr_score.numpy(),
+        object_ids=(obj + 1).numpy(),
+        object_scores=obj_score.numpy(),
+        attr_ids=(attr + 1).numpy(),
+        attr_scores=attr_score.numpy(),
         max_conf=max_conf[keep].numpy())
     if save_cls_prob:
         record['cls_prob'] = cls_prob.numpy()
@@ -118,14 +123,21 @@ def _read_image(path):
     im = cv2.imread(path, cv2.IMREAD_COLOR)
     if im is None:
         size = osp.getsize(path)
-        raise ValueError('empty file' if size == 0 else
-                         f'OpenCV cannot decode it ({size} bytes)')
+        raise ValueError('empty file' if size ==
+                         0 else f'OpenCV cannot decode it ({size} bytes)')
     return im
 
 
-def extract_regions(model, images, out_dir, formats=('npz', ),
-                    select_cfg=None, rank=None, world_size=None,
-                    save_cls_prob=True, progress=True, read_image=None):
+def extract_regions(model,
+                    images,
+                    out_dir,
+                    formats=('npz', ),
+                    select_cfg=None,
+                    rank=None,
+                    world_size=None,
+                    save_cls_prob=True,
+                    progress=True,
+                    read_image=None):
     """Extract and write the regions of ``images`` (this rank's share).
 
     Args:
@@ -178,14 +190,13 @@ def extract_regions(model, images, out_dir, formats=('npz', ),
                 else:
                     with torch.no_grad():
                         out = model.predict_image(im)
-                    rec = regions_record(out, stem, select_cfg,
-                                         save_cls_prob)
+                    rec = regions_record(out, stem, select_cfg, save_cls_prob)
                     if todo_npz:
                         save_region_npz(npz_path, rec)
                     if todo_tsv:
                         row = tsv_row(rec)
-                        tsv.write('\t'.join(
-                            str(row[k]) for k in TSV_FIELDS) + '\n')
+                        tsv.write('\t'.join(str(row[k])
+                                            for k in TSV_FIELDS) + '\n')
                         tsv.flush()
                     summary['done'] += 1
             if bar is not None:

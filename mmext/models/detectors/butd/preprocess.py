@@ -50,8 +50,11 @@ def _resize_torch(im, scale):
     return y[0].permute(1, 2, 0).numpy()
 
 
-def caffe_preprocess(img_bgr, target_size=600, max_size=1000,
-                     pixel_means=PIXEL_MEANS_BGR, backend='auto'):
+def caffe_preprocess(img_bgr,
+                     target_size=600,
+                     max_size=1000,
+                     pixel_means=PIXEL_MEANS_BGR,
+                     backend='auto'):
     """Image → network input of the BUTD caffe model.
 
     Args:
@@ -80,8 +83,8 @@ def caffe_preprocess(img_bgr, target_size=600, max_size=1000,
         backend = 'cv2' if _have_cv2() else 'torch'
     if backend == 'cv2':
         import cv2
-        im = cv2.resize(im, None, None, fx=scale, fy=scale,
-                        interpolation=cv2.INTER_LINEAR)
+        im = cv2.resize(
+            im, None, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
     elif backend == 'torch':
         im = _resize_torch(im, scale)
     else:

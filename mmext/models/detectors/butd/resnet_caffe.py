@@ -18,8 +18,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-__all__ = ['CaffeBottleneck', 'CaffeResNetC4', 'make_res_layer',
-           'caffe_block_names']
+__all__ = [
+    'CaffeBottleneck', 'CaffeResNetC4', 'make_res_layer', 'caffe_block_names'
+]
 
 
 def caffe_block_names(num_blocks):
@@ -46,15 +47,25 @@ class CaffeBottleneck(nn.Module):
         expansion (int): ``out = mid * expansion``. Defaults to 4.
     """
 
-    def __init__(self, in_channels, mid_channels, stride=1, dilation=1,
+    def __init__(self,
+                 in_channels,
+                 mid_channels,
+                 stride=1,
+                 dilation=1,
                  expansion=4):
         super().__init__()
         out_channels = mid_channels * expansion
-        self.conv1 = nn.Conv2d(in_channels, mid_channels, 1, stride,
-                               bias=False)
+        self.conv1 = nn.Conv2d(
+            in_channels, mid_channels, 1, stride, bias=False)
         self.bn1 = FrozenBatchNorm2d(mid_channels, eps=1e-5)
-        self.conv2 = nn.Conv2d(mid_channels, mid_channels, 3, 1, dilation,
-                               dilation=dilation, bias=False)
+        self.conv2 = nn.Conv2d(
+            mid_channels,
+            mid_channels,
+            3,
+            1,
+            dilation,
+            dilation=dilation,
+            bias=False)
         self.bn2 = FrozenBatchNorm2d(mid_channels, eps=1e-5)
         self.conv3 = nn.Conv2d(mid_channels, out_channels, 1, bias=False)
         self.bn3 = FrozenBatchNorm2d(out_channels, eps=1e-5)
@@ -72,7 +83,10 @@ class CaffeBottleneck(nn.Module):
         return F.relu(out + identity, inplace=True)
 
 
-def make_res_layer(in_channels, mid_channels, num_blocks, stride=1,
+def make_res_layer(in_channels,
+                   mid_channels,
+                   num_blocks,
+                   stride=1,
                    dilation=1):
     """``num_blocks`` bottlenecks; the first one strides and projects."""
     blocks = [CaffeBottleneck(in_channels, mid_channels, stride, dilation)]

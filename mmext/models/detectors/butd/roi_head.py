@@ -42,14 +42,21 @@ class BUTDRoIHead(nn.Module):
         spatial_scale (float): Defaults to 1/16.
     """
 
-    def __init__(self, in_channels=1024, mid_channels=512, num_blocks=3,
-                 num_classes=1601, num_attributes=401, attr_embed_dims=256,
-                 attr_hidden=512, roi_size=14, spatial_scale=1 / 16):
+    def __init__(self,
+                 in_channels=1024,
+                 mid_channels=512,
+                 num_blocks=3,
+                 num_classes=1601,
+                 num_attributes=401,
+                 attr_embed_dims=256,
+                 attr_hidden=512,
+                 roi_size=14,
+                 spatial_scale=1 / 16):
         super().__init__()
         self.roi_size = roi_size
         self.spatial_scale = spatial_scale
-        self.layer4 = make_res_layer(in_channels, mid_channels, num_blocks,
-                                     stride=1, dilation=2)
+        self.layer4 = make_res_layer(
+            in_channels, mid_channels, num_blocks, stride=1, dilation=2)
         self.out_channels = mid_channels * 4
         self.cls_score = nn.Linear(self.out_channels, num_classes)
         self.bbox_pred = nn.Linear(self.out_channels, 4 * num_classes)

@@ -17,8 +17,15 @@ from .box_ops import (caffe_nms, clip_boxes, decode_boxes, generate_anchors,
 __all__ = ['BUTDRPNHead', 'propose']
 
 
-def propose(fg_prob, deltas, anchors, im_hw, im_scale, feat_stride=16,
-            pre_nms_top_n=6000, post_nms_top_n=300, nms_thresh=0.7,
+def propose(fg_prob,
+            deltas,
+            anchors,
+            im_hw,
+            im_scale,
+            feat_stride=16,
+            pre_nms_top_n=6000,
+            post_nms_top_n=300,
+            nms_thresh=0.7,
             min_size=16):
     """Test-time proposals of py-faster-rcnn's ``ProposalLayer``.
 
@@ -82,8 +89,11 @@ class BUTDRPNHead(nn.Module):
         (torch.Size([1, 12, 5, 7]), torch.Size([1, 48, 5, 7]))
     """
 
-    def __init__(self, in_channels=1024, feat_channels=512,
-                 anchor_scales=(4, 8, 16, 32), anchor_ratios=(0.5, 1, 2),
+    def __init__(self,
+                 in_channels=1024,
+                 feat_channels=512,
+                 anchor_scales=(4, 8, 16, 32),
+                 anchor_ratios=(0.5, 1, 2),
                  feat_stride=16):
         super().__init__()
         self.feat_stride = feat_stride

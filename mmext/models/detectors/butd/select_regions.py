@@ -47,8 +47,12 @@ def per_class_nms_max_scores(boxes, cls_prob, nms_thresh=0.3):
     return torch.where(kept, scores, torch.zeros_like(scores)).amax(dim=0)
 
 
-def select_regions(boxes, cls_prob, nms_thresh=0.3, conf_thresh=0.2,
-                   min_boxes=10, max_boxes=100):
+def select_regions(boxes,
+                   cls_prob,
+                   nms_thresh=0.3,
+                   conf_thresh=0.2,
+                   min_boxes=10,
+                   max_boxes=100):
     """Indices of the regions generate_tsv writes, and their best scores.
 
     Args:
@@ -71,6 +75,5 @@ def select_regions(boxes, cls_prob, nms_thresh=0.3, conf_thresh=0.2,
     keep = torch.nonzero(max_conf.double() >= conf_thresh).squeeze(1)
     if len(keep) < min_boxes or len(keep) > max_boxes:
         k = min_boxes if len(keep) < min_boxes else max_boxes
-        keep = torch.sort(
-            max_conf, descending=True, stable=True).indices[:k]
+        keep = torch.sort(max_conf, descending=True, stable=True).indices[:k]
     return keep, max_conf

@@ -11,9 +11,8 @@ from .visual_stream import PatchVisualStream, RegionVisualStream
 
 __all__ = [
     'ViLBERT', 'ViLBERTClassifier', 'CoAttentionLayer', 'StreamFFN',
-    'PatchVisualStream',
-    'RegionVisualStream', 'ViLBERTDataPreprocessor', 'ViLBERTPretrainMetric',
-    'COATTENTION_PRESETS', 'resolve_schedule', 'schedule_steps',
-    'build_bert', 'build_bert_tokenizer', 'find_bert_folder', 'info_nce',
-    'select_tokens'
+    'PatchVisualStream', 'RegionVisualStream', 'ViLBERTDataPreprocessor',
+    'ViLBERTPretrainMetric', 'COATTENTION_PRESETS', 'resolve_schedule',
+    'schedule_steps', 'build_bert', 'build_bert_tokenizer', 'find_bert_folder',
+    'info_nce', 'select_tokens'
 ]

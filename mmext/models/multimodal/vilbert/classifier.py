@@ -13,8 +13,13 @@ __all__ = ['ViLBERTClassifier']
 _TASKS = ('binary', 'multilabel', 'multiclass')
 # 'hadamard' is the thesis code's name for the product (its config spelled
 # it "hardamard", so the option silently returned None there)
-_FUSION_ALIASES = dict(product='mul', hadamard='mul', mul='mul', sum='sum',
-                       concat='concat', text='text')
+_FUSION_ALIASES = dict(
+    product='mul',
+    hadamard='mul',
+    mul='mul',
+    sum='sum',
+    concat='concat',
+    text='text')
 
 
 @MODELS.register_module()
@@ -70,13 +75,14 @@ class ViLBERTClassifier(BaseModel):
             raise ValueError('ViLBERTClassifier: a binary task has one logit '
                              f'(num_classes=1), got {num_classes}')
         vilbert = dict(vilbert)
-        vilbert.update(fusion=_FUSION_ALIASES[fusion],
-                       losses=dict(mlm=0, itm=0, mim=0, mrm=0))
+        vilbert.update(
+            fusion=_FUSION_ALIASES[fusion],
+            losses=dict(mlm=0, itm=0, mim=0, mrm=0))
         data_preprocessor = data_preprocessor or vilbert.pop(
             'data_preprocessor', None) or dict(type='ViLBERTDataPreprocessor')
         vilbert.pop('data_preprocessor', None)
-        super().__init__(data_preprocessor=data_preprocessor,
-                         init_cfg=init_cfg)
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         vilbert.setdefault('type', 'ViLBERT')
         self.vilbert = MODELS.build(vilbert)
         self.task, self.num_classes = task, num_classes
@@ -107,13 +113,14 @@ class ViLBERTClassifier(BaseModel):
                              'gt_label (is a test file without labels in '
                              'the training set?)')
         if self.task == 'multiclass':
-            return torch.stack([s.gt_label.reshape(-1)[0]
-                                for s in data_samples]).to(device)
+            return torch.stack(
+                [s.gt_label.reshape(-1)[0] for s in data_samples]).to(device)
         if self.task == 'binary':
-            return torch.stack([s.gt_label.reshape(-1)[0] for s in
-                                data_samples]).float().to(device)[:, None]
-        target = torch.zeros(len(data_samples), self.num_classes,
-                             device=device)
+            return torch.stack([
+                s.gt_label.reshape(-1)[0] for s in data_samples
+            ]).float().to(device)[:, None]
+        target = torch.zeros(
+            len(data_samples), self.num_classes, device=device)
         for row, s in zip(target, data_samples):
             row[s.gt_label.long()] = 1
         return target
@@ -133,8 +140,9 @@ class ViLBERTClassifier(BaseModel):
         """``pred_score``: sigmoid (binary: one column; multi-label) or
         softmax scores; ``pred_label``: argmax / scores >= 0.5."""
         logits = self(inputs).float()
-        scores = (logits.softmax(-1) if self.task == 'multiclass' else
-                  logits.sigmoid())
+        scores = (
+            logits.softmax(-1)
+            if self.task == 'multiclass' else logits.sigmoid())
         if data_samples is None:
             data_samples = [DataSample() for _ in range(len(scores))]
         for sample, score in zip(data_samples, scores):

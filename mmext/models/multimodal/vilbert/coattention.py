@@ -153,9 +153,8 @@ class CoAttentionLayer(BaseModule):
         self.drop = nn.Dropout(drop)
         self.text_ffn = StreamFFN(text_dims, text_ffn_dims or 4 * text_dims,
                                   drop, norm, eps)
-        self.vision_ffn = StreamFFN(vision_dims,
-                                    vision_ffn_dims or 4 * vision_dims, drop,
-                                    norm, eps)
+        self.vision_ffn = StreamFFN(vision_dims, vision_ffn_dims
+                                    or 4 * vision_dims, drop, norm, eps)
         bert_init_(self)
 
     def _heads(self, x):  # b n (h d) -> b h n d
@@ -187,12 +186,12 @@ class CoAttentionLayer(BaseModule):
         t_in, v_in = text, vision
         if self.norm_type == 'pre':
             text, vision = self.text_norm_in(text), self.vision_norm_in(vision)
-        t_ctx = self._attend(self.text_q(text), self.vision_k(vision),
-                             self.vision_v(vision),
-                             additive_mask(vision_mask, text.dtype))
-        v_ctx = self._attend(self.vision_q(vision), self.text_k(text),
-                             self.text_v(text),
-                             additive_mask(text_mask, vision.dtype))
+        t_ctx = self._attend(
+            self.text_q(text), self.vision_k(vision), self.vision_v(vision),
+            additive_mask(vision_mask, text.dtype))
+        v_ctx = self._attend(
+            self.vision_q(vision), self.text_k(text), self.text_v(text),
+            additive_mask(text_mask, vision.dtype))
         text = self.text_norm(t_in + self.drop(self.text_proj(t_ctx)))
         vision = self.vision_norm(v_in + self.drop(self.vision_proj(v_ctx)))
         return self.text_ffn(text), self.vision_ffn(vision)

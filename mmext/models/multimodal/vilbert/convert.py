@@ -41,24 +41,33 @@ from collections import OrderedDict
 
 import torch
 
-__all__ = ['COATTN_KEYS', 'TASK_HEADS', 'ViLBERTConversionError',
-           'convert_vilbert_multitask', 'check_against_config',
-           'check_reference_config', 'unwrap_vilbert_checkpoint',
-           'convert_vilbert_multitask_file', 'summarize_keys']
+__all__ = [
+    'COATTN_KEYS', 'TASK_HEADS', 'ViLBERTConversionError',
+    'convert_vilbert_multitask', 'check_against_config',
+    'check_reference_config', 'unwrap_vilbert_checkpoint',
+    'convert_vilbert_multitask_file', 'summarize_keys'
+]
 
 #: ``BertConnectionLayer`` module -> :class:`CoAttentionLayer` module
 #: (stream 1 of the reference is the image, stream 2 the text)
 COATTN_KEYS = {
-    'biattention.query1': 'vision_q', 'biattention.key1': 'vision_k',
-    'biattention.value1': 'vision_v', 'biattention.query2': 'text_q',
-    'biattention.key2': 'text_k', 'biattention.value2': 'text_v',
-    'biOutput.dense1': 'vision_proj', 'biOutput.LayerNorm1': 'vision_norm',
-    'biOutput.dense2': 'text_proj', 'biOutput.LayerNorm2': 'text_norm',
-    'biOutput.q_dense1': None, 'biOutput.q_dense2': None,
+    'biattention.query1': 'vision_q',
+    'biattention.key1': 'vision_k',
+    'biattention.value1': 'vision_v',
+    'biattention.query2': 'text_q',
+    'biattention.key2': 'text_k',
+    'biattention.value2': 'text_v',
+    'biOutput.dense1': 'vision_proj',
+    'biOutput.LayerNorm1': 'vision_norm',
+    'biOutput.dense2': 'text_proj',
+    'biOutput.LayerNorm2': 'text_norm',
+    'biOutput.q_dense1': None,
+    'biOutput.q_dense2': None,
     'v_intermediate.dense': 'vision_ffn.fc1',
     'v_output.dense': 'vision_ffn.fc2',
     'v_output.LayerNorm': 'vision_ffn.norm',
-    't_intermediate.dense': 'text_ffn.fc1', 't_output.dense': 'text_ffn.fc2',
+    't_intermediate.dense': 'text_ffn.fc1',
+    't_output.dense': 'text_ffn.fc2',
     't_output.LayerNorm': 'text_ffn.norm',
 }
 #: ``VILBertForVLTasks`` heads (VQA, GQA, NLVR2, retrieval / grounding,
@@ -81,10 +90,10 @@ _RULES = [
     (r'bert\.v_embeddings\.image_location_embeddings\.' + _PARAM,
      r'visual.loc_embed.\1'),
     (r'bert\.v_embeddings\.LayerNorm\.' + _PARAM, r'visual.norm.\1'),
-    (r'bert\.encoder\.c_layer\.(\d+)\.(\w+\.\w+)\.' + _PARAM,
-     lambda m: (None if COATTN_KEYS[m.group(2)] is None else
-                f'coattn.{m.group(1)}.{COATTN_KEYS[m.group(2)]}.'
-                f'{m.group(3)}') if m.group(2) in COATTN_KEYS else 'unknown'),
+    (r'bert\.encoder\.c_layer\.(\d+)\.(\w+\.\w+)\.' + _PARAM, lambda m:
+     (None if COATTN_KEYS[m.group(2)] is None else
+      f'coattn.{m.group(1)}.{COATTN_KEYS[m.group(2)]}.'
+      f'{m.group(3)}') if m.group(2) in COATTN_KEYS else 'unknown'),
     (r'bert\.t_pooler\.dense\.' + _PARAM, r'text_pool.\1'),
     (r'bert\.v_pooler\.dense\.' + _PARAM, r'vision_pool.\1'),
     (r'cls\.predictions\.transform\.(dense|LayerNorm)\.' + _PARAM,
@@ -239,15 +248,17 @@ def check_against_config(state_dict, config, strict=True):
             'need a RegionVisualStream config (e.g. configs/vilbert/'
             'vilbert_regions-bert-base_1xb20-pretrain_cc.py)')
     own = {k: v.shape for k, v in vilbert.state_dict().items()}
-    unused = [k for k in state_dict
-              if k not in own and k.startswith(HEAD_PREFIXES)]
+    unused = [
+        k for k in state_dict if k not in own and k.startswith(HEAD_PREFIXES)
+    ]
     res = dict(
         missing=[k for k in own if k not in state_dict],
-        unexpected=[k for k in state_dict if k not in own
-                    and k not in unused],
-        mismatched=[k for k in own
-                    if k in state_dict and own[k] != state_dict[k].shape],
-        unused=unused, model=vilbert)
+        unexpected=[k for k in state_dict if k not in own and k not in unused],
+        mismatched=[
+            k for k in own if k in state_dict and own[k] != state_dict[k].shape
+        ],
+        unused=unused,
+        model=vilbert)
     if strict and (res['missing'] or res['unexpected'] or res['mismatched']):
         if res['mismatched']:
             k = res['mismatched'][0]
@@ -281,9 +292,9 @@ def check_reference_config(ref_config, vilbert):
     pairs = [
         ('num_attention_heads', vilbert.bert.config.num_attention_heads,
          'the BERT folder\'s config.json num_attention_heads'),
-        ('v_num_attention_heads', vilbert.visual.layers[0].attention.self
-         .num_attention_heads if vilbert.visual.num_layers else None,
-         'model.visual.num_heads'),
+        ('v_num_attention_heads',
+         vilbert.visual.layers[0].attention.self.num_attention_heads
+         if vilbert.visual.num_layers else None, 'model.visual.num_heads'),
         ('bi_num_attention_heads', coattn.num_heads if coattn else None,
          'model.coattention.num_heads'),
         ('t_biattention_id', vilbert.text_ids, 'model.coattention.text_ids'),
@@ -315,7 +326,10 @@ def summarize_keys(keys, limit=12):
     return ', '.join(items[:limit]) + more if items else '-'
 
 
-def convert_vilbert_multitask_file(src, dst, config=None, ref_config=None,
+def convert_vilbert_multitask_file(src,
+                                   dst,
+                                   config=None,
+                                   ref_config=None,
                                    log=print):
     """Read ``src`` (only through :func:`~mmext.utils.safe_torch_load`),
     convert, check against ``config`` / ``ref_config`` and write ``dst`` as
@@ -364,7 +378,9 @@ def convert_vilbert_multitask_file(src, dst, config=None, ref_config=None,
         raise ViLBERTConversionError(
             '--reference-config is compared with an mmext config; give '
             '--config too')
-    meta = dict(converted_from=f'vilbert-multi-task {src}', dropped=dropped,
-                itm_head='rows swapped: class 1 = matched')
+    meta = dict(
+        converted_from=f'vilbert-multi-task {src}',
+        dropped=dropped,
+        itm_head='rows swapped: class 1 = matched')
     torch.save(dict(state_dict=out, meta=meta), dst)
     return out

@@ -45,10 +45,10 @@ class ViLBERTDataPreprocessor(BaseDataPreprocessor):
                              'std, or neither')
         self.normalize = mean is not None
         if self.normalize:
-            self.register_buffer('mean', torch.tensor(mean).view(-1, 1, 1),
-                                 False)
-            self.register_buffer('std', torch.tensor(std).view(-1, 1, 1),
-                                 False)
+            self.register_buffer('mean',
+                                 torch.tensor(mean).view(-1, 1, 1), False)
+            self.register_buffer('std',
+                                 torch.tensor(std).view(-1, 1, 1), False)
 
     def _image(self, img):
         img = img.float()

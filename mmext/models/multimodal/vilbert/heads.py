@@ -41,16 +41,19 @@ class MLMHead(BaseModule):
 
     def load_bert_head(self, state):
         """Load ``cls.predictions.*`` tensors (prefix stripped)."""
-        own = {k: v for k, v in state.items()
-               if k.startswith('transform.') or k == 'bias'}
+        own = {
+            k: v
+            for k, v in state.items()
+            if k.startswith('transform.') or k == 'bias'
+        }
         if own:
             self.load_state_dict(own, strict=True)
         return bool(own)
 
     def forward(self, x):
         """(B, T, D) -> (B, T, vocab) logits."""
-        return F.linear(self.transform(x), self.word_embeddings.weight,
-                        self.bias)
+        return F.linear(
+            self.transform(x), self.word_embeddings.weight, self.bias)
 
 
 class ITMHead(BaseModule):
@@ -117,5 +120,4 @@ def info_nce(query, key, temperature=0.1):
     """
     q, k = F.normalize(query, dim=-1), F.normalize(key, dim=-1)
     logits = q @ k.t() / temperature
-    return F.cross_entropy(logits,
-                           torch.arange(len(q), device=logits.device))
+    return F.cross_entropy(logits, torch.arange(len(q), device=logits.device))

@@ -23,8 +23,8 @@ class ViLBERTPretrainMetric(BaseMetric):
         metrics = {}
         itm = [r for r in results if 'itm_label' in r]
         if itm:
-            hits = sum((r['itm_score'] > 0.5) == bool(r['itm_label'])
-                       for r in itm)
+            hits = sum(
+                (r['itm_score'] > 0.5) == bool(r['itm_label']) for r in itm)
             metrics['itm_accuracy'] = 100.0 * hits / len(itm)
         count = sum(r.get('mlm_count', 0) for r in results)
         if count:

@@ -16,8 +16,10 @@ from pathlib import Path
 from mmext.utils.checkpoint import safe_torch_load
 from mmext.utils.paths import project_root
 
-__all__ = ['find_bert_folder', 'build_bert', 'build_bert_tokenizer',
-           'load_hf_state_dict', 'BERT_HOWTO']
+__all__ = [
+    'find_bert_folder', 'build_bert', 'build_bert_tokenizer',
+    'load_hf_state_dict', 'BERT_HOWTO'
+]
 
 BERT_HOWTO = (
     'download the Hugging Face folder bert-base-uncased (config.json, '
@@ -118,8 +120,7 @@ def build_bert(folder=None, config=None, load_weights=True):
         missing, unexpected = model.load_state_dict(own, strict=False)
         # old checkpoints carry the (now non-persistent) position_ids
         missing = [k for k in missing if not k.endswith('position_ids')]
-        unexpected = [k for k in unexpected
-                      if not k.endswith('position_ids')]
+        unexpected = [k for k in unexpected if not k.endswith('position_ids')]
         if missing or unexpected:
             raise ValueError(
                 f'ViLBERT: the BERT weights in {folder} do not match its '

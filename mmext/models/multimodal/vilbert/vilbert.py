@@ -5,8 +5,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 
-from mmext.models.utils.freeze import (freeze_module, register_stage_rule,
-                                       STAGE_RULES)
+from mmext.models.utils.freeze import (STAGE_RULES, freeze_module,
+                                       register_stage_rule)
 from mmext.registry import MODELS
 from .coattention import CoAttentionLayer, bert_init_
 from .heads import ITMHead, MLMHead, RegionHead, info_nce, select_tokens
@@ -22,8 +22,9 @@ _LOSSES = dict(mlm=1.0, itm=1.0, mim=1.0, mrm=1.0)
 def _register_bert_rule():
     from transformers import BertModel
     if BertModel not in STAGE_RULES:
-        register_stage_rule(BertModel)(lambda m: (['embeddings'], [
-            [f'encoder.layer.{i}'] for i in range(len(m.encoder.layer))]))
+        register_stage_rule(BertModel)(
+            lambda m: (['embeddings'], [[f'encoder.layer.{i}']
+                                        for i in range(len(m.encoder.layer))]))
 
 
 @MODELS.register_module()
@@ -115,11 +116,12 @@ class ViLBERT(BaseModel):
                  init_cfg=None):
         data_preprocessor = data_preprocessor or dict(
             type='ViLBERTDataPreprocessor')
-        super().__init__(data_preprocessor=data_preprocessor,
-                         init_cfg=init_cfg)
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         text = dict(text)
-        frozen = dict(frozen_stages=text.pop('frozen_stages', -1),
-                      frozen_patterns=text.pop('frozen_patterns', ()))
+        frozen = dict(
+            frozen_stages=text.pop('frozen_stages', -1),
+            frozen_patterns=text.pop('frozen_patterns', ()))
         self.bert, mlm_state = build_bert(**text)
         if frozen['frozen_stages'] != -1 or frozen['frozen_patterns']:
             _register_bert_rule()
@@ -156,8 +158,8 @@ class ViLBERT(BaseModel):
         weights = dict(_LOSSES, **(losses or {}))
         weights['mim' if self.regions else 'mrm'] = 0
         self.loss_weights = {k: float(v or 0) for k, v in weights.items()}
-        self.mim_cfg = dict(temperature=0.1, tokens='unmasked',
-                            include_cls=True)
+        self.mim_cfg = dict(
+            temperature=0.1, tokens='unmasked', include_cls=True)
         self.mim_cfg.update(mim or {})
         if self.loss_weights['mlm']:
             self.mlm_head = MLMHead(self.bert.embeddings.word_embeddings)
@@ -179,9 +181,10 @@ class ViLBERT(BaseModel):
 
     def _visual_input(self, inputs, view):
         if self.regions:
-            return dict(feats=inputs['region_feats'],
-                        locs=inputs['region_locs'],
-                        mask=inputs.get('region_mask'))
+            return dict(
+                feats=inputs['region_feats'],
+                locs=inputs['region_locs'],
+                mask=inputs.get('region_mask'))
         if view not in inputs:
             raise KeyError(f'ViLBERT: inputs have no {view!r} (patches mode '
                            'reads images); got keys ' + str(sorted(inputs)))
@@ -204,8 +207,12 @@ class ViLBERT(BaseModel):
         t_mask = inputs.get('attention_mask')
         t = self._text_embed(inputs)
         v, v_mask, ctx = self.visual.embed(self._visual_input(inputs, view))
-        out = dict(embeddings=dict(text=t, vision=v), text_layers=[],
-                   vision_layers=[], coattn_layers=[], steps=self.steps)
+        out = dict(
+            embeddings=dict(text=t, vision=v),
+            text_layers=[],
+            vision_layers=[],
+            coattn_layers=[],
+            steps=self.steps)
         for kind, i in self.steps:
             if kind == 'text':
                 t = run_bert_layer(self.bert.encoder.layer[i], t, t_mask)
@@ -216,8 +223,11 @@ class ViLBERT(BaseModel):
             else:
                 t, v = self.coattn[i](t, v, t_mask, v_mask)
                 out['coattn_layers'].append(
-                    dict(text=t, vision=v, text_id=self.text_ids[i],
-                         vision_id=self.vision_ids[i]))
+                    dict(
+                        text=t,
+                        vision=v,
+                        text_id=self.text_ids[i],
+                        vision_id=self.vision_ids[i]))
         if not return_layers:
             out = {}
         out.update(text=t, vision=v, text_mask=t_mask, vision_mask=v_mask)
@@ -230,9 +240,11 @@ class ViLBERT(BaseModel):
         pt, pv = text[:, 0], vision[:, 0]
         if self.pooler == 'vilbert':
             pt, pv = F.relu(self.text_pool(pt)), F.relu(self.vision_pool(pv))
-        fused = dict(mul=lambda: pt * pv, sum=lambda: pt + pv,
-                     concat=lambda: torch.cat([pt, pv], -1),
-                     text=lambda: pt)[self.fusion]()
+        fused = dict(
+            mul=lambda: pt * pv,
+            sum=lambda: pt + pv,
+            concat=lambda: torch.cat([pt, pv], -1),
+            text=lambda: pt)[self.fusion]()
         return dict(pooled_text=pt, pooled_vision=pv, fused=fused)
 
     # ------------------------------------------------------------- forward
@@ -265,9 +277,10 @@ class ViLBERT(BaseModel):
         w, losses = self.loss_weights, {}
         if 'mlm' in heads:
             logits = heads['mlm']
-            loss = F.cross_entropy(logits.flatten(0, 1).float(),
-                                   inputs['mlm_labels'].flatten(),
-                                   ignore_index=-100)
+            loss = F.cross_entropy(
+                logits.flatten(0, 1).float(),
+                inputs['mlm_labels'].flatten(),
+                ignore_index=-100)
             # a batch without a masked token contributes 0, not NaN
             losses['loss_mlm'] = w['mlm'] * torch.nan_to_num(loss)
         if 'itm' in heads:
@@ -309,8 +322,10 @@ class ViLBERT(BaseModel):
         """KL(target || softmax(logits)) summed over classes, averaged over
         masked regions (0 when none is masked; vilbert-multi-task divides
         by ``max(n, 0)`` and gets NaN)."""
-        kl = F.kl_div(F.log_softmax(logits.float(), -1), targets.float(),
-                      reduction='none').sum(-1)
+        kl = F.kl_div(
+            F.log_softmax(logits.float(), -1),
+            targets.float(),
+            reduction='none').sum(-1)
         m = mrm_mask.to(kl.dtype)
         return (kl * m).sum() / m.sum().clamp(min=1)
 
@@ -330,6 +345,6 @@ class ViLBERT(BaseModel):
             labels = inputs['mlm_labels']
             hit = (heads['mlm'].argmax(-1) == labels) & (labels != -100)
             for r, h, y in zip(results, hit, labels):
-                r.update(mlm_hits=int(h.sum()), mlm_count=int(
-                    (y != -100).sum()))
+                r.update(
+                    mlm_hits=int(h.sum()), mlm_count=int((y != -100).sum()))
         return results

@@ -20,12 +20,14 @@ def build_bert_layers(num_layers, dims, num_heads, ffn_dims, drop=0.1):
     (``transformers.BertLayer`` with a vision-sized ``BertConfig``)."""
     from transformers import BertConfig
     from transformers.models.bert.modeling_bert import BertLayer
-    cfg = BertConfig(hidden_size=dims, num_attention_heads=num_heads,
-                     intermediate_size=ffn_dims, hidden_dropout_prob=drop,
-                     attention_probs_dropout_prob=drop)
+    cfg = BertConfig(
+        hidden_size=dims,
+        num_attention_heads=num_heads,
+        intermediate_size=ffn_dims,
+        hidden_dropout_prob=drop,
+        attention_probs_dropout_prob=drop)
     cfg._attn_implementation = 'sdpa'
-    return bert_init_(
-        nn.ModuleList(BertLayer(cfg) for _ in range(num_layers)))
+    return bert_init_(nn.ModuleList(BertLayer(cfg) for _ in range(num_layers)))
 
 
 def run_bert_layer(layer, x, mask):
@@ -34,8 +36,9 @@ def run_bert_layer(layer, x, mask):
 
 
 def _is_split_vit(backbone):
-    return all(hasattr(backbone, a)
-               for a in ('patch_embed', 'layers', 'pos_embed', 'pre_norm'))
+    return all(
+        hasattr(backbone, a)
+        for a in ('patch_embed', 'layers', 'pos_embed', 'pre_norm'))
 
 
 @MODELS.register_module()
@@ -90,8 +93,8 @@ class PatchVisualStream(BaseModule):
                 f'{type(self.backbone).__name__} has not; use split=False '
                 'with a VisualTokenNeck')
         if not self.split:
-            neck = dict(neck or {}, type='VisualTokenNeck', cls='drop',
-                        tokens='patch')
+            neck = dict(
+                neck or {}, type='VisualTokenNeck', cls='drop', tokens='patch')
             neck.setdefault('in_channels', embed_dims)
             self.neck = MODELS.build(neck)
             embed_dims = self.neck.out_channels
@@ -119,7 +122,10 @@ class PatchVisualStream(BaseModule):
         if b.cls_token is not None:
             x = torch.cat((b.cls_token.expand(x.size(0), -1, -1), x), dim=1)
         x = x + resize_pos_embed(
-            b.pos_embed, b.patch_resolution, hw, mode=b.interpolate_mode,
+            b.pos_embed,
+            b.patch_resolution,
+            hw,
+            mode=b.interpolate_mode,
             num_extra_tokens=b.num_extra_tokens)
         x = b.pre_norm(b.drop_after_pos(x))
         # TRAR-ViT's routed layers take the span masks of this grid
@@ -198,13 +204,12 @@ class RegionVisualStream(BaseModule):
             mask = feats.new_ones(feats.shape[:2])
         mask = mask.to(feats.dtype)
         mean = (feats * mask[..., None]).sum(1) / mask.sum(1, True).clamp(1)
-        g_loc = feats.new_tensor([0., 0., 1., 1., 1.]).expand(
-            feats.size(0), 1, 5)
+        g_loc = feats.new_tensor([0., 0., 1., 1.,
+                                  1.]).expand(feats.size(0), 1, 5)
         feats = torch.cat([mean[:, None], feats], 1)
         locs = torch.cat([g_loc, locs.to(feats.dtype)], 1)
         mask = torch.cat([mask.new_ones(mask.size(0), 1), mask], 1)
-        x = self.drop(self.norm(self.feat_embed(feats) +
-                                self.loc_embed(locs)))
+        x = self.drop(self.norm(self.feat_embed(feats) + self.loc_embed(locs)))
         return x, mask, None
 
     def layer(self, i, x, mask=None, ctx=None):

@@ -158,6 +158,7 @@ def convert_checkpoint_file(fmt, src, dst, keep_head=True):
     if osp.dirname(dst):
         os.makedirs(osp.dirname(dst), exist_ok=True)
     torch.save(
-        dict(state_dict=converted,
-             meta=dict(converted_from=osp.basename(src), format=fmt)), dst)
+        dict(
+            state_dict=converted,
+            meta=dict(converted_from=osp.basename(src), format=fmt)), dst)
     return state, converted

@@ -109,9 +109,9 @@ def check_state_dict(model, state_dict, source='checkpoint'):
 
         raise CheckpointConversionError(
             f'{source}: {len(missing)} missing, {len(unexpected)} unexpected '
-            f'and {len(mismatched)} mismatched keys against the model'
-            + (f'; missing: {show(missing)}' if missing else '')
-            + (f'; unexpected: {show(unexpected)}' if unexpected else '')
-            + (f'; mismatched: {show(mismatched)}' if mismatched else ''))
+            f'and {len(mismatched)} mismatched keys against the model' +
+            (f'; missing: {show(missing)}' if missing else '') +
+            (f'; unexpected: {show(unexpected)}' if unexpected else '') +
+            (f'; mismatched: {show(mismatched)}' if mismatched else ''))
     model.load_state_dict(state_dict, strict=True)
     return model

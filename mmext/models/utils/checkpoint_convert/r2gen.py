@@ -26,8 +26,14 @@ __all__ = [
 ]
 
 # torchvision Sequential index -> mmpretrain ResNet module (same sub-keys)
-_RESNET_SEQ = {'0': 'conv1', '1': 'bn1', '4': 'layer1', '5': 'layer2',
-               '6': 'layer3', '7': 'layer4'}
+_RESNET_SEQ = {
+    '0': 'conv1',
+    '1': 'bn1',
+    '4': 'layer1',
+    '5': 'layer2',
+    '6': 'layer3',
+    '7': 'layer4'
+}
 _DROPPED = ('encoder_decoder.model.tgt_embed.1.pe', )  # recomputed buffer
 
 
@@ -86,15 +92,20 @@ def r2gen_head_args(state_dict):
     mlp = sd['encoder_decoder.model.decoder.layers.0.sublayer.0.norm.'
              'mlp_gamma.0.weight']
     return dict(
-        in_channels=w.shape[1], d_model=w.shape[0],
+        in_channels=w.shape[1],
+        d_model=w.shape[0],
         d_ff=sd['encoder_decoder.model.encoder.layers.0.feed_forward.w_1.'
                 'weight'].shape[0],
-        num_layers=len(layers), rm_d_model=rm_w.shape[1],
+        num_layers=len(layers),
+        rm_d_model=rm_w.shape[1],
         rm_num_slots=mlp.shape[1] // rm_w.shape[1])
 
 
-def load_r2gen_vocab(ann_file=None, vocab_file=None, dataset='iu_xray',
-                     threshold=None, clean_mode='r2gen'):
+def load_r2gen_vocab(ann_file=None,
+                     vocab_file=None,
+                     dataset='iu_xray',
+                     threshold=None,
+                     clean_mode='r2gen'):
     """The vocabulary the checkpoint was trained with.
 
     Args:
@@ -120,8 +131,11 @@ def load_r2gen_vocab(ann_file=None, vocab_file=None, dataset='iu_xray',
     from mmext.models.report.tokenizer import R2GenTokenizer
     if threshold is None:
         threshold = 3 if dataset == 'iu_xray' else 10
-    return R2GenTokenizer(ann_file=ann_file, threshold=threshold,
-                          dataset=dataset, clean_mode=clean_mode).vocab
+    return R2GenTokenizer(
+        ann_file=ann_file,
+        threshold=threshold,
+        dataset=dataset,
+        clean_mode=clean_mode).vocab
 
 
 def check_r2gen_config(state_dict, config, vocab, head_args=None):

@@ -73,8 +73,7 @@ def vit_npz_arch(weights, source='npz'):
                           'not a Google ViT checkpoint')
     num_layers = max(blocks) + 1
     q = _get(weights, _BLOCK.format(0) + _ATTN + 'query/kernel', source)
-    fc = _get(weights, _BLOCK.format(0) + 'MlpBlock_3/Dense_0/kernel',
-              source)
+    fc = _get(weights, _BLOCK.format(0) + 'MlpBlock_3/Dense_0/kernel', source)
     return dict(
         embed_dims=kernel.shape[-1],
         num_layers=num_layers,
@@ -164,8 +163,8 @@ def convert_vit_npz(weights,
             g(b + _ATTN + n + '/bias').reshape(dims)
             for n in ('query', 'key', 'value')
         ])
-        sd[o + 'attn.proj.weight'] = g(b + _ATTN +
-                                       'out/kernel').reshape(dims, dims).t()
+        sd[o + 'attn.proj.weight'] = g(b + _ATTN + 'out/kernel').reshape(
+            dims, dims).t()
         sd[o + 'attn.proj.bias'] = g(b + _ATTN + 'out/bias')
         for src, dst in (('Dense_0', 'ffn.layers.0.0'), ('Dense_1',
                                                          'ffn.layers.1')):
@@ -182,9 +181,12 @@ def convert_vit_npz(weights,
             out['head.layers.pre_logits.bias'] = g('pre_logits/bias')
     elif head != 'drop':
         raise ValueError(f'--head {head!r}: use keep or drop')
-    meta = dict(source=osp.basename(source), patch_size=int(patch),
-                img_size=int(img_size or 0), **{k: int(v)
-                                                for k, v in arch.items()})
+    meta = dict(
+        source=osp.basename(source),
+        patch_size=int(patch),
+        img_size=int(img_size or 0),
+        **{k: int(v)
+           for k, v in arch.items()})
     return out, meta
 
 
@@ -196,7 +198,10 @@ def default_npz_dst(src, img_size=None):
         (f'_{img_size}' if img_size else '') + '.pth')
 
 
-def convert_vit_npz_file(src, dst=None, head='drop', img_size=None,
+def convert_vit_npz_file(src,
+                         dst=None,
+                         head='drop',
+                         img_size=None,
                          interp='bilinear'):
     """Convert the ``.npz`` file ``src`` and save ``dict(state_dict, meta)``.
 

@@ -34,8 +34,7 @@ _TRAR_RULES = [
      r'backbone.layers.\1.ffn.layers.0.0.\2'),
     (_TRAR_LAYER + r'ffn\.fc2\.(weight|bias)',
      r'backbone.layers.\1.ffn.layers.1.\2'),
-    (r'transformer\.encoder\.encoder_norm\.(weight|bias)',
-     r'backbone.ln1.\1'),
+    (r'transformer\.encoder\.encoder_norm\.(weight|bias)', r'backbone.ln1.\1'),
     (r'head\.(weight|bias)', r'head.layers.head.\1'),
 ]
 
@@ -53,8 +52,9 @@ def convert_vit_trar(state_dict, keep_head=True):
                   for k, v in state_dict.items()}
     qkv, rest = {}, {}
     for key, value in state_dict.items():
-        m = re.fullmatch(_TRAR_LAYER + r'attn\.(query|key|value)\.'
-                         r'(weight|bias)', key)
+        m = re.fullmatch(
+            _TRAR_LAYER + r'attn\.(query|key|value)\.'
+            r'(weight|bias)', key)
         if m:
             qkv.setdefault((int(m.group(1)), m.group(3)), {})[m.group(2)] = \
                 value
@@ -62,14 +62,16 @@ def convert_vit_trar(state_dict, keep_head=True):
             rest[key] = value
     single = set()
     for key, value in rest.items():
-        m = re.fullmatch(_TRAR_LAYER + r'attn\.routing_block\.mlp\.2\.'
-                         r'weight', key)
+        m = re.fullmatch(
+            _TRAR_LAYER + r'attn\.routing_block\.mlp\.2\.'
+            r'weight', key)
         if m and value.shape[0] == 1:
             single.add(int(m.group(1)))
     rest = {
-        k: v for k, v in rest.items()
-        if not any(k.startswith(f'transformer.encoder.layer.{i}.attn.'
-                                'routing_block.') for i in single)
+        k: v
+        for k, v in rest.items() if not any(
+            k.startswith(f'transformer.encoder.layer.{i}.attn.'
+                         'routing_block.') for i in single)
     }
     out = apply_rules(rest, _TRAR_RULES, 'ViT-TRAR', keep_head)
     for (i, name), parts in sorted(qkv.items()):
@@ -82,8 +84,7 @@ def convert_vit_trar(state_dict, keep_head=True):
     return out
 
 
-def vit_trar_model_cfg(state_dict, orders=None, img_size=None,
-                       num_heads=None):
+def vit_trar_model_cfg(state_dict, orders=None, img_size=None, num_heads=None):
     """An mmext ``ImageClassifier`` config for a ViT-TRAR state dict.
 
     Width, depth, MLP width, patch size, image size (from the position
@@ -144,21 +145,30 @@ def vit_trar_model_cfg(state_dict, orders=None, img_size=None,
             f'ViT-TRAR: --orders {list(orders)} has {len(orders)} entries '
             f'but the routers have {num_spans} outputs')
     hidden = router[layers[0]].shape[1]
-    arch = dict(embed_dims=dims, num_layers=len(layers),
-                num_heads=num_heads or _vit_heads(dims, len(layers), ffn),
-                feedforward_channels=ffn)
+    arch = dict(
+        embed_dims=dims,
+        num_layers=len(layers),
+        num_heads=num_heads or _vit_heads(dims, len(layers), ffn),
+        feedforward_channels=ffn)
     cfg = dict(
         type='ImageClassifier',
-        backbone=dict(type='TRARViT', arch=arch, img_size=grid * patch,
-                      patch_size=patch, orders=list(orders),
-                      pooling='avg', routing_reduction=dims // hidden,
-                      proj_drop_rate=0.),
+        backbone=dict(
+            type='TRARViT',
+            arch=arch,
+            img_size=grid * patch,
+            patch_size=patch,
+            orders=list(orders),
+            pooling='avg',
+            routing_reduction=dims // hidden,
+            proj_drop_rate=0.),
         neck=None)
     head = state_dict.get('head.weight')
     if head is not None:
-        cfg['head'] = dict(type='VisionTransformerClsHead',
-                           num_classes=head.shape[0], in_channels=dims,
-                           loss=dict(type='CrossEntropyLoss'))
+        cfg['head'] = dict(
+            type='VisionTransformerClsHead',
+            num_classes=head.shape[0],
+            in_channels=dims,
+            loss=dict(type='CrossEntropyLoss'))
     return cfg
 
 
@@ -172,8 +182,12 @@ def _vit_heads(dims, depth, ffn):
     return max(dims // 64, 1)  # ViT's 64-d heads
 
 
-def convert_vit_trar_checkpoint(src, dst=None, orders=None, img_size=None,
-                                num_heads=None, config=None,
+def convert_vit_trar_checkpoint(src,
+                                dst=None,
+                                orders=None,
+                                img_size=None,
+                                num_heads=None,
+                                config=None,
                                 keep_head=True):
     """Convert a ViT-TRAR checkpoint file and strictly load it into a model.
 
@@ -220,10 +234,12 @@ def convert_vit_trar_checkpoint(src, dst=None, orders=None, img_size=None,
     else:  # backbone weights only
         check_state_dict(
             MODELS.build(model_cfg['backbone']),
-            {k[len('backbone.'):]: v for k, v in converted.items()}, source)
+            {k[len('backbone.'):]: v
+             for k, v in converted.items()}, source)
     if dst is not None:
         torch.save(
-            dict(state_dict=converted,
-                 meta=dict(converted_from=f'ViT-TRAR {src}',
-                           model=model_cfg)), dst)
+            dict(
+                state_dict=converted,
+                meta=dict(converted_from=f'ViT-TRAR {src}', model=model_cfg)),
+            dst)
     return converted, model_cfg
