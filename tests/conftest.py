@@ -77,3 +77,26 @@ def assert_ranks_identical(dump_dir):
     r1 = torch.load(Path(dump_dir) / 'rank1.pth', weights_only=True)
     assert r0.keys() == r1.keys()
     assert all(torch.equal(r0[k], r1[k]) for k in r0)
+
+
+# Fuzz tests (hypothesis): fixed seed and bounded examples in `make test`;
+# HYPOTHESIS_PROFILE=fuzz-long for a longer, randomised run (README).
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # pragma: no cover - hypothesis is in tests.txt
+    pass
+else:
+    settings.register_profile(
+        'ci',
+        derandomize=True,
+        max_examples=60,
+        deadline=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile(
+        'fuzz-long',
+        max_examples=2000,
+        deadline=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile(os.environ.get('HYPOTHESIS_PROFILE', 'ci'))

@@ -58,7 +58,7 @@ def check_image_files(name, data_root, data_list, fix, show=5):
     ]
     special = [p for p in missing if osp.exists(p)]
     if special:
-        from mmext.dedup.inputs import file_kind
+        from mmext.utils.fileio import file_kind
         kind = file_kind(os.stat(special[0]).st_mode)
         raise ValueError(
             f'{name}: {len(special)} of {len(data_list)} images listed by '

@@ -9,9 +9,9 @@ each sample's ``img_path``; the pipeline is not run.
 import copy
 import os
 import os.path as osp
-import stat
 
 from mmext.utils.config import iter_config
+from mmext.utils.fileio import file_kind
 
 __all__ = [
     'IMAGE_EXTENSIONS', 'list_image_files', 'dataset_image_paths',
@@ -20,20 +20,6 @@ __all__ = [
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff',
                     '.webp', '.ppm', '.pgm', '.pbm')
-
-_KINDS = ((stat.S_ISDIR, 'a directory'), (stat.S_ISFIFO, 'a FIFO'),
-          (stat.S_ISSOCK, 'a socket'), (stat.S_ISCHR, 'a character device'),
-          (stat.S_ISBLK, 'a block device'))
-
-
-def file_kind(mode):
-    """What a non-regular file is, from its ``st_mode`` ('a FIFO', 'a
-    directory', ...); 'a regular file' for one."""
-    for test, kind in _KINDS:
-        if test(mode):
-            return kind
-    return 'a regular file' if stat.S_ISREG(mode) else 'a special file'
-
 
 def list_image_files(folder):
     """Every image file under ``folder`` (recursive, sorted, by extension,
