@@ -21,6 +21,7 @@ __all__ = [
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff',
                     '.webp', '.ppm', '.pgm', '.pbm')
 
+
 def list_image_files(folder):
     """Every image file under ``folder`` (recursive, sorted, by extension,
     case-insensitive)."""

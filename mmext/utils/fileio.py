@@ -139,5 +139,4 @@ def read_text_file(path, what='file', max_bytes=1 << 30):
         line = data.count(b'\n', 0, e.start) + 1
         raise InputFileError(
             f'{what} {os.fspath(path)} is not {encoding} text (byte '
-            f'{e.start}, line {line}: {e.reason}): save it as UTF-8'
-        ) from None
+            f'{e.start}, line {line}: {e.reason}): save it as UTF-8') from None
