@@ -1,14 +1,17 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """Conceptual Captions (Sharma et al., ACL 2018): web images with
 alt-text captions, given as a TSV of (caption, URL) to download."""
+import codecs
+import io
 import os.path as osp
 from collections import Counter
 
 from mmengine.logging import print_log
 
 from mmext.registry import DATASETS
+from mmext.utils.fileio import InputFileError, open_regular_file
 from .downloaders import download_images, image_file_name, read_download_log
-from .image_text import ImageTextDataset, RecordError, inside
+from .image_text import ImageTextDataset, RecordError, inside, read_annotation
 
 __all__ = [
     'ConceptualCaptions', 'read_cc_tsv', 'thesis_file_name',
@@ -21,28 +24,83 @@ SPLIT_FILES = {
     'val': 'Validation_GCC-1.1.0-Validation.tsv'
 }
 
+#: longest TSV line in bytes (real lines are a caption and a URL)
+MAX_TSV_LINE = 1 << 20
+
+_WIDE_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE,
+              codecs.BOM_UTF16_BE)
+
+
+def _tsv_lines(path):
+    """``(line number, text)`` of each line of the TSV, numbered as text
+    mode would (universal newlines; these numbers are the sample ids and
+    the download log's keys).
+
+    UTF-8 (with or without a BOM) is streamed and decoded line by line, so
+    the 3.3M-line train TSV is never held as one string; a BOM'd
+    UTF-16/32 file is read whole through :func:`read_annotation`.
+    """
+    what = 'ConceptualCaptions: annotation file'
+    try:
+        f = open_regular_file(path, what)
+    except InputFileError as e:
+        raise RecordError(str(e)) from None
+    with f:
+        head = f.read(4)
+        if head.startswith(_WIDE_BOMS):
+            text = read_annotation('ConceptualCaptions', path)
+            yield from enumerate(io.StringIO(text, newline=None), 1)
+            return
+        f.seek(len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0)
+        line_no, offset = 0, f.tell()
+        while True:
+            raw = f.readline(MAX_TSV_LINE + 1)
+            if not raw:
+                return
+            if len(raw) > MAX_TSV_LINE:
+                raise RecordError(
+                    f'ConceptualCaptions: {path}:{line_no + 1}: line longer '
+                    f'than {MAX_TSV_LINE} bytes; expected "caption<TAB>url" '
+                    'lines (is it the right file?)')
+            try:
+                text = raw.decode('utf-8')
+            except UnicodeDecodeError as e:
+                raise RecordError(
+                    f'{what} {path} is not utf-8 text (byte '
+                    f'{offset + e.start}, line {line_no + 1}: {e.reason}): '
+                    'save it as UTF-8') from None
+            offset += len(raw)
+            if '\r' not in text:
+                line_no += 1
+                yield line_no, text
+                continue
+            for part in io.StringIO(text, newline=None):  # old Mac / CRLF
+                line_no += 1
+                yield line_no, part
+
 
 def read_cc_tsv(path):
     """(line, caption, url) of each line of a Conceptual Captions TSV.
 
     The file has no header; each line is ``caption<TAB>url``. Blank lines
-    are skipped; any other line without exactly two non-empty fields raises
-    :class:`RecordError` naming the file and the line.
+    are skipped; any other line without exactly two non-empty fields, a
+    line longer than :data:`MAX_TSV_LINE` bytes or text that is not UTF-8
+    (nor BOM'd UTF-16/32) raises :class:`RecordError` naming the file and
+    the line.
     """
-    with open(path, encoding='utf-8-sig') as f:  # tolerate a BOM
-        for line_no, line in enumerate(f, 1):
-            line = line.rstrip('\r\n')
-            if not line.strip():
-                continue
-            fields = line.split('\t')
-            if len(fields) != 2 or not fields[0].strip() or \
-                    not fields[1].strip():
-                cause = 'an empty caption or URL' if len(fields) == 2 \
-                    else f'{len(fields)} tab-separated field(s)'
-                raise RecordError(
-                    f'ConceptualCaptions: {path}:{line_no}: {cause}; '
-                    'expected "caption<TAB>url"')
-            yield line_no, fields[0].strip(), fields[1].strip()
+    for line_no, line in _tsv_lines(path):
+        line = line.rstrip('\r\n')
+        if not line.strip():
+            continue
+        fields = line.split('\t')
+        if len(fields) != 2 or not fields[0].strip() or \
+                not fields[1].strip():
+            cause = 'an empty caption or URL' if len(fields) == 2 \
+                else f'{len(fields)} tab-separated field(s)'
+            raise RecordError(
+                f'ConceptualCaptions: {path}:{line_no}: {cause}; '
+                'expected "caption<TAB>url"')
+        yield line_no, fields[0].strip(), fields[1].strip()
 
 
 def thesis_file_name(url):
@@ -142,6 +200,8 @@ class ConceptualCaptions(ImageTextDataset):
         'tools/dataset_converters/conceptual_captions.py download)\n'
         '└── <tsv stem>.downloads.csv  (line,status,detail,file,url,'
         'caption: the fate of every URL)')
+    MISSING_FIX = ('download them with python tools/dataset_converters/'
+                   'conceptual_captions.py download <tsv>')
 
     def __init__(self,
                  data_root,
@@ -170,6 +230,10 @@ class ConceptualCaptions(ImageTextDataset):
                 f'\n{self.LAYOUT}')
         folder = osp.join(self.data_root, self.img_prefix_name)
         rows = list(read_cc_tsv(self.ann_file))
+        if not rows:
+            raise RecordError(
+                f'ConceptualCaptions: {self.ann_file} has no records; '
+                'expected "caption<TAB>url" lines')
         if self.naming == 'sha1':
             names = [image_file_name(url) for _, _, url in rows]
         else:
@@ -185,7 +249,7 @@ class ConceptualCaptions(ImageTextDataset):
             data_list.append(dict(img_path=path, text=caption, id=line))
         return data_list
 
-    def _report_missing(self, total):
+    def _report_missing(self, total, kept):
         log = download_log_path(self.ann_file, self.data_root)
         if osp.isfile(log):
             records = read_download_log(log)
@@ -197,4 +261,4 @@ class ConceptualCaptions(ImageTextDataset):
                 f'(from {osp.basename(log)}): {dict(causes)}',
                 logger='current',
                 level=30)
-        super()._report_missing(total)
+        super()._report_missing(total, kept)

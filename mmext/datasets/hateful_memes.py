@@ -1,15 +1,27 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """The Hateful Memes challenge data set (Kiela et al., NeurIPS 2020)."""
-import json
+import io
 import os
 import os.path as osp
 
 from mmengine.logging import print_log
 
 from mmext.registry import DATASETS
-from .image_text import ImageTextDataset, RecordError, inside
+from .image_text import (ImageTextDataset, RecordError, inside, json_type,
+                         parse_json, read_annotation, show)
 
 __all__ = ['HatefulMemes']
+
+#: (field, check, what is expected) of each record
+_FIELDS = (
+    ('id',
+     lambda v: isinstance(v,
+                          (str, int)) and not isinstance(v, bool) and v != '',
+     'a non-empty string or an integer like "01235"'),
+    ('img', lambda v: isinstance(v, str) and v != '',
+     'a relative image path like "img/01235.png"'),
+    ('text', lambda v: isinstance(v, str), 'a string'),
+)
 
 
 @DATASETS.register_module()
@@ -76,6 +88,10 @@ class HatefulMemes(ImageTextDataset):
         self.num_duplicates = 0
         super().__init__(data_root, **kwargs)
 
+    def annotation_source(self):
+        return ', '.join(
+            osp.join(self.data_root, f'{name}.jsonl') for name in self.split)
+
     def _read_file(self, name):
         path = osp.join(self.data_root, f'{name}.jsonl')
         if not osp.isfile(path):
@@ -85,10 +101,15 @@ class HatefulMemes(ImageTextDataset):
                 f'HatefulMemes: no {name}.jsonl in {self.data_root} (found '
                 f'{found}); expected layout:\n{self.LAYOUT}')
         records = []
-        with open(path, encoding='utf-8-sig') as f:
-            for line_no, line in enumerate(f, 1):
-                if line.strip():
-                    records.append(self._parse(path, line_no, line, name))
+        text = read_annotation('HatefulMemes', path)
+        # universal newlines as text mode; JSON strings hold no raw CR / LF
+        for line_no, line in enumerate(io.StringIO(text, newline=None), 1):
+            if line.strip():
+                records.append(self._parse(path, line_no, line, name))
+        if not records:
+            raise RecordError(
+                f'HatefulMemes: {path} has no records; expected one JSON '
+                'object per line ({"id", "img", "label", "text"})')
         labelled = [r for r in records if 'gt_label' in r]
         if labelled and len(labelled) != len(records):
             first = next(r for r in records if 'gt_label' not in r)
@@ -96,7 +117,7 @@ class HatefulMemes(ImageTextDataset):
                 f'HatefulMemes: {path}:{first["line"]}: no "label" while '
                 'other records of the file have one; add it or remove the '
                 'labels of the whole file (prediction only)')
-        if records and not labelled:
+        if not labelled:
             print_log(
                 f'HatefulMemes: {name}.jsonl has no labels: samples '
                 'for prediction only',
@@ -106,19 +127,21 @@ class HatefulMemes(ImageTextDataset):
     @staticmethod
     def _parse(path, line_no, line, name):
         where = f'HatefulMemes: {path}:{line_no}'
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise RecordError(f'{where}: not valid JSON ({e.msg}); one '
-                              'JSON object per line expected') from None
+        obj = parse_json(f'HatefulMemes: {path}', line.rstrip('\r\n'),
+                         'one JSON object per line '
+                         'expected', line_no)
         if not isinstance(obj, dict):
-            raise RecordError(f'{where}: a JSON object expected')
+            raise RecordError(f'{where}: a JSON object expected, found '
+                              f'{json_type(obj)}')
         lost = [k for k in ('id', 'img', 'text') if k not in obj]
         if lost:
             raise RecordError(f'{where}: missing field(s) {lost}; each line '
                               'needs "id", "img", "text" (and "label")')
-        if not isinstance(obj['text'], str):
-            raise RecordError(f'{where}: "text" must be a string')
+        for field, ok, expected in _FIELDS:
+            if not ok(obj[field]):
+                raise RecordError(
+                    f'{where}: field "{field}" is {json_type(obj[field])} '
+                    f'{show(obj[field], 40)}, expected {expected}')
         rec = dict(
             id=obj['id'],
             img=obj['img'],
@@ -126,11 +149,13 @@ class HatefulMemes(ImageTextDataset):
             source=name,
             line=line_no,
             file=path)
-        if obj.get('label') is not None:
-            if obj['label'] not in (0, 1) or isinstance(obj['label'], bool):
-                raise RecordError(f'{where}: label {obj["label"]!r} is not '
+        label = obj.get('label')
+        if label is not None:
+            if isinstance(label, bool) or not isinstance(label, (int, float)) \
+                    or label not in (0, 1):
+                raise RecordError(f'{where}: label {show(label, 40)} is not '
                                   '0 or 1')
-            rec['gt_label'] = int(obj['label'])
+            rec['gt_label'] = int(label)
         return rec
 
     def load_records(self):
@@ -147,7 +172,7 @@ class HatefulMemes(ImageTextDataset):
                         what = 'differs from' if not same else 'repeats'
                         raise RecordError(
                             f'HatefulMemes: {rec["file"]}:{rec["line"]}: id '
-                            f'{rec["id"]} {what} {first["file"]}:'
+                            f'{show(rec["id"], 40)} {what} {first["file"]}:'
                             f'{first["line"]}; remove one of them' +
                             ('' if not same else " or pass on_duplicate="
                              "'drop'"))
@@ -171,8 +196,9 @@ class HatefulMemes(ImageTextDataset):
         if img_path is None:
             raise RecordError(
                 f'HatefulMemes: {rec["file"]}:{rec["line"]}: "img" '
-                f'{rec["img"]!r} points outside {self.data_root}; expected '
-                'a relative path like "img/01235.png"')
+                f'{show(rec["img"], 60)} points outside {self.data_root} '
+                'or is no valid file name; expected a relative path like '
+                '"img/01235.png"')
         info = dict(
             img_path=img_path,
             text=rec['text'],

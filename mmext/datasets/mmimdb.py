@@ -2,13 +2,14 @@
 """MM-IMDb (Arevalo et al., "Gated Multimodal Units for Information
 Fusion", ICLR workshop 2017): movie genre classification from poster and
 plot, 23 genres, multi-label."""
-import json
 import os.path as osp
+from collections import Counter
 
 from mmengine.logging import print_log
 
 from mmext.registry import DATASETS
-from .image_text import ImageTextDataset, RecordError
+from .image_text import (ImageTextDataset, RecordError, first_few, json_type,
+                         parse_json, plain_file_name, read_annotation, show)
 
 __all__ = ['MMIMDb', 'MMIMDB_GENRES']
 
@@ -37,6 +38,14 @@ class MMIMDb(ImageTextDataset):
     23 (:data:`DROPPED_GENRES`) are left out of the label set and counted;
     any other genre name is an error. A movie left with no genre keeps an
     all-negative target (it is reported, not dropped).
+
+    ``split.json`` is checked whole when the data set is built (upstream
+    readers take it as given): each of ``train``, ``dev``, ``test`` must be
+    a list of ids (strings or integers) that are plain file names, no id
+    may repeat within a split or appear in two splits, and the requested
+    split must not be empty. A movie file that is no JSON object, or whose
+    ``plot`` / ``genres`` have the wrong type, is a :class:`RecordError`
+    naming the file and the field.
 
     The ViLBERT thesis code reads another variant instead (``images.h5`` of
     (N, 3, 256, 160) posters + ``mmimdb_{trainval,test}.csv``, split 80/20
@@ -87,57 +96,111 @@ class MMIMDb(ImageTextDataset):
         super().__init__(data_root, ann_file='split.json', **kwargs)
 
     def _split_ids(self):
+        """The ids of ``self.split`` after checking every split of
+        ``split.json``: a list of ids (strings or integers) that are plain
+        file names, none twice, no id in two splits."""
         if not osp.isfile(self.ann_file):
             raise FileNotFoundError(
                 f'MMIMDb: no split.json in {self.data_root}; expected '
                 f'layout:\n{self.LAYOUT}')
-        try:
-            with open(self.ann_file, encoding='utf-8-sig') as f:
-                splits = json.load(f)
-        except json.JSONDecodeError as e:
-            raise RecordError(f'MMIMDb: {self.ann_file}: not valid JSON '
-                              f'({e.msg} at line {e.lineno})') from None
+        where = f'MMIMDb: {self.ann_file}'
+        splits = parse_json(
+            where, read_annotation('MMIMDb', self.ann_file),
+            'expected {"train": [ids], "dev": [...], "test": [...]}')
         key = _SPLIT_KEYS[self.split]
         if not isinstance(splits, dict) or key not in splits:
-            found = sorted(splits) if isinstance(splits, dict) else None
+            found = first_few(sorted(splits)) if isinstance(splits, dict) \
+                else json_type(splits)
             raise RecordError(
-                f'MMIMDb: {self.ann_file} has no key {key!r} (found '
-                f"{found}); expected 'train', 'dev', 'test'")
-        ids = [str(i) for i in splits[key]]
-        for i in ids:
-            if not i or '/' in i or '\\' in i or i in ('.', '..'):
-                raise RecordError(f'MMIMDb: {self.ann_file}: {key} id {i!r} '
+                f'{where} has no key {key!r} (found {found}); expected '
+                "'train', 'dev', 'test'")
+        ids = {
+            k: self._check_ids(where, k, splits[k])
+            for k in ('train', 'dev', 'test') if k in splits
+        }
+        names = list(ids)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                other = set(ids[b])
+                shared = [m for m in ids[a] if m in other]
+                if shared:
+                    raise RecordError(
+                        f'{where}: {len(shared)} ids are in both {a!r} and '
+                        f'{b!r}, first {first_few(shared)}: a movie in two '
+                        'splits evaluates on training data; keep each id in '
+                        'one split')
+        if not ids[key]:
+            raise RecordError(f'{where} lists no ids in {key!r}; expected '
+                              f'the {key} ids of the official split')
+        return ids[key]
+
+    @staticmethod
+    def _check_ids(where, key, values):
+        if not isinstance(values, list):
+            raise RecordError(
+                f'{where}: {key!r} is {json_type(values)} '
+                f'{show(values, 30)}, expected a list of ids like '
+                '["0076759", ...]')
+        ids = []
+        for n, value in enumerate(values):
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                raise RecordError(
+                    f'{where}: {key!r} item {n} is {json_type(value)} '
+                    f'{show(value, 30)}, expected an id string like '
+                    '"0076759"')
+            ids.append(str(value))
+            if not plain_file_name(ids[-1]):
+                raise RecordError(f'{where}: {key} id {show(ids[-1], 40)} '
                                   'is not a file name')
+        counts = Counter(ids)
+        repeated = [i for i in counts if counts[i] > 1]
+        if repeated:
+            raise RecordError(
+                f'{where} lists {len(repeated)} ids more than once in '
+                f'{key!r}, first {first_few(repeated)}: remove the repeats')
         return ids
 
     def _parse(self, path, movie_id):
         where = f'MMIMDb: {path} (id {movie_id})'
-        try:
-            with open(path, encoding='utf-8-sig') as f:
-                meta = json.load(f)
-        except json.JSONDecodeError as e:
-            raise RecordError(f'{where}: not valid JSON ({e.msg} at line '
-                              f'{e.lineno})') from None
-        plots = meta.get('plot') if isinstance(meta, dict) else None
+        meta = parse_json(
+            f'MMIMDb: {path}', read_annotation('MMIMDb', path),
+            'expected IMDb metadata {"plot": [...], "genres": [...]}')
+        if not isinstance(meta, dict):
+            raise RecordError(f'{where}: {json_type(meta)}, expected an '
+                              'object with "plot" and "genres"')
+        plots = meta.get('plot')
         if isinstance(plots, str):
             plots = [plots]
-        if not plots or not all(isinstance(p, str) for p in plots) or \
-                not any(p.strip() for p in plots):
+        if plots is not None and (not isinstance(plots, list) or
+                                  not all(isinstance(p, str) for p in plots)):
+            bad = next((p for p in plots if not isinstance(p, str)),
+                       plots) if isinstance(plots, list) else plots
+            raise RecordError(
+                f'{where}: "plot" holds {json_type(bad)} {show(bad, 30)}; '
+                'expected a list of strings')
+        if not plots or not any(p.strip() for p in plots):
             raise RecordError(f'{where}: no "plot" text (a list of '
                               'strings expected)')
         genres = meta.get('genres')
         if not isinstance(genres, list) or not genres:
-            raise RecordError(f'{where}: no "genres" list')
+            raise RecordError(
+                f'{where}: no "genres" list (found {json_type(genres)}); '
+                'expected a list of genre names')
         labels = []
         for g in genres:
+            if not isinstance(g, str):
+                raise RecordError(
+                    f'{where}: "genres" holds {json_type(g)} {show(g, 30)}; '
+                    'expected genre names like "Drama"')
             if g in DROPPED_GENRES:
                 self.dropped_genres[g] = self.dropped_genres.get(g, 0) + 1
             elif g in MMIMDB_GENRES:
                 labels.append(MMIMDB_GENRES.index(g))
             else:
                 raise RecordError(
-                    f'{where}: unknown genre {g!r}; expected one of the 23 '
-                    f'MM-IMDb genres {MMIMDB_GENRES} or {DROPPED_GENRES}')
+                    f'{where}: unknown genre {show(g, 40)}; expected one of '
+                    f'the 23 MM-IMDb genres {MMIMDB_GENRES} or '
+                    f'{DROPPED_GENRES}')
         text = plots[0] if self.plot == 'first' else max(plots, key=len)
         return text, sorted(set(labels))
 

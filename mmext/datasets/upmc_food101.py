@@ -3,12 +3,15 @@
 food dataset", ICME workshops 2015): recipe web pages, image + title text,
 101 Food-101 classes."""
 import csv
+import io
 import os.path as osp
 
 from mmengine.logging import print_log
 
 from mmext.registry import DATASETS
-from .image_text import ImageTextDataset, RecordError
+from . import image_text
+from .image_text import (ImageTextDataset, RecordError, plain_file_name,
+                         read_annotation, show)
 
 __all__ = ['UPMCFood101', 'FOOD101_CLASSES']
 
@@ -47,8 +50,10 @@ class UPMCFood101(ImageTextDataset):
     ``images/{train,test}/<class>/<image file name>``. The official split
     has no validation part (the ViLBERT thesis code splits its own
     trainval CSV 80/20 with seed 46; use ``indices`` or a split file for a
-    validation subset). A row with another column count, an unknown class
-    or an image name that is not a plain file name raises
+    validation subset). A row with another column count, an unknown class,
+    an image name that is not a plain file name or a field longer than
+    :data:`~mmext.datasets.image_text.MAX_CSV_FIELD` characters (Python's
+    csv stops at 131072 with a bare ``_csv.Error``) raises
     :class:`RecordError` naming the CSV and its line.
 
     ``data_info`` keys: ``img_path``, ``text``, ``id`` (``<class>/<image
@@ -95,29 +100,20 @@ class UPMCFood101(ImageTextDataset):
             raise FileNotFoundError(
                 f'UPMCFood101: no {self.ann_file}; expected layout:\n'
                 f'{self.LAYOUT}')
+        content = read_annotation('UPMCFood101', self.ann_file)
         label_of = {c: i for i, c in enumerate(FOOD101_CLASSES)}
         image_root = osp.join(self.data_root, 'images', self.split)
         data_list, seen, repeats = [], {}, []
-        with open(self.ann_file, encoding='utf-8-sig', newline='') as f:
-            reader = csv.reader(f)
+        # csv's field limit is process-wide: raised for this read only
+        limit = image_text.MAX_CSV_FIELD
+        old_limit = csv.field_size_limit(limit)
+        reader = csv.reader(io.StringIO(content, newline=''))
+        try:
             for row in reader:
                 line = reader.line_num
-                where = f'UPMCFood101: {self.ann_file}:{line}'
                 if not row:
                     continue
-                if len(row) != 3:
-                    raise RecordError(
-                        f'{where}: {len(row)} columns, 3 expected (image '
-                        'name, text, class; quote texts with commas)')
-                name, text, cls = row
-                if cls not in label_of:
-                    raise RecordError(f'{where}: unknown class {cls!r}; '
-                                      'expected a Food-101 class name like '
-                                      "'apple_pie'")
-                if not name or name != osp.basename(name) or \
-                        name in ('.', '..') or '\\' in name:
-                    raise RecordError(f'{where}: image name {name!r} is not '
-                                      'a plain file name')
+                name, text, cls = self._check_row(row, line, label_of)
                 key = f'{cls}/{name}'
                 if key in seen:
                     repeats.append((line, seen[key]))
@@ -129,6 +125,14 @@ class UPMCFood101(ImageTextDataset):
                         text=text,
                         id=key,
                         gt_label=label_of[cls]))
+        except csv.Error as e:
+            raise RecordError(
+                f'UPMCFood101: {self.ann_file}:{reader.line_num}: {e} (at '
+                f'most {limit} characters per field); a quote left '
+                'open makes the rest of the file one field: check the '
+                'quoting') from None
+        finally:
+            csv.field_size_limit(old_limit)
         if repeats:
             print_log(
                 f'UPMCFood101: {len(repeats)} rows of '
@@ -139,3 +143,19 @@ class UPMCFood101(ImageTextDataset):
                 level=30)
         self.num_repeats = len(repeats)
         return data_list
+
+    def _check_row(self, row, line, label_of):
+        where = f'UPMCFood101: {self.ann_file}:{line}'
+        if len(row) != 3:
+            raise RecordError(
+                f'{where}: {len(row)} columns, 3 expected (image '
+                'name, text, class; quote texts with commas)')
+        name, text, cls = row
+        if cls not in label_of:
+            raise RecordError(f'{where}: unknown class {show(cls, 40)}; '
+                              "expected a Food-101 class name like "
+                              "'apple_pie'")
+        if not plain_file_name(name):
+            raise RecordError(f'{where}: image name {show(name, 40)} is not '
+                              'a plain file name')
+        return name, text, cls

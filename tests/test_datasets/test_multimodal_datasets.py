@@ -65,7 +65,7 @@ def test_hateful_memes_repeated_ids_across_dev_files(hm_root):
                             on_duplicate='keep')) == 12
     with pytest.raises(
             RecordError,
-            match=r'dev_unseen.jsonl:1: id \d+ '
+            match=r"dev_unseen.jsonl:1: id '\d+' "
             r'repeats .*dev_seen.jsonl:1'):
         HatefulMemes(str(hm_root), split=split, on_duplicate='error')
     # the same id with another text is never merged
