@@ -13,17 +13,28 @@ threads, resizes the image to 224 x 224 (LANCZOS), saves it as
 not_image, network_error, invalid_url) in ``<tsv stem>.downloads.csv``.
 Run it again to resume: saved images and final failures (HTTP 4xx, not an
 image) are skipped, timeouts and network errors retried
-(``--retry-failed`` retries everything). The ViLBERT thesis settings were
-``--timeout 0.3 --workers 80 --retries 0``. ``summary`` counts the TSV's
-lines per status.
+(``--retry-failed`` retries everything). A URL on several lines is fetched
+once. The ViLBERT thesis settings were ``--timeout 0.3 --workers 80
+--retries 0``. ``summary`` counts the TSV's lines per status.
+
+``--timeout`` bounds each attempt as a whole (name lookup, connect,
+headers, body); ``--decode-budget-mb`` bounds the memory all workers
+together spend on decoded pixels. Ctrl-C stops the run within seconds and
+writes the log of what finished (exit code 130); a TSV that is not UTF-8
+text, a malformed line or a damaged log is one line naming the file and
+the line (exit code 1).
 """
 import argparse
 import json
 import os.path as osp
 import sys
+from itertools import islice
 
-from mmext.datasets.conceptual_captions import (download_conceptual_captions,
-                                                summarize_download)
+from mmext.datasets.conceptual_captions import download_log_path
+from mmext.datasets.downloaders.image_urls import (download_images,
+                                                   read_download_log,
+                                                   read_url_tsv,
+                                                   summarize_downloads)
 
 
 def parse_args(argv=None):
@@ -42,7 +53,7 @@ def parse_args(argv=None):
         '--timeout',
         type=float,
         default=5.0,
-        help='seconds per attempt, connect + transfer')
+        help='seconds per attempt: name lookup, connect, headers and body')
     p.add_argument(
         '--retries',
         type=int,
@@ -54,6 +65,12 @@ def parse_args(argv=None):
         default=1.0,
         help='seconds before the first retry (doubles)')
     p.add_argument('--size', type=int, default=224, help='output side')
+    p.add_argument(
+        '--decode-budget-mb',
+        type=int,
+        default=1024,
+        help='MiB of decoded pixels all workers together may hold (one '
+        'image at the 50-Mpx cap takes 400)')
     p.add_argument('--limit', type=int, help='first N lines only')
     p.add_argument(
         '--retry-failed',
@@ -64,26 +81,48 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run(args):
     out = args.out or osp.dirname(osp.abspath(args.tsv))
+    log = download_log_path(args.tsv, out)
     if args.command == 'summary':
-        print(json.dumps(summarize_download(args.tsv, out), indent=1))
+        counts = summarize_downloads(
+            read_url_tsv(args.tsv), read_download_log(log))
+        print(json.dumps(counts, indent=1))
         return 0
-    counts, log = download_conceptual_captions(
-        args.tsv,
-        out,
-        limit=args.limit,
-        workers=args.workers,
-        retry_failed=args.retry_failed,
-        progress=not args.no_progress,
-        size=args.size,
-        timeout=args.timeout,
-        retries=args.retries,
-        backoff=args.backoff)
+    items = read_url_tsv(args.tsv)
+    if args.limit is not None:
+        items = islice(items, args.limit)
+    try:
+        counts = download_images(
+            items,
+            out,
+            log,
+            workers=args.workers,
+            retry_failed=args.retry_failed,
+            progress=not args.no_progress,
+            decode_budget=args.decode_budget_mb << 20,
+            size=args.size,
+            timeout=args.timeout,
+            retries=args.retries,
+            backoff=args.backoff)
+    except KeyboardInterrupt:
+        print(
+            f'interrupted: the log of what finished is {log}; run the '
+            'same command again to resume',
+            file=sys.stderr)
+        return 130
     print(f'{counts["saved"]} images in {osp.join(out, "images")}; per '
           f'status: {json.dumps(counts)}; log: {log}')
     return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except (ValueError, OSError) as e:  # InputFileError, RecordError, ...
+        print(f'conceptual_captions.py {args.command}: {e}', file=sys.stderr)
+        return 1
 
 
 if __name__ == '__main__':

@@ -12,83 +12,58 @@ name overwrote each other (wrong caption-image pairs: 106 of the 8436 rows
 of its ``validation.csv`` share 17 files, ``v2.jpg`` alone 26) and a name
 taken from the URL could leave the folder. Here a file is named after the
 SHA-1 of its URL (:func:`image_file_name`), only http(s) URLs are fetched
-(also after redirects), and an image is written to a temporary name and
-renamed, so an interrupted run never leaves a truncated JPEG.
+(also after redirects), and an image is written to a temporary name unique
+to the task and renamed, so an interrupted run never leaves a truncated
+JPEG. A URL listed on several lines is fetched once and every line maps to
+the one file.
+
+Limits hold for the whole run, not only per image: every attempt has one
+wall-clock deadline covering name lookup, connect, headers and body
+(:mod:`.deadline`; a server dribbling its headers cannot hold a worker),
+decoding holds a share of one :class:`DecodeBudget` shared by all workers
+(12 workers decoding 49-Mpx PNGs needed 5.5 GB before), and Ctrl-C aborts
+the open connections and writes the log of what finished within seconds.
 
 Every image is decoded with PIL, converted to RGB, resized to
 ``size x size`` with LANCZOS (aspect ratio not kept, as in the thesis
 code) and saved as JPEG quality 95.
 """
-import csv
 import hashlib
 import http.client
 import io
 import os
 import os.path as osp
 import socket
+import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import astuple, dataclass, fields
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from PIL import Image
 from tqdm import tqdm
 
+from .limits import (BYTES_PER_PIXEL, DEFAULT_DECODE_BUDGET, Attempt,
+                     DecodeBudget, HTTPOnlyRedirects, Interrupted,
+                     abort_attempts, check_budget)
+from .url_lists import (COLUMNS, RETRY_CODES, STATUSES, DownloadRecord,
+                        read_download_log, read_url_tsv, summarize_downloads,
+                        write_download_log)
+
 __all__ = [
-    'STATUSES', 'DownloadRecord', 'download_images', 'fetch_image',
-    'image_file_name', 'read_download_log', 'write_download_log'
+    'STATUSES', 'COLUMNS', 'DownloadRecord', 'DecodeBudget', 'Interrupted',
+    'download_images', 'fetch_image', 'image_file_name', 'normalize_url',
+    'read_download_log', 'read_url_tsv', 'summarize_downloads',
+    'write_download_log'
 ]
 
-#: outcome of one URL: saved, or why not
-STATUSES = ('saved', 'http_error', 'timeout', 'not_image', 'network_error',
-            'invalid_url')
-#: HTTP codes worth retrying (others are final)
-RETRY_CODES = (408, 429, 500, 502, 503, 504)
-
-
-@dataclass(slots=True)  # 3.3M of them for the CC training set
-class DownloadRecord:
-    """One row of the accounting CSV.
-
-    ``line`` is the URL's 1-based line in its list, ``file`` the saved
-    image relative to the output folder (empty unless saved), ``detail``
-    the HTTP code or error text.
-    """
-    line: int
-    status: str
-    detail: str
-    file: str
-    url: str
-    caption: str
-
-    @property
-    def final(self):
-        """True when retrying cannot help (saved, 4xx, not an image)."""
-        if self.status == 'http_error':
-            return not (self.detail.isdigit()
-                        and int(self.detail) in RETRY_CODES)
-        return self.status in ('saved', 'not_image', 'invalid_url')
-
-
-COLUMNS = tuple(f.name for f in fields(DownloadRecord))
-
-
-def image_file_name(url):
-    """``<sha1 of the URL>.jpg``: one name per URL, never a path."""
-    return hashlib.sha1(url.encode('utf-8')).hexdigest() + '.jpg'
-
-
-class _HTTPOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects to http(s) only (urllib also follows ftp)."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        if urlsplit(newurl).scheme not in ('http', 'https'):
-            raise urllib.error.HTTPError(
-                newurl, code, f'redirect to a non-http URL {newurl}', headers,
-                fp)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+#: longest URL fetched (longer ones are ``invalid_url``)
+MAX_URL_CHARS = 8192
+# ASCII printable except space: kept as is; space, controls and non-ASCII
+# are percent-encoded (as a browser does)
+_URL_SAFE = ''.join(chr(c) for c in range(33, 127))
 
 
 class _Failure(Exception):
@@ -98,55 +73,133 @@ class _Failure(Exception):
         self.status, self.detail = status, str(detail)
 
 
-def _fetch_bytes(url, timeout, max_bytes, user_agent):
-    """Body of a 200 answer, read within ``timeout`` seconds in total."""
-    if urlsplit(url).scheme not in ('http', 'https') or \
-            not urlsplit(url).netloc:
-        raise _Failure('invalid_url', 'not an http(s) URL')
-    if not url.isascii():  # http.client sends ASCII only
-        url = quote(url, safe=":/?#[]@!$&'()*+,;=%~")
-    opener = urllib.request.build_opener(_HTTPOnlyRedirects)
-    request = urllib.request.Request(url, headers={'User-Agent': user_agent})
-    deadline = time.monotonic() + timeout
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            if response.status != 200:
-                raise _Failure('http_error', response.status)
-            chunks, size = [], 0
-            while True:
-                if time.monotonic() > deadline:
-                    raise _Failure('timeout', f'transfer over {timeout} s')
-                chunk = response.read1(65536)  # returns what arrived
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > max_bytes:
-                    raise _Failure('not_image', f'over {max_bytes} bytes')
-                chunks.append(chunk)
-            return b''.join(chunks)
-    except urllib.error.HTTPError as e:
-        raise _Failure('http_error', e.code) from None
-    except urllib.error.URLError as e:
-        if isinstance(e.reason, (socket.timeout, TimeoutError)):
-            raise _Failure('timeout', 'connect') from None
-        raise _Failure('network_error', e.reason) from None
-    except (socket.timeout, TimeoutError):
-        raise _Failure('timeout', 'read') from None
-    except (OSError, ValueError, http.client.HTTPException) as e:
-        raise _Failure('network_error', f'{type(e).__name__}: {e}') from None
+def image_file_name(url):
+    """``<sha1 of the URL>.jpg``: one name per URL, never a path."""
+    return hashlib.sha1(url.encode('utf-8')).hexdigest() + '.jpg'
 
 
-def _decode_resize(data, size, max_pixels):
+def normalize_url(url):
+    """The ASCII form of an http(s) URL, for ``http.client``.
+
+    Spaces and non-ASCII characters in the path and query are
+    percent-encoded, a non-ASCII host name IDNA-encoded.
+
+    Raises:
+        ValueError: The URL cannot be fetched (another scheme, no or a
+            malformed host, a bad port, control characters, too long); the
+            message is the reason recorded as ``invalid_url``.
+    """
+    if len(url) > MAX_URL_CHARS:
+        raise ValueError(f'over {MAX_URL_CHARS} characters')
+    if any(ord(c) < 32 or ord(c) == 127 for c in url):
+        raise ValueError('a control character in the URL')
+    parts = urlsplit(url)  # ValueError on a malformed IPv6 host
+    if parts.scheme not in ('http', 'https'):
+        raise ValueError('not an http(s) URL')
+    if not parts.hostname or any(c.isspace() for c in parts.netloc):
+        raise ValueError('no host or a space in the host')
+    parts.port  # ValueError on a port that is not a number or too large
+    netloc = parts.netloc
+    if not netloc.isascii():
+        if '@' in netloc:
+            raise ValueError('non-ASCII user name in the URL')
+        try:
+            host = parts.hostname.encode('idna').decode('ascii')
+        except UnicodeError:
+            raise ValueError('a host name IDNA cannot encode') from None
+        netloc = host + (f':{parts.port}' if parts.port else '')
+    return urlunsplit((parts.scheme, netloc, quote(parts.path, _URL_SAFE),
+                       quote(parts.query, _URL_SAFE), ''))
+
+
+def _fetch_bytes(url, timeout, max_bytes, user_agent, stop=None):
+    """Body of a 200 answer, all of it within ``timeout`` seconds."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > max_pixels:
-                raise _Failure('not_image', f'{img.width}x{img.height} pixels')
-            img = img.convert('RGB')
-            return img.resize((size, size), Image.Resampling.LANCZOS)
+        url = normalize_url(url)
+    except ValueError as e:
+        raise _Failure('invalid_url', e) from None
+    attempt = Attempt(timeout, stop)
+    try:
+        return _read_body(attempt, url, timeout, max_bytes, user_agent)
     except _Failure:
         raise
+    except (OSError, ValueError, http.client.HTTPException) as e:
+        if attempt.reason == 'interrupted':
+            raise Interrupted() from None
+        if attempt.reason == 'timeout':
+            raise _Failure('timeout',
+                           f'no complete answer within {timeout} s') from None
+        if isinstance(e, urllib.error.HTTPError):
+            raise _Failure('http_error', e.code) from None
+        reason = e.reason if isinstance(e, urllib.error.URLError) else e
+        if isinstance(reason, (socket.timeout, TimeoutError)):
+            raise _Failure('timeout', f'no answer within {timeout} s') \
+                from None
+        raise _Failure('network_error',
+                       f'{type(reason).__name__}: {reason}') from None
+    finally:
+        attempt.finish()
+
+
+def _read_body(attempt, url, timeout, max_bytes, user_agent):
+    request = urllib.request.Request(url, headers={'User-Agent': user_agent})
+    opener = attempt.opener(HTTPOnlyRedirects)
+    with opener.open(request, timeout=timeout) as response:
+        if response.status != 200:
+            raise _Failure('http_error', response.status)
+        chunks, size = [], 0
+        while True:
+            chunk = response.read1(65536)  # returns what arrived
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > max_bytes:
+                raise _Failure('not_image', f'over {max_bytes} bytes')
+            chunks.append(chunk)
+        if attempt.aborted.is_set():  # the watchdog cut the body short
+            raise socket.timeout(attempt.reason)
+        if response.length:
+            raise _Failure('network_error',
+                           f'closed {response.length} bytes short')
+        return b''.join(chunks)
+
+
+def _decode_resize(data, size, max_pixels, budget, stop=None):
+    try:
+        img = Image.open(io.BytesIO(data))  # reads the header only
     except Exception as e:  # PIL raises many types on corrupt data
         raise _Failure('not_image', f'{type(e).__name__}: {e}') from None
+    try:
+        width, height = img.size
+        if width * height > max_pixels:
+            raise _Failure('not_image', f'{width}x{height} pixels')
+        with budget.hold(width * height * BYTES_PER_PIXEL, stop):
+            try:
+                return img.convert('RGB').resize((size, size),
+                                                 Image.Resampling.LANCZOS)
+            finally:
+                img.close()  # frees the decoded pixels inside the budget
+    except (_Failure, Interrupted):
+        raise
+    except Exception as e:
+        raise _Failure('not_image', f'{type(e).__name__}: {e}') from None
+    finally:
+        img.close()
+
+
+def _save_jpeg(img, path):
+    """Save via a temporary name unique to this task, then rename."""
+    folder, name = osp.split(path)
+    fd, part = tempfile.mkstemp(prefix=name + '.', suffix='.part', dir=folder)
+    try:
+        with open(fd, 'wb') as f:
+            img.save(f, format='JPEG', quality=95)
+        os.chmod(part, 0o644)
+        os.replace(part, path)
+    except BaseException:
+        if osp.exists(part):
+            os.unlink(part)
+        raise
 
 
 def fetch_image(url,
@@ -157,35 +210,43 @@ def fetch_image(url,
                 backoff=1.0,
                 max_bytes=20 << 20,
                 max_pixels=50_000_000,
-                user_agent='mmext-image-downloader'):
+                user_agent='mmext-image-downloader',
+                decode_budget=None,
+                stop=None):
     """Download ``url``, resize it and save it as JPEG at ``path``.
 
     Args:
         url (str): http(s) URL.
-        path (str): Target file; written as ``path + '.part'`` and renamed.
+        path (str): Target file; written under a unique temporary name in
+            its folder and renamed.
         size (int): Output side (square). Defaults to 224.
-        timeout (float): Seconds per attempt, connect + transfer (checked
-            between reads, so a stalled read may add up to one more
-            ``timeout``). Defaults to 10.0.
+        timeout (float): Seconds per attempt for everything: name lookup,
+            connect, headers and body. Defaults to 10.0.
         retries (int): Extra attempts after a timeout, a network error or
             HTTP 408/429/5xx. Defaults to 2.
         backoff (float): Seconds before retry k are ``backoff * 2**k``.
             Defaults to 1.0.
         max_bytes (int): Larger bodies are refused. Defaults to 20 MiB.
-        max_pixels (int): Larger images are refused (decompression bombs).
-            Defaults to 50M.
+        max_pixels (int): Larger images are refused from their header,
+            before decoding (decompression bombs). Defaults to 50M.
         user_agent (str): HTTP User-Agent.
+        decode_budget (DecodeBudget, optional): Shared by the workers of a
+            run. Defaults to :data:`DEFAULT_DECODE_BUDGET` (1 GiB).
+        stop (threading.Event, optional): Set, the fetch ends at once
+            with :class:`Interrupted`.
 
     Returns:
         tuple[str, str]: (status, detail), status one of :data:`STATUSES`.
     """
+    budget = decode_budget or DEFAULT_DECODE_BUDGET
+    check_budget(budget, max_pixels)
     for attempt in range(retries + 1):
+        if stop is not None and stop.is_set():
+            raise Interrupted()
         try:
-            data = _fetch_bytes(url, timeout, max_bytes, user_agent)
-            img = _decode_resize(data, size, max_pixels)
-            part = path + '.part'
-            img.save(part, format='JPEG', quality=95)
-            os.replace(part, path)
+            data = _fetch_bytes(url, timeout, max_bytes, user_agent, stop)
+            img = _decode_resize(data, size, max_pixels, budget, stop)
+            _save_jpeg(img, path)
             return 'saved', ''
         except _Failure as f:
             retry = f.status in ('timeout', 'network_error') or (
@@ -193,75 +254,17 @@ def fetch_image(url,
                 and int(f.detail) in RETRY_CODES)
             if not retry or attempt == retries:
                 return f.status, f.detail
-            time.sleep(backoff * 2**attempt)
+            delay = backoff * 2**attempt
+            if stop is not None and stop.wait(delay):
+                raise Interrupted() from None
+            elif stop is None:
+                time.sleep(delay)
 
 
-def read_download_log(path):
-    """Records of an accounting CSV by line (empty if there is none)."""
-    if not osp.isfile(path):
-        return {}
-    records = {}
-    with open(path, encoding='utf-8', newline='') as f:
-        reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise ValueError(
-                f'{path}: columns {reader.fieldnames}, expected {COLUMNS}; '
-                'not a download log of this tool (move it away)')
-        for row in reader:
-            row['line'] = int(row['line'])
-            records[row['line']] = DownloadRecord(**row)
-    return records
-
-
-def write_download_log(path, records):
-    """Write ``{line: DownloadRecord}`` as the accounting CSV (atomic)."""
-    part = path + '.part'
-    with open(part, 'w', encoding='utf-8', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(COLUMNS)
-        writer.writerows(astuple(records[k]) for k in sorted(records))
-    os.replace(part, path)
-
-
-def download_images(items,
-                    out_dir,
-                    log_file,
-                    image_dir='images',
-                    workers=16,
-                    retry_failed=False,
-                    progress=True,
-                    save_every=30.0,
-                    **fetch_kwargs):
-    """Download many images with threads; resumable; account for each URL.
-
-    A URL is skipped when its file exists or when the log records a final
-    failure (HTTP 4xx, not an image, invalid URL) unless
-    ``retry_failed``; timeouts and network errors are tried again. The log
-    is rewritten every ``save_every`` seconds and at the end (also on
-    Ctrl-C).
-
-    Args:
-        items (Iterable[tuple[int, str, str]]): (line, caption, url).
-        out_dir (str): Output folder.
-        log_file (str): Accounting CSV (columns :data:`COLUMNS`).
-        image_dir (str): Image folder inside ``out_dir``.
-            Defaults to 'images'.
-        workers (int): Threads. Defaults to 16.
-        retry_failed (bool): Also retry final failures. Defaults to False.
-        progress (bool): Show a tqdm bar. Defaults to True.
-        save_every (float): Seconds between log saves. Defaults to 30.
-        **fetch_kwargs: Passed to :func:`fetch_image` (``size``,
-            ``timeout``, ``retries``, ...).
-
-    Returns:
-        dict[str, int]: count per status over all items, plus 'skipped'
-        (already done before this run; included in the counts).
-    """
-    folder = osp.join(out_dir, image_dir)
-    os.makedirs(folder, exist_ok=True)
-    records = read_download_log(log_file)
+def _plan(items, records, folder, image_dir, retry_failed):
+    """Split items into jobs (one per distinct URL) and lines to skip."""
     on_disk = {e.name for e in os.scandir(folder) if e.is_file()}
-    todo, skipped = [], 0
+    jobs, dups, first_line, skipped = [], {}, {}, 0
     for line, caption, url in items:
         name = image_file_name(url)
         rel = osp.join(image_dir, name)
@@ -275,42 +278,118 @@ def download_images(items,
         elif old is not None and old.final and old.status != 'saved' \
                 and not retry_failed:
             skipped += 1
+        elif url in first_line:  # fetched once, recorded for every line
+            dups.setdefault(first_line[url], []).append((line, caption))
         else:
-            todo.append((line, caption, url, rel))
+            first_line[url] = line
+            jobs.append((line, caption, url, rel))
+    return jobs, dups, skipped
+
+
+def download_images(items,
+                    out_dir,
+                    log_file,
+                    image_dir='images',
+                    workers=16,
+                    retry_failed=False,
+                    progress=True,
+                    save_every=30.0,
+                    decode_budget=1 << 30,
+                    grace=2.0,
+                    **fetch_kwargs):
+    """Download many images with threads; resumable; account for each URL.
+
+    A URL is skipped when its file exists or when the log records a final
+    failure (HTTP 4xx, not an image, invalid URL) unless
+    ``retry_failed``; timeouts and network errors are tried again. A URL
+    on several lines is fetched once; each line gets its record. The log
+    is rewritten every ``save_every`` seconds and at the end. On Ctrl-C
+    (``KeyboardInterrupt`` in the calling thread) the open connections are
+    aborted, what finishes within ``grace`` seconds is recorded, the log
+    is written and the ``KeyboardInterrupt`` re-raised.
+
+    Args:
+        items (Iterable[tuple[int, str, str]]): (line, caption, url).
+        out_dir (str): Output folder.
+        log_file (str): Accounting CSV (columns :data:`COLUMNS`).
+        image_dir (str): Image folder inside ``out_dir``.
+            Defaults to 'images'.
+        workers (int): Threads. Defaults to 16.
+        retry_failed (bool): Also retry final failures. Defaults to False.
+        progress (bool): Show a tqdm bar. Defaults to True.
+        save_every (float): Seconds between log saves. Defaults to 30.
+        decode_budget (int): Bytes of decoded pixels all workers together
+            may hold (see :class:`DecodeBudget`). Defaults to 1 GiB.
+        grace (float): Seconds to wait for running fetches after Ctrl-C.
+        **fetch_kwargs: Passed to :func:`fetch_image` (``size``,
+            ``timeout``, ``retries``, ...).
+
+    Returns:
+        dict[str, int]: count per status over all items, plus 'skipped'
+        (already done before this run; included in the counts).
+    """
+    folder = osp.join(out_dir, image_dir)
+    os.makedirs(folder, exist_ok=True)
+    records = read_download_log(log_file)
+    jobs, dups, skipped = _plan(items, records, folder, image_dir,
+                                retry_failed)
+    budget = DecodeBudget(decode_budget)
+    check_budget(budget, fetch_kwargs.get('max_pixels', 50_000_000))
+    stop = threading.Event()
 
     def run(job):
         line, caption, url, rel = job
-        status, detail = fetch_image(url, osp.join(out_dir, rel),
-                                     **fetch_kwargs)
-        return DownloadRecord(line, status, detail,
-                              rel if status == 'saved' else '', url, caption)
+        try:
+            status, detail = fetch_image(
+                url,
+                osp.join(out_dir, rel),
+                decode_budget=budget,
+                stop=stop,
+                **fetch_kwargs)
+        except Interrupted:
+            return None  # not recorded: tried again on resume
+        file = rel if status == 'saved' else ''
+        return [DownloadRecord(line, status, detail, file, url, caption)] + [
+            DownloadRecord(dline, status, detail, file, url, dcaption)
+            for dline, dcaption in dups.get(line, ())
+        ]
+
+    def collect(done):
+        for future in done:
+            for rec in future.result() or ():
+                records[rec.line] = rec
+            bar.update(1)
 
     last_save = time.monotonic()
     bar = tqdm(
-        total=len(todo),
+        total=len(jobs),
         desc='downloading images',
         unit='img',
         disable=not progress)
+    pool = ThreadPoolExecutor(max_workers=workers)
+    pending, todo = set(), iter(jobs)
     try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            pending, jobs = set(), iter(todo)
-            while True:
-                # a bounded window: 3.3M futures at once would not fit
-                for job in jobs:
-                    pending.add(pool.submit(run, job))
-                    if len(pending) >= workers * 4:
-                        break
-                if not pending:
+        while True:
+            # a bounded window: 3.3M futures at once would not fit
+            for job in todo:
+                pending.add(pool.submit(run, job))
+                if len(pending) >= workers * 4:
                     break
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    rec = future.result()
-                    records[rec.line] = rec
-                    bar.update(1)
-                if time.monotonic() - last_save > save_every:
-                    write_download_log(log_file, records)
-                    last_save = time.monotonic()
+            if not pending:
+                break
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            collect(done)
+            if time.monotonic() - last_save > save_every:
+                write_download_log(log_file, records)
+                last_save = time.monotonic()
+    except KeyboardInterrupt:
+        abort_attempts(stop)
+        pool.shutdown(wait=False, cancel_futures=True)
+        done, pending = wait(pending, timeout=grace)
+        collect(f for f in done if not f.cancelled())
+        raise
     finally:
+        pool.shutdown(wait=False, cancel_futures=True)
         bar.close()
         write_download_log(log_file, records)
     counts = {s: 0 for s in STATUSES}
