@@ -7,8 +7,8 @@ import os.path as osp
 from mmengine.logging import print_log
 
 from mmext.registry import DATASETS
-from .image_text import (ImageTextDataset, RecordError, inside, json_type,
-                         parse_json, read_annotation, show)
+from .image_text import (ImageTextDataset, RecordError, describe, inside,
+                         json_type, parse_json, read_annotation, show)
 
 __all__ = ['HatefulMemes']
 
@@ -140,8 +140,8 @@ class HatefulMemes(ImageTextDataset):
         for field, ok, expected in _FIELDS:
             if not ok(obj[field]):
                 raise RecordError(
-                    f'{where}: field "{field}" is {json_type(obj[field])} '
-                    f'{show(obj[field], 40)}, expected {expected}')
+                    f'{where}: field "{field}" is '
+                    f'{describe(obj[field])}, expected {expected}')
         rec = dict(
             id=obj['id'],
             img=obj['img'],

@@ -35,7 +35,8 @@ from mmext.utils.fileio import InputFileError, read_text_file
 __all__ = [
     'ImageTextDataset', 'RecordError', 'MissingImagesError', 'inside',
     'plain_file_name', 'read_annotation', 'parse_json', 'show', 'json_type',
-    'first_few', 'MAX_ANNOTATION_BYTES', 'MAX_JSON_DEPTH', 'MAX_CSV_FIELD'
+    'describe', 'first_few', 'MAX_ANNOTATION_BYTES', 'MAX_JSON_DEPTH',
+    'MAX_CSV_FIELD'
 ]
 
 #: largest annotation file read (the real ones are at most a few MB;
@@ -75,6 +76,13 @@ def json_type(value):
         if isinstance(value, kind):
             return name
     return 'null' if value is None else type(value).__name__
+
+
+def describe(value, limit=40):
+    """``'an integer 5'``, ``'a list [1, 2]'``, ``'null'``: a parsed
+    value's JSON type and (cut) value, for messages."""
+    kind = json_type(value)
+    return kind if value is None else f'{kind} {show(value, limit)}'
 
 
 def first_few(values, n=5):

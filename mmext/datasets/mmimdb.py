@@ -8,8 +8,9 @@ from collections import Counter
 from mmengine.logging import print_log
 
 from mmext.registry import DATASETS
-from .image_text import (ImageTextDataset, RecordError, first_few, json_type,
-                         parse_json, plain_file_name, read_annotation, show)
+from .image_text import (ImageTextDataset, RecordError, describe, first_few,
+                         json_type, parse_json, plain_file_name,
+                         read_annotation, show)
 
 __all__ = ['MMIMDb', 'MMIMDB_GENRES']
 
@@ -138,16 +139,14 @@ class MMIMDb(ImageTextDataset):
     def _check_ids(where, key, values):
         if not isinstance(values, list):
             raise RecordError(
-                f'{where}: {key!r} is {json_type(values)} '
-                f'{show(values, 30)}, expected a list of ids like '
-                '["0076759", ...]')
+                f'{where}: {key!r} is {describe(values)}, expected a list '
+                'of ids like ["0076759", ...]')
         ids = []
         for n, value in enumerate(values):
             if isinstance(value, bool) or not isinstance(value, (str, int)):
                 raise RecordError(
-                    f'{where}: {key!r} item {n} is {json_type(value)} '
-                    f'{show(value, 30)}, expected an id string like '
-                    '"0076759"')
+                    f'{where}: {key!r} item {n} is {describe(value)}, '
+                    'expected an id string like "0076759"')
             ids.append(str(value))
             if not plain_file_name(ids[-1]):
                 raise RecordError(f'{where}: {key} id {show(ids[-1], 40)} '
@@ -175,23 +174,21 @@ class MMIMDb(ImageTextDataset):
                                   not all(isinstance(p, str) for p in plots)):
             bad = next((p for p in plots if not isinstance(p, str)),
                        plots) if isinstance(plots, list) else plots
-            raise RecordError(
-                f'{where}: "plot" holds {json_type(bad)} {show(bad, 30)}; '
-                'expected a list of strings')
+            raise RecordError(f'{where}: "plot" holds {describe(bad)}; '
+                              'expected a list of strings')
         if not plots or not any(p.strip() for p in plots):
             raise RecordError(f'{where}: no "plot" text (a list of '
                               'strings expected)')
         genres = meta.get('genres')
         if not isinstance(genres, list) or not genres:
             raise RecordError(
-                f'{where}: no "genres" list (found {json_type(genres)}); '
+                f'{where}: no "genres" list (found {describe(genres)}); '
                 'expected a list of genre names')
         labels = []
         for g in genres:
             if not isinstance(g, str):
-                raise RecordError(
-                    f'{where}: "genres" holds {json_type(g)} {show(g, 30)}; '
-                    'expected genre names like "Drama"')
+                raise RecordError(f'{where}: "genres" holds {describe(g)}; '
+                                  'expected genre names like "Drama"')
             if g in DROPPED_GENRES:
                 self.dropped_genres[g] = self.dropped_genres.get(g, 0) + 1
             elif g in MMIMDB_GENRES:

@@ -16,7 +16,8 @@ class SeededSplit:
     and ``seed`` are disjoint and together cover the data set, so early
     stopping never looks at the test split. mmengine's ``indices`` argument
     only takes the first N samples (class-ordered files would give a
-    validation set of a few classes).
+    validation set of a few classes). An empty part is refused when the
+    split is built.
 
     Args:
         dataset (dict | BaseDataset): The data set to split.
@@ -45,6 +46,11 @@ class SeededSplit:
         cut = int(round(ratio * n))
         self.indices = np.sort(order[:cut] if part ==
                                'train' else order[cut:]).tolist()
+        if not self.indices:  # mmengine fails later without naming it
+            name = type(self.dataset).__name__
+            raise ValueError(
+                f'SeededSplit: the {part} part of {name} is empty ({n} '
+                f'samples, ratio {ratio}); use more data or another ratio')
 
     @property
     def metainfo(self):
