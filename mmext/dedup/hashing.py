@@ -16,6 +16,13 @@ lacks and this module adds:
   value (``0000…`` / ``8000…``) and would match every other flat image;
 * files that cannot be decoded (0-byte, truncated, not an image) are
   reported with the reason instead of raising;
+* the pixel count is read from the header and images above
+  :data:`MAX_IMAGE_PIXELS_ENV` (``MMEXT_MAX_IMAGE_PIXELS``, default
+  :data:`DEFAULT_MAX_IMAGE_PIXELS`) are reported, not decoded; a decoded
+  16-bit image is scaled to 8 bits in strips, so hashing costs about 3
+  bytes per pixel for 16-bit and 5 for RGB (Pillow's own bomb check only
+  warns up to 179 Mpx, and the float64 scaling of a 13000 x 13000
+  16-bit PNG needed 4 GB);
 * many files are hashed in parallel processes, with a progress bar and a
   cache keyed by path + size + mtime (+ method, hash size, versions).
 
@@ -23,10 +30,12 @@ Hashes are packed row-major, most significant bit first, into ``uint64``
 words (zero bits padded at the front), so ``hash_to_hex``
 (:mod:`mmext.dedup.hexcodec`) gives exactly ``str(imagehash.phash(img))``.
 """
+import contextlib
 import multiprocessing as mp
 import os
 import os.path as osp
 import stat
+import warnings
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
@@ -35,6 +44,7 @@ import numpy as np
 import PIL
 from PIL import Image
 
+from mmext.utils.fileio import InputFileError, open_regular_file
 from mmext.utils.images import is_high_bit_depth, to_8bit
 from .cache import HashCache
 from .hexcodec import hash_to_hex
@@ -43,7 +53,8 @@ from .phash_pair import gray_std, phash_pair
 
 __all__ = [
     'METHODS', 'HashResult', 'hash_images', 'hash_pil_image', 'pack_bits',
-    'load_image', 'SkipImage', 'MIN_STD'
+    'load_image', 'SkipImage', 'MIN_STD', 'MAX_IMAGE_PIXELS_ENV',
+    'DEFAULT_MAX_IMAGE_PIXELS', 'max_image_pixels'
 ]
 
 #: method name -> imagehash function (``ahash`` is imagehash's
@@ -65,6 +76,50 @@ MIN_STD = 2.0
 # What a cached hash depends on besides the file itself.
 _VERSIONS = (f'imagehash={imagehash.__version__};pillow={PIL.__version__};'
              f'min_std={MIN_STD}')
+
+#: Environment variable with the largest image (width x height) to hash.
+MAX_IMAGE_PIXELS_ENV = 'MMEXT_MAX_IMAGE_PIXELS'
+#: 100 Mpx: 10x a 10000 x 10000 scan, 200x a Flowers-102 photo (~0.5 Mpx),
+#: ~10x the largest ImageNet image; at most ~500 MB to decode and hash.
+DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
+_TOO_LARGE = 'too large:'  # reason prefix (never cached: limits change)
+
+
+def max_image_pixels():
+    """The pixel limit: ``$MMEXT_MAX_IMAGE_PIXELS`` or
+    :data:`DEFAULT_MAX_IMAGE_PIXELS`.
+
+    Raises:
+        ValueError: The variable is set but not a positive integer.
+    """
+    value = os.environ.get(MAX_IMAGE_PIXELS_ENV, '').strip()
+    if not value:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    try:
+        limit = int(float(value)) if 'e' in value.lower() else int(value)
+    except (ValueError, OverflowError):
+        limit = 0
+    if limit <= 0:
+        raise ValueError(f'{MAX_IMAGE_PIXELS_ENV}={value!r} is not a positive '
+                         'integer number of pixels (e.g. 200000000); unset it '
+                         f'for the default {DEFAULT_MAX_IMAGE_PIXELS}')
+    return limit
+
+
+@contextlib.contextmanager
+def _pillow_checks_at(max_pixels):
+    """Pillow warns above ``Image.MAX_IMAGE_PIXELS`` (89 Mpx) and refuses
+    above twice that in ``Image.open``; the bound here is checked before
+    decoding, so silence the warning and let a raised bound through."""
+    saved = Image.MAX_IMAGE_PIXELS
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+        if saved is not None and max_pixels > 2 * saved:
+            Image.MAX_IMAGE_PIXELS = max_pixels
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 class SkipImage(Exception):
@@ -135,36 +190,61 @@ def pack_bits(bits):
     return np.packbits(padded).view('>u8').astype(np.uint64)
 
 
-def load_image(path):
+def load_image(path, max_pixels=None):
     """Decode ``path`` into the grayscale image imagehash would hash.
 
+    The size is read from the header first (Pillow's ``Image.open`` is
+    lazy) and an image of more than ``max_pixels`` is not decoded.
+
+    Args:
+        path (str): Image file.
+        max_pixels (int, optional): Largest width x height to decode.
+            Defaults to None (:func:`max_image_pixels`).
+
     Raises:
-        SkipImage: The file cannot be decoded, with the reason.
+        SkipImage: The file cannot be decoded or is too large, with the
+            reason.
     """
+    if max_pixels is None:
+        max_pixels = max_image_pixels()
     try:
         st = os.stat(path)
         if not stat.S_ISREG(st.st_mode):  # opening a FIFO would block
             raise SkipImage(f'not a regular file ({file_kind(st.st_mode)})')
         if st.st_size == 0:
             raise SkipImage('empty file (0 bytes)')
-        with Image.open(path) as img:
+        with open_regular_file(path, 'image') as f, \
+                _pillow_checks_at(max_pixels), Image.open(f) as img:
+            width, height = img.size
+            if width * height > max_pixels:
+                raise SkipImage(
+                    f'{_TOO_LARGE} {width}x{height} = {width * height} '
+                    f'pixels ({img.mode}), more than {max_pixels} '
+                    f'({MAX_IMAGE_PIXELS_ENV}); set {MAX_IMAGE_PIXELS_ENV}='
+                    f'{width * height} to hash it')
             img.load()
             if is_high_bit_depth(img):
-                return to_8bit(img)
+                return to_8bit(img)  # in strips: no float64 copy
             # imagehash does exactly this first; converting once here and
             # passing 'L' (convert('L') of 'L' is a copy) keeps the hashes
             # identical and saves a conversion for the flipped variant.
-            return img.convert('L')
+            return img if img.mode == 'L' else img.convert('L')
     except SkipImage:
         raise
+    except InputFileError as e:  # swapped for a FIFO after the stat
+        raise SkipImage(f'not a regular file ({e})')
     except Image.UnidentifiedImageError:
         raise SkipImage('not an image Pillow can identify')
     except Image.DecompressionBombError as e:
-        raise SkipImage(f'too large for Pillow ({e})')
+        raise SkipImage(f'{_TOO_LARGE} {e} ({MAX_IMAGE_PIXELS_ENV} is '
+                        f'{max_pixels})')
     except OSError as e:
         if 'truncated' in str(e):
             raise SkipImage(f'truncated file ({e})')
         raise SkipImage(f'unreadable ({type(e).__name__}: {e})')
+    except MemoryError:
+        raise SkipImage(f'out of memory decoding it; lower '
+                        f'{MAX_IMAGE_PIXELS_ENV} (now {max_pixels})')
     except Exception as e:  # a decoder bug must not stop a 100k-file run
         raise SkipImage(f'decode failed ({type(e).__name__}: {e})')
 
@@ -193,8 +273,8 @@ def hash_pil_image(img,
     _check_method(method, hash_size)
     if is_high_bit_depth(img):
         gray = to_8bit(img)
-    else:
-        gray = img.convert('L')
+    else:  # convert('L') of 'L' is a copy: skip it (same pixels)
+        gray = img if img.mode == 'L' else img.convert('L')
     std = gray_std(gray)
     if std < min_std:
         raise SkipImage(f'near-constant image (grayscale std {std:.2f} < '
@@ -223,11 +303,11 @@ def hash_pil_image(img,
 
 
 def _hash_file(task):
-    """Worker: ``(path, method, hash_size, flip, min_std)`` ->
-    ``(hash, flipped, reason)``."""
-    path, method, hash_size, flip, min_std = task
+    """Worker: ``(path, method, hash_size, flip, min_std, max_pixels)``
+    -> ``(hash, flipped, reason)``."""
+    path, method, hash_size, flip, min_std, max_pixels = task
     try:
-        img = load_image(path)
+        img = load_image(path, max_pixels)
         words, flipped = hash_pil_image(img, method, hash_size, flip, min_std)
         return words, flipped, None
     except SkipImage as e:
@@ -279,7 +359,8 @@ def hash_images(paths: Sequence[str],
                 workers=2,
                 cache_file=None,
                 progress=True,
-                min_std=MIN_STD) -> HashResult:
+                min_std=MIN_STD,
+                max_pixels=None) -> HashResult:
     """Hash image files in parallel, with a cache.
 
     Args:
@@ -295,6 +376,9 @@ def hash_images(paths: Sequence[str],
             re-run hashes only new or changed files. Defaults to None.
         progress (bool): Show a tqdm progress bar. Defaults to True.
         min_std (float): Near-constant threshold, see :data:`MIN_STD`.
+        max_pixels (int, optional): Images with more pixels are skipped
+            undecoded (the reason says how to raise the limit). Defaults
+            to None (``$MMEXT_MAX_IMAGE_PIXELS`` or 100 Mpx).
 
     Returns:
         HashResult: hashed paths in input order, their hashes, and the
@@ -306,6 +390,8 @@ def hash_images(paths: Sequence[str],
         ((2, 1), [('empty.jpg', 'empty file (0 bytes)')])
     """
     num_bits = num_bits_of(method, hash_size)
+    if max_pixels is None:
+        max_pixels = max_image_pixels()
     num_words = -(-num_bits // 64)
     paths = [str(p) for p in paths]
     outputs = [None] * len(paths)  # (hash, flipped, reason)
@@ -325,11 +411,13 @@ def hash_images(paths: Sequence[str],
         todo.append(i)
     num_cached = sum(o is not None for o in outputs) - sum(k is None
                                                            for k in keys)
-    tasks = [(paths[i], method, hash_size, flip, min_std) for i in todo]
+    tasks = [(paths[i], method, hash_size, flip, min_std, max_pixels)
+             for i in todo]
     new_rows = []
     for i, out in zip(todo, _map(tasks, workers, progress, method)):
         outputs[i] = out
-        if cache is not None:
+        # a size refusal depends on the limit, not the file: not cached
+        if cache is not None and not (out[2] or '').startswith(_TOO_LARGE):
             new_rows.append((osp.abspath(paths[i]), *keys[i], *out))
             if len(new_rows) >= 1000:  # an interrupted run keeps its work
                 cache.put_many(new_rows)

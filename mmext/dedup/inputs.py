@@ -5,35 +5,147 @@ A leakage check must hash exactly the images a run trains and tests on, so a
 config input builds the data set the runner would build (same registry,
 ``mmext`` default scope, same ``data_root`` / split / ann_file) and reads
 each sample's ``img_path``; the pipeline is not run.
+
+A folder input is walked the way mmpretrain's ``CustomDataset`` lists a
+folder (mmengine ``LocalBackend.list_dir_or_file(recursive=True)``:
+``os.scandir``, symlinked folders and files followed, files whose name
+starts with ``.`` left out), so the check sees the images training sees.
+What that listing lacks and :func:`scan_image_folder` adds: a symlink to
+a folder's own ancestor is listed once as a loop instead of being walked
+until the path is too long, an unreadable folder does not stop the walk,
+and every entry with an image extension that is not used (a directory
+``x.jpg``, a FIFO, a socket, a broken symlink, a hidden file) is returned
+with the reason, for ``skipped.csv``.
 """
 import copy
+import errno
 import os
 import os.path as osp
+from typing import List, NamedTuple, Tuple
 
 from mmext.utils.config import iter_config
 from mmext.utils.fileio import file_kind
 
 __all__ = [
-    'IMAGE_EXTENSIONS', 'list_image_files', 'dataset_image_paths',
-    'resolve_image_set', 'file_kind'
+    'IMAGE_EXTENSIONS', 'ImageListing', 'scan_image_folder',
+    'list_image_files', 'dataset_image_paths', 'resolve_image_set', 'file_kind'
 ]
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff',
                     '.webp', '.ppm', '.pgm', '.pbm')
 
 
-def list_image_files(folder):
-    """Every image file under ``folder`` (recursive, sorted, by extension,
-    case-insensitive)."""
+class ImageListing(NamedTuple):
+    """The images of an input and the image-named entries left out.
+
+    Attributes:
+        paths (list[str]): Image files to hash, in walk order (per folder:
+            its files sorted by name, then its sub-folders sorted).
+        skipped (list[tuple[str, str]]): ``(path, reason)`` of every entry
+            with an image extension that is not in ``paths``, and of every
+            folder that could not be walked.
+        root (str | None): What exclude paths are written relative to.
+    """
+    paths: List[str]
+    skipped: List[Tuple[str, str]]
+    root: object = None
+
+
+def _dir_key(path):
+    """``(st_dev, st_ino)`` of a folder (symlinks followed)."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _not_a_file_reason(path):
+    """Why an entry that is neither a file nor a folder (symlinks
+    followed) is not an image: broken or looping symlink, FIFO, ..."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if osp.islink(path):
+            try:
+                target = os.readlink(path)
+            except OSError:
+                target = '?'
+            if e.errno == errno.ELOOP:
+                return f'symlink loop ({target!s} leads back to itself)'
+            return f'broken symlink (target {target} does not exist)'
+        return f'not accessible ({type(e).__name__}: {e.strerror})'
+    return f'not a regular file ({file_kind(st.st_mode)})'
+
+
+def scan_image_folder(folder, extensions=IMAGE_EXTENSIONS):
+    """Every image file under ``folder``, and why other image-named
+    entries are left out.
+
+    Follows symlinks to files and folders as mmpretrain's ``CustomDataset``
+    does (see the module doc); a folder that is its own ancestor through a
+    symlink is not entered again and is listed as ``symlink loop``.
+    Extensions match case-insensitively.
+
+    Args:
+        folder (str): The image folder.
+        extensions (tuple[str]): Lower-case image extensions. Defaults to
+            :data:`IMAGE_EXTENSIONS`.
+
+    Returns:
+        ImageListing: ``paths`` and ``skipped`` (``root`` is ``folder``).
+
+    Raises:
+        FileNotFoundError: ``folder`` is not a folder.
+    """
     if not osp.isdir(folder):
         raise FileNotFoundError(f'image folder {folder} does not exist')
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        for name in sorted(files):
-            if name.lower().endswith(IMAGE_EXTENSIONS):
-                found.append(osp.join(root, name))
-    return found
+    folder = os.fspath(folder)
+    paths, skipped = [], []
+    # (folder, keys of its ancestors and itself); depth-first, in order
+    stack = [(folder, (_dir_key(folder), ))]
+    while stack:
+        top, chain = stack.pop()
+        try:
+            with os.scandir(top) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            skipped.append((top, f'folder not readable ({type(e).__name__}:'
+                            f' {e.strerror}); its images are not listed'))
+            continue
+        subdirs = []
+        for entry in entries:
+            is_image = entry.name.lower().endswith(extensions)
+            if entry.is_file():  # follows symlinks
+                if not is_image:
+                    continue
+                if entry.name.startswith('.'):
+                    skipped.append((entry.path, 'hidden file (mmpretrain\'s '
+                                    'CustomDataset does not list it)'))
+                else:
+                    paths.append(entry.path)
+            elif entry.is_dir():  # follows symlinks
+                try:
+                    key = _dir_key(entry.path)
+                except OSError as e:
+                    skipped.append((entry.path, f'folder not accessible '
+                                    f'({type(e).__name__}: {e.strerror})'))
+                    continue
+                if key in chain:
+                    skipped.append((entry.path, 'symlink loop (links to its '
+                                    'own ancestor folder; not entered)'))
+                    continue
+                if is_image:
+                    skipped.append((entry.path, 'a directory, not an image '
+                                    '(the images inside it are listed)'))
+                subdirs.append((entry.path, chain + (key, )))
+            elif is_image:
+                skipped.append((entry.path, _not_a_file_reason(entry.path)))
+        stack.extend(reversed(subdirs))
+    return ImageListing(paths, skipped, folder)
+
+
+def list_image_files(folder):
+    """Every image file under ``folder`` (see :func:`scan_image_folder`,
+    which also says which image-named entries were left out and why)."""
+    return scan_image_folder(folder).paths
 
 
 def _strip_pipelines(node):
@@ -98,14 +210,15 @@ def dataset_image_paths(config, split='train_dataloader', cfg_options=None):
 
 
 def resolve_image_set(spec, split, cfg_options=None):
-    """A folder or a ``.py`` config -> ``(paths, root)``; ``root`` is what
-    exclude paths are written relative to."""
+    """A folder or a ``.py`` config -> :class:`ImageListing`; its ``root``
+    is what exclude paths are written relative to (a config's entries
+    that are not regular files are reported by the hasher)."""
     if osp.isdir(spec):
-        return list_image_files(spec), spec
+        return scan_image_folder(spec)
     if spec.endswith('.py') and osp.isfile(spec):
         paths, root = dataset_image_paths(spec, split, cfg_options)
         if root is None and paths:
             root = osp.commonpath([osp.dirname(osp.abspath(p)) for p in paths])
-        return paths, root
+        return ImageListing(paths, [], root)
     raise FileNotFoundError(f'{spec} is neither an image folder nor a .py '
                             'config file')

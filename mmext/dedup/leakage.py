@@ -7,7 +7,11 @@ writes :data:`~mmext.dedup.report.LEAKAGE_OUTPUTS` into ``out_dir``, all
 or none: ``pairs.csv``, ``pairs.json``, ``report.html`` (self-contained),
 ``pairs.png`` (contact sheet), ``exclude.txt`` (training images to drop,
 relative to the training set's ``data_root``, the file ``ExcludeImages``
-reads) and ``skipped.csv``. File names that are not UTF-8 or hold a
+reads) and ``skipped.csv`` (every input left out, with the reason:
+image-named folder entries that are not images, symlink loops and hidden
+files, :func:`~mmext.dedup.inputs.scan_image_folder`; files that cannot
+be decoded or exceed the pixel limit, :func:`~mmext.dedup.hashing.
+load_image`). File names that are not UTF-8 or hold a
 newline are escaped (:mod:`mmext.dedup.textio`).
 
 Collections larger than one machine: hash with ``shard='i/n'`` (or
@@ -164,13 +168,17 @@ def find_leakage(train,
     os.makedirs(out_dir, exist_ok=True)
     cache = (cache_file
              or osp.join(out_dir, 'hash_cache.sqlite')) if use_cache else None
-    train_paths, train_root = resolve_image_set(train, train_split,
-                                                cfg_options)
-    held_paths, _ = resolve_image_set(heldout, heldout_split, cfg_options)
-    if not train_paths or not held_paths:
-        empty = train if not train_paths else heldout
-        raise LeakageCheckError(f'no images found in {empty} (extensions '
-                                'or split wrong?)')
+    train_set = resolve_image_set(train, train_split, cfg_options)
+    held_set = resolve_image_set(heldout, heldout_split, cfg_options)
+    train_paths, train_root = train_set.paths, train_set.root
+    held_paths = held_set.paths
+    for spec, listing in ((train, train_set), (heldout, held_set)):
+        if not listing.paths:
+            left = '; '.join(f'{escape_path(p)}: {r}'
+                             for p, r in listing.skipped[:3])
+            raise LeakageCheckError(
+                f'no images found in {spec} (extensions or split wrong?)' +
+                (f'; left out: {left}' if left else ''))
 
     start = time.time()
     kwargs = dict(
@@ -193,6 +201,13 @@ def find_leakage(train,
     pairs = find_cross_set_duplicates(
         train_res, held_res, threshold=threshold, workers=workers)
 
+    # entries the listing left out come first, then the undecodable ones
+    skipped = {
+        name: listing.skipped + res.skipped
+        for name, listing, res in zip(SET_NAMES, (train_set,
+                                                  held_set), (train_res,
+                                                              held_res))
+    }
     meta = {
         'command': command,
         'date': datetime.datetime.now().isoformat(timespec='seconds'),
@@ -205,7 +220,7 @@ def find_leakage(train,
         'train_data_root': train_root,
         'train_hashed': len(train_res),
         'heldout_hashed': len(held_res),
-        'skipped': len(train_res.skipped) + len(held_res.skipped),
+        'skipped': sum(map(len, skipped.values())),
         'pairs': len(pairs),
     }
     comments = [
@@ -218,10 +233,9 @@ def find_leakage(train,
         f'held-out: {heldout}',
         f'paths relative to: {train_root}',
     ]
-    excluded = write_leakage_outputs(out_dir, pairs, {
-        'train': train_res.skipped,
-        'heldout': held_res.skipped
-    }, meta, [p.query_path for p in pairs], train_root, comments, SET_NAMES)
+    excluded = write_leakage_outputs(out_dir, pairs, skipped, meta,
+                                     [p.query_path for p in pairs], train_root,
+                                     comments, SET_NAMES)
     num_skipped = meta['skipped']
     print(f'{len(train_res)} train / {len(held_res)} held-out hashed, '
           f'{num_skipped} skipped, {len(pairs)} pairs, {len(excluded)} '

@@ -28,6 +28,8 @@ def to_8bit(img):
 
     Pillow's ``convert('L')`` clips these modes at 255 (a 16-bit photo turns
     almost white); 0..65535 is mapped to 0..255 like an 8-bit export would.
+    Converted in strips of rows, so the cost beyond the decoded image is
+    its 8-bit copy (a float64 copy of a 13000 x 13000 image is 1.35 GB).
 
     Args:
         img (PIL.Image.Image): An image of mode 'I', 'F' or 'I;16*'.
@@ -35,10 +37,23 @@ def to_8bit(img):
     Returns:
         PIL.Image.Image: Mode 'L'.
     """
-    arr = np.asarray(img, dtype=np.float64)
-    if img.mode.startswith('I;16') or arr.max(initial=0) > 255:
-        arr = arr / 257.0
-    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8))
+    width, height = img.size
+    step = max(1, (1 << 20) // max(width, 1))  # ~8 MB of float64 a strip
+    strips = [(y, min(y + step, height)) for y in range(0, height, step)]
+
+    def rows(y0, y1):
+        return np.asarray(img.crop((0, y0, width, y1)), dtype=np.float64)
+
+    # the whole image's max, NaN propagating as in one np.max
+    scale = img.mode.startswith('I;16') or np.max(
+        [rows(*s).max(initial=0) for s in strips], initial=0) > 255
+    out = np.empty((height, width), np.uint8)
+    for y0, y1 in strips:
+        arr = rows(y0, y1)
+        if scale:
+            arr /= 257.0
+        out[y0:y1] = np.clip(np.rint(arr), 0, 255)
+    return Image.fromarray(out)
 
 
 def thumbnail(path, size, fallback_color=None):

@@ -208,6 +208,7 @@ def test_find_leakage_cli_with_odd_names(tmp_path):
             ] == [(str(train / 'pipe.jpg'), 'not a regular file (a FIFO)')]
     assert not [n for n in os.listdir(out) if n.endswith('.tmp')]
 
-    # the cache answers every file on a re-run (non-UTF-8 keys included)
+    # the cache answers every file on a re-run (non-UTF-8 keys included;
+    # the FIFO is left out by the folder listing, never hashed)
     proc = run_tool(argv, cwd=tmp_path, timeout=300)
-    assert re.search(rf'cached {n + 2 + 1 + n}\)', proc.stdout), proc.stdout
+    assert re.search(rf'cached {n + 2 + n}\)', proc.stdout), proc.stdout

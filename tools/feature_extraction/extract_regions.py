@@ -4,7 +4,9 @@
 Writes ``<out>/<image stem>.npz`` (boxes, 2048-d features, object and
 attribute ids + scores, class distribution, image size) and/or the BUTD
 TSV ``<out>/regions_rank<r>.tsv``; skips finished images (resumable) and
-lists unreadable ones in ``<out>/failed_rank<r>.txt``. Shards over
+lists unreadable ones in ``<out>/failed_rank<r>.txt``. Outputs are named
+by a unique image id (the file stem, or the file name when two stems
+clash); ``<out>/image_ids.csv`` maps ids to images. Shards over
 processes and machines with torchrun. The logic is in
 :mod:`mmext.models.detectors.butd.extract`.
 
@@ -49,6 +51,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    from mmext.dedup.textio import escape_path
     from mmext.models.detectors.butd.extract import (extract_regions,
                                                      init_butd_detector,
                                                      list_images,
@@ -81,11 +84,16 @@ def main(argv=None):
     except (FileNotFoundError, ValueError) as e:
         print(f'extract_regions: {e}', file=sys.stderr)
         return 1
+    out = escape_path(args.out)
     print(f"\nrank {rank}/{world}: {summary['done']} extracted, "
           f"{summary['skipped']} already done, {len(summary['failed'])} "
-          f'unreadable (see {args.out}/failed_rank{rank}.txt)')
+          f'unreadable (see {out}/failed_rank{rank}.txt)')
     for path, reason in summary['failed']:
-        print(f'  unreadable: {path}: {reason}')
+        print(f'  unreadable: {escape_path(path)}: {escape_path(reason)}')
+    if summary['damaged']:
+        print(f"  {len(summary['damaged'])} damaged TSV lines moved to "
+              f'{out}/regions_rank{rank}.tsv.damaged (their images were '
+              'extracted again)')
     return 0
 
 

@@ -8,19 +8,39 @@ stopping the run, and sharding over processes / machines from torchrun's
 ``RANK`` / ``WORLD_SIZE`` (each rank takes every ``WORLD_SIZE``-th image
 of the sorted list and writes its own TSV and failure list; no process
 group is needed).
+
+Outputs are named by image id, unique per input (``generate_tsv.py`` and
+the first version here used the file stem, so ``same.jpg`` and
+``same.png`` wrote one ``same.npz`` and two TSV rows ``same``): the id is
+the stem unless another input's stem is equal ignoring case (a
+case-insensitive output folder would merge them), then the file name
+with its extension, then that name plus ``~`` and 8 hex digits of its
+SHA-1 (:func:`assign_image_ids`); ``image_ids.csv`` maps every id to its
+image. TSV ids are :func:`~mmext.dedup.textio.escape_path`-ed (and ``"``
+written ``\\x22``), so a name with a tab, newline or quote keeps the TSV
+parseable (:func:`~mmext.dedup.textio.unescape_path` gives the id back);
+on resume a damaged TSV line is moved to ``regions_rank<r>.tsv.damaged``
+with its line number and that image is extracted again.
 """
+import csv
+import hashlib
 import os
 import os.path as osp
+import re
+import unicodedata
+from collections import Counter
 
+import numpy as np
 import torch
 
-from mmext.datasets.region_features import (TSV_FIELDS, iter_tsv_regions,
-                                            save_region_npz, tsv_row)
+from mmext.datasets.region_features import TSV_FIELDS, save_region_npz, tsv_row
+from mmext.dedup.textio import atomic_write, escape_path, unescape_path
+from mmext.utils.fileio import open_regular_file
 from .select_regions import select_regions
 
 __all__ = [
     'IMAGE_EXTENSIONS', 'list_images', 'regions_record', 'extract_regions',
-    'shard_from_env', 'init_butd_detector'
+    'shard_from_env', 'init_butd_detector', 'assign_image_ids', 'tsv_image_id'
 ]
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -105,27 +125,189 @@ def regions_record(out, image_id, select_cfg=None, save_cls_prob=True):
     return record
 
 
+#: Longest id in UTF-8 bytes: ``<id>.npz.tmp<pid>.npz`` must fit a
+#: 255-byte file name.
+MAX_ID_BYTES = 200
+
+
+def _fold(name):
+    """What a case-insensitive (and Unicode-normalising) file system
+    compares."""
+    return unicodedata.normalize('NFC', name).casefold()
+
+
+def _digest(text):
+    return hashlib.sha1(os.fsencode(text)).hexdigest()[:8]
+
+
+def _fit(image_id, source):
+    """``image_id``, or its head + ``~`` + a digest when too long."""
+    raw = os.fsencode(image_id)
+    if len(raw) <= MAX_ID_BYTES:
+        return image_id
+    head = raw[:MAX_ID_BYTES - 9].decode('utf-8', 'ignore')
+    return f'{os.fsdecode(head.encode())}~{_digest(source)}'
+
+
+def assign_image_ids(images):
+    """A unique output id for every image, the same on every rank.
+
+    Per image the first candidate that no other image shares (compared
+    ignoring case and Unicode normalisation) is taken: the file stem, the
+    file name, the file name + ``~`` + 8 hex digits of SHA-1 of the name,
+    then of the whole path. Ids depend only on the set of names, not on
+    their order.
+
+    Args:
+        images (Sequence[str]): Image paths.
+
+    Returns:
+        list[str]: Ids in input order.
+
+    Raises:
+        ValueError: A path is listed twice.
+
+    Example:
+        >>> assign_image_ids(['d/same.jpg', 'd/same.png', 'd/x.jpg'])
+        ['same.jpg', 'same.png', 'x']
+    """
+    images = [os.fspath(p) for p in images]
+    twice = [p for p, n in Counter(images).items() if n > 1]
+    if twice:
+        raise ValueError(f'image {escape_path(twice[0])} is listed twice; '
+                         'pass each image once')
+    names = [osp.basename(p) for p in images]
+    levels = (
+        [osp.splitext(n)[0] or n for n in names],
+        names,
+        [f'{n}~{_digest(n)}' for n in names],
+        [f'{n}~{_digest(p)}' for n, p in zip(names, images)],
+    )
+    ids, taken, pending = [None] * len(images), set(), range(len(images))
+    for level in levels:
+        cands = {i: _fit(level[i], images[i]) for i in pending}
+        counts = Counter(_fold(c) for c in cands.values())
+        for i, cand in cands.items():
+            if counts[_fold(cand)] == 1 and _fold(cand) not in taken:
+                ids[i] = cand
+        taken.update(_fold(ids[i]) for i in cands if ids[i] is not None)
+        pending = [i for i in pending if ids[i] is None]
+    if pending:  # a SHA-1 prefix clash of two paths: practically never
+        raise ValueError(f'no unique id for {escape_path(images[pending[0]])}')
+    return ids
+
+
+def tsv_image_id(image_id):
+    """The id as written in the TSV: :func:`escape_path` (tabs, newlines,
+    backslashes, undecodable bytes) and ``"`` as ``\\x22`` (a field
+    starting with a quote is read as quoted by the csv module)."""
+    return escape_path(image_id).replace('"', '\\x22')
+
+
+_B64 = re.compile(r'[A-Za-z0-9+/]*={0,2}')
+
+
+def _tsv_line_problem(line):
+    """Why a TSV line is not a row this module wrote, or None."""
+    try:
+        text = line.decode('utf-8')
+    except UnicodeDecodeError as e:
+        return f'not UTF-8 (byte {e.start})'
+    fields = text.rstrip('\r\n').split('\t')
+    if len(fields) != len(TSV_FIELDS):
+        return f'{len(fields)} tab-separated fields, not {len(TSV_FIELDS)}'
+    image_id, w, h, n, boxes, feats = fields
+    if not image_id or image_id.startswith('"'):
+        return 'empty or quoted image id'
+    try:
+        unescape_path(image_id)
+        w, h, n = int(w), int(h), int(n)
+    except ValueError as e:
+        return f'bad image id or size ({e})'
+    if min(w, h) <= 0 or n < 0:
+        return f'image size {w}x{h} with {n} boxes'
+    if len(boxes) != 4 * -(-n * 16 // 3) or len(feats) % 4 or not (
+            _B64.fullmatch(boxes) and _B64.fullmatch(feats)):
+        return f'boxes / features are not base64 of {n} regions'
+    return None
+
+
 def _done_tsv_ids(path):
-    """Image ids with a complete row; a torn last line is cut off."""
+    """TSV ids (as written) with a complete row.
+
+    A torn last line (a killed run) is cut off; any other damaged line is
+    moved to ``<path>.damaged`` (with its line number) so the TSV stays
+    readable, and its image counts as not done.
+
+    Returns:
+        tuple[set[str], list[tuple[int, str]]]: Done ids and ``(line,
+        reason)`` of every damaged line moved.
+    """
     if not osp.isfile(path):
-        return set()
+        return set(), []
     with open(path, 'rb') as f:
-        data = f.read()
-    end = data.rfind(b'\n') + 1
-    if end < len(data):  # interrupted mid-row: drop the partial row
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        end = size
+        while end > 0:  # find the end of the last complete line
+            f.seek(max(0, end - 65536))
+            chunk = f.read(end - max(0, end - 65536))
+            cut = chunk.rfind(b'\n')
+            if cut >= 0:
+                end = end - len(chunk) + cut + 1
+                break
+            end = max(0, end - 65536)
+    if end < size:  # interrupted mid-row: drop the partial row
         with open(path, 'r+b') as f:
             f.truncate(end)
-    return {row['image_id'] for row in iter_tsv_regions(path)}
+    done, damaged = set(), []
+    with open(path, 'rb') as f:
+        for number, line in enumerate(f, 1):
+            problem = _tsv_line_problem(line)
+            if problem is None:
+                done.add(line.split(b'\t', 1)[0].decode('utf-8'))
+            else:
+                damaged.append((number, problem))
+    if damaged:
+        _move_damaged_lines(path, damaged)
+    return done, damaged
+
+
+def _move_damaged_lines(path, damaged):
+    """Rewrite ``path`` without the ``damaged`` lines; append them to
+    ``<path>.damaged`` as ``# line <n>: <reason>`` then the raw line."""
+    bad = dict(damaged)
+    with open(path, 'rb') as src, open(path + '.damaged', 'ab') as junk, \
+            atomic_write(path, 'wb') as dst:
+        for number, line in enumerate(src, 1):
+            if number in bad:
+                junk.write(f'# line {number}: {bad[number]}\n'.encode())
+                junk.write(line if line.endswith(b'\n') else line + b'\n')
+            else:
+                dst.write(line)
 
 
 def _read_image(path):
+    """BGR array of an image file; a FIFO or directory is refused without
+    blocking, and non-UTF-8 names work (the bytes are decoded, not the
+    path)."""
     import cv2
-    im = cv2.imread(path, cv2.IMREAD_COLOR)
+    with open_regular_file(path, 'image') as f:
+        data = f.read()
+    if not data:
+        raise ValueError('empty file')
+    im = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if im is None:
-        size = osp.getsize(path)
-        raise ValueError('empty file' if size ==
-                         0 else f'OpenCV cannot decode it ({size} bytes)')
+        raise ValueError(f'OpenCV cannot decode it ({len(data)} bytes)')
     return im
+
+
+def _write_ids(path, images, ids):
+    with atomic_write(path, newline='', encoding='utf-8') as f:
+        writer = csv.writer(f)
+        writer.writerow(['image_id', 'image_path'])
+        for image, image_id in zip(images, ids):
+            writer.writerow([escape_path(image_id), escape_path(image)])
 
 
 def extract_regions(model,
@@ -143,9 +325,11 @@ def extract_regions(model,
     Args:
         model (BUTDFasterRCNN): In eval mode.
         images (list[str]): Image paths (all ranks pass the same list).
-        out_dir (str): ``<stem>.npz`` per image and/or
+        out_dir (str): ``<image id>.npz`` per image and/or
             ``regions_rank<r>.tsv``; ``failed_rank<r>.txt`` lists images
-            that could not be read (path, tab, reason).
+            that could not be read (escaped path, tab, reason); rank 0
+            writes ``image_ids.csv`` (escaped id, escaped path). Ids:
+            :func:`assign_image_ids`.
         formats (Sequence[str]): ``'npz'`` and/or ``'tsv'``.
         select_cfg (dict, optional): :func:`select_regions` arguments.
         rank (int, optional): Defaults to ``$RANK`` or 0.
@@ -153,11 +337,13 @@ def extract_regions(model,
         save_cls_prob (bool): Store ``cls_prob`` in the ``.npz``.
         progress (bool): Show mmengine's progress bar. Defaults to True.
         read_image (callable, optional): path -> BGR array; defaults to
-            ``cv2.imread``.
+            decoding the file's bytes with ``cv2.imdecode``.
 
     Returns:
-        dict: ``done``, ``skipped`` (already extracted) and ``failed``
-        (list of (path, reason)) for this rank.
+        dict: ``done``, ``skipped`` (already extracted), ``failed``
+        (list of (path, reason)) for this rank, and ``damaged`` (list of
+        (line, reason) of TSV lines moved to ``regions_rank<r>.tsv.
+        damaged``).
     """
     from mmengine.utils import ProgressBar
     unknown = set(formats) - {'npz', 'tsv'}
@@ -167,19 +353,26 @@ def extract_regions(model,
     rank, world = shard_from_env(rank, world_size)
     os.makedirs(out_dir, exist_ok=True)
     read_image = read_image or _read_image
-    mine = list(images)[rank::world]
+    images = list(images)
+    ids = assign_image_ids(images)
+    if rank == 0:
+        _write_ids(osp.join(out_dir, 'image_ids.csv'), images, ids)
+    mine = list(zip(images, ids))[rank::world]
     tsv_path = osp.join(out_dir, f'regions_rank{rank}.tsv')
-    done_tsv = _done_tsv_ids(tsv_path) if 'tsv' in formats else set()
+    done_tsv, damaged = (
+        _done_tsv_ids(tsv_path) if 'tsv' in formats else (set(), []))
     failed_path = osp.join(out_dir, f'failed_rank{rank}.txt')
-    summary = dict(done=0, skipped=0, failed=[])
+    summary = dict(done=0, skipped=0, failed=[], damaged=damaged)
     bar = ProgressBar(len(mine)) if progress and mine else None
-    tsv = open(tsv_path, 'a', newline='') if 'tsv' in formats else None
+    tsv = open(
+        tsv_path, 'a', encoding='utf-8',
+        newline='') if 'tsv' in formats else None
     try:
-        for path in mine:
-            stem = osp.splitext(osp.basename(path))[0]
-            npz_path = osp.join(out_dir, stem + '.npz')
+        for path, image_id in mine:
+            npz_path = osp.join(out_dir, image_id + '.npz')
+            tsv_id = tsv_image_id(image_id)
             todo_npz = 'npz' in formats and not osp.isfile(npz_path)
-            todo_tsv = 'tsv' in formats and stem not in done_tsv
+            todo_tsv = 'tsv' in formats and tsv_id not in done_tsv
             if not (todo_npz or todo_tsv):
                 summary['skipped'] += 1
             else:
@@ -190,11 +383,12 @@ def extract_regions(model,
                 else:
                     with torch.no_grad():
                         out = model.predict_image(im)
-                    rec = regions_record(out, stem, select_cfg, save_cls_prob)
+                    rec = regions_record(out, image_id, select_cfg,
+                                         save_cls_prob)
                     if todo_npz:
                         save_region_npz(npz_path, rec)
                     if todo_tsv:
-                        row = tsv_row(rec)
+                        row = dict(tsv_row(rec), image_id=tsv_id)
                         tsv.write('\t'.join(str(row[k])
                                             for k in TSV_FIELDS) + '\n')
                         tsv.flush()
@@ -204,7 +398,7 @@ def extract_regions(model,
     finally:
         if tsv is not None:
             tsv.close()
-    with open(failed_path, 'w') as f:
+    with atomic_write(failed_path, encoding='utf-8', newline='\n') as f:
         for path, reason in summary['failed']:
-            f.write(f'{path}\t{reason}\n')
+            f.write(f'{escape_path(path)}\t{escape_path(reason)}\n')
     return summary
