@@ -6,6 +6,12 @@ validation metric is reported every epoch and poor trials are pruned. The
 study lives in ``--storage`` (default ``sqlite:///WORK_DIR/study.db``), so a
 second call resumes it and several processes can share it.
 
+Before the first trial the metric is checked against the config's
+val_evaluator and the space file's types, so a typo is one line (exit 1),
+not a study of failed trials. A resumed study marks trials whose process
+died FAIL. A study whose trials all failed exits 1 with one line on why.
+Problems are one line; ``--debug`` shows tracebacks.
+
 Example:
     python tools/hpo.py configs/flowers/resnet18_1xb32-ft_flowers17.py \
         --space configs/hpo/resnet18_flowers17_space.py --n-trials 30 \
@@ -20,6 +26,7 @@ from mmengine.config import DictAction
 
 from mmext.apis import ConfigError
 from mmext.hpo import search
+from mmext.hpo.report import failure_summary
 from mmext.hpo.study import PRUNERS, SAMPLERS
 
 
@@ -86,6 +93,11 @@ def parse_args(argv=None):
         nargs='+',
         action=DictAction,
         help='config overrides for every trial')
+    p.add_argument(
+        '--debug',
+        action='store_true',
+        help='tracebacks instead of one-line errors (failed trials always '
+        'keep theirs in trial_N/traceback.txt)')
     return p.parse_args(argv)
 
 
@@ -101,11 +113,12 @@ def main(argv=None):
         pk = dict(min_resource=args.min_resource)
     else:
         pk = {}
+    work_dir = args.work_dir or osp.join('work_dirs', 'hpo', stem)
     try:
         summary = search(
             args.config,
             args.space,
-            args.work_dir or osp.join('work_dirs', 'hpo', stem),
+            work_dir,
             study_name=args.study_name,
             storage=args.storage,
             n_trials=args.n_trials,
@@ -118,10 +131,24 @@ def main(argv=None):
             seed=args.seed,
             reduce=args.reduce,
             cfg_options=args.cfg_options,
-            report_only=args.report_only)
+            report_only=args.report_only,
+            debug=args.debug)
     except (ConfigError, FileNotFoundError, ValueError) as e:
+        if args.debug:
+            raise
         sys.exit(f'hpo: {e}')
     print(json.dumps(summary, indent=1, default=str))
+    for number, reason in summary['marked_failed_on_resume'].items():
+        print(f'hpo: trial {number}: {reason}', file=sys.stderr)
+    states = summary['states']
+    if states.get('FAIL') and not (states.get('COMPLETE')
+                                   or states.get('PRUNED')):
+        rows = [
+            dict(state='FAIL', fail_reason=f['reason'])
+            for f in summary['failed']
+        ]
+        sys.exit(f"hpo: study '{summary['study_name']}': all "
+                 f'{failure_summary(rows)} (trials.csv in {work_dir})')
 
 
 if __name__ == '__main__':

@@ -2,16 +2,22 @@
 """One Optuna trial = one real mmengine training run in its own work dir."""
 import copy
 import logging
+import os
 import os.path as osp
+import socket
 import time
+import traceback
 
 import optuna
 from mmengine.config import Config
 
 from mmext.engine.hooks import OptunaPruningHook
-from .space import check_overrides
+from .space import SpaceError, check_overrides
 
-__all__ = ['ConfigObjective', 'apply_overrides', 'probe_overrides']
+__all__ = [
+    'ConfigObjective', 'apply_overrides', 'probe_overrides', 'worker_id',
+    'process_start'
+]
 
 _REDUCE = ('last', 'best')
 
@@ -29,19 +35,51 @@ def probe_overrides(space, cfg, n=16, seed=0):
     before the study starts (an ``overrides(trial)`` function may set
     different keys for different parameters).
 
-    The probe trials live in a throw-away in-memory study.
+    The probe trials live in a throw-away in-memory study. A trial whose
+    ``overrides`` raises is skipped (in the study it will be FAIL with that
+    reason and the run goes on); if every probe trial raises, nothing could
+    train and the first error is raised here.
+
+    Raises:
+        ConfigError: A key the config lacks.
+        SpaceError: ``overrides(trial)`` failed for every probe trial.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed))
+    failed = []
     for _ in range(n):
         trial = probe.ask()
         try:
             overrides = space.sample(trial)
         except optuna.TrialPruned:
             continue
+        except SpaceError as exc:
+            failed.append(exc)
+            continue
         check_overrides(cfg, overrides, space.path or 'search space',
                         space.new_keys)
         apply_overrides(cfg, overrides)  # mergeable (list index in range)
+    if failed and len(failed) == n:
+        raise SpaceError(f'{failed[0]} (in all {n} probe trials before the '
+                         'study; nothing would train)')
+
+
+def worker_id():
+    """``host/pid/start`` of this process (start: its start time in clock
+    ticks since boot, so a reused pid is told apart), recorded on each
+    trial so a resumed study can tell a dead run from a live one."""
+    return f'{socket.gethostname()}/{os.getpid()}/{process_start(os.getpid())}'
+
+
+def process_start(pid):
+    """A process's start time from ``/proc`` (None where there is none or
+    the process is a zombie)."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            fields = f.read().rpartition(')')[2].split()
+    except OSError:
+        return None
+    return None if fields[0] == 'Z' else fields[19]
 
 
 def _reason(exc):
@@ -130,6 +168,9 @@ class ConfigObjective:
 
         from mmext.apis import prepare_config
         runner = None
+        # a retried trial inherits the user attrs of the one that died
+        trial.set_user_attr('fail_reason', None)
+        trial.set_user_attr('worker', worker_id())
         try:
             cfg = prepare_config(self.trial_config(trial), mode='train')
             runner = Runner.from_cfg(cfg)
@@ -140,10 +181,23 @@ class ConfigObjective:
         except optuna.TrialPruned:
             raise
         except Exception as exc:
-            # FAIL with its reason (study.optimize catches it), never a score
+            # FAIL with its reason (study.optimize catches it), never a score;
+            # the traceback goes to a file, the console gets one line
             trial.set_user_attr('fail_reason', _reason(exc))
+            trial.set_user_attr('traceback', self._write_traceback(trial))
             raise
         finally:
             if runner is not None:
                 _close_logger(runner)
         return values[0] if len(values) == 1 else values
+
+    def _write_traceback(self, trial):
+        path = osp.join(self.work_root, f'trial_{trial.number}',
+                        'traceback.txt')
+        try:
+            os.makedirs(osp.dirname(path), exist_ok=True)
+            with open(path, 'w') as f:
+                f.write(traceback.format_exc())
+        except OSError:
+            return None
+        return path

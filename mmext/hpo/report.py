@@ -4,7 +4,9 @@ import csv
 import json
 import os
 import os.path as osp
+import re
 import warnings
+from collections import Counter
 
 from mmengine.config import Config
 from optuna.trial import TrialState
@@ -14,7 +16,7 @@ from .space import get_key
 
 __all__ = [
     'trial_table', 'write_trial_table', 'best_trials', 'write_best_config',
-    'write_best_configs', 'write_plots'
+    'write_best_configs', 'write_plots', 'failure_summary'
 ]
 
 
@@ -33,6 +35,33 @@ def trial_table(study):
                 work_dir=t.user_attrs.get('work_dir'),
                 last_step=t.last_step))
     return rows
+
+
+def failure_summary(rows, limit=3, width=160):
+    """One line on the failed trials: their count and most common reasons
+    (reasons that differ only in numbers, e.g. the trial number, count as
+    one).
+
+    Args:
+        rows (list[dict]): :func:`trial_table` rows.
+        limit (int): Reasons shown. Defaults to 3.
+        width (int): Characters per reason. Defaults to 160.
+    """
+    reasons = [(r['fail_reason'] or 'no reason recorded (interrupted?)')
+               for r in rows if r['state'] == 'FAIL']
+    groups = Counter(re.sub(r'\d+', 'N', x.splitlines()[0]) for x in reasons)
+    first = {}
+    for x in reasons:
+        first.setdefault(
+            re.sub(r'\d+', 'N',
+                   x.splitlines()[0]),
+            x.splitlines()[0])
+    parts = [
+        f'{n}x {first[key][:width]}' for key, n in groups.most_common(limit)
+    ]
+    if len(groups) > limit:
+        parts.append(f'{len(groups) - limit} other reasons')
+    return f'{len(reasons)} failed: ' + '; '.join(parts)
 
 
 def write_trial_table(study, out_dir):

@@ -1,8 +1,10 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """``tools/hpo.py``'s whole run: check the space, run or resume the study,
 write the trial table, the best config(s) and the plots."""
+import contextlib
 import copy
 import json
+import logging
 import os
 import os.path as osp
 from collections import Counter
@@ -10,12 +12,13 @@ from collections import Counter
 from mmengine.config import Config
 
 from mmext.apis import prepare_config
+from .metric_keys import check_metrics
 from .objective import ConfigObjective, probe_overrides
 from .report import (best_trials, write_best_configs, write_plots,
                      write_trial_table)
 from .space import load_space
-from .study import (make_pruner, make_sampler, make_storage, open_study,
-                    run_study)
+from .study import (fail_dead_trials, make_pruner, make_sampler, make_storage,
+                    open_study, run_study)
 
 __all__ = ['resolve_objective', 'search']
 
@@ -43,6 +46,29 @@ def resolve_objective(space, metrics=None, directions=None):
     return metrics, directions
 
 
+class _NoTraceback(logging.Filter):
+
+    def filter(self, record):
+        record.exc_info = record.exc_text = None
+        return True
+
+
+@contextlib.contextmanager
+def _one_line_failures(debug):
+    """Optuna logs each failed trial with its traceback; keep the one-line
+    message (the traceback is in the trial's ``traceback.txt``) unless
+    ``debug``."""
+    logger = logging.getLogger('optuna.study._optimize')
+    flt = None if debug else _NoTraceback()
+    if flt is not None:
+        logger.addFilter(flt)
+    try:
+        yield
+    finally:
+        if flt is not None:
+            logger.removeFilter(flt)
+
+
 def search(config,
            space_file,
            work_dir,
@@ -58,7 +84,8 @@ def search(config,
            seed=None,
            reduce='last',
            cfg_options=None,
-           report_only=False):
+           report_only=False,
+           debug=False):
     """Run (or resume) an Optuna study over ``config``.
 
     Args:
@@ -79,17 +106,22 @@ def search(config,
         reduce (str): ``last`` or ``best`` validation value.
         cfg_options (dict, optional): Config overrides for every trial.
         report_only (bool): Only write the reports of the stored study.
+        debug (bool): Keep Optuna's tracebacks of failed trials on the
+            console (they are always in ``trial_{n}/traceback.txt``).
 
     Returns:
         dict: Summary (states, best trials, written files, notes).
     """
     space = load_space(space_file)
+    source = '--metric' if metrics else f'`metric` of {space_file}'
     metrics, directions = resolve_objective(space, metrics, directions)
     base = Config.fromfile(config)
     if cfg_options:
         base.merge_from_dict(cfg_options)
-    # refuse keys the config lacks, unknown types, missing data roots and
-    # weight files before anything is created or trained
+    # refuse metrics validation never gives, keys the config lacks, unknown
+    # types, missing data roots and weight files before anything is created
+    # or trained
+    check_metrics(base, metrics, config, source)
     probe_overrides(space, base)
     prepare_config(copy.deepcopy(base), mode='train')
     os.makedirs(work_dir, exist_ok=True)
@@ -100,6 +132,7 @@ def search(config,
         make_storage(storage), study_name, directions,
         make_sampler(sampler, seed),
         make_pruner(pruner, **(pruner_kwargs or {})))
+    dead = fail_dead_trials(study)  # RUNNING trials of killed processes
     ran = 0
     if not report_only:
         objective = ConfigObjective(
@@ -111,7 +144,8 @@ def search(config,
             directions,
             cfg_options,
             prune=pruner != 'none')
-        ran = run_study(study, objective, n_trials, timeout)
+        with _one_line_failures(debug):
+            ran = run_study(study, objective, n_trials, timeout)
     rows = write_trial_table(study, work_dir)
     best = write_best_configs(config, study, work_dir, cfg_options)
     plots, notes = write_plots(study, osp.join(work_dir, 'plots'), metrics)
@@ -126,6 +160,7 @@ def search(config,
             dict(number=t.number, values=t.values, params=t.params)
             for t in best_trials(study)
         ],
+        marked_failed_on_resume=dead,
         failed=[
             dict(number=r['number'], reason=r['fail_reason']) for r in rows
             if r['state'] == 'FAIL'

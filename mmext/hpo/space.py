@@ -22,18 +22,29 @@ the study starts.
 """
 import difflib
 import os.path as osp
-import runpy
+import re
 
-from optuna.distributions import (BaseDistribution, CategoricalDistribution,
-                                  FloatDistribution, IntDistribution)
+from optuna import TrialPruned
+from optuna.distributions import (CategoricalDistribution, FloatDistribution,
+                                  IntDistribution)
 
 from mmext.apis.prepare import ConfigError
 from mmext.utils.config import format_config_path, iter_config
+from mmext.utils.fileio import read_text_file
 
 __all__ = [
-    'SearchSpace', 'load_space', 'suggest', 'config_keys', 'get_key',
-    'check_overrides'
+    'SearchSpace', 'SpaceError', 'load_space', 'suggest', 'config_keys',
+    'get_key', 'check_overrides'
 ]
+
+MAX_SPACE_BYTES = 1 << 20
+_DISTRIBUTIONS = (FloatDistribution, IntDistribution, CategoricalDistribution)
+_KEY = re.compile(r'[^.\s]+(\.[^.\s]+)*')
+
+
+class SpaceError(ConfigError):
+    """A search-space file cannot be used: the message is one line naming
+    the file (and line, key or trial), the cause and the fix."""
 
 
 def suggest(trial, name, dist):
@@ -49,8 +60,32 @@ def suggest(trial, name, dist):
     raise TypeError(f'{name}: unsupported distribution {dist!r}')
 
 
+def _short(value, limit=60):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def _check_key(where, what, key):
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise SpaceError(f'{where}: {what} key {_short(key)} is not a dotted '
+                         "config key such as 'optim_wrapper.optimizer.lr'")
+
+
+def _check_names(where, name, value, allowed=None):
+    """``value`` is a str or a list/tuple of str (``allowed`` if given)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items or not all(
+            isinstance(v, str) for v in items):
+        raise SpaceError(f'{where}: `{name}` is {_short(value)}; give a '
+                         'string or a list of strings')
+    bad = [v for v in items if allowed and v not in allowed]
+    if bad:
+        raise SpaceError(f'{where}: `{name}` {bad[0]!r} is not one of '
+                         f'{list(allowed)}')
+
+
 class SearchSpace:
-    """A loaded space file.
+    """A loaded space file, its types checked.
 
     Args:
         space (dict[str, BaseDistribution]): Config key -> distribution.
@@ -61,6 +96,11 @@ class SearchSpace:
         path (str, optional): Where it was loaded from.
         new_keys (Sequence[str]): Keys allowed to be absent from the config
             (their parent must exist).
+
+    Raises:
+        SpaceError: A wrong type (``space`` given as a list, a value that
+            is no Float/Int/CategoricalDistribution, a ``new_keys`` string
+            ...), named with the file and the key.
     """
 
     def __init__(self,
@@ -71,6 +111,28 @@ class SearchSpace:
                  direction=None,
                  path=None,
                  new_keys=()):
+        where = path or 'search space'
+        for name, value in (('space', space), ('fixed', fixed)):
+            if value is not None and not isinstance(value, dict):
+                raise SpaceError(
+                    f'{where}: `{name}` is a {type(value).__name__}, not a '
+                    f'dict; write {name} = {{config key: ...}}, e.g. '
+                    "{'optim_wrapper.optimizer.lr': ...}")
+        if overrides is not None and not callable(overrides):
+            raise SpaceError(f'{where}: `overrides` is '
+                             f'{_short(overrides)}, not a function '
+                             '`def overrides(trial): return {key: value}`')
+        for name, value, allowed in (('metric', metric, None),
+                                     ('direction', direction, ('maximize',
+                                                               'minimize'))):
+            if value is not None:
+                _check_names(where, name, value, allowed)
+        if isinstance(new_keys, str) or not isinstance(new_keys,
+                                                       (list, tuple)):
+            raise SpaceError(f'{where}: `new_keys` is {_short(new_keys)}; '
+                             'give a list of config keys')
+        for key in new_keys:
+            _check_key(where, 'new_keys', key)
         self.space = dict(space or {})
         self.overrides_fn = overrides
         self.fixed = dict(fixed or {})
@@ -78,37 +140,94 @@ class SearchSpace:
         self.direction = direction
         self.path = path
         self.new_keys = tuple(new_keys)
-        where = path or 'search space'
+        for key in self.fixed:
+            _check_key(where, 'fixed', key)
         for key, dist in self.space.items():
-            if not isinstance(dist, BaseDistribution):
-                raise TypeError(
-                    f'{where}: space[{key!r}] is {dist!r}, not an Optuna '
-                    'distribution (use optuna.distributions.'
+            _check_key(where, 'space', key)
+            if not isinstance(dist, _DISTRIBUTIONS):
+                raise SpaceError(
+                    f'{where}: space[{key!r}] is {_short(dist)}, not an '
+                    'Optuna distribution (use optuna.distributions.'
                     'FloatDistribution / IntDistribution / '
                     'CategoricalDistribution)')
         if not self.space and overrides is None:
-            raise ValueError(f'{where}: defines neither `space` nor '
+            raise SpaceError(f'{where}: defines neither `space` nor '
                              '`overrides(trial)`; nothing to search')
 
     def sample(self, trial):
-        """Suggest every parameter; return the trial's config overrides."""
+        """Suggest every parameter; return the trial's config overrides.
+
+        Raises:
+            SpaceError: ``overrides(trial)`` raised or returned no dict;
+                the message names the trial, the file and the exception.
+        """
         out = dict(self.fixed)
         for key, dist in self.space.items():
             out[key] = suggest(trial, key, dist)
-        if self.overrides_fn is not None:
+        if self.overrides_fn is None:
+            return out
+        where = self.path or 'search space'
+        try:
             extra = self.overrides_fn(trial)
-            if not isinstance(extra, dict):
-                raise TypeError(f'{self.path}: overrides(trial) returned '
-                                f'{type(extra).__name__}, not a dict')
-            out.update(extra)
+        except TrialPruned:
+            raise
+        except Exception as exc:
+            raise SpaceError(
+                f'{where}: overrides(trial {trial.number}) raised '
+                f'{type(exc).__name__}: {exc}'.splitlines()[0]) from exc
+        if not isinstance(extra, dict):
+            raise SpaceError(f'{where}: overrides(trial {trial.number}) '
+                             f'returned {type(extra).__name__}, not a dict '
+                             '{config key: value}')
+        for key in extra:
+            _check_key(where, f'overrides(trial {trial.number})', key)
+        out.update(extra)
         return out
 
 
+def _error_line(exc, path):
+    """The line of ``path`` an exception was raised from (its innermost
+    frame in that file)."""
+    line = getattr(exc, 'lineno', None) if isinstance(exc,
+                                                      SyntaxError) else None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == path:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
 def load_space(path):
-    """Load a space file (see the module docstring)."""
-    if not osp.isfile(path):
+    """Load a space file (see the module docstring).
+
+    runpy would hand a syntax error or an exception of the file to the
+    caller as a bare traceback; here each is one line naming the file and
+    line.
+
+    Raises:
+        FileNotFoundError: No such file.
+        SpaceError: The file cannot be read, does not compile, raises, or
+            defines something of the wrong type.
+    """
+    path = str(path)
+    if not osp.exists(path):
         raise FileNotFoundError(f'search space file {path} not found')
-    ns = runpy.run_path(path)
+    try:
+        text = read_text_file(path, 'search space file', MAX_SPACE_BYTES)
+    except ValueError as e:
+        raise SpaceError(str(e)) from None
+    ns = {'__file__': path, '__name__': '__mmext_search_space__'}
+    try:
+        exec(compile(text, path, 'exec'), ns)
+    except SyntaxError as e:
+        raise SpaceError(f'{e.filename or path} line {e.lineno}: syntax '
+                         f'error ({e.msg}); fix the space file') from None
+    except Exception as e:
+        line = _error_line(e, path)
+        at = f' line {line}' if line else ''
+        msg = f'{type(e).__name__}: {e}'.splitlines()[0]
+        raise SpaceError(f'{path}{at}: {msg}; fix the space file') from e
     return SearchSpace(
         ns.get('space'),
         ns.get('overrides'),

@@ -7,7 +7,26 @@ MySQL: many machines), or an Optuna journal file (``journal:PATH`` or a
 path ending in ``.log`` / ``.journal``: many processes on one file system,
 no database server). Several ``tools/hpo.py`` processes given the same
 storage and study name share the study (Optuna's distributed mode).
+
+A trial whose process was killed (SIGKILL, OOM killer, a lost machine)
+stays RUNNING in the storage: Optuna never hears of its end. On resume,
+:func:`fail_dead_trials` marks such trials FAIL with a ``fail_reason``:
+
+- same host: every trial records ``host/pid/start time`` (``worker`` user
+  attr); a RUNNING trial whose process no longer exists (or whose pid now
+  belongs to another process) is dead at once;
+- other hosts, RDB storages: Optuna's heartbeat (``heartbeat_interval``,
+  default 60 s; grace ``2 x`` that): a trial without a heartbeat for the
+  grace period is dead. Journal files have no heartbeat, so a trial of a
+  dead process on another host stays RUNNING until that host resumes.
+
+A dead trial of an RDB storage is re-queued once with the same parameters
+(Optuna's ``RetryHeartbeatStaleTrialCallback``), as Optuna does for a
+heartbeat-stale trial it finds while optimising.
 """
+import copy
+import os
+import socket
 import warnings
 
 import optuna
@@ -15,7 +34,7 @@ from optuna.trial import TrialState
 
 __all__ = [
     'make_storage', 'make_pruner', 'make_sampler', 'open_study',
-    'finished_trials', 'run_study'
+    'finished_trials', 'run_study', 'fail_dead_trials'
 ]
 
 PRUNERS = ('median', 'hyperband', 'none')
@@ -136,3 +155,80 @@ def run_study(study, objective, n_trials=None, timeout=None):
         catch=(Exception, ),
         gc_after_trial=True)
     return len(finished_trials(study)) - before
+
+
+def _process_alive(pid, start):
+    from .objective import process_start
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        pass
+    if not os.path.isdir('/proc'):  # no start times: trust kill(pid, 0)
+        return True
+    now = process_start(pid)  # None: a zombie, or gone meanwhile
+    return now is not None and start in ('None', now)
+
+
+def _dead_on_this_host(trial, host):
+    worker = trial.user_attrs.get('worker')
+    if not isinstance(worker, str) or worker.count('/') != 2:
+        return None
+    whost, pid, start = worker.split('/')
+    if whost != host or not pid.isdigit():
+        return None
+    if _process_alive(int(pid), start):
+        return None
+    return (f'process {pid} on {host} died (killed or crashed) during the '
+            'trial; marked failed on resume')
+
+
+def _stale_ids(study):
+    from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+    storage = study._storage
+    if not (isinstance(storage, BaseHeartbeat)
+            and is_heartbeat_enabled(storage)):
+        return set(), None
+    grace = getattr(storage, 'grace_period', None) or \
+        2 * storage.get_heartbeat_interval()
+    return set(storage._get_stale_trial_ids(study._study_id)), grace
+
+
+def fail_dead_trials(study):
+    """Mark RUNNING trials whose process died FAIL, with their reason.
+
+    See the module docstring for how a dead process is recognised.
+
+    Returns:
+        dict[int, str]: Trial number -> ``fail_reason`` of each trial
+        marked.
+    """
+    from optuna.exceptions import UpdateFinishedTrialError
+    host = socket.gethostname()
+    stale, grace = _stale_ids(study)
+    storage = study._storage
+    marked = {}
+    for trial in study.get_trials(
+            deepcopy=False, states=(TrialState.RUNNING, )):
+        reason = _dead_on_this_host(trial, host)
+        if reason is None and trial._trial_id in stale:
+            reason = (f'process died (no heartbeat for over {grace} s); '
+                      'marked failed on resume')
+        if reason is None:
+            continue
+        try:
+            storage.set_trial_user_attr(trial._trial_id, 'fail_reason', reason)
+            if not storage.set_trial_state_values(
+                    trial._trial_id, state=TrialState.FAIL):
+                continue
+        except UpdateFinishedTrialError:  # another worker got there first
+            continue
+        marked[trial.number] = reason
+        retry = getattr(storage, 'get_heartbeat_stale_trial_callback',
+                        lambda: None)()
+        if retry is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                retry(study, copy.deepcopy(storage.get_trial(trial._trial_id)))
+    return marked

@@ -6,6 +6,7 @@ from mmengine.config import Config
 
 from mmext.apis import ConfigError
 from mmext.hpo import check_overrides, get_key, load_space, search
+from mmext.hpo.space import SpaceError
 from tests.conftest import ROOT
 
 TINY = ROOT / 'configs/tiny/resnet18_1xb8-scratch_tiny-64px.py'
@@ -46,9 +47,9 @@ def test_load_space_validates(tmp_path):
                ('from optuna.distributions import FloatDistribution as F\n'
                 "space = {'a.b': F(0.1, 1.0)}\nmetric = 'acc'\n")))
     assert s.metric == 'acc' and list(s.space) == ['a.b']
-    with pytest.raises(TypeError, match='not an Optuna distribution'):
+    with pytest.raises(SpaceError, match='not an Optuna distribution'):
         load_space(_space(tmp_path, "space = {'a.b': [1, 2]}\n"))
-    with pytest.raises(ValueError, match='nothing to search'):
+    with pytest.raises(SpaceError, match='nothing to search'):
         load_space(_space(tmp_path, 'x = 1\n'))
     with pytest.raises(FileNotFoundError):
         load_space(str(tmp_path / 'missing.py'))

@@ -249,6 +249,11 @@ class RepresentationAlignment(BaseMetric):
                 for n, v in feats.items()
             })
 
+    def metric_keys(self):
+        """Keys of ``compute_metrics`` (no prefix; ``*``: each layer pair),
+        for ``tools/hpo.py``."""
+        return [f'{m}/{k}' for m in self.metrics for k in ('mean', '*')]
+
     def compute_metrics(self, results):
         names = list(results[0])
         stacked = {n: torch.stack([r[n] for r in results]) for n in names}

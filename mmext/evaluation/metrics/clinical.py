@@ -122,6 +122,12 @@ class ClinicalEfficacyMetric(BaseMetric):
             pair = report_pair(sample, 'ClinicalEfficacyMetric')
             self.results.append((pair['gt_report'], pair['pred_report']))
 
+    def metric_keys(self):
+        """Keys of ``compute_metrics`` (no prefix), for ``tools/hpo.py``."""
+        return [
+            'P_macro', 'R_macro', 'F1_macro', 'P_micro', 'R_micro', 'F1_micro'
+        ]
+
     def compute_metrics(self, results):
         gts = [g for g, _ in results]
         res = [r for _, r in results]

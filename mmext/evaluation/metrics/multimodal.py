@@ -235,6 +235,10 @@ class AUROC(BaseMetric):
             else:
                 self.results.append((score, _gt_onehot(sample, score.numel())))
 
+    def metric_keys(self):
+        """Keys of ``compute_metrics`` (no prefix), for ``tools/hpo.py``."""
+        return ['auroc'] if self.average == 'macro' else []
+
     def compute_metrics(self, results):
         scores = torch.stack([s for s, _ in results]).numpy()
         targets = torch.stack([t for _, t in results]).numpy()
@@ -299,6 +303,10 @@ class BinaryClassificationMetric(BaseMetric):
                                  f'{gt} is not 0 or 1')
             self.results.append(
                 (_positive_probability(sample['pred_score']), gt))
+
+    def metric_keys(self):
+        """Keys of ``compute_metrics`` (no prefix), for ``tools/hpo.py``."""
+        return list(self.items)
 
     def compute_metrics(self, results):
         prob = np.array([p for p, _ in results], dtype=np.float64)
@@ -385,6 +393,10 @@ class MultiLabelClassificationMetric(BaseMetric):
             score = torch.as_tensor(sample['pred_score']).detach().cpu()
             score = score.float().reshape(-1)
             self.results.append((score, _gt_onehot(sample, score.numel())))
+
+    def metric_keys(self):
+        """Keys of ``compute_metrics`` (no prefix), for ``tools/hpo.py``."""
+        return list(self.items)
 
     def compute_metrics(self, results):
         scores = torch.stack([s for s, _ in results])

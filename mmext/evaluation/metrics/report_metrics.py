@@ -194,6 +194,15 @@ class ReportMetric(BaseMetric):
         self.results.extend(
             report_pair(s, 'ReportMetric') for s in data_samples)
 
+    def metric_keys(self):
+        """Keys of ``compute_metrics`` (no prefix), for ``tools/hpo.py``."""
+        names = dict(
+            bleu=[f'BLEU_{n}' for n in range(1, 5)],
+            meteor=['METEOR'],  # absent when Java is missing
+            rouge=['ROUGE_L'],
+            cider=['CIDEr'])
+        return [k for s in self.scorers for k in names[s]]
+
     def compute_metrics(self, results):
         out_dir = resolve_out_dir(self.out_dir)
         if out_dir:
