@@ -385,8 +385,9 @@ def download_images(items,
     except KeyboardInterrupt:
         abort_attempts(stop)
         pool.shutdown(wait=False, cancel_futures=True)
-        done, pending = wait(pending, timeout=grace)
-        collect(f for f in done if not f.cancelled())
+        # cancelled futures never count as done for wait(): leave them out
+        running = {f for f in pending if not f.cancelled()}
+        collect(wait(running, timeout=grace).done)
         raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
