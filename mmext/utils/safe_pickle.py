@@ -41,13 +41,23 @@ other state. :func:`materialize` then builds the real numpy arrays, dtypes and
 ``HistoryBuffer`` objects from the validated plain data, after unpickling has
 finished. Object arrays, structured dtypes, subclasses and dunder keys are
 refused with a message starting ``mmext refused:``.
+
+Every allocation a stand-in makes is charged to the :class:`Budget` of the
+load in progress (:func:`charge`); :mod:`mmext.utils.checkpoint_bounds` sets
+that budget and puts stand-ins in place of torch's own allowlisted
+constructors.
 """
+import contextlib
+import contextvars
 import math
 
 import numpy as np
 from mmengine.logging.history_buffer import HistoryBuffer
 
-__all__ = ['SAFE_GLOBALS', 'REFUSED', 'materialize']
+__all__ = [
+    'SAFE_GLOBALS', 'REFUSED', 'materialize', 'Budget', 'BoundExceeded',
+    'charge', 'refuse'
+]
 
 #: every refusal raised during unpickling starts with this text
 REFUSED = 'mmext refused:'
@@ -69,6 +79,54 @@ def _refuse(reason):
     # torch's load() re-wraps pickle.UnpicklingError only; any exception
     # type works because safe_torch_load looks for the REFUSED text.
     raise CheckpointRefused(reason)
+
+
+refuse = _refuse
+
+
+class BoundExceeded(Exception):
+    """A load would allocate more than its :class:`Budget` allows."""
+
+    def __init__(self, what, nbytes, used, limit):
+        super().__init__(f'{what} ({nbytes} bytes) takes the load to {used} '
+                         f'bytes, above its bound of {limit}')
+        self.what, self.nbytes, self.limit = what, nbytes, limit
+
+
+class Budget:
+    """Bytes one checkpoint load may allocate; charged before allocating.
+
+    Args:
+        limit (int | None): The bound in bytes; None counts without a bound.
+    """
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.used = 0
+
+    def charge(self, nbytes, what):
+        self.used += nbytes
+        if self.limit is not None and self.used > self.limit:
+            raise BoundExceeded(what, nbytes, self.used, self.limit)
+
+    @contextlib.contextmanager
+    def active(self):
+        """Make this the budget :func:`charge` draws on (per thread/task)."""
+        token = _BUDGET.set(self)
+        try:
+            yield self
+        finally:
+            _BUDGET.reset(token)
+
+
+_BUDGET = contextvars.ContextVar('mmext_checkpoint_budget', default=None)
+
+
+def charge(nbytes, what):
+    """Charge ``nbytes`` to the active budget (no-op outside a load)."""
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.charge(nbytes, what)
 
 
 def _describe(obj):
@@ -179,6 +237,7 @@ class _ArrayRecord(_Record):
         if len(raw) != count * dtype.itemsize:
             _refuse(f'ndarray of shape {shape} {dtype} with {len(raw)} '
                     'bytes of data')
+        charge(2 * len(raw), f'a numpy array of shape {shape}')  # 2 copies
         self.array = np.frombuffer(
             bytes(raw), dtype=dtype, count=count).reshape(
                 shape, order='F' if fortran else 'C').copy()

@@ -20,8 +20,8 @@ from mmext.apis import prepare_config
 from mmext.testing import make_image_folder
 from mmext.testing.pickles import (getattr_eval_chain, marker_code,
                                    splice_into_checkpoint)
-from mmext.utils import (CorruptCheckpointError, UnsafeCheckpointError,
-                         safe_torch_load)
+from mmext.utils import (CheckpointMismatchError, CorruptCheckpointError,
+                         UnsafeCheckpointError, safe_torch_load)
 from ..conftest import ROOT, run_tool
 
 TINY = ROOT / 'configs/tiny/resnet18_1xb8-scratch_tiny-64px.py'
@@ -185,6 +185,11 @@ def test_urls_and_hub_cache_go_through_the_safe_loader(http_server, tmp_path,
         load_checkpoint(model, f'{url}/evil.pth')
     with pytest.raises(UnsafeCheckpointError):
         torch.hub.load_state_dict_from_url(f'{url}/evil.pth')
+    # a resnet checkpoint into a Linear: the key-overlap check refuses it,
+    # after the download went through the safe loader
+    with pytest.raises(CheckpointMismatchError, match='shares 0 of 2'):
+        load_checkpoint(torch.nn.Linear(1, 1), f'{url}/good-00000000.pth')
+    monkeypatch.setenv('MMEXT_CHECKPOINT_MIN_KEY_OVERLAP', '0')
     good = load_checkpoint(
         torch.nn.Linear(1, 1), f'{url}/good-00000000.pth', strict=False)
     assert 'state_dict' in good
