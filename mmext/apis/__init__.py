@@ -1,5 +1,9 @@
 # Copyright (c) mmext contributors. All rights reserved.
 from .inference import init_classifier, predict_topk
+from .inferencers import (BUTDInferencer, MMExtInferencer, ReportInferencer,
+                          ViLBERTInferencer, build_inference_model,
+                          get_inferencer, inference_model, init_report_model,
+                          model_task)
 from .prepare import ConfigError, check_config_types, prepare_config
 from .report import (build_report_model, build_report_pipeline,
                      check_study_views, generate_report, load_report_config,
@@ -10,4 +14,9 @@ __all__ = [
     'restore_vocab_from_checkpoint', 'build_report_pipeline',
     'generate_report', 'init_classifier', 'predict_topk', 'load_report_config',
     'check_study_views', 'build_report_model'
+]
+__all__ += [
+    'MMExtInferencer', 'ViLBERTInferencer', 'ReportInferencer',
+    'BUTDInferencer', 'build_inference_model', 'init_report_model',
+    'get_inferencer', 'inference_model', 'model_task'
 ]

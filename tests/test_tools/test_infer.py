@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import mmcv
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
@@ -13,9 +14,10 @@ from mmengine.runner import Runner
 
 from mmext.apis import prepare_config
 from mmext.testing import make_image_folder
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_tool
 
 CONFIG = ROOT / 'configs/tiny/resnet18_1xb8-scratch_tiny-64px.py'
+TOOL = ROOT / 'tools/infer.py'
 
 
 @pytest.fixture(scope='module')
@@ -113,3 +115,158 @@ def test_array_dataset_configs_get_rgb_files(tmp_path):
     inferencer = init_classifier(cfg, str(tmp_path / 'c.pth'))
     assert inferencer.model.data_preprocessor.to_rgb is True
     assert inferencer.classes[0] == 'airplane'  # CIFAR10 METAINFO
+
+
+# ---------------------------------------------------- the other systems
+# Each test runs the README's command for its system on a tiny workspace.
+@pytest.fixture(scope='module')
+def vilbert_ws(tmp_path_factory):
+    from tests.test_apis.infer_workspaces import make_vilbert_workspace
+    return make_vilbert_workspace(tmp_path_factory.mktemp('infer_vil_cli'))
+
+
+def _json(path):
+    import json
+    return json.loads(path.read_text())
+
+
+def test_infer_vilbert_text_and_pairs(vilbert_ws):
+    from tests.test_apis.infer_workspaces import VILBERT_CONFIG
+    images = sorted((vilbert_ws / 'data/tiny_cc/images').glob('*.jpg'))[:2]
+    names = [str(p.relative_to(vilbert_ws)) for p in images]
+    proc = run_tool([
+        TOOL, *names, VILBERT_CONFIG, 'vilbert.pth', '--text', 'a red photo',
+        '--batch-size', '2', '--out', 'itm.json', '--features', 'feats'
+    ],
+                    cwd=vilbert_ws)
+    rows = proc.stdout.strip().splitlines()
+    assert rows[0].split() == ['image', 'text', 'itm_score']
+    out = _json(vilbert_ws / 'itm.json')
+    assert out['task'] == 'vilbert'
+    scores = [r['itm_score'] for r in out['results']]
+    for row, name, score in zip(rows[1:], names, scores):
+        assert row.startswith(name) and row.endswith(f'{score:.4f}')
+    feats = np.load(vilbert_ws / 'feats/1.npz')
+    assert 'coattention/0.text_to_vision' in feats.files
+    assert 'features/text.1' in feats.files
+    # the same pairs from a file, checked against the inferencer
+    (vilbert_ws / 'pairs.tsv').write_text(''.join(f'{n}\ta red photo\n'
+                                                  for n in names))
+    run_tool([
+        TOOL, VILBERT_CONFIG, 'vilbert.pth', '--pairs', 'pairs.tsv', '--out',
+        'pairs.json'
+    ],
+             cwd=vilbert_ws)
+    again = [
+        r['itm_score'] for r in _json(vilbert_ws / 'pairs.json')['results']
+    ]
+    assert again == pytest.approx(scores, abs=1e-5)
+    from mmext.apis import ViLBERTInferencer
+    from tests.test_apis.infer_workspaces import cwd
+    with cwd(vilbert_ws):
+        want = ViLBERTInferencer(str(VILBERT_CONFIG),
+                                 'vilbert.pth')([str(p) for p in images],
+                                                'a red photo')
+    assert scores == pytest.approx([r['itm_score'] for r in want], abs=1e-5)
+
+
+def test_infer_vilbert_classifier(vilbert_ws):
+    from tests.test_apis.infer_workspaces import VILBERT_CLS_CONFIG
+    proc = run_tool([
+        TOOL, 'data/tiny_hm/img/01000.png', VILBERT_CLS_CONFIG,
+        'vilbert_cls.pth', '--text', 'a friendly cat', '--out', 'cls.json'
+    ],
+                    cwd=vilbert_ws)
+    res = _json(vilbert_ws / 'cls.json')['results'][0]
+    assert res['pred_class'] == ('not hateful', 'hateful')[res['pred_label']]
+    assert res['pred_label'] == int(res['pred_score'][0] >= 0.5)
+    assert proc.stdout.splitlines()[0].split() == [
+        'image', 'text', 'label', 'class', 'score'
+    ]
+    assert res['pred_class'] in proc.stdout.splitlines()[1]
+
+
+def test_infer_vilbert_needs_text(vilbert_ws):
+    from tests.test_apis.infer_workspaces import VILBERT_CONFIG
+    proc = run_tool(
+        [TOOL, 'data/tiny_hm/img/01000.png', VILBERT_CONFIG, 'vilbert.pth'],
+        cwd=vilbert_ws,
+        check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        'ViLBERT configs need --text (with images) or --pairs FILE '
+        '(without)')
+
+
+def test_infer_report_study_folders(tmp_path):
+    from mmext.apis import ReportInferencer
+    from tests.test_apis.infer_workspaces import (R2GEN_CONFIG,
+                                                  make_report_workspace)
+    ws = make_report_workspace(tmp_path)
+    studies = sorted((ws / 'data/tiny_iu_xray/images').iterdir())[:2]
+    names = [str(s.relative_to(ws)) for s in studies]
+    proc = run_tool([
+        TOOL, *names, R2GEN_CONFIG, 'r2gen.pth', '--chexpert', '--batch-size',
+        '2', '--out', 'reports.json'
+    ],
+                    cwd=ws)
+    out = _json(ws / 'reports.json')
+    assert out['task'] == 'report'
+    want = ReportInferencer(str(R2GEN_CONFIG),
+                            str(ws / 'r2gen.pth'))([str(s) for s in studies],
+                                                   chexpert=True)
+    assert [r['report'] for r in out['results']] == [r['report'] for r in want]
+    assert [r['chexpert']
+            for r in out['results']] == [r['chexpert'] for r in want]
+    for r in want:
+        assert '  ' + r['report'] in proc.stdout
+    assert proc.stdout.count('CheXpert:') == 2
+    # the view files of one study, greedy
+    views = [f'{names[0]}/0.png', f'{names[0]}/1.png']
+    proc = run_tool(
+        [TOOL, *views, R2GEN_CONFIG, 'r2gen.pth', '--decode', 'greedy'],
+        cwd=ws)
+    greedy = ReportInferencer(
+        str(R2GEN_CONFIG),
+        str(ws / 'r2gen.pth'),
+        decode=dict(strategy='greedy'))([[str(ws / v) for v in views]])
+    assert proc.stdout.splitlines()[1].strip() == greedy[0]['report']
+    bad = run_tool([TOOL, views[0], R2GEN_CONFIG, 'r2gen.pth'],
+                   cwd=ws,
+                   check=False)
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines()[-1].endswith(
+        'uses 2 view(s) per study (IUXray), got 1 image(s)')
+
+
+def test_infer_butd_draws_regions(tmp_path):
+    from mmext.apis import BUTDInferencer
+    from tests.test_apis.infer_workspaces import make_butd_workspace
+    ws = make_butd_workspace(tmp_path)
+    proc = run_tool([
+        TOOL, 'images/img1.png', 'butd_tiny.py', 'butd_tiny.pth', '--out-dir',
+        'vis', '--out', 'regions.json'
+    ],
+                    cwd=ws)
+    res = _json(ws / 'regions.json')['results'][0]
+    want = BUTDInferencer(str(ws / 'butd_tiny.py'), str(ws / 'butd_tiny.pth'))(
+        str(ws / 'images/img1.png'))[0]
+    np.testing.assert_allclose(res['boxes'], want['boxes'], rtol=1e-6)
+    assert res['objects'] == want['objects']
+    assert res['drawn'] == 'vis/img1.png'
+    assert mmcv.imread(str(ws / 'vis/img1.png')).shape == (120, 70, 3)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == (f'images/img1.png ({len(want["boxes"])} regions, '
+                        'drawn: vis/img1.png)')
+    assert lines[1].split() == [
+        '#', 'box', 'object', 'score', 'attribute', 'score'
+    ]
+    assert lines[2].split()[5] == want['objects'][0]
+    bad = run_tool([
+        TOOL, 'images/img1.png', 'butd_tiny.py', 'butd_tiny.pth', '--text', 'x'
+    ],
+                   cwd=ws,
+                   check=False)
+    assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1] == (
+        '--text / --pairs are for ViLBERT configs; butd_tiny.py is a butd '
+        'config')

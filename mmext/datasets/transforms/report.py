@@ -23,6 +23,15 @@ __all__ = ['LoadMultiViewImages', 'ApplyToViews', 'PackReportInputs']
 class LoadMultiViewImages(BaseTransform):
     """Load every path in ``results['img_path']`` into ``results['img']``.
 
+    Samples that arrive with their pixels already loaded are accepted too,
+    as mmpretrain's inferencers pass them: ``img`` holding one array (a
+    one-view study) or a list of arrays (one per view), in mmcv's BGR order
+    (``mmcv.imread``), with or without ``img_path``. They are converted to
+    ``channel_order`` (grayscale arrays get three equal channels). A single
+    ``img_path`` string is read as a one-view study. (Upstream handles
+    neither: the transform raised ``KeyError: 'img_path'`` under
+    ``ImageCaptionInferencer``.)
+
     R2Gen (Chen et al., EMNLP 2020) opens each view with PIL and converts it
     to RGB; grayscale radiographs therefore become three equal channels. This
     transform does the same with mmcv's decoder (``channel_order='rgb'`` by
@@ -52,8 +61,42 @@ class LoadMultiViewImages(BaseTransform):
         self.backend_args = backend_args
 
     def transform(self, results):
+        if results.get('img') is not None:
+            imgs = self._from_arrays(results['img'])
+        else:
+            imgs = self._from_files(results)
+        results['img'] = imgs
+        results['ori_shape'] = [img.shape[:2] for img in imgs]
+        results['img_shape'] = [img.shape[:2] for img in imgs]
+        return results
+
+    def _from_arrays(self, img):
+        views = [img] if isinstance(img, np.ndarray) else list(img)
         imgs = []
-        for path in results['img_path']:
+        for i, view in enumerate(views):
+            view = np.asarray(view)
+            if view.ndim == 2 or (view.ndim == 3 and view.shape[2] == 1):
+                view = np.repeat(view.reshape(view.shape[:2] + (1, )), 3, 2)
+            if view.ndim != 3 or view.shape[2] != 3:
+                raise ValueError(
+                    f'LoadMultiViewImages: view {i} is an array of shape '
+                    f'{view.shape}; give H x W (gray) or H x W x 3 (BGR) '
+                    'images')
+            if self.channel_order == 'rgb':
+                view = view[..., ::-1]
+            imgs.append(np.ascontiguousarray(view))
+        return imgs
+
+    def _from_files(self, results):
+        if 'img_path' not in results:
+            raise KeyError('LoadMultiViewImages: the sample has neither '
+                           f'img_path nor img (keys {sorted(results)}); '
+                           'give the view files or arrays')
+        paths = results['img_path']
+        if isinstance(paths, str):
+            paths = [paths]
+        imgs = []
+        for path in paths:
             img_bytes = fileio.get(path, backend_args=self.backend_args)
             img = mmcv.imfrombytes(
                 img_bytes,
@@ -64,10 +107,7 @@ class LoadMultiViewImages(BaseTransform):
                 raise ValueError(f'LoadMultiViewImages: {path} is not a '
                                  'readable image')
             imgs.append(img)
-        results['img'] = imgs
-        results['ori_shape'] = [img.shape[:2] for img in imgs]
-        results['img_shape'] = [img.shape[:2] for img in imgs]
-        return results
+        return imgs
 
     def __repr__(self):
         return (f'{type(self).__name__}(channel_order={self.channel_order!r}'

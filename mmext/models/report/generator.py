@@ -146,7 +146,9 @@ class R2GenReportGenerator(BaseModel):
 
     def predict(self, inputs, data_samples=None):
         """Sets ``pred_tokens`` (LongTensor, up to the end) and
-        ``pred_report`` (str) on every data sample."""
+        ``pred_report`` (str) on every data sample; ``pred_caption`` holds
+        the same text, the field mmpretrain's ``ImageCaptionInferencer`` and
+        caption visualiser read."""
         from mmpretrain.structures import DataSample
         seqs = self.generate(self.extract_feat(inputs))
         if data_samples is None:
@@ -158,8 +160,7 @@ class R2GenReportGenerator(BaseModel):
                 torch.tensor(ids[:end], dtype=torch.long),
                 'pred_tokens',
                 field_type='data')
-            sample.set_field(
-                self.tokenizer.decode(ids),
-                'pred_report',
-                field_type='metainfo')
+            report = self.tokenizer.decode(ids)
+            sample.set_field(report, 'pred_report', field_type='metainfo')
+            sample.set_field(report, 'pred_caption', field_type='metainfo')
         return data_samples

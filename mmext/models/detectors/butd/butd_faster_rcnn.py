@@ -83,6 +83,9 @@ class BUTDFasterRCNN(BaseModel):
                  test_cfg=None,
                  data_preprocessor=None,
                  init_cfg=None):
+        if isinstance(data_preprocessor, dict):
+            # mmext's registry (BaseModel would use mmengine's)
+            data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if len(stage_blocks) != 4:
@@ -153,10 +156,42 @@ class BUTDFasterRCNN(BaseModel):
         out.update(rpn_scores=scores, image_hw=image_hw, im_scale=scale)
         return out
 
+    def extract_feat(self, inputs):
+        """res4 (C4) features (B, 1024, H/16, W/16) of preprocessed images
+        (B, 3, H, W) (what mmpretrain's get_flops counts as the model)."""
+        return self.backbone(inputs)
+
+    def forward_tensor(self, inputs):
+        """The detector on preprocessed images, as tensors only.
+
+        Args:
+            inputs (Tensor): (B, 3, H, W) caffe-preprocessed images (BGR,
+                pixel means subtracted, already resized: scale 1).
+
+        Returns:
+            list[dict]: Per image ``rois``, ``features``, ``cls_prob``,
+            ``attr_prob``, ``cls_boxes`` (as :meth:`predict_image`) and
+            ``rpn_scores``. mmengine's FLOP counter traces this path
+            (``forward(x, mode='tensor')``); NMS is not counted.
+        """
+        feats = self.backbone(inputs)
+        hw = tuple(int(s) for s in inputs.shape[-2:])
+        outs = []
+        for i in range(inputs.size(0)):
+            proposals, scores = self.forward_rpn(feats[i:i + 1], hw, 1.0)
+            out = self.forward_roi(feats[i:i + 1], proposals, 1.0, hw)
+            out['rpn_scores'] = scores
+            outs.append(out)
+        return outs
+
     def forward(self, inputs, data_samples=None, mode='predict'):
         """``inputs``: a list of BGR images; returns one dict each
-        (:meth:`predict_image`). Training is not implemented: the model
-        exists to reproduce the released caffe weights."""
+        (:meth:`predict_image`). ``mode='tensor'``: a (B, 3, H, W)
+        preprocessed batch through :meth:`forward_tensor`. Training is not
+        implemented: the model exists to reproduce the released caffe
+        weights."""
+        if mode == 'tensor':
+            return self.forward_tensor(inputs)
         if mode == 'loss':
             raise NotImplementedError(
                 'BUTDFasterRCNN is inference-only (caffe-exact feature '

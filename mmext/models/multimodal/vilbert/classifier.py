@@ -81,6 +81,9 @@ class ViLBERTClassifier(BaseModel):
         data_preprocessor = data_preprocessor or vilbert.pop(
             'data_preprocessor', None) or dict(type='ViLBERTDataPreprocessor')
         vilbert.pop('data_preprocessor', None)
+        if isinstance(data_preprocessor, dict):
+            # mmext's registry (BaseModel would use mmengine's)
+            data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         vilbert.setdefault('type', 'ViLBERT')
@@ -139,7 +142,13 @@ class ViLBERTClassifier(BaseModel):
     def predict(self, inputs, data_samples=None):
         """``pred_score``: sigmoid (binary: one column; multi-label) or
         softmax scores; ``pred_label``: argmax / scores >= 0.5."""
-        logits = self(inputs).float()
+        return self.predict_from_logits(self(inputs), data_samples)
+
+    def predict_from_logits(self, logits, data_samples=None):
+        """:meth:`predict` on logits already computed (e.g. by an
+        inferencer that also keeps the per-layer features of the same
+        forward)."""
+        logits = logits.float()
         scores = (
             logits.softmax(-1)
             if self.task == 'multiclass' else logits.sigmoid())

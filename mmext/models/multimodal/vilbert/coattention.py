@@ -162,36 +162,51 @@ class CoAttentionLayer(BaseModule):
         return x.view(b, n, self.num_heads, self.head_dims).transpose(1, 2)
 
     def _attend(self, q, k, v, mask):
-        """softmax(q k^T / sqrt(d) + mask) v, heads merged: (b, n_q, bi)."""
+        """softmax(q k^T / sqrt(d) + mask) v, heads merged: (b, n_q, bi),
+        and the attention probabilities (b, h, n_q, n_k)."""
         q, k, v = self._heads(q), self._heads(k), self._heads(v)
         scores = (q @ k.transpose(-1, -2)) * self.scale  # b h nq nk
         if mask is not None:
             scores = scores + mask
         probs = F.dropout(scores.softmax(-1), self.attn_drop, self.training)
         out = probs @ v  # b h nq d
-        return out.transpose(1, 2).flatten(2)
+        return out.transpose(1, 2).flatten(2), probs
 
-    def forward(self, text, vision, text_mask=None, vision_mask=None):
+    def forward(self,
+                text,
+                vision,
+                text_mask=None,
+                vision_mask=None,
+                return_attention=False):
         """Args:
             text (Tensor): (B, T, text_dims).
             vision (Tensor): (B, N, vision_dims).
             text_mask (Tensor, optional): (B, T), 1 = token, 0 = padding.
             vision_mask (Tensor, optional): (B, N), 1 = region / patch,
                 0 = absent.
+            return_attention (bool): Also return the co-attention maps.
+                Defaults to False.
 
         Returns:
             tuple[Tensor, Tensor]: New text (B, T, text_dims) and vision
-            (B, N, vision_dims) states.
+            (B, N, vision_dims) states; with ``return_attention`` a third
+            item, a dict with ``text_to_vision`` (B, heads, T, N: each text
+            token's attention over the vision tokens) and ``vision_to_text``
+            (B, heads, N, T).
         """
         t_in, v_in = text, vision
         if self.norm_type == 'pre':
             text, vision = self.text_norm_in(text), self.vision_norm_in(vision)
-        t_ctx = self._attend(
+        t_ctx, t_probs = self._attend(
             self.text_q(text), self.vision_k(vision), self.vision_v(vision),
             additive_mask(vision_mask, text.dtype))
-        v_ctx = self._attend(
+        v_ctx, v_probs = self._attend(
             self.vision_q(vision), self.text_k(text), self.text_v(text),
             additive_mask(text_mask, vision.dtype))
         text = self.text_norm(t_in + self.drop(self.text_proj(t_ctx)))
         vision = self.vision_norm(v_in + self.drop(self.vision_proj(v_ctx)))
-        return self.text_ffn(text), self.vision_ffn(vision)
+        text, vision = self.text_ffn(text), self.vision_ffn(vision)
+        if return_attention:
+            return text, vision, dict(
+                text_to_vision=t_probs, vision_to_text=v_probs)
+        return text, vision

@@ -55,7 +55,9 @@ class ViLBERT(BaseModel):
     ``text_layers`` (list of Lt tensors, the text sequence after each text
     layer), ``vision_layers`` (Lv tensors, after each vision layer),
     ``coattn_layers`` (one dict per block: ``text`` / ``vision`` sequences
-    after it, ``text_id`` / ``vision_id``), ``steps`` (execution order,
+    after it, ``attention``: its maps ``text_to_vision`` (B, heads, T,
+    1 + N) and ``vision_to_text`` (B, heads, 1 + N, T), ``text_id`` /
+    ``vision_id``), ``steps`` (execution order,
     ``[('text', i) | ('vision', j) | ('coattn', k), ...]``) and
     ``embeddings`` (``text`` / ``vision`` inputs of the first layers).
     A layer's state is taken before any co-attention that follows it.
@@ -116,6 +118,10 @@ class ViLBERT(BaseModel):
                  init_cfg=None):
         data_preprocessor = data_preprocessor or dict(
             type='ViLBERTDataPreprocessor')
+        if isinstance(data_preprocessor, dict):
+            # mmext's registry: BaseModel would build from mmengine's, which
+            # misses mmext types outside the mmext / mmpretrain scopes
+            data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         text = dict(text)
@@ -190,13 +196,42 @@ class ViLBERT(BaseModel):
                            'reads images); got keys ' + str(sorted(inputs)))
         return inputs[view]
 
+    def _as_input_dict(self, inputs):
+        """A bare tensor -> inputs with a one-token text (id 0, unmasked).
+
+        mmengine's ``get_model_complexity_info`` and mmpretrain's
+        ``get_flops.py`` feed one tensor (``torch.randn(1, 3, H, W)``); it is
+        read as the images (patches mode) or the region features (B, N, F)
+        (regions mode, boxes at 0). The text stream then costs one token:
+        :func:`mmext.analysis.model_complexity` counts a real text length.
+        """
+        if isinstance(inputs, dict):
+            return inputs
+        if not torch.is_tensor(inputs):
+            raise TypeError(
+                'ViLBERT: inputs must be a dict (input_ids, attention_mask, '
+                f'img or region_feats / region_locs) or a tensor, got '
+                f'{type(inputs).__name__}')
+        ids = torch.zeros(
+            inputs.size(0), 1, dtype=torch.long, device=inputs.device)
+        out = dict(input_ids=ids, attention_mask=torch.ones_like(ids))
+        if self.regions:
+            out.update(
+                region_feats=inputs,
+                region_locs=inputs.new_zeros(inputs.shape[:2] + (5, )))
+        else:
+            out['img'] = inputs
+        return out
+
     def extract_feat(self, inputs, return_layers=False, view='img'):
         """Run both streams and the co-attention blocks once.
 
         Args:
-            inputs (dict): ``input_ids``, ``attention_mask`` (B, T)
-                [, ``token_type_ids``] and ``img`` (B, 3, H, W) or
-                ``region_feats`` / ``region_locs`` [/ ``region_mask``].
+            inputs (dict | Tensor): ``input_ids``, ``attention_mask``
+                (B, T) [, ``token_type_ids``] and ``img`` (B, 3, H, W) or
+                ``region_feats`` / ``region_locs`` [/ ``region_mask``]; a
+                bare tensor is the images / region features with a one-token
+                text (for FLOP counters, see :meth:`_as_input_dict`).
             return_layers (bool): Also return per-layer representations (see
                 the class docstring). Defaults to False.
             view (str): Which image key to read. Defaults to 'img'.
@@ -204,6 +239,7 @@ class ViLBERT(BaseModel):
         Returns:
             dict: See the class docstring.
         """
+        inputs = self._as_input_dict(inputs)
         t_mask = inputs.get('attention_mask')
         t = self._text_embed(inputs)
         v, v_mask, ctx = self.visual.embed(self._visual_input(inputs, view))
@@ -221,11 +257,13 @@ class ViLBERT(BaseModel):
                 v = self.visual.layer(i, v, v_mask, ctx)
                 out['vision_layers'].append(v)
             else:
-                t, v = self.coattn[i](t, v, t_mask, v_mask)
+                t, v, maps = self.coattn[i](
+                    t, v, t_mask, v_mask, return_attention=True)
                 out['coattn_layers'].append(
                     dict(
                         text=t,
                         vision=v,
+                        attention=maps,
                         text_id=self.text_ids[i],
                         vision_id=self.vision_ids[i]))
         if not return_layers:
