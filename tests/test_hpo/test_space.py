@@ -96,3 +96,75 @@ def test_search_refuses_missing_data_before_anything_runs(
     with pytest.raises(FileNotFoundError, match='data/tiny'):
         search(str(TINY), space, 'work', metrics=['accuracy/top1'])
     assert not (tmp_path / 'work').exists()
+
+
+@pytest.mark.parametrize(
+    'text, match',
+    [('space = [1, 2]\n', r'space.py: `space` is a list, not a dict'),
+     ('x = 1\nspace = {\n  "a": 1\n  "b": 2}\n',
+      r'space.py line 3: syntax error \(.*\); fix the space file$'),
+     ('x = 1\nimport no_such_module_xyz\n',
+      r"space.py line 2: ModuleNotFoundError: No module named "
+      r"'no_such_module_xyz'"),
+     ('from optuna.distributions import FloatDistribution as F\n'
+      'space = {"a.b": F(1.0, 0.5)}\n', r'space.py line 2: ValueError: '),
+     ("fixed = ['a']\nspace = {}\n", r'`fixed` is a list'),
+     ("new_keys = 'model.x'\ndef overrides(t): return {}\n",
+      r"`new_keys` is 'model.x'; give a list"),
+     ('overrides = 3\n', r'`overrides` is 3, not a function'),
+     ("metric = 7\ndef overrides(t): return {}\n", r'`metric` is 7'),
+     ("direction = 'up'\ndef overrides(t): return {}\n",
+      r"`direction` 'up' is not one of \['maximize', 'minimize'\]"),
+     ("space = {3: None}\n", r'space key 3 is not a dotted config key'),
+     ("space = {'a b': None}\n", r"space key 'a b' is not a dotted"),
+     ("space = {'lr': 'loguniform(1e-4, 1e-1)'}\n",
+      r"space\['lr'\] is 'loguniform\(1e-4, 1e-1\)', not an Optuna")])
+def test_space_file_problems_are_one_line(tmp_path, text, match):
+    path = _space(tmp_path, text)
+    with pytest.raises(SpaceError, match=match) as e:
+        load_space(path)
+    assert '\n' not in str(e.value) and path in str(e.value)
+
+
+def test_space_file_is_checked_as_a_regular_text_file(tmp_path):
+    import os
+    fifo = tmp_path / 'fifo.py'
+    os.mkfifo(fifo)
+    with pytest.raises(SpaceError, match='is a FIFO'):
+        load_space(str(fifo))  # returns at once, never blocks
+    bad = tmp_path / 'latin1.py'
+    bad.write_bytes(b'# caf\xe9\nx = 1\n')
+    with pytest.raises(SpaceError, match='latin1.py is not utf-8 text'):
+        load_space(str(bad))
+
+
+RAISING = ('from optuna.distributions import FloatDistribution as F\n'
+           "space = {'optim_wrapper.optimizer.lr': F(0.01, 0.1)}\n"
+           'def overrides(trial):\n'
+           '    if trial.number % EVERY == 0:\n'
+           "        raise ValueError('planted')\n"
+           "    return {'train_cfg.max_epochs': 1}\n")
+
+
+def test_overrides_that_raise(tmp_path):
+    import optuna
+
+    from mmext.hpo import probe_overrides
+    path = _space(tmp_path, RAISING.replace('EVERY', '2'))
+    space = load_space(path)
+    study = optuna.create_study()
+    with pytest.raises(SpaceError) as e:
+        space.sample(study.ask())
+    assert str(e.value) == (f'{path}: overrides(trial 0) raised '
+                            'ValueError: planted')
+    assert space.sample(study.ask())['train_cfg.max_epochs'] == 1
+    cfg = Config.fromfile(TINY)
+    probe_overrides(space, cfg)  # some trials can train: the study runs
+    always = load_space(_space(tmp_path, RAISING.replace('EVERY', '1')))
+    with pytest.raises(SpaceError, match='in all 16 probe trials'):
+        probe_overrides(always, cfg)
+    notdict = load_space(_space(tmp_path, 'def overrides(t): return [1]\n'))
+    with pytest.raises(
+            SpaceError, match=r'overrides\(trial 0\) returned '
+            'list, not a dict'):
+        notdict.sample(optuna.create_study().ask())

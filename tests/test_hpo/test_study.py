@@ -214,3 +214,95 @@ def test_hyperband_prunes_through_the_hook():
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
     # lagging trials stopped before their last epoch
     assert sum(t.last_step < 9 for t in pruned) >= 3
+
+
+def _dead_pid():
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, '-c', 'pass'])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.parametrize('kind', ['sqlite', 'journal'])
+def test_trials_of_dead_processes_fail_on_resume(tmp_path, kind):
+    import os
+    import socket
+
+    from mmext.hpo.objective import worker_id
+    from mmext.hpo.study import fail_dead_trials
+    url = (f'sqlite:///{tmp_path}/s.db'
+           if kind == 'sqlite' else f'journal:{tmp_path}/s.log')
+    study = open_study(make_storage(url), 's', ['minimize'])
+    host = socket.gethostname()
+    workers = {
+        'dead': f'{host}/{_dead_pid()}/1',
+        'live': worker_id(),
+        # this process's pid, but started at another time: a reused pid
+        'reused': f'{host}/{os.getpid()}/1',
+        'elsewhere': f'{host}-other/{_dead_pid()}/1',
+        'none': None,
+    }
+    trials = {}
+    for name, worker in workers.items():
+        trial = study.ask({'x': optuna.distributions.FloatDistribution(0, 1)})
+        if worker:
+            trial.set_user_attr('worker', worker)
+        trials[name] = trial.number
+    marked = fail_dead_trials(study)
+    assert set(marked) == {trials['dead'], trials['reused']}
+    states = {t.number: t for t in study.get_trials()}
+    dead = states[trials['dead']]
+    assert dead.state == TrialState.FAIL
+    assert dead.user_attrs['fail_reason'].startswith('process ')
+    assert 'died (killed or crashed) during the trial; marked failed on ' \
+        'resume' in dead.user_attrs['fail_reason']
+    for name in ('live', 'elsewhere', 'none'):  # cannot tell: left alone
+        assert states[trials[name]].state == TrialState.RUNNING
+    # RDB: each dead trial re-queued once with its parameters
+    waiting = [t for t in study.get_trials() if t.state == TrialState.WAITING]
+    if kind == 'sqlite':
+        assert sorted(t.params['x']
+                      for t in waiting) == sorted(states[n].params['x']
+                                                  for n in marked)
+    else:
+        assert waiting == []
+    assert fail_dead_trials(study) == {}  # idempotent
+
+
+def test_heartbeat_marks_trials_of_other_hosts(tmp_path):
+    import time
+
+    from mmext.hpo.study import fail_dead_trials
+    storage = make_storage(f'sqlite:///{tmp_path}/s.db', heartbeat_interval=1)
+    study = open_study(storage, 's', ['minimize'])
+    quiet = study.ask()
+    quiet.set_user_attr('worker', 'far-away-host/1/1')
+    storage.record_heartbeat(quiet._trial_id)
+    assert fail_dead_trials(study) == {}  # heartbeat fresh
+    time.sleep(3.5)  # grace period 2 x 1 s; sqlite's clock has 1 s steps
+    marked = fail_dead_trials(study)
+    assert marked == {
+        0: 'process died (no heartbeat for over 2 s); marked failed on '
+        'resume'
+    }
+    assert study.trials[0].state == TrialState.FAIL
+
+
+def test_failure_summary_groups_reasons():
+    from mmext.hpo.report import failure_summary
+    rows = [
+        dict(
+            state='FAIL',
+            fail_reason=f'SpaceError: s.py: overrides(trial '
+            f'{n}) raised ValueError: boom') for n in range(3)
+    ] + [
+        dict(state='FAIL', fail_reason='RuntimeError: shapes\nmore'),
+        dict(state='FAIL', fail_reason=None),
+        dict(state='COMPLETE', fail_reason=None)
+    ]
+    assert failure_summary(rows) == (
+        '5 failed: 3x SpaceError: s.py: overrides(trial 0) raised '
+        'ValueError: boom; 1x RuntimeError: shapes; 1x no reason recorded '
+        '(interrupted?)')
+    assert failure_summary(rows, limit=1).endswith('; 2 other reasons')
