@@ -142,21 +142,41 @@ def read_annotation(name, path):
 _STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
 
 
-def _too_deep(text):
-    """Index of the first bracket nested deeper than
-    :data:`MAX_JSON_DEPTH` in JSON ``text``, or None."""
-    if text.count('[') + text.count('{') <= MAX_JSON_DEPTH:
-        return None  # the usual case, no scan
+def _deeper_than(value, limit):
+    """True when a parsed JSON value nests lists / objects more than
+    ``limit`` levels (level by level: no recursion of its own)."""
+    level, depth = [value], 1
+    while level:
+        if depth > limit:
+            return True
+        level = [
+            child for v in level
+            for child in (v.values() if isinstance(v, dict) else v)
+            if isinstance(child, (list, dict))
+        ]
+        depth += 1
+    return False
+
+
+def _deep_line(text, first_line):
+    """Line of the first bracket of ``text`` nested more than
+    :data:`MAX_JSON_DEPTH` levels (only run on a refused file)."""
     blank = _STRING.sub(lambda m: ' ' * len(m.group()), text)
     codes = np.frombuffer(blank.encode('latin-1', 'replace'), np.uint8)
     step = np.isin(codes, (91, 123)).astype(np.int32) - np.isin(
         codes, (93, 125))  # [ { minus ] }
     deep = np.flatnonzero(np.cumsum(step) > MAX_JSON_DEPTH)
-    return int(deep[0]) if deep.size else None
+    at = int(deep[0]) if deep.size else len(text)
+    return first_line + text.count('\n', 0, at)
 
 
 def parse_json(where, text, fix, first_line=1):
     """``json.loads(text)`` with one-line errors.
+
+    Values nested more than :data:`MAX_JSON_DEPTH` levels are refused
+    whether the parser manages them (checked after parsing) or runs out of
+    stack (its ``RecursionError``), so the outcome does not depend on the
+    caller's stack depth.
 
     Args:
         where (str): ``'<Name>: <file>'``, the start of each message.
@@ -169,20 +189,24 @@ def parse_json(where, text, fix, first_line=1):
         RecordError: Invalid JSON, too deep or a number too long; the
             message names the line.
     """
-    at = _too_deep(text)
-    if at is not None:
-        line = first_line + text.count('\n', 0, at)
-        raise RecordError(f'{where}:{line}: JSON nested deeper than '
-                          f'{MAX_JSON_DEPTH} levels; {fix}')
     try:
-        return json.loads(text)
+        value = json.loads(text)
+        # a value needs more brackets than levels: most skip the walk
+        deep = text.count('[') + text.count('{') > MAX_JSON_DEPTH and \
+            _deeper_than(value, MAX_JSON_DEPTH)
     except json.JSONDecodeError as e:
         raise RecordError(f'{where}:{first_line + e.lineno - 1}: not valid '
                           f'JSON ({e.msg}, column {e.colno}); {fix}') from None
-    except (ValueError, RecursionError) as e:  # e.g. an int of 5000 digits
+    except RecursionError:
+        deep = True
+    except ValueError as e:  # e.g. an integer of 5000 digits
         loc = '' if '\n' in text.rstrip() else f':{first_line}'
         raise RecordError(f'{where}{loc}: not valid JSON '
                           f'({show(str(e), 100)}); {fix}') from None
+    if deep:
+        raise RecordError(f'{where}:{_deep_line(text, first_line)}: JSON '
+                          f'nested deeper than {MAX_JSON_DEPTH} levels; {fix}')
+    return value
 
 
 def _shown_path(path, root):
