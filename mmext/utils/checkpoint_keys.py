@@ -8,9 +8,9 @@ random weights that ``tools/test.py`` evaluates and exits 0; a list, a
 tensor or a dict with non-string keys fails deep inside mmengine with a raw
 traceback. :func:`install_key_checks` (run by
 :func:`~mmext.utils.checkpoint.register_safe_checkpoint_loader`) wraps
-mmengine's ``load_checkpoint``, ``_load_checkpoint_to_model``,
-``_load_checkpoint_with_prefix`` and ``load_state_dict`` so that every load
-path:
+mmengine's ``_load_checkpoint``, ``_load_checkpoint_to_model``,
+``_load_checkpoint_with_prefix`` and ``load_state_dict`` (and the copies
+``mmengine.runner.runner`` imported) so that every load path:
 
 * refuses a checkpoint that is not a dict of name -> value (one line naming
   the file);
@@ -216,21 +216,15 @@ def _load_with_prefix(prefix, filename, map_location=None):
 _load_with_prefix._mmext_checked = True
 
 
-def _load_checkpoint(model,
-                     filename,
-                     map_location=None,
-                     strict=False,
-                     logger=None,
-                     revise_keys=[(r'^module\.', '')]):  # noqa: B006
-    """mmengine's ``load_checkpoint``; a non-dict is a one-line error."""
-    checkpoint = mme_checkpoint._load_checkpoint(filename, map_location,
-                                                 logger)
-    state_dict_of(checkpoint, filename)
-    return mme_checkpoint._load_checkpoint_to_model(model, checkpoint, strict,
-                                                    logger, revise_keys)
+def _checked_load(load):
 
+    def wrapper(filename, map_location=None, logger=None):
+        checkpoint = load(filename, map_location, logger)
+        state_dict_of(checkpoint, filename)  # every caller needs a dict
+        return checkpoint
 
-_load_checkpoint._mmext_checked = True
+    wrapper._mmext_checked = True
+    return wrapper
 
 
 def _checked_load_state_dict(load_state_dict):
@@ -248,16 +242,17 @@ def _checked_load_state_dict(load_state_dict):
 
 def install_key_checks():
     """Wrap mmengine's functions that put a checkpoint into a model (also
-    the copy ``mmengine.runner.runner`` imported). Idempotent."""
+    the copies ``mmengine.runner.runner`` imported). Idempotent."""
     from mmengine.runner import runner as mme_runner
     for module in (mme_checkpoint, mme_runner):
-        original = getattr(module, '_load_checkpoint_to_model', None)
-        if original is not None and not hasattr(original, '_mmext_checked'):
-            module._load_checkpoint_to_model = _checked_load_to_model(original)
+        for name, wrap in (('_load_checkpoint', _checked_load),
+                           ('_load_checkpoint_to_model',
+                            _checked_load_to_model)):
+            original = getattr(module, name, None)
+            if original is not None and not hasattr(original,
+                                                    '_mmext_checked'):
+                setattr(module, name, wrap(original))
     if not hasattr(mme_checkpoint.load_state_dict, '_mmext_checked'):
         mme_checkpoint.load_state_dict = _checked_load_state_dict(
             mme_checkpoint.load_state_dict)
     mme_checkpoint._load_checkpoint_with_prefix = _load_with_prefix
-    import mmengine.runner
-    mme_checkpoint.load_checkpoint = _load_checkpoint
-    mmengine.runner.load_checkpoint = _load_checkpoint
