@@ -57,6 +57,17 @@ def _dir_key(path):
     return st.st_dev, st.st_ino
 
 
+def _kind(entry):
+    """'file', 'dir' or 'other' (symlinks followed; a looping symlink,
+    which makes ``DirEntry.is_file`` raise, is 'other')."""
+    try:
+        if entry.is_file():
+            return 'file'
+        return 'dir' if entry.is_dir() else 'other'
+    except OSError:
+        return 'other'
+
+
 def _not_a_file_reason(path):
     """Why an entry that is neither a file nor a folder (symlinks
     followed) is not an image: broken or looping symlink, FIFO, ..."""
@@ -113,7 +124,8 @@ def scan_image_folder(folder, extensions=IMAGE_EXTENSIONS):
         subdirs = []
         for entry in entries:
             is_image = entry.name.lower().endswith(extensions)
-            if entry.is_file():  # follows symlinks
+            kind = _kind(entry)
+            if kind == 'file':
                 if not is_image:
                     continue
                 if entry.name.startswith('.'):
@@ -121,7 +133,7 @@ def scan_image_folder(folder, extensions=IMAGE_EXTENSIONS):
                                     'CustomDataset does not list it)'))
                 else:
                     paths.append(entry.path)
-            elif entry.is_dir():  # follows symlinks
+            elif kind == 'dir':
                 try:
                     key = _dir_key(entry.path)
                 except OSError as e:

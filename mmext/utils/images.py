@@ -38,7 +38,7 @@ def to_8bit(img):
         PIL.Image.Image: Mode 'L'.
     """
     width, height = img.size
-    step = max(1, (1 << 20) // max(width, 1))  # ~8 MB of float64 a strip
+    step = max(1, (1 << 19) // max(width, 1))  # ~4 MB of float64 a strip
     strips = [(y, min(y + step, height)) for y in range(0, height, step)]
 
     def rows(y0, y1):
@@ -52,7 +52,7 @@ def to_8bit(img):
         arr = rows(y0, y1)
         if scale:
             arr /= 257.0
-        out[y0:y1] = np.clip(np.rint(arr), 0, 255)
+        out[y0:y1] = np.clip(np.rint(arr, out=arr), 0, 255, out=arr)
     return Image.fromarray(out)
 
 

@@ -2,19 +2,23 @@
 """Region extraction: CLI outputs, resuming, unreadable images, sharding,
 and the npz / TSV region files ViLBERT reads."""
 import base64
+import csv
 import os
 
 import numpy as np
 import pytest
 import torch
 
-from mmext.datasets.region_features import (RegionFileError,
+from mmext.datasets.region_features import (RegionFileError, iter_tsv_regions,
                                             load_region_features,
                                             region_locations)
+from mmext.dedup.textio import unescape_path
 from mmext.models.detectors import BUTDFasterRCNN
-from mmext.models.detectors.butd.extract import (extract_regions,
+from mmext.models.detectors.butd.extract import (assign_image_ids,
+                                                 extract_regions,
                                                  init_butd_detector,
-                                                 list_images, regions_record)
+                                                 list_images, regions_record,
+                                                 tsv_image_id)
 from ..conftest import ROOT, run_tool
 
 cv2 = pytest.importorskip('cv2')
@@ -201,3 +205,158 @@ def test_malformed_region_files_are_one_line(tmp_path):
         assert str(path) in str(e.value) and '\n' not in str(e.value)
         with pytest.raises(RegionFileError):
             LoadRegionFeatures(str(tmp_path))(dict(img_path=f'{name}.jpg'))
+
+
+def _png(path, seed, hw=(48, 40)):
+    """A random colour PNG at ``path`` (str or bytes)."""
+    rng = np.random.RandomState(seed)
+    ok, data = cv2.imencode('.png',
+                            rng.randint(0, 256, hw + (3, )).astype(np.uint8))
+    with open(path, 'wb') as f:
+        f.write(data.tobytes())
+
+
+def test_image_ids_unique_and_stable():
+    from mmext.models.detectors.butd.extract import MAX_ID_BYTES
+    ids = assign_image_ids(
+        ['d/same.jpg', 'd/same.png', 'd/x.jpg', 'e/same.jpg.png'])
+    # same.jpg.png's stem is 'same.jpg': the clash moves to the digest
+    assert ids[1:3] == ['same.png', 'x'] and ids[3] == 'same.jpg'
+    assert ids[0].startswith('same.jpg~') and len(ids[0]) == 17
+    # names that differ only in case would merge on macOS / Windows
+    case = assign_image_ids(['A.jpg', 'a.jpg', 'b.jpg'])
+    assert len({i.casefold() for i in case}) == 3 and case[2] == 'b'
+    # the same name in two folders; ids do not depend on order
+    two = assign_image_ids(['p/img.jpg', 'q/img.jpg'])
+    assert len(set(two)) == 2
+    assert assign_image_ids(['q/img.jpg', 'p/img.jpg']) == two[::-1]
+    long = assign_image_ids(['é' * 200 + '.jpg'])[0]
+    assert len(long.encode()) <= MAX_ID_BYTES and '~' in long
+    with pytest.raises(ValueError, match='listed twice'):
+        assign_image_ids(['a.jpg', 'b.jpg', 'a.jpg'])
+
+
+def test_same_stem_gets_two_outputs(workspace, tmp_path):
+    model, _ = init_butd_detector(
+        str(workspace / 'butd_tiny.py'), str(workspace / 'butd_tiny.pth'))
+    images = tmp_path / 'images'
+    images.mkdir()
+    _png(images / 'same.png', 1)
+    cv2.imwrite(
+        str(images / 'same.jpg'),
+        cv2.imread(str(images / 'same.png'))[::-1])
+    _png(images / 'other.png', 2)
+    out = tmp_path / 'out'
+    summary = extract_regions(
+        model,
+        list_images(str(images)),
+        str(out), ('npz', 'tsv'),
+        SELECT,
+        progress=False)
+    assert summary['done'] == 3
+    assert sorted(p.name for p in out.glob('*.npz')) == [
+        'other.npz', 'same.jpg.npz', 'same.png.npz'
+    ]
+    a = load_region_features(str(out / 'same.jpg.npz'))
+    b = load_region_features(str(out / 'same.png.npz'))
+    assert (a['image_id'], b['image_id']) == ('same.jpg', 'same.png')
+    assert not np.array_equal(a['features'], b['features'])
+    with open(out / 'image_ids.csv', newline='', encoding='utf-8') as f:
+        rows = {r['image_id']: r['image_path'] for r in csv.DictReader(f)}
+    assert rows == {
+        'other': str(images / 'other.png'),
+        'same.jpg': str(images / 'same.jpg'),
+        'same.png': str(images / 'same.png')
+    }
+    tsv_ids = [
+        r['image_id']
+        for r in iter_tsv_regions(str(out / 'regions_rank0.tsv'))
+    ]
+    assert sorted(tsv_ids) == ['other', 'same.jpg', 'same.png']
+
+
+HOSTILE = (b'tab\there.png', b'new\nline.png', b'back\\slash.png',
+           b'"quoted.png', b'\xff\xfe-latin1.png', b'#hash.png', b'-dash.png',
+           b' spaced .png')
+
+
+@pytest.mark.skipif(os.name != 'posix', reason='POSIX byte file names')
+def test_hostile_names_round_trip_tsv_and_resume(workspace, tmp_path):
+    """TSV write -> read -> resume with tabs, newlines, quotes and
+    undecodable bytes in image names; a damaged line is moved aside."""
+    model, _ = init_butd_detector(
+        str(workspace / 'butd_tiny.py'), str(workspace / 'butd_tiny.pth'))
+    images = tmp_path / 'images'
+    images.mkdir()
+    for k, name in enumerate(HOSTILE):
+        _png(os.path.join(os.fsencode(images), name), k)
+    paths = list_images(str(images))
+    assert len(paths) == len(HOSTILE)
+    want = {os.fsdecode(n[:-4]) for n in HOSTILE}
+    out = tmp_path / 'out'
+    first = extract_regions(
+        model, paths, str(out), ('npz', 'tsv'), SELECT, progress=False)
+    assert first['done'] == len(HOSTILE) and not first['failed']
+    tsv = out / 'regions_rank0.tsv'
+    assert tsv.read_bytes().count(b'\n') == len(HOSTILE)
+    rows = list(iter_tsv_regions(str(tsv)))
+    assert {unescape_path(r['image_id']) for r in rows} == want
+    npz_ids = {
+        str(load_region_features(str(p))['image_id'])
+        for p in out.glob('*.npz')
+    }
+    assert npz_ids == want
+    quoted = load_region_features(str(tsv), image_id=tsv_image_id('"quoted'))
+    assert quoted['image_id'] == '\\x22quoted'
+    with open(out / 'image_ids.csv', newline='', encoding='utf-8') as f:
+        mapping = {
+            unescape_path(r['image_id']): unescape_path(r['image_path'])
+            for r in csv.DictReader(f)
+        }
+    assert mapping == {
+        os.fsdecode(n[:-4]): os.fsdecode(os.path.join(os.fsencode(images), n))
+        for n in HOSTILE
+    }
+
+    again = extract_regions(
+        model, paths, str(out), ('npz', 'tsv'), SELECT, progress=False)
+    assert (again['done'], again['skipped']) == (0, len(HOSTILE))
+
+    # a damaged middle line: named, moved aside, that image redone
+    lines = tsv.read_bytes().split(b'\n')[:-1]
+    victim = lines[2].split(b'\t', 1)[0].decode()
+    lines[2] = lines[2][:40] + b'\t?'
+    tsv.write_bytes(b'\n'.join(lines) + b'\n')
+    os.remove(out / (unescape_path(victim) + '.npz'))
+    third = extract_regions(
+        model, paths, str(out), ('npz', 'tsv'), SELECT, progress=False)
+    assert third['done'] == 1 and third['damaged'][0][0] == 3
+    assert 'not base64 of' in third['damaged'][0][1]
+    damaged = (out / 'regions_rank0.tsv.damaged').read_bytes()
+    assert damaged.startswith(b'# line 3: ') and b'\t?' in damaged
+    rows = list(iter_tsv_regions(str(tsv)))  # parseable again
+    assert sorted(r['image_id']
+                  for r in rows) == sorted(tsv_image_id(i) for i in want)
+
+
+def test_non_files_named_like_images_fail_with_reason(workspace, tmp_path):
+    model, _ = init_butd_detector(
+        str(workspace / 'butd_tiny.py'), str(workspace / 'butd_tiny.pth'))
+    images = tmp_path / 'images'
+    (images / 'folder.jpg').mkdir(parents=True)
+    os.mkfifo(images / 'pipe.png')  # reading it must not block
+    (images / 'gone.jpg').symlink_to(tmp_path / 'nowhere.jpg')
+    _png(images / 'ok.png', 3)
+    summary = extract_regions(
+        model,
+        list_images(str(images)),
+        str(tmp_path / 'out'),
+        select_cfg=SELECT,
+        progress=False)
+    assert summary['done'] == 1
+    reasons = {os.path.basename(p): r for p, r in summary['failed']}
+    assert 'a directory' in reasons['folder.jpg']
+    assert 'a FIFO' in reasons['pipe.png']
+    assert 'No such file' in reasons['gone.jpg']
+    listed = (tmp_path / 'out' / 'failed_rank0.txt').read_text().splitlines()
+    assert len(listed) == 3 and all(len(ln.split('\t')) == 2 for ln in listed)
