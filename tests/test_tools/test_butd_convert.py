@@ -11,7 +11,9 @@ table with what ``BUTDFasterRCNN`` expects on the meta device. The
 converted model is compared with the network recomputed layer by layer
 from the raw blobs (caffe's BatchNorm / Scale / blocked-softmax formulas).
 """
+import importlib.util
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +27,10 @@ from mmext.models.detectors.butd.caffe_convert import (ButdConversionError,
                                                        convert_butd_caffemodel,
                                                        convert_caffe_layers,
                                                        expected_caffe_layers)
+from mmext.models.utils.checkpoint_convert import CheckpointConversionError
 from mmext.utils import safe_torch_load
 from mmext.utils.caffemodel import CaffeLayer, CaffeModelError, read_caffemodel
+from mmext.utils.fileio import InputFileError
 from ..conftest import ROOT, run_tool
 
 TABLE = ROOT / 'tests' / 'data' / 'butd_caffe_blobs.json'
@@ -305,11 +309,16 @@ def test_full_size_table_matches_model_state_dict():
     assert not any('anchor' in k for k in own)  # generated, not loaded
 
 
-def test_cli_converts_and_writes_report(tmp_path, caffemodel):
+def small_config(tmp_path):
     cfg = tmp_path / 'butd_small.py'
     cfg.write_text("_base_ = ['{}']\nmodel = dict({})\n".format(
         ROOT / 'configs/butd/butd_faster-rcnn_r101-caffe-c4_vg.py',
         ', '.join(f'{k}={v!r}' for k, v in ARCH.items())))
+    return cfg
+
+
+def test_cli_converts_and_writes_report(tmp_path, caffemodel):
+    cfg = small_config(tmp_path)
     vocab = tmp_path / 'objects_vocab.txt'
     vocab.write_text('\n'.join(['cat', 'dog', 'gray,grey', 'a', 'b', 'c']))
     dst = tmp_path / 'butd_small.pth'
@@ -336,6 +345,61 @@ def test_convert_refuses_vocabulary_of_wrong_size(tmp_path, caffemodel):
             'classes'):
         convert_butd_caffemodel(
             str(caffemodel[0]), model_cfg=ARCH, objects_vocab=str(vocab))
+
+
+@pytest.mark.parametrize('kind', ['fifo', 'wire-type-0'])
+def test_cli_refuses_bad_caffemodel_in_one_line(tmp_path, kind):
+    """A FIFO (open() used to wait forever) and a bias written as varints
+    (read as byte offsets: garbage weights, exit 0): exit 1, one line."""
+    from ..test_utils.test_caffemodel import _encode, key, layer, shape
+    src = tmp_path / f'{kind}.caffemodel'
+    if kind == 'fifo':
+        os.mkfifo(src)
+    else:
+        layers = random_butd_layers(relation=False)
+        w, b = layers.pop('cls_score')[1]
+        write_caffemodel(src, layers)
+        bias = shape(b.shape) + b''.join(
+            key(5, 0) + _encode(100 + i) for i in range(b.size))
+        weight = shape(w.shape) + key(5, 2) + _encode(w.nbytes) + \
+            w.tobytes()
+        with open(src, 'ab') as f:
+            f.write(layer(b'cls_score', [weight, bias]))
+    dst = tmp_path / 'out.pth'
+    proc = run_tool([TOOL, src, dst, '--config',
+                     small_config(tmp_path)],
+                    cwd=tmp_path,
+                    timeout=300,
+                    check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(f'butd_caffe_to_mmext: caffemodel {src}'), line
+    assert 'Traceback' not in proc.stderr
+    assert ('is a FIFO, not a regular file' in line if kind == 'fifo' else
+            "layer 'cls_score': blob 1: field 5 (float data) has wire type "
+            '0 (varint)' in line), line
+    assert not dst.exists()
+
+
+def test_bad_paths_around_the_caffemodel(tmp_path, caffemodel, capsys):
+    """A directory as source, a FIFO as vocabulary, a directory as output:
+    one line each, nothing hangs."""
+    from ..test_utils.test_caffemodel_fuzz import bounded
+    with pytest.raises(CaffeModelError, match='is a directory, not a'):
+        convert_butd_caffemodel(str(tmp_path), model_cfg=ARCH)
+    fifo = tmp_path / 'objects_vocab.txt'
+    os.mkfifo(fifo)
+    with bounded(60), pytest.raises(InputFileError, match='is a FIFO'):
+        convert_butd_caffemodel(
+            str(caffemodel[0]), model_cfg=ARCH, objects_vocab=str(fifo))
+    spec = importlib.util.spec_from_file_location('butd_tool', TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main([str(caffemodel[0]), str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        f'butd_caffe_to_mmext: output {tmp_path} is a directory: give the '
+        'checkpoint file to write (.pth)\n')
+    assert issubclass(ButdConversionError, CheckpointConversionError)
 
 
 def caffe_reference_forward(layers, image, rois):

@@ -19,11 +19,12 @@ Example::
 """
 import argparse
 import json
+import os
 import sys
 
-from mmext.models.detectors.butd.caffe_convert import (ButdConversionError,
-                                                       convert_butd_caffemodel)
-from mmext.utils.caffemodel import CaffeModelError
+from mmext.models.detectors.butd.caffe_convert import convert_butd_caffemodel
+from mmext.models.utils.checkpoint_convert import CheckpointConversionError
+from mmext.utils.fileio import InputFileError, check_regular_file
 
 
 def parse_args(argv=None):
@@ -41,20 +42,28 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    """Exit 0 with the checkpoint and report written, or 1 with one line
+    naming the bad file (caffemodel, config, vocabulary, destination)."""
     args = parse_args(argv)
-    model_cfg = None
-    if args.config:
-        from mmengine.config import Config
-        model_cfg = Config.fromfile(args.config).model.to_dict()
     try:
+        model_cfg = None
+        if args.config:
+            from mmengine.config import Config
+            check_regular_file(args.config, 'config')  # a FIFO would block
+            model_cfg = Config.fromfile(args.config).model.to_dict()
+        if os.path.isdir(args.dst):
+            raise InputFileError(f'output {args.dst} is a directory: give '
+                                 'the checkpoint file to write (.pth)')
         sd, report = convert_butd_caffemodel(args.src, args.dst, model_cfg,
                                              args.objects_vocab,
                                              args.attributes_vocab)
-    except (ButdConversionError, CaffeModelError, FileNotFoundError) as e:
+        with open(args.dst + '.report.json', 'w') as f:
+            json.dump(report, f, indent=1)
+    except (CheckpointConversionError, InputFileError, OSError) as e:
+        # CaffeModelError is an InputFileError, ButdConversionError a
+        # CheckpointConversionError; OSError: missing or unwritable paths
         print(f'butd_caffe_to_mmext: {e}', file=sys.stderr)
         return 1
-    with open(args.dst + '.report.json', 'w') as f:
-        json.dump(report, f, indent=1)
     for item in report['ignored']:
         print(f"ignored {item['layer']} {item['shapes']}: {item['reason']}")
     print(f"wrote {args.dst}: {len(sd)} tensors from {len(report['used'])} "

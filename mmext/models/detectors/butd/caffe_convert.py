@@ -30,6 +30,9 @@ from collections import OrderedDict
 
 import torch
 
+from mmext.models.utils.checkpoint_convert.common import \
+    CheckpointConversionError
+from mmext.utils.fileio import read_text_file
 from .resnet_caffe import caffe_block_names
 
 __all__ = [
@@ -56,7 +59,7 @@ _RELATION_REASON = ('relation head (trained with HAS_RELATIONS, absent from '
                     'test.prototxt): not part of detection or features')
 
 
-class ButdConversionError(ValueError):
+class ButdConversionError(CheckpointConversionError):
     """The caffemodel does not match the BUTD test network."""
 
 
@@ -243,10 +246,15 @@ def arch_from_model_cfg(model_cfg=None):
 
 def read_vg_vocab(path, background):
     """A VG vocabulary file (``objects_vocab.txt``: one entry a line,
-    synonyms comma-separated) → names with ``background`` at index 0."""
-    with open(path, encoding='utf-8') as f:
-        names = [line.strip() for line in f if line.strip()]
-    return [background] + names
+    synonyms comma-separated) → names with ``background`` at index 0.
+
+    Raises:
+        InputFileError: Not a regular file (a FIFO never blocks), above
+            16 MiB (the 1600-line file has 15 kB) or not UTF-8 text.
+    """
+    text = read_text_file(path, 'vocabulary file', max_bytes=16 << 20)
+    return [background
+            ] + [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def convert_butd_caffemodel(src,
@@ -267,6 +275,13 @@ def convert_butd_caffemodel(src,
 
     Returns:
         tuple[OrderedDict, dict]: State dict and report.
+
+    Raises:
+        CaffeModelError: ``src`` is not a readable caffemodel (not a
+            regular file, truncated, malformed); one line naming the file,
+            layer, blob and byte.
+        ButdConversionError: It does not hold the BUTD test network.
+        InputFileError: A vocabulary file is not a regular UTF-8 file.
     """
     from mmext.utils.caffemodel import read_caffemodel
     from .butd_faster_rcnn import BUTDFasterRCNN
