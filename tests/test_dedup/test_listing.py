@@ -31,6 +31,17 @@ def _skipped_csv(out_dir):
         }
 
 
+def _check(train, held, out_dir):
+    """The leakage check in this process, no cache."""
+    return find_leakage(
+        str(train),
+        str(held),
+        str(out_dir),
+        workers=0,
+        use_cache=False,
+        progress=False)
+
+
 def _texture(seed, size=64):
     rng = np.random.RandomState(seed)
     small = rng.randint(0, 256, (8, 8, 3)).astype(np.uint8)
@@ -61,13 +72,7 @@ def test_symlinked_class_folder_found_like_custom_dataset(tmp_path, photos):
     trained = [ds.get_data_info(i)['img_path'] for i in range(len(ds))]
     assert sorted(listed) == sorted(trained) and len(listed) == 12
 
-    meta = find_leakage(
-        str(train),
-        str(held),
-        str(tmp_path / 'out'),
-        workers=0,
-        use_cache=False,
-        progress=False)
+    meta = _check(train, held, tmp_path / 'out')
     assert meta['pairs'] == 11 and meta['skipped'] == 0
 
 
@@ -112,13 +117,7 @@ def test_image_named_non_files_in_skipped_csv(tmp_path, monkeypatch):
     sock = socket.socket(socket.AF_UNIX)
     sock.bind('sock.png')
     try:
-        meta = find_leakage(
-            str(train),
-            str(held),
-            str(tmp_path / 'out'),
-            workers=0,
-            use_cache=False,
-            progress=False)
+        meta = _check(train, held, tmp_path / 'out')
     finally:
         sock.close()
     assert meta['pairs'] == 1 and meta['train_hashed'] == 1
