@@ -70,7 +70,7 @@ def parse_args(argv=None):
         type=int,
         default=1024,
         help='MiB of decoded pixels all workers together may hold (one '
-        'image at the 50-Mpx cap takes 400)')
+        'image at the 50-Mpx cap takes 430)')
     p.add_argument('--limit', type=int, help='first N lines only')
     p.add_argument(
         '--retry-failed',

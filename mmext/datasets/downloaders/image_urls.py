@@ -47,7 +47,7 @@ from tqdm import tqdm
 
 from .limits import (BYTES_PER_PIXEL, DEFAULT_DECODE_BUDGET, Attempt,
                      DecodeBudget, HTTPOnlyRedirects, Interrupted,
-                     abort_attempts, check_budget)
+                     abort_attempts, check_budget, return_freed_pixels_to_os)
 from .url_lists import (COLUMNS, RETRY_CODES, STATUSES, DownloadRecord,
                         read_download_log, read_url_tsv, summarize_downloads,
                         write_download_log)
@@ -335,6 +335,7 @@ def download_images(items,
                                 retry_failed)
     budget = DecodeBudget(decode_budget)
     check_budget(budget, fetch_kwargs.get('max_pixels', 50_000_000))
+    return_freed_pixels_to_os()  # else RSS keeps one image per worker
     stop = threading.Event()
 
     def run(job):
