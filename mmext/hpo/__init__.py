@@ -1,13 +1,16 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """Optuna hyper-parameter / architecture search over mmext configs."""
 from .coattention import coattention_layers, suggest_coattention
+from .metric_keys import check_metrics, validation_keys
 from .objective import ConfigObjective, apply_overrides, probe_overrides
-from .report import (best_trials, trial_table, write_best_config,
-                     write_best_configs, write_plots, write_trial_table)
+from .report import (best_trials, failure_summary, trial_table,
+                     write_best_config, write_best_configs, write_plots,
+                     write_trial_table)
 from .search import resolve_objective, search
-from .space import SearchSpace, check_overrides, get_key, load_space
-from .study import (make_pruner, make_sampler, make_storage, open_study,
-                    run_study)
+from .space import (SearchSpace, SpaceError, check_overrides, get_key,
+                    load_space)
+from .study import (fail_dead_trials, make_pruner, make_sampler, make_storage,
+                    open_study, run_study)
 
 __all__ = [
     'SearchSpace', 'load_space', 'check_overrides', 'get_key',
@@ -15,5 +18,6 @@ __all__ = [
     'make_pruner', 'make_sampler', 'open_study', 'run_study', 'trial_table',
     'write_trial_table', 'best_trials', 'write_best_config',
     'write_best_configs', 'write_plots', 'coattention_layers',
-    'suggest_coattention', 'search', 'resolve_objective'
+    'suggest_coattention', 'search', 'resolve_objective', 'SpaceError',
+    'check_metrics', 'validation_keys', 'fail_dead_trials', 'failure_summary'
 ]

@@ -19,6 +19,14 @@ Every other key must exist in the config: a key the config lacks would be
 merged as a new field the model never reads (the thesis code's trials set
 fields its model ignored). :func:`check_overrides` refuses such keys before
 the study starts.
+
+A space file that cannot be used raises :class:`SpaceError`, one line naming
+the file: a syntax error or an exception while it runs (with its line), a
+wrong type (``space`` given as a list, a value that is no Optuna
+distribution, ``new_keys`` as one string, ...), a key that is no dotted
+config key. An ``overrides(trial)`` that raises names the trial, the file
+and the exception; ``tools/hpo.py`` records that trial FAIL with this
+reason and goes on.
 """
 import difflib
 import os.path as osp

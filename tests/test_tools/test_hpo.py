@@ -96,3 +96,136 @@ def test_hpo_end_to_end(workspace):
     acc = float(log.split('accuracy/top1: ')[-1].split()[0])
     assert acc == pytest.approx(second['best'][0]['values'][0], abs=1e-3)
     assert acc > 60  # chance is 33
+
+
+def _no_traceback(proc):
+    out = proc.stdout + proc.stderr
+    assert 'Traceback' not in out, out[-3000:]
+    return proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize('case', ['metric', 'syntax'])
+def test_hpo_refuses_before_training(workspace, case):
+    ws = workspace
+    space = f'space_{case}.py'
+    if case == 'syntax':
+        (ws / space).write_text("metric = 'accuracy/top1'\nspace = {\n")
+        args = []
+    else:
+        (ws / space).write_text(SPACE)
+        args = ['--metric', 'accuracy/top2']
+    proc = run_tool(
+        [
+            HPO, CFG, '--space', space, '--work-dir', f'refused_{case}',
+            '--n-trials', 3
+        ] + args,
+        cwd=ws,
+        check=False)
+    assert proc.returncode == 1
+    last = _no_traceback(proc)
+    if case == 'metric':
+        assert last == (f"hpo: --metric 'accuracy/top2' is not a validation "
+                        f'metric of {CFG}: did you mean \'accuracy/top1\'? '
+                        'its val_evaluator gives accuracy/top1')
+    else:
+        assert last.startswith(f'hpo: {space} line 2: syntax error (')
+    assert not (ws / f'refused_{case}').exists()  # nothing trained
+
+
+RAISING_SPACE = '''
+def overrides(trial):
+    if trial.number % 2 == 0:
+        raise ValueError('planted')
+    return {'model.head.in_channels': 7, 'train_cfg.max_epochs': 1}
+
+
+metric = 'accuracy/top1'
+'''
+
+
+def test_hpo_raising_overrides_and_all_failed(workspace):
+    ws = workspace
+    (ws / 'space_raising.py').write_text(RAISING_SPACE)
+    proc = run_tool([
+        HPO, CFG, '--space', 'space_raising.py', '--work-dir', 'allfail',
+        '--n-trials', 2
+    ],
+                    cwd=ws,
+                    check=False)
+    # the raising trial failed, the run went on to trial 1, which failed too
+    assert proc.returncode == 1
+    last = _no_traceback(proc)
+    assert last.startswith(
+        "hpo: study 'resnet18_1xb8-scratch_tiny-64px-space_raising': all 2 "
+        'failed: 1x SpaceError: space_raising.py: overrides(trial 0) raised '
+        'ValueError: planted; 1x RuntimeError: ')
+    assert last.endswith('(trials.csv in allfail)')
+    rows = json.loads((ws / 'allfail' / 'trials.json').read_text())
+    assert [r['state'] for r in rows] == ['FAIL', 'FAIL']
+    assert rows[0]['fail_reason'] == ('SpaceError: space_raising.py: '
+                                      'overrides(trial 0) raised ValueError: '
+                                      'planted')
+    # the traceback is kept beside the trial, not on the console
+    assert 'ValueError: planted' in (ws / 'allfail' / 'trial_0' /
+                                     'traceback.txt').read_text()
+
+
+KILL_SPACE = '''
+import os
+
+from optuna.distributions import FloatDistribution
+
+space = {'optim_wrapper.optimizer.lr': FloatDistribution(0.01, 0.1)}
+fixed = {'train_cfg.max_epochs': int(os.environ['HPO_TEST_EPOCHS'])}
+metric = 'accuracy/top1'
+'''
+
+
+def test_hpo_killed_trial_fails_on_resume(workspace):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    ws = workspace
+    (ws / 'space_kill.py').write_text(KILL_SPACE)
+    args = [
+        HPO, CFG, '--space', 'space_kill.py', '--work-dir', 'killed',
+        '--n-trials', 2
+    ]
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS='1',
+        HPO_TEST_EPOCHS='500',
+        PYTHONPATH=os.pathsep.join(
+            [str(ROOT), os.environ.get('PYTHONPATH', '')]))
+    proc = subprocess.Popen(
+        [sys.executable] + list(map(str, args)),
+        cwd=ws,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while not (ws / 'killed' / 'trial_0').exists():
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    db = sqlite3.connect(ws / 'killed' / 'study.db')
+    assert list(db.execute('SELECT number, state FROM trials')) == [
+        (0, 'RUNNING')
+    ]
+    db.close()
+    out = run_tool(args, cwd=ws, env=dict(HPO_TEST_EPOCHS='1'))
+    assert f'hpo: trial 0: process {proc.pid} on ' in out.stderr
+    summary = json.loads((ws / 'killed' / 'summary.json').read_text())
+    reason = summary['marked_failed_on_resume']['0']
+    assert reason.endswith('died (killed or crashed) during the trial; '
+                           'marked failed on resume')
+    assert summary['failed'] == [dict(number=0, reason=reason)]
+    # re-queued once with the same parameters, and trained
+    assert summary['states'] == {'FAIL': 1, 'COMPLETE': 1}
+    rows = json.loads((ws / 'killed' / 'trials.json').read_text())
+    assert rows[1]['params'] == rows[0]['params']
