@@ -13,9 +13,7 @@ import pytest
 from PIL import Image
 
 from mmext.datasets.downloaders import image_urls, limits
-from mmext.datasets.downloaders.image_urls import (
-    download_images, fetch_image, image_file_name, normalize_url,
-    read_download_log, read_url_tsv)
+from mmext.datasets.downloaders.image_urls import download_images, fetch_image
 from mmext.datasets.image_text import RecordError
 from mmext.testing.multimodal import local_image_server
 from mmext.utils.fileio import InputFileError
@@ -111,14 +109,18 @@ def test_duplicate_urls_fetched_once_and_mapped_to_every_line(tmp_path, run):
         tsv = _write_tsv(tmp_path / 'c.tsv', urls)
         log = str(tmp_path / 'c.downloads.csv')
         counts = download_images(
-            read_url_tsv(tsv), str(tmp_path), log, workers=4, **FAST)
+            image_urls.read_url_tsv(tsv),
+            str(tmp_path),
+            log,
+            workers=4,
+            **FAST)
         assert server.hits['/img/7.png'] == 1
-    rows = read_download_log(log)
+    rows = image_urls.read_download_log(log)
     assert sorted(rows) == [1, 2, 3, 4, 5]
     assert [rows[i].status for i in (1, 3, 4)] == ['saved'] * 3
     assert {rows[i].file
             for i in (1, 3, 4)
-            } == {os.path.join('images', image_file_name(dup))}
+            } == {os.path.join('images', image_urls.image_file_name(dup))}
     assert [rows[i].caption
             for i in (1, 3, 4)] == ['caption 1', 'caption 3', 'caption 4']
     assert counts['saved'] == 4
@@ -143,26 +145,28 @@ def test_concurrent_saves_to_one_path_use_unique_temporary_names(tmp_path):
 
 
 def test_urls_with_spaces_and_invalid_urls(tmp_path):
-    assert normalize_url('http://h/a b/ü.png?q=x y') == \
+    assert image_urls.normalize_url('http://h/a b/ü.png?q=x y') == \
         'http://h/a%20b/%C3%BC.png?q=x%20y'
-    assert normalize_url('http://bücher.example/x') == \
+    assert image_urls.normalize_url('http://bücher.example/x') == \
         'http://xn--bcher-kva.example/x'
     for url in ('http://exa mple.com/x.png', 'http://127.0.0.1:99999/x',
                 'http://[::1/x', 'http:///x', 'mailto:a@b', 'http://h/\x01'):
         with pytest.raises(ValueError):
-            normalize_url(url)
+            image_urls.normalize_url(url)
     with local_image_server() as server:
         spaced = server.url('/img/a b 5.png')
         urls = [spaced, 'http://exa mple.com/x.png', 'http://[::1/x']
         tsv = _write_tsv(tmp_path / 'c.tsv', urls)
         log = str(tmp_path / 'c.downloads.csv')
-        download_images(read_url_tsv(tsv), str(tmp_path), log, **FAST)
-        rows = read_download_log(log)
+        download_images(
+            image_urls.read_url_tsv(tsv), str(tmp_path), log, **FAST)
+        rows = image_urls.read_download_log(log)
         assert [rows[i].status
                 for i in (1, 2, 3)] == ['saved', 'invalid_url', 'invalid_url']
         assert server.hits == {'/img/a b 5.png': 1}  # sent as a%20b%205
         # invalid URLs are final: a resume skips them
-        counts = download_images(read_url_tsv(tsv), str(tmp_path), log, **FAST)
+        counts = download_images(
+            image_urls.read_url_tsv(tsv), str(tmp_path), log, **FAST)
         assert counts['skipped'] == 3
 
 
@@ -192,7 +196,7 @@ def test_decode_budget_bounds_all_workers(tmp_path, monkeypatch,
         urls = [server.url(f'/img/{n}.png') for n in range(6)]
         tsv = _write_tsv(tmp_path / 'c.tsv', urls)
         counts = download_images(
-            read_url_tsv(tsv),
+            image_urls.read_url_tsv(tsv),
             str(tmp_path),
             str(tmp_path / 'log.csv'),
             workers=6,
@@ -220,7 +224,7 @@ def test_budget_smaller_than_one_capped_image_is_refused(tmp_path):
 def test_tsv_not_utf8_names_file_and_line(tmp_path):
     tsv = tmp_path / 'c.tsv'
     tsv.write_bytes(b'a\thttp://h/1\nb\thttp://h/2\ncaf\xe9\thttp://h/3\n')
-    rows = read_url_tsv(tsv)
+    rows = image_urls.read_url_tsv(tsv)
     assert next(rows) == (1, 'a', 'http://h/1')
     with pytest.raises(InputFileError) as e:
         list(rows)
@@ -236,10 +240,10 @@ def test_tsv_encodings_and_line_numbers_match_open(tmp_path):
         with open(tsv, encoding=encoding) as f:  # how open() numbers them
             want = [(i, *line.rstrip('\n').split('\t'))
                     for i, line in enumerate(f, 1) if line.strip()]
-        assert list(read_url_tsv(tsv)) == want, encoding
+        assert list(image_urls.read_url_tsv(tsv)) == want, encoding
     tsv.write_text('a\tb\tc\n')
     with pytest.raises(RecordError, match=r'c.tsv:1: 3 tab-separated'):
-        list(read_url_tsv(tsv))
+        list(image_urls.read_url_tsv(tsv))
 
 
 @pytest.mark.parametrize('line, cause', [
@@ -253,7 +257,7 @@ def test_malformed_log_line_names_log_and_line(tmp_path, line, cause):
     log.write_text('line,status,detail,file,url,caption\n'
                    '1,saved,,images/a.jpg,http://h/a,cap\n' + line + '\n')
     with pytest.raises(InputFileError) as e:
-        read_download_log(str(log))
+        image_urls.read_download_log(str(log))
     msg = str(e.value)
     assert f'download log {log}, line 3: {cause}' in msg and '\n' not in msg
 
@@ -263,4 +267,4 @@ def test_log_not_utf8_names_log(tmp_path):
     log.write_bytes(b'line,status,detail,file,url,caption\n'
                     b'1,saved,,images/a.jpg,http://h/a,caf\xe9\n')
     with pytest.raises(InputFileError, match=f'download log {log}, line'):
-        read_download_log(str(log))
+        image_urls.read_download_log(str(log))
