@@ -11,11 +11,11 @@ under ``Paper Results`` in a collection, never under a model's ``Results``.
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from mmengine.config import Config
 
+from mmext.analysis.complexity import _hw, config_input_size, sdpa_flop_jit
 from mmext.utils.config import iter_config
 
 __all__ = [
@@ -25,67 +25,6 @@ __all__ = [
 
 # config folders that hold no models (search spaces, bases)
 NON_MODEL_DIRS = ('_base_', 'hpo')
-
-
-def _pipeline(cfg):
-    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
-    while 'pipeline' not in dataset and 'dataset' in dataset:
-        dataset = dataset['dataset']  # dataset wrappers
-    return dataset.get('pipeline', [])
-
-
-def _hw(size):
-    if isinstance(size, int):
-        return (size, size)
-    if isinstance(size, (list, tuple)) and len(size) == 2:
-        return (int(size[1]), int(size[0]))  # mmcv scales are (w, h)
-    return None
-
-
-def config_input_size(cfg):
-    """The ``(h, w)`` the config's test pipeline feeds the model.
-
-    The last ``CenterCrop`` / ``Resize`` (``scale`` or ``crop_size``) of the
-    test pipeline; else a detector's ``test_cfg.target_size`` (square);
-    else the backbone's ``img_size``; else 224.
-
-    Args:
-        cfg (Config): A loaded config.
-
-    Returns:
-        tuple[int, int]: Height and width.
-    """
-    size = None
-    for t in _pipeline(cfg):
-        kind = t.get('type', '')
-        if kind in ('CenterCrop', 'RandomCrop'):
-            size = _hw(t.get('crop_size')) or size
-        elif kind == 'Resize':
-            size = _hw(t.get('scale')) or size
-    test_cfg = cfg.get('model', {}).get('test_cfg') or {}
-    if size is None and isinstance(test_cfg.get('target_size'), int):
-        size = _hw(test_cfg['target_size'])  # detectors: shorter side
-    if size is None:
-        backbone = cfg.get('model', {}).get('backbone', {})
-        backbone = backbone.get('backbone', backbone)  # PartialFreeze
-        size = _hw(backbone.get('img_size')) if backbone else None
-    return size or (224, 224)
-
-
-def sdpa_flop_jit(inputs, outputs):
-    """FLOPs of ``aten::scaled_dot_product_attention``: ``q k^T`` and
-    ``attn v``, one multiply-add each (fvcore / mmengine convention).
-
-    mmengine's FlopAnalyzer has no handle for it and skips it, so models
-    using PyTorch's fused attention (mmpretrain's ViT on torch >= 2) count
-    low: ViT-B/16 at 224 px gives 16.87G instead of mmpretrain's published
-    17.58G. With this handle the published number is reproduced exactly.
-    """
-    from mmengine.analysis.jit_handles import get_shape
-    q, k, v = (get_shape(x) for x in inputs[:3])
-    batch = int(np.prod(q[:-2]))
-    length, source = q[-2], k[-2]
-    return batch * length * source * (q[-1] + v[-1])
 
 
 def _count(module, inputs, count_sdpa):
