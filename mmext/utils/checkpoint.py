@@ -9,7 +9,9 @@ globals is not safe either (``getattr`` reaches ``eval``).
 :func:`safe_torch_load` runs torch's weights-only unpickler with restricted
 stand-ins for exactly those globals (:mod:`mmext.utils.safe_pickle`), loads
 ``.safetensors`` files with safetensors, and turns every failure into one
-line naming the file.
+line naming the file. It opens regular files only (a FIFO never hangs it)
+and bounds what a file may allocate to a factor of its size
+(:mod:`mmext.utils.checkpoint_bounds`; torch bounds nothing).
 
 :func:`register_safe_checkpoint_loader` (run by ``import mmext``) points every
 mmengine checkpoint scheme at it -- local paths, ``http(s)://``,
@@ -17,7 +19,10 @@ mmengine checkpoint scheme at it -- local paths, ``http(s)://``,
 ``mmcls://``, ``pavi://``, ``s3://`` / ``petrel://`` -- and replaces
 ``torch.hub.load_state_dict_from_url`` and mmengine's ``load_url``, so
 ``load_from``, ``resume``, ``init_cfg=dict(type='Pretrained')``, torchvision
-weight enums and the tools all go through it.
+weight enums and the tools all go through it; downloads stop at a size
+limit (:mod:`mmext.utils.checkpoint_download`), and a checkpoint that does
+not fit the model it is loaded into is an error, not a logged warning
+(:mod:`mmext.utils.checkpoint_keys`).
 """
 import io
 import os

@@ -44,23 +44,16 @@ _SOURCES = OrderedDict()
 
 def remember_source(obj, name):
     """Note that ``obj`` (just loaded) came from ``name``."""
-    _SOURCES[id(obj)] = (name, type(obj), _size(obj))
+    _SOURCES.pop(id(obj), None)
+    _SOURCES[id(obj)] = (name, type(obj))
     while len(_SOURCES) > 32:
         _SOURCES.popitem(last=False)
 
 
 def _source(obj, default='checkpoint'):
-    entry = _SOURCES.get(id(obj))
-    if entry and entry[1:] == (type(obj), _size(obj)):
-        return entry[0]
-    return default
-
-
-def _size(obj):
-    try:
-        return len(obj)
-    except TypeError:
-        return None
+    # hooks may edit the dict between loading and loading into the model
+    name, kind = _SOURCES.get(id(obj), (default, None))
+    return name if kind is type(obj) else default
 
 
 def min_key_overlap():
@@ -221,6 +214,7 @@ def _checked_load(load):
     def wrapper(filename, map_location=None, logger=None):
         checkpoint = load(filename, map_location, logger)
         state_dict_of(checkpoint, filename)  # every caller needs a dict
+        remember_source(checkpoint, filename)
         return checkpoint
 
     wrapper._mmext_checked = True
