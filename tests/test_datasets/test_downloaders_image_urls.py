@@ -12,9 +12,9 @@ import time
 import pytest
 from PIL import Image
 
+from mmext.datasets.conceptual_captions import read_cc_tsv
 from mmext.datasets.downloaders import image_urls, limits
 from mmext.datasets.downloaders.image_urls import download_images, fetch_image
-from mmext.datasets.image_text import RecordError
 from mmext.testing.multimodal import local_image_server
 from mmext.utils.fileio import InputFileError
 
@@ -109,11 +109,7 @@ def test_duplicate_urls_fetched_once_and_mapped_to_every_line(tmp_path, run):
         tsv = _write_tsv(tmp_path / 'c.tsv', urls)
         log = str(tmp_path / 'c.downloads.csv')
         counts = download_images(
-            image_urls.read_url_tsv(tsv),
-            str(tmp_path),
-            log,
-            workers=4,
-            **FAST)
+            read_cc_tsv(tsv), str(tmp_path), log, workers=4, **FAST)
         assert server.hits['/img/7.png'] == 1
     rows = image_urls.read_download_log(log)
     assert sorted(rows) == [1, 2, 3, 4, 5]
@@ -158,15 +154,13 @@ def test_urls_with_spaces_and_invalid_urls(tmp_path):
         urls = [spaced, 'http://exa mple.com/x.png', 'http://[::1/x']
         tsv = _write_tsv(tmp_path / 'c.tsv', urls)
         log = str(tmp_path / 'c.downloads.csv')
-        download_images(
-            image_urls.read_url_tsv(tsv), str(tmp_path), log, **FAST)
+        download_images(read_cc_tsv(tsv), str(tmp_path), log, **FAST)
         rows = image_urls.read_download_log(log)
         assert [rows[i].status
                 for i in (1, 2, 3)] == ['saved', 'invalid_url', 'invalid_url']
         assert server.hits == {'/img/a b 5.png': 1}  # sent as a%20b%205
         # invalid URLs are final: a resume skips them
-        counts = download_images(
-            image_urls.read_url_tsv(tsv), str(tmp_path), log, **FAST)
+        counts = download_images(read_cc_tsv(tsv), str(tmp_path), log, **FAST)
         assert counts['skipped'] == 3
 
 
@@ -196,7 +190,7 @@ def test_decode_budget_bounds_all_workers(tmp_path, monkeypatch,
         urls = [server.url(f'/img/{n}.png') for n in range(6)]
         tsv = _write_tsv(tmp_path / 'c.tsv', urls)
         counts = download_images(
-            image_urls.read_url_tsv(tsv),
+            read_cc_tsv(tsv),
             str(tmp_path),
             str(tmp_path / 'log.csv'),
             workers=6,
@@ -221,31 +215,6 @@ def test_budget_smaller_than_one_capped_image_is_refused(tmp_path):
                         progress=False)
 
 
-def test_tsv_not_utf8_names_file_and_line(tmp_path):
-    tsv = tmp_path / 'c.tsv'
-    tsv.write_bytes(b'a\thttp://h/1\nb\thttp://h/2\ncaf\xe9\thttp://h/3\n')
-    rows = image_urls.read_url_tsv(tsv)
-    assert next(rows) == (1, 'a', 'http://h/1')
-    with pytest.raises(InputFileError) as e:
-        list(rows)
-    msg = str(e.value)
-    assert str(tsv) in msg and 'line 3' in msg and '\n' not in msg
-
-
-def test_tsv_encodings_and_line_numbers_match_open(tmp_path):
-    text = 'a\thttp://h/1\r\n\rb\thttp://h/2\rc\thttp://h/3\n\n'
-    tsv = tmp_path / 'c.tsv'
-    for encoding in ('utf-8', 'utf-8-sig', 'utf-16', 'utf-32'):
-        tsv.write_bytes(text.encode(encoding))
-        with open(tsv, encoding=encoding) as f:  # how open() numbers them
-            want = [(i, *line.rstrip('\n').split('\t'))
-                    for i, line in enumerate(f, 1) if line.strip()]
-        assert list(image_urls.read_url_tsv(tsv)) == want, encoding
-    tsv.write_text('a\tb\tc\n')
-    with pytest.raises(RecordError, match=r'c.tsv:1: 3 tab-separated'):
-        list(image_urls.read_url_tsv(tsv))
-
-
 @pytest.mark.parametrize('line, cause', [
     ('x,saved,,images/a.jpg,http://h/a,cap', "'line' is 'x'"),
     ('2,gone,,,http://h/a,cap', "unknown status 'gone'"),
@@ -268,3 +237,12 @@ def test_log_not_utf8_names_log(tmp_path):
                     b'1,saved,,images/a.jpg,http://h/a,caf\xe9\n')
     with pytest.raises(InputFileError, match=f'download log {log}, line'):
         image_urls.read_download_log(str(log))
+
+
+def test_log_with_a_huge_caption_reads_back(tmp_path):
+    log = str(tmp_path / 'c.downloads.csv')
+    rec = image_urls.DownloadRecord(1, 'saved', '', 'images/a.jpg',
+                                    'http://h/a', 'x' * 200_000)
+    image_urls.write_download_log(log, {1: rec})
+    back = image_urls.read_download_log(log)[1]
+    assert back.caption == 'x' * 65536 and back.url == 'http://h/a'

@@ -1,8 +1,9 @@
 # Copyright (c) mmext contributors. All rights reserved.
-"""Fuzz the URL-list TSV reader and the download-log reader of
-mmext.datasets.downloaders: random bytes, encodings, column counts,
-quoting and line endings give rows or one mmext error line naming the file
-(and the line), never a raw traceback. No network."""
+"""Fuzz the two files the Conceptual Captions downloader reads: the TSV
+(``read_cc_tsv``, shared with the data set) and the download log. Random
+bytes, encodings, column counts, quoting and line endings give rows or one
+mmext error line naming the file (and the line), never a raw traceback.
+No network."""
 import codecs
 import csv
 import io
@@ -10,8 +11,8 @@ import io
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mmext.datasets.downloaders.url_lists import (COLUMNS, read_download_log,
-                                                  read_url_tsv)
+from mmext.datasets.conceptual_captions import read_cc_tsv
+from mmext.datasets.downloaders.download_log import COLUMNS, read_download_log
 from mmext.datasets.image_text import RecordError
 from mmext.utils.fileio import InputFileError
 
@@ -64,7 +65,7 @@ def test_tsv_rows_or_one_line_error(tmp_path, rows, enc):
     path.write_bytes(data)
     got = []
     try:
-        for row in read_url_tsv(path):
+        for row in read_cc_tsv(path):
             got.append(row)
         error = None
     except Exception as e:  # noqa: B902 (what is raised is the test)
@@ -93,7 +94,7 @@ def test_tsv_random_bytes(tmp_path, data, bom):
     path = tmp_path / 'fuzz.tsv'
     path.write_bytes(bom + data)
     try:
-        for line, caption, url in read_url_tsv(path):
+        for line, caption, url in read_cc_tsv(path):
             assert line >= 1 and caption and url
             assert '\t' not in caption + url and '\n' not in caption + url
     except Exception as e:  # noqa: B902

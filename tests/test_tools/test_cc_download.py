@@ -124,12 +124,12 @@ def test_bad_input_is_one_line_naming_file_and_line(tmp_path, capsys):
     proc = run_tool([TOOL, 'download', tsv], cwd=tmp_path, check=False)
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr
     assert proc.stderr.count('\n') == 1
-    assert f'{tsv} is not UTF-8 text (line 2' in proc.stderr
+    assert str(tsv) in proc.stderr and 'line 2' in proc.stderr
     # the same in-process (the import costs ~10 s per subprocess)
     main = _tool_main()
     assert main(['summary', str(tsv)]) == 1
     err = capsys.readouterr().err
-    assert err.count('\n') == 1 and f'{tsv} is not UTF-8' in err
+    assert err.count('\n') == 1 and str(tsv) in err and 'line 2' in err
     tsv.write_text('a\thttp://h/1\n')
     (tmp_path / 'cc.downloads.csv').write_text(
         'line,status,detail,file,url,caption\none,saved,,x.jpg,http://h/1,a\n')

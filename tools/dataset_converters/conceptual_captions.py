@@ -28,13 +28,10 @@ import argparse
 import json
 import os.path as osp
 import sys
-from itertools import islice
 
-from mmext.datasets.conceptual_captions import download_log_path
-from mmext.datasets.downloaders.image_urls import (download_images,
-                                                   read_download_log,
-                                                   read_url_tsv,
-                                                   summarize_downloads)
+from mmext.datasets.conceptual_captions import (download_conceptual_captions,
+                                                download_log_path,
+                                                summarize_download)
 
 
 def parse_args(argv=None):
@@ -83,20 +80,14 @@ def parse_args(argv=None):
 
 def run(args):
     out = args.out or osp.dirname(osp.abspath(args.tsv))
-    log = download_log_path(args.tsv, out)
     if args.command == 'summary':
-        counts = summarize_downloads(
-            read_url_tsv(args.tsv), read_download_log(log))
-        print(json.dumps(counts, indent=1))
+        print(json.dumps(summarize_download(args.tsv, out), indent=1))
         return 0
-    items = read_url_tsv(args.tsv)
-    if args.limit is not None:
-        items = islice(items, args.limit)
     try:
-        counts = download_images(
-            items,
+        counts, log = download_conceptual_captions(
+            args.tsv,
             out,
-            log,
+            limit=args.limit,
             workers=args.workers,
             retry_failed=args.retry_failed,
             progress=not args.no_progress,
@@ -107,7 +98,8 @@ def run(args):
             backoff=args.backoff)
     except KeyboardInterrupt:
         print(
-            f'interrupted: the log of what finished is {log}; run the '
+            'interrupted: the log of what finished is '
+            f'{download_log_path(args.tsv, out)}; run the '
             'same command again to resume',
             file=sys.stderr)
         return 130

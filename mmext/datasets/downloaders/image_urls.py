@@ -45,18 +45,16 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from PIL import Image
 from tqdm import tqdm
 
+from .download_log import (COLUMNS, RETRY_CODES, STATUSES, DownloadRecord,
+                           read_download_log, write_download_log)
 from .limits import (BYTES_PER_PIXEL, DEFAULT_DECODE_BUDGET, Attempt,
                      DecodeBudget, HTTPOnlyRedirects, Interrupted,
                      abort_attempts, check_budget, return_freed_pixels_to_os)
-from .url_lists import (COLUMNS, RETRY_CODES, STATUSES, DownloadRecord,
-                        read_download_log, read_url_tsv, summarize_downloads,
-                        write_download_log)
 
 __all__ = [
     'STATUSES', 'COLUMNS', 'DownloadRecord', 'DecodeBudget', 'Interrupted',
     'download_images', 'fetch_image', 'image_file_name', 'normalize_url',
-    'read_download_log', 'read_url_tsv', 'summarize_downloads',
-    'write_download_log'
+    'read_download_log', 'write_download_log'
 ]
 
 #: longest URL fetched (longer ones are ``invalid_url``)
