@@ -19,7 +19,7 @@ the one file.
 
 Limits hold for the whole run, not only per image: every attempt has one
 wall-clock deadline covering name lookup, connect, headers and body
-(:mod:`.deadline`; a server dribbling its headers cannot hold a worker),
+(:mod:`.limits`; a server dribbling its headers cannot hold a worker),
 decoding holds a share of one :class:`DecodeBudget` shared by all workers
 (12 workers decoding 49-Mpx PNGs needed 5.5 GB before), and Ctrl-C aborts
 the open connections and writes the log of what finished within seconds.
