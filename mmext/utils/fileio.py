@@ -127,7 +127,18 @@ def read_text_file(path, what='file', max_bytes=1 << 30):
             the message names the file, the byte offset and the line.
     """
     with open_regular_file(path, what, max_bytes) as f:
-        data = f.read() if max_bytes is None else f.read(max_bytes + 1)
+        # read what fstat says plus one byte: reading `max_bytes + 1` would
+        # reserve the whole bound for every small file
+        size = os.fstat(f.fileno()).st_size
+        limit = size + 1 if max_bytes is None else min(size, max_bytes) + 1
+        data = f.read(limit)
+        while len(data) == limit and (max_bytes is None
+                                      or len(data) <= max_bytes):
+            more = f.read(1 << 20)  # the file grew since fstat
+            if not more:
+                break
+            data += more
+            limit = len(data)
     if max_bytes is not None and len(data) > max_bytes:  # grew meanwhile
         raise InputFileError(
             f'{what} {os.fspath(path)} has more than {max_bytes} bytes')
