@@ -23,7 +23,7 @@ from mmext.utils.checkpoint_bounds import SLACK_BYTES
 ERRORS = (UnsafeCheckpointError, CorruptCheckpointError)
 EXPANSION = 4
 FUZZ = settings(
-    max_examples=40,
+    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
 
