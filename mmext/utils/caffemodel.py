@@ -139,7 +139,12 @@ class _Wire:
             if wire == 0:
                 value, pos = self.varint(pos, end)
             elif wire == 2:
-                length, pos = self.varint(pos, end)
+                length, body = self.varint(pos, end)
+                if body - pos > 5 or length > _MAX_DIM:  # as protobuf
+                    raise _Malformed(
+                        f'field {field} length takes {body - pos} bytes / '
+                        "exceeds protobuf's 2 GiB message limit", at)
+                pos = body
                 if length > end - pos:
                     raise _Malformed(
                         f'field {field} declares {length} bytes, its '

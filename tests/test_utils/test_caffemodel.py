@@ -101,8 +101,14 @@ SEVEN = np.arange(7, dtype=np.float32)
         (layer(b'cls', [shape([7]) + shape([7])]), ['two shape fields']),
         (ld(100, ld(1, b'c\xffls')), ['layer name is not UTF-8']),
         (ld(100,
-            ld(1, b'cls') + key(7, 2) + _encode(1 << 40)),
-         ['field 7 declares 1099511627776 bytes, its message has 0 left']),
+            ld(1, b'cls') + key(7, 2) + _encode(1 << 30)),
+         ['field 7 declares 1073741824 bytes, its message has 0 left']),
+        (ld(100,
+            ld(1, b'cls') + key(9, 2) + b'\x80' * 5 + b'\0'),
+         ["field 9 length takes 6 bytes / exceeds protobuf's 2 GiB"]),
+        (ld(100,
+            ld(1, b'cls') + key(9, 2) + _encode(1 << 40)),
+         ["field 9 length takes 6 bytes / exceeds protobuf's 2 GiB"]),
         (ld(100,
             ld(1, b'cls') + key(9, 3)), ['wire type 3 (field 9)']),
         (ld(100,
@@ -116,8 +122,8 @@ SEVEN = np.arange(7, dtype=np.float32)
         'data-varint', 'double-fixed32', 'shape-varint', 'dim-fixed32',
         'legacy-bytes', 'name-varint', 'blobs-varint', 'v1-type-bytes',
         'layer-varint', 'packed-27-bytes', 'float-and-double', 'two-shapes',
-        'name-not-utf8', 'length-past-end', 'group', 'fixed32-cut',
-        'long-varint'
+        'name-not-utf8', 'length-past-end', 'length-6-bytes',
+        'length-over-2gib', 'group', 'fixed32-cut', 'long-varint'
     ])
 def test_wrong_wire_types_and_lengths_are_named(tmp_path, raw, parts):
     refused(write(tmp_path, raw), *parts, '(byte ')

@@ -30,6 +30,11 @@ _F = descriptor_pb2.FieldDescriptorProto
 INT_MAX = (1 << 31) - 1
 V1_TYPES = {4: 'Convolution', 14: 'InnerProduct', 39: 'Deconvolution'}
 MEMORY_BOUND = 1 << 20
+# ~5 s under the ci profile; HYPOTHESIS_PROFILE=fuzz-long runs more
+
+
+def examples(n):
+    return settings(max_examples=max(n, settings.default.max_examples))
 
 
 def _messages(packed):
@@ -298,7 +303,7 @@ def fuzz_path(tmp_path_factory):
     return tmp_path_factory.mktemp('caffe_fuzz') / 'fuzz.caffemodel'
 
 
-@settings(max_examples=150)
+@examples(150)
 @given(spec=net_spec)
 def test_valid_encodings_read_like_protobuf(fuzz_path, spec):
     """Packed or unpacked floats / doubles / dims, legacy or BlobShape
@@ -310,7 +315,7 @@ def test_valid_encodings_read_like_protobuf(fuzz_path, spec):
         assert got is not None and set(got) == set(names)
 
 
-@settings(max_examples=300)
+@examples(300)
 @given(spec=net_spec, mutations=st.lists(mutation, max_size=3))
 def test_damaged_caffemodel_reads_like_protobuf_or_fails_cleanly(
         fuzz_path, spec, mutations):
