@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.mmext-installed
 REQS   := requirements/runtime.txt requirements/mim.txt requirements/tests.txt requirements/optional.txt
 PYTEST_ARGS ?= -q
 
-.PHONY: setup demo demo-tiny test check format clean-demo
+.PHONY: setup demo demo-tiny test fuzz check format clean-demo
 
 setup: $(STAMP)
 
@@ -37,6 +37,12 @@ test: setup
 	$(BIN)/python -m pip check
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest tests $(PYTEST_ARGS); \
 	rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest ran no tests: failing"; exit 1; fi; exit $$rc
+
+# the fuzz tests (tests/**/test_*fuzz*.py) with many more, randomised examples
+# than `make test` runs (HYPOTHESIS_PROFILE, tests/conftest.py)
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz-long OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q \
+		$$(find tests -name 'test_*fuzz*.py' | sort)
 
 # lint: OpenMMLab's flake8 / isort / yapf settings (setup.cfg); CI runs it
 # before the tests. `make format` applies isort and yapf.
