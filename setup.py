@@ -4,13 +4,21 @@
 ``mim train|test|run mmext`` look for ``configs/``, ``tools/`` and
 ``model-index.yml`` under ``mmext/.mim/`` of the installed package. They are
 copied there when a wheel / sdist / regular install is built and symlinked for
-``python setup.py develop`` (as mmpretrain does). An editable (PEP 660)
-install leaves no ``site-packages/mmext``, so mim needs a regular install.
+an editable build (as mmpretrain does).
+
+mim finds the package at ``get_distribution('mmext').location + '/mmext'``.
+An editable (PEP 660) install puts the metadata in site-packages but no
+``site-packages/mmext`` (also with ``editable_mode=compat``, which only adds
+the checkout to ``sys.path``), so ``mim train mmext ...`` runs a
+``site-packages/mmext/tools/train.py`` that does not exist.
+``python setup.py mim_link`` (run by ``make setup`` after ``pip install -e``)
+makes ``site-packages/mmext`` a symlink to the checkout's ``mmext/``.
 """
 import os
 import os.path as osp
 import shutil
 import sys
+import sysconfig
 import warnings
 from setuptools import find_packages, setup
 
@@ -75,7 +83,36 @@ def add_mim_extension():
             shutil.copyfile(src, dst)
 
 
+def link_for_mim(site_dir=None):
+    """Make ``<site_dir>/mmext`` a symlink to this checkout's ``mmext/``.
+
+    For an editable install, so mim's ``location/mmext`` exists; ``import
+    mmext`` then reads the same files either way. A regular install there
+    (a real folder) is left alone.
+
+    Args:
+        site_dir (str, optional): Defaults to this interpreter's purelib.
+
+    Returns:
+        str: What was done, one line.
+    """
+    site_dir = site_dir or sysconfig.get_paths()['purelib']
+    target = osp.join(osp.dirname(osp.abspath(__file__)), 'mmext')
+    link = osp.join(site_dir, 'mmext')
+    if osp.islink(link):
+        if osp.realpath(link) == osp.realpath(target):
+            return f'mim link: {link} -> {target} (already there)'
+        os.remove(link)  # an older checkout's
+    elif osp.exists(link):
+        return f'mim link: {link} is a regular install; left as it is'
+    os.symlink(target, link)
+    return f'mim link: {link} -> {target}'
+
+
 if __name__ == '__main__':
+    if sys.argv[1:] == ['mim_link']:
+        print(link_for_mim())
+        sys.exit(0)
     add_mim_extension()
     setup(
         name='mmext',

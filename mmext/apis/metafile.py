@@ -8,6 +8,8 @@ on ``extract_feat`` at the config's test input size), so ``mim search mmext``
 shows what the configs build. Published numbers belong to the papers and go
 under ``Paper Results`` in a collection, never under a model's ``Results``.
 """
+import os.path as osp
+import re
 import time
 from pathlib import Path
 
@@ -20,7 +22,8 @@ from mmext.utils.config import iter_config
 
 __all__ = [
     'config_input_size', 'count_complexity', 'sdpa_flop_jit',
-    'update_metafile', 'update_model_index', 'model_families'
+    'update_metafile', 'update_model_index', 'model_families',
+    'weight_origins', 'add_weight_origins'
 ]
 
 # config folders that hold no models (search spaces, bases)
@@ -120,6 +123,70 @@ def count_complexity(config, input_size=None, count_sdpa=True):
         note=note)
 
 
+def weight_origins(cfg):
+    """Where the weights a config starts from come from, one line.
+
+    Every ``init_cfg=dict(type='Pretrained')`` checkpoint, ``load_from``
+    and ViLBERT BERT folder the config names, each with the released
+    source's URL from :data:`~mmext.utils.pretrained_sources.
+    PRETRAINED_SOURCES` (or its recipe when there is no URL). None for a
+    model trained from scratch. ``mim search mmext`` shows it as the
+    ``weights_origin`` column.
+
+    Args:
+        cfg (str | Config): The config.
+
+    Returns:
+        str | None
+    """
+    from mmext.utils.pretrained_sources import PRETRAINED_SOURCES
+    cfg = Config.fromfile(cfg) if isinstance(cfg, str) else cfg
+    files = [cfg.get('load_from')]
+    for _, _, key, value in iter_config(cfg._cfg_dict.get('model', {})):
+        if isinstance(value, dict) and value.get('type') == 'Pretrained':
+            files.append(value.get('checkpoint'))
+        elif key == 'text' and isinstance(value, dict):
+            files.append(value.get('folder'))
+    rows = []
+    for f in dict.fromkeys(f for f in files if f):
+        name = osp.basename(str(f).rstrip('/'))
+        src = PRETRAINED_SOURCES.get(name, '')
+        url = re.search(r'https?://[^\s,;)]+', src)
+        if name.startswith('bert-base'):
+            url = f'https://huggingface.co/google-bert/{name}'
+        elif url:
+            url = url.group(0)
+        rows.append(
+            f"{name} <- {url or src.split(' (')[0] or 'no released source'}")
+    return '; '.join(rows) or None
+
+
+def add_weight_origins(family_dir, root):
+    """Set ``Weights Origin`` (:func:`weight_origins`) of every model in
+    ``<family_dir>/metafile.yml``, leaving the counted numbers as they are.
+
+    Returns:
+        Path: The metafile.
+    """
+    path = Path(family_dir) / 'metafile.yml'
+    data = _load_yaml(path)
+    for model in data.get('Models') or []:
+        origin = weight_origins(str(Path(root) / model['Config']))
+        meta = model.setdefault('Metadata', {})
+        meta.pop('Weights Origin', None)
+        if origin:
+            meta['Weights Origin'] = origin
+    _write_metafile(path, data)
+    return path
+
+
+def _write_metafile(path, data):
+    with open(path, 'w') as f:
+        f.write('# Parameters / FLOPs: computed by '
+                'tools/analysis_tools/update_metafiles.py\n')
+        yaml.safe_dump(data, f, sort_keys=False, allow_unicode=True)
+
+
 def _load_yaml(path):
     with open(path) as f:
         return yaml.safe_load(f) or {}
@@ -203,17 +270,14 @@ def update_metafile(family_dir, root, skip=None, log=print):
                     f"{info['flops_str']} FLOPs ({info['flops_of']}, "
                     f"{info['input_shape'][1]}x{info['input_shape'][2]}) "
                     f'in {time.time() - start:.1f} s')
+        meta.pop('Weights Origin', None)
+        origin = weight_origins(str(config))
+        if origin:
+            meta['Weights Origin'] = origin
         entry['Metadata'] = meta
         entry['Config'] = str(config.relative_to(root))
         models.append(entry)
-    with open(path, 'w') as f:
-        f.write('# Parameters / FLOPs: computed by '
-                'tools/analysis_tools/update_metafiles.py\n')
-        yaml.safe_dump(
-            dict(Collections=collections, Models=models),
-            f,
-            sort_keys=False,
-            allow_unicode=True)
+    _write_metafile(path, dict(Collections=collections, Models=models))
     return path
 
 

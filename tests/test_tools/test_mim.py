@@ -77,3 +77,73 @@ def test_mim_run_tool(installed, tiny_workspace, tmp_path):
     ], tmp_path, installed)
     assert len(list((tmp_path / 'tiny' / 'train').rglob('*.png'))) == 6
     assert 'wrote' in out.stdout
+
+
+def _load_setup():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('mmext_setup',
+                                                  ROOT / 'setup.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # setup() runs only as __main__
+    return module
+
+
+def test_mim_finds_an_editable_checkout(tmp_path):
+    """``make setup``'s layout: pip's editable metadata in site-packages plus
+    ``python setup.py mim_link`` (site-packages/mmext -> the checkout)."""
+    from importlib.metadata import distribution
+    if _mim_bin() is None:
+        pytest.fail('openmim is not installed: pip install -r '
+                    'requirements/mim.txt')
+    dist_info = Path(str(distribution('mmext')._path))
+    site = tmp_path / 'site'
+    shutil.copytree(dist_info, site / dist_info.name)
+    # pip's metadata alone (what `pip install -e .` leaves): mim looks for
+    # site/mmext/.mim/tools and fails
+    bare = _mim(['run', 'mmext', 'misc:make_tiny_data', '--out', 'x'],
+                tmp_path,
+                site,
+                check=False)
+    assert bare.returncode != 0
+    setup = _load_setup()
+    assert setup.link_for_mim(str(site)).endswith(str(ROOT / 'mmext'))
+    assert setup.link_for_mim(str(site)).endswith('(already there)')
+    out = _mim([
+        'run', 'mmext', 'misc:make_tiny_data', '--out',
+        str(tmp_path / 'tiny'), '--per-class', '1'
+    ], tmp_path, site)
+    assert 'wrote' in out.stdout
+    assert len(list((tmp_path / 'tiny' / 'train').rglob('*.png'))) == 3
+    out = _mim(['search', 'mmext'], tmp_path, site)
+    assert TINY_CONFIG.stem in out.stdout
+    assert 'weights_origin' in out.stdout
+    # a regular install in the way is left alone
+    regular = tmp_path / 'regular'
+    (regular / 'mmext').mkdir(parents=True)
+    assert 'left as it is' in setup.link_for_mim(str(regular))
+    assert not (regular / 'mmext').is_symlink()
+
+
+def test_search_shows_where_the_weights_come_from():
+    """``Weights Origin`` (``weights_origin`` in ``mim search mmext``): the
+    released source of each file a config starts from."""
+    import yaml
+
+    from mmext.apis.metafile import weight_origins
+    butd = weight_origins(
+        str(ROOT / 'configs/butd/butd_faster-rcnn_r101-caffe-c4_vg.py'))
+    assert butd == ('butd_faster-rcnn_r101-caffe-c4_vg.pth <- https://'
+                    'storage.googleapis.com/up-down-attention/'
+                    'resnet101_faster_rcnn_final.caffemodel')
+    vilbert = weight_origins(
+        str(ROOT / 'configs/vilbert/'
+            'vilbert-cls_vit-base-p16-bert-base_1xb20-ft_hateful-memes.py'))
+    assert vilbert.startswith('bert-base-uncased <- https://huggingface.co/'
+                              'google-bert/bert-base-uncased; '
+                              'vit-base-p16_timm-in21k-ft-in1k.pth <- ')
+    assert weight_origins(str(TINY_CONFIG)) is None  # from scratch
+    # the stored metafiles say the same
+    for meta in (ROOT / 'configs').glob('*/metafile.yml'):
+        for model in yaml.safe_load(meta.read_text())['Models']:
+            assert model['Metadata'].get('Weights Origin') == \
+                weight_origins(str(ROOT / model['Config'])), model['Name']
