@@ -1,0 +1,299 @@
+# Copyright (c) mmext contributors. All rights reserved.
+"""Every shipped config, built as a user of mmpretrain would build it.
+
+For each ``configs/**/*.py`` that defines a model (not ``_base_``, not the
+HPO search spaces), in a process that has imported torch and mmpretrain but
+not mmext: the config's ``custom_imports`` must bring mmext in, the model
+builds through ``mmpretrain.apis.get_model`` with no data or weight file
+(:func:`mmext.analysis.complexity.analysis_config`), runs one forward in its
+test mode on generated inputs (per-family checks below) and is counted by
+:func:`mmext.analysis.model_complexity` (the parts must cover every
+parameter). Adding a config adds it here; a new model type needs a row in
+``FORWARD_CHECKS``. ``INFERENCER_CHECKS`` is the hook for "goes through its
+inferencer" (per model type, same signature).
+
+One runner (this file run as a script) forks a child per config, two at a
+time (``MMEXT_CONFIG_JOBS``), so the imports are paid once.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SIZE = 32  # image side for forwards and FLOPs (ViT-B/16: 2 x 2 patches)
+# backbones built for one input size: the config's test size
+FIXED_SIZE = ('TinyViT', )
+TEXT_LEN, NUM_REGIONS, BATCH = 8, 4, 2
+
+
+def shipped_configs(root=ROOT):
+    """Config files that define a model (``_base_`` and ``hpo`` excluded)."""
+    return sorted(
+        p for p in (root / 'configs').rglob('*.py')
+        if not {'_base_', 'hpo'} & set(p.relative_to(root).parts))
+
+
+# ------------------------------------------------------- per-family checks
+# Each runs in the child on the built model (eval mode) and returns a short
+# summary; an assert inside fails the config.
+def check_classifier(model, cfg, size):
+    import torch
+    from mmpretrain.structures import DataSample
+    g = torch.Generator().manual_seed(0)
+    data = dict(
+        inputs=[
+            torch.randint(0, 256, (3, size, size), generator=g).byte()
+            for _ in range(BATCH)
+        ],
+        data_samples=[DataSample() for _ in range(BATCH)])
+    out = model.test_step(data)
+    classes = cfg.model.head.num_classes
+    assert len(out) == BATCH
+    for s in out:
+        assert s.pred_score.shape == (classes, ), s.pred_score.shape
+        assert abs(float(s.pred_score.sum()) - 1) < 1e-4
+        assert 0 <= int(s.pred_label) < classes
+    return f'{classes} classes'
+
+
+def check_r2gen(model, cfg, size):
+    import torch
+    g = torch.Generator().manual_seed(0)
+    views = torch.randint(0, 256, (2, 3, size, size), generator=g).byte()
+    out = model.test_step(dict(inputs=[views] * BATCH))
+    vocab = model.tokenizer.vocab_size
+    for s in out:
+        assert isinstance(s.pred_report, str)
+        assert s.pred_tokens.numel() <= model.max_seq_length
+        assert all(0 < int(t) <= vocab for t in s.pred_tokens)
+    return f'reports of <= {model.max_seq_length} tokens'
+
+
+def _vilbert_batch(vil, size, **extra):
+    from mmext.analysis.complexity_families import vilbert_inputs
+    inputs = vilbert_inputs(vil, (3, size, size), TEXT_LEN, NUM_REGIONS, BATCH)
+    inputs.update(extra)
+    return inputs
+
+
+def check_vilbert_classifier(model, cfg, size):
+    out = model(_vilbert_batch(model.vilbert, size), mode='predict')
+    assert len(out) == BATCH
+    for s in out:
+        assert s.pred_score.shape == (model.num_classes, )
+        assert ((s.pred_score >= 0) & (s.pred_score <= 1)).all()
+    return f'{model.task}, {model.num_classes} score(s)'
+
+
+def check_vilbert_pretrain(model, cfg, size):
+    import torch
+    mlm = torch.full((BATCH, TEXT_LEN), -100)
+    mlm[:, 1] = 5
+    out = model(
+        _vilbert_batch(
+            model, size, itm_labels=torch.tensor([1, 0]), mlm_labels=mlm),
+        mode='predict')
+    assert [r['itm_label'] for r in out] == [1, 0]
+    assert all(0 <= r['itm_score'] <= 1 for r in out)
+    assert [r['mlm_count'] for r in out] == [1, 1]
+    return 'itm + mlm'
+
+
+def shrink_butd(cfg):
+    """A 64 px input and 8 ROIs instead of 600 px and 300."""
+    cfg.model.test_cfg.update(
+        target_size=SIZE * 2,
+        max_size=SIZE * 3,
+        pre_nms_top_n=64,
+        post_nms_top_n=8,
+        rpn_min_size=1)
+
+
+def check_butd(model, cfg, size):
+    import numpy as np
+    img = np.random.default_rng(0).integers(
+        0, 256, (SIZE * 2, SIZE * 3, 3), dtype=np.uint8)
+    out, = model([img], mode='predict')
+    r = len(out['rois'])
+    assert 0 < r <= cfg.model.test_cfg.post_nms_top_n
+    assert out['features'].shape == (r, model.roi_head.out_channels)
+    assert np.allclose(out['cls_prob'].sum(1).numpy(), 1, atol=1e-4)
+    assert out['cls_boxes'].shape == (r, cfg.model.num_classes, 4)
+    return f'{r} regions'
+
+
+#: model type -> (config shrink or None, test-mode forward check)
+FORWARD_CHECKS = dict(
+    ImageClassifier=(None, check_classifier),
+    R2GenReportGenerator=(None, check_r2gen),
+    ViLBERTClassifier=(None, check_vilbert_classifier),
+    ViLBERT=(None, check_vilbert_pretrain),
+    BUTDFasterRCNN=(shrink_butd, check_butd))
+#: model type -> check(model, cfg, size) through the family's inferencer
+INFERENCER_CHECKS = {}
+
+
+# ------------------------------------------------------------------ runner
+def image_size(cfg):
+    """:data:`SIZE`, or the config's test size for :data:`FIXED_SIZE`."""
+    from mmext.analysis.complexity import config_input_size
+    from mmext.utils.config import iter_config
+    fixed = any(
+        isinstance(v, dict) and v.get('type') in FIXED_SIZE
+        for _, _, _, v in iter_config(cfg._cfg_dict['model']))
+    return config_input_size(cfg)[0] if fixed else SIZE
+
+
+def run_one(path):
+    """Build, forward and count one config; returns a JSON-able dict."""
+    start = time.time()
+    try:
+        assert 'mmext' not in sys.modules, 'mmext imported before the config'
+        from mmengine.config import Config
+        from mmpretrain.apis import get_model
+        cfg = Config.fromfile(path)
+        brought = 'mmext' in sys.modules
+        from mmext.analysis.complexity import analysis_config, model_complexity
+        cfg, _ = analysis_config(cfg)
+        kind = cfg.model.type
+        assert kind in FORWARD_CHECKS, (
+            f'no forward check for model type {kind}: add one to '
+            'FORWARD_CHECKS in tests/test_configs/test_all_configs.py')
+        shrink, check = FORWARD_CHECKS[kind]
+        if shrink:
+            shrink(cfg)
+        model = get_model(cfg).eval()
+        size = image_size(cfg)
+        summary = check(model, cfg, size)
+        if kind in INFERENCER_CHECKS:
+            INFERENCER_CHECKS[kind](model, cfg, size)
+        cx = model_complexity(
+            cfg, (3, size, size),
+            model=model,
+            text_len=TEXT_LEN,
+            num_regions=NUM_REGIONS,
+            max_steps=2)
+        unique = {id(p): p.numel() for p in model.parameters()}
+        return dict(
+            ok=True,
+            brought=brought,
+            type=kind,
+            summary=summary,
+            flops=cx.total_flops,
+            params=cx.total_params,
+            unique_params=sum(unique.values()),
+            parts=[[p.name, p.flops, p.params, p.in_total] for p in cx.parts],
+            seconds=round(time.time() - start, 1))
+    except BaseException:  # reported by the parametrised test
+        return dict(ok=False, error=traceback.format_exc()[-3000:])
+
+
+def _child(path, conn):
+    conn.send(run_one(path))
+    conn.close()
+
+
+def run_all(paths, jobs=2, timeout=600):
+    """Fork one child per config (``jobs`` at a time); results by path."""
+    import multiprocessing as mp
+    from multiprocessing.connection import wait
+    ctx = mp.get_context('fork')
+    todo, running, results = list(paths), {}, {}
+    while todo or running:
+        while todo and len(running) < jobs:
+            path = todo.pop(0)
+            recv, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_child, args=(path, send))
+            proc.start()
+            send.close()
+            running[recv] = (path, proc, time.time())
+        for recv in wait(list(running), timeout=5):
+            path, proc, _ = running.pop(recv)
+            try:
+                results[path] = recv.recv()
+            except EOFError:
+                results[path] = dict(ok=False, error='child died')
+            proc.join()
+            r = results[path]
+            print(
+                f"{len(results)}/{len(paths)} {Path(path).name}: "
+                f"{'ok' if r['ok'] else 'FAILED'} {r.get('seconds', '')}",
+                file=sys.stderr,
+                flush=True)
+        for recv, (path, proc, t0) in list(running.items()):
+            if time.time() - t0 > timeout:
+                proc.kill()
+                proc.join()
+                running.pop(recv)
+                results[path] = dict(ok=False, error=f'timeout {timeout} s')
+    return results
+
+
+def main():
+    # the parent: torch, mmpretrain and the third-party libraries mmext
+    # builds on (transformers for BERT), shared by every fork; never mmext
+    import mmpretrain.apis  # noqa: F401
+    import torch
+    import transformers  # noqa: F401
+    torch.set_num_threads(1)
+    assert 'mmext' not in sys.modules
+    out = sys.argv[sys.argv.index('--out') + 1]
+    paths = [str(p) for p in shipped_configs()]
+    jobs = int(os.environ.get('MMEXT_CONFIG_JOBS', 2))
+    start = time.time()
+    results = run_all(paths, jobs)
+    results['_seconds'] = round(time.time() - start, 1)
+    with open(out, 'w') as f:
+        json.dump(results, f)
+
+
+# ------------------------------------------------------------------- tests
+@pytest.fixture(scope='module')
+def results(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('all_configs')
+    out = tmp / 'results.json'
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    # from an empty folder: no data/ or pretrain_pth/ next to it
+    proc = subprocess.run([sys.executable, __file__, '--out',
+                           str(out)],
+                          cwd=tmp,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(out) as f:
+        return json.load(f)
+
+
+def test_every_model_config_is_listed():
+    paths = shipped_configs()
+    assert len(paths) >= 50
+    assert not any('_base_' in p.parts or 'hpo' in p.parts for p in paths)
+
+
+@pytest.mark.parametrize(
+    'config', [str(p) for p in shipped_configs()],
+    ids=[
+        p.relative_to(ROOT / 'configs').as_posix() for p in shipped_configs()
+    ])
+def test_config_builds_runs_and_counts(results, config):
+    r = results[config]
+    assert r['ok'], r['error']
+    assert r['brought'], 'the config\'s custom_imports did not import mmext'
+    assert r['flops'] > 0
+    parts = {name: (flops, params) for name, flops, params, _ in r['parts']}
+    assert 'other' not in parts, f'FLOPs outside the named parts: {parts}'
+    assert r['params'] == r['unique_params']
+    assert sum(p for _, p in parts.values() if p) == r['params'], parts
+    assert sum(f for _, f, _, in_total in r['parts'] if in_total) == r['flops']
+
+
+if __name__ == '__main__':
+    main()
