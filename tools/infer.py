@@ -71,19 +71,27 @@ def parse_args(argv=None):
     butd.add_argument('--min-boxes', type=int)
     butd.add_argument('--max-boxes', type=int)
     butd.add_argument('--conf-thresh', type=float)
+    from mmext.apis.cli import add_debug_argument
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
+    from mmext.apis.cli import run_cli
     from mmext.apis.inferencers.cli import (format_results, run_inference,
                                             to_json)
-    from mmext.utils.fileio import InputFileError
     args = parse_args(argv)
-    try:
+
+    def infer():
         # mmengine logs and progress bars go to stdout: keep it for results
         with contextlib.redirect_stdout(sys.stderr):
-            task, results = run_inference(args)
-    except (FileNotFoundError, InputFileError, ValueError) as e:
+            return run_inference(args)
+
+    try:
+        task, results = run_cli(infer, debug=args.debug)
+    except ValueError as e:  # option / task mismatches (check_inputs)
+        if args.debug:
+            raise
         sys.exit(str(e))
     print(format_results(task, results))
     if args.out:

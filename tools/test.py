@@ -3,7 +3,6 @@
 import argparse
 import os
 import os.path as osp
-import sys
 from copy import deepcopy
 
 import mmengine
@@ -13,7 +12,7 @@ from mmengine.evaluator import DumpResults
 from mmengine.runner import Runner
 
 from mmext.apis import prepare_config, restore_vocab_from_checkpoint
-from mmext.utils import CorruptCheckpointError, UnsafeCheckpointError
+from mmext.apis.cli import add_debug_argument, run_cli
 
 
 def parse_args():
@@ -77,6 +76,7 @@ def parse_args():
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    add_debug_argument(parser)
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -157,11 +157,8 @@ def merge_args(cfg, args):
 
 def main():
     args = parse_args()
-    try:
-        run(args)
-    except (CorruptCheckpointError, UnsafeCheckpointError) as e:
-        # a bad checkpoint is one line naming it, not a traceback
-        sys.exit(f'tools/test.py: {e}')
+    # a bad config, checkpoint or input file is one line, not a traceback
+    run_cli(run, args, prog='tools/test.py', debug=args.debug)
 
 
 def run(args):
@@ -172,7 +169,8 @@ def run(args):
 
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
-    cfg = prepare_config(cfg, mode='test')
+    # the pre-run check, CHECKPOINT included, before any log is written
+    cfg = prepare_config(cfg, mode='test', checkpoint=args.checkpoint)
     if 'tokenizer' in str(cfg.get('model', '')):
         # report generators: the vocabulary comes from the checkpoint
         restore_vocab_from_checkpoint(cfg, args.checkpoint)

@@ -8,6 +8,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from mmext.apis import prepare_config
+from mmext.apis.cli import add_debug_argument, run_cli
 
 
 def parse_args():
@@ -59,6 +60,7 @@ def parse_args():
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    add_debug_argument(parser)
     # torchrun passes --local-rank on old versions; keep it harmless
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
@@ -130,10 +132,17 @@ def merge_args(cfg, args):
 
 def main():
     args = parse_args()
+    run_cli(run, args, prog='tools/train.py', debug=args.debug)
+
+
+def run(args):
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
-    # mmext: resolve weights, check the config builds, CPU DDP via gloo
-    cfg = prepare_config(cfg, mode='train')
+    # mmext: the pre-run check (types, keywords, data, weights, BERT
+    # folders, monitored metrics, --resume file) before any log is written;
+    # resolves weights and sets up CPU DDP via gloo
+    resume = args.resume if args.resume not in (None, 'auto') else None
+    cfg = prepare_config(cfg, mode='train', checkpoint=resume)
 
     runner = Runner.from_cfg(cfg)
     runner.train()

@@ -1,10 +1,12 @@
 # Copyright (c) mmext contributors. All rights reserved.
-"""Checks that make a broken config fail before training starts.
+"""The pre-run check: a broken config fails before anything runs.
 
-mmengine finds an unknown ``type``, a missing data root or a missing weight
-file only when it builds that piece, which can be after minutes of work (or,
-for ``init_cfg``, after the first epoch's data loading started).
-:func:`prepare_config` finds all of them at once, up front.
+mmengine finds an unknown ``type``, a misspelt keyword, a missing data root,
+weight file, BERT folder or checkpoint only when it builds that piece, which
+can be after the environment / config dump and minutes of work (or, for
+``init_cfg``, after the first epoch's data loading started).
+:func:`prepare_config` finds all of them at once, up front, and raises one
+error listing every problem, one line each.
 """
 import difflib
 import os.path as osp
@@ -15,17 +17,16 @@ from mmengine.config import Config
 from mmext import registry as R
 from mmext.utils import (register_all_modules, resolve_pretrained_paths,
                          setup_cpu_distributed)
-from mmext.utils.config import format_config_path, iter_config
+from mmext.utils.config import ConfigError, format_config_path, iter_config
+from mmext.utils.fileio import InputFileError
+from .prerun import (check_bert_folders, check_checkpoint_file,
+                     check_monitored_metrics)
+from .signature_check import check_arguments
 
 __all__ = [
     'ConfigError', 'check_config_types', 'check_data_roots',
-    'check_auto_resume', 'prepare_config'
+    'check_auto_resume', 'prepare_config', 'config_problems'
 ]
-
-
-class ConfigError(ValueError):
-    """A config names something that cannot be built."""
-
 
 # top-level config key -> registry its ``type`` entries are built from
 _TOP_LEVEL = {
@@ -120,8 +121,10 @@ def check_config_types(cfg):
 def check_data_roots(cfg,
                      keys=('train_dataloader', 'val_dataloader',
                            'test_dataloader')):
-    """Raise FileNotFoundError for a dataloader (of ``keys``) whose
-    ``data_root`` is missing, with the data set's expected layout."""
+    """Raise FileNotFoundError naming each missing ``data_root`` of the
+    dataloaders in ``keys`` (one line per root, with the data set's
+    expected layout)."""
+    missing = {}  # root -> (loader keys, data set type)
     for key in keys:
         loader = cfg.get(key)
         if not loader:
@@ -131,13 +134,18 @@ def check_data_roots(cfg,
             dataset = dataset['dataset']  # dataset wrappers
         root = dataset.get('data_root') if isinstance(dataset, dict) else None
         if root and not osp.isdir(root):
-            t = dataset.get('type')
-            cls = R.DATASETS.get(t) if isinstance(t, str) else t
-            layout = getattr(cls, 'LAYOUT', None) or \
-                'see data/README.md for the expected layout'
-            raise FileNotFoundError(
-                f'{key}: data_root {root!r} of {t} does not exist; expected '
-                f'layout: {layout}')
+            missing.setdefault(root, ([], dataset.get('type')))[0].append(key)
+    errors = []
+    for root, (loaders, t) in missing.items():
+        cls = R.DATASETS.get(t) if isinstance(t, str) else t
+        layout = (getattr(cls, 'LAYOUT', None) or '').strip().splitlines()
+        # a layout tree is several lines: its first, and where the rest is
+        layout = f'{layout[0]} ... (data/README.md)' if len(layout) > 1 \
+            else (layout or ['see data/README.md'])[0]
+        errors.append(f'{" / ".join(loaders)}: data_root {root!r} of {t} '
+                      f'does not exist; expected layout: {layout}')
+    if errors:
+        raise FileNotFoundError('\n'.join(errors))
 
 
 def check_auto_resume(work_dir):
@@ -164,35 +172,87 @@ def check_auto_resume(work_dir):
             'CHECKPOINT, or delete the file to start from scratch')
 
 
-def prepare_config(cfg, mode='train'):
-    """Validate and complete a config before a runner is built from it.
+def _collect(problems, check, *args, **kwargs):
+    """Run ``check``; keep what it raises (or the messages it returns)."""
+    try:
+        found = check(*args, **kwargs)
+    except (ConfigError, FileNotFoundError, InputFileError) as e:
+        problems.append(e)
+        return
+    if isinstance(found, list):  # message checks (others return cfg)
+        problems += [ConfigError(m) for m in found if m]
 
-    Checks every registry ``type``, the data roots and the weight files
-    (resolving ``pretrain_pth/...`` paths), turns off ``pin_memory`` without
-    a GPU, and sets up gloo DDP when launched distributed on CPUs.
+
+def config_problems(cfg, mode='train', checkpoint=None):
+    """Every problem the pre-run check finds, as exceptions (see
+    :func:`prepare_config`); ``cfg`` gets its weight paths resolved."""
+    problems = []
+    test_keys = ('test_dataloader', ) if mode == 'test' else ()
+    _collect(problems, check_config_types, cfg)
+    _collect(problems, check_arguments, cfg)
+    if checkpoint is not None:
+        what = 'checkpoint' if mode != 'train' else '--resume checkpoint'
+        _collect(problems, lambda: [check_checkpoint_file(checkpoint, what)])
+    train = mode == 'train'
+    if train:
+        _collect(problems, check_data_roots, cfg)
+    elif test_keys:
+        _collect(problems, check_data_roots, cfg, keys=test_keys)
+    # testing / inference: the checkpoint replaces every initial weight
+    _collect(
+        problems,
+        resolve_pretrained_paths,
+        cfg,
+        check_load_from=train and checkpoint is None,
+        strict=train)
+    loaders = ('train_dataloader', 'val_dataloader', 'test_dataloader') \
+        if train else test_keys
+    _collect(problems, check_bert_folders, cfg, keys=('model', ) + loaders)
+    if train:
+        _collect(problems, check_monitored_metrics, cfg)
+        if cfg.get('resume') and not cfg.get('load_from'):
+            _collect(problems, check_auto_resume, cfg.get('work_dir'))
+    return problems
+
+
+def prepare_config(cfg, mode='train', checkpoint=None):
+    """The pre-run check: validate and complete a config before a runner
+    (or log, or data loading) is built from it.
+
+    Checks every registry ``type`` and every keyword against the signature
+    of the class it is passed to (:mod:`mmext.apis.signature_check`), the
+    data roots, the weight files (resolving ``pretrain_pth/...`` paths),
+    the BERT folders, the checkpoint given on the command line and the
+    metric keys hooks / schedulers monitor (:mod:`mmext.apis.prerun`); turns
+    off ``pin_memory`` without a GPU, and sets up gloo DDP when launched
+    distributed on CPUs.
 
     Args:
         cfg (Config | str): The config or its path.
-        mode (str): ``'train'`` or ``'test'`` (test ignores ``load_from``,
-            which its checkpoint argument replaces).
+        mode (str): ``'train'``, ``'test'`` or ``'infer'``. Testing ignores
+            ``load_from`` and initial weights (its checkpoint replaces
+            them) and checks only the test loader; inference checks no data.
+        checkpoint (str, optional): A checkpoint named on the command line
+            (``tools/test.py CHECKPOINT``, ``--resume PATH``,
+            ``tools/infer.py``): it must be a regular file.
 
     Returns:
         Config: The same config, completed.
+
+    Raises:
+        ConfigError: Several problems, one line each. A single problem is
+            raised as found (``ConfigError``, ``FileNotFoundError`` such as
+            :class:`~mmext.utils.paths.MissingPretrainedError`, or
+            :class:`~mmext.utils.fileio.InputFileError`).
     """
     if isinstance(cfg, str):
         cfg = Config.fromfile(cfg)
     cfg.setdefault('default_scope', 'mmext')
-    check_config_types(cfg)
-    train = mode == 'train'
-    # testing builds only the test loader, and the tested checkpoint
-    # replaces every initial weight
-    if train:
-        check_data_roots(cfg)
-    else:
-        check_data_roots(cfg, keys=('test_dataloader', ))
-    resolve_pretrained_paths(cfg, check_load_from=train, strict=train)
-    if train and cfg.get('resume') and not cfg.get('load_from'):
-        check_auto_resume(cfg.get('work_dir'))
+    problems = config_problems(cfg, mode, checkpoint)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ConfigError('\n'.join(str(e) for e in problems))
     if not torch.cuda.is_available():
         for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
             if cfg.get(key):

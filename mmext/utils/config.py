@@ -7,7 +7,13 @@ check, the tokenizer-vocabulary restore and the test helpers all visit every
 entry of a config; mmengine's ``Config`` offers no such traversal.
 """
 
-__all__ = ['iter_config', 'walk_config', 'format_config_path']
+__all__ = ['iter_config', 'walk_config', 'format_config_path', 'ConfigError']
+
+
+class ConfigError(ValueError):
+    """A config names something that cannot be built (raised by the
+    pre-run checks of :mod:`mmext.apis.prepare` and the metric-key check of
+    :mod:`mmext.evaluation.metric_keys`)."""
 
 
 def iter_config(node):

@@ -7,6 +7,7 @@ table on screen and JSON on request.
 the task's options) and returns ``(task, results)``; :func:`format_results`
 makes the table; :func:`to_json` the JSON-ready copy.
 """
+import copy
 import os
 import os.path as osp
 
@@ -61,6 +62,10 @@ def run_inference(args):
         if not osp.exists(path):
             raise FileNotFoundError(f'input {path} not found')
     cfg = load_config(args.config, args.cfg_options)
+    # the pre-run check (types, keywords, BERT folders, checkpoint file)
+    from ..prepare import prepare_config
+    prepare_config(
+        copy.deepcopy(cfg), mode='infer', checkpoint=args.checkpoint)
     task = model_task(cfg)
     check_inputs(task, args)
     device = args.device
