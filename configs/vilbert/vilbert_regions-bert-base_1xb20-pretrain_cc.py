@@ -3,8 +3,11 @@
 # vilbert-multi-task (bert_base_6layer_6conect.json): a 6-layer 1024-d
 # region stream, post-LN co-attention after vision layers 0..5 and text
 # layers 6..11, 8 heads, bi-hidden 1024; MLM + ITM + masked-region KL.
-# Region files: data/conceptual_captions/regions/<image stem>.npz (see
-# configs/vilbert/README.md).
+# Region files: data/conceptual_captions/regions/<image id>.npz with
+# cls_prob, from tools/feature_extraction/extract_regions.py (see
+# configs/butd/README.md). Released BUTD TSVs have no cls_prob: with
+# LoadRegionFeatures(feature_file='data/.../*.tsv') set
+# model.losses.mrm=0 and require_cls_prob=False (MLM + ITM only).
 _base_ = [
     './vilbert_vit-base-p16-bert-base_1xb20-pretrain_cc.py',
     '../_base_/models/vilbert_regions-stream.py',
@@ -18,7 +21,11 @@ model = dict(
 
 region_dir = 'data/conceptual_captions/regions'
 train_pipeline = [
-    dict(type='LoadRegionFeatures', feature_dir=region_dir, max_regions=36),
+    dict(
+        type='LoadRegionFeatures',
+        feature_dir=region_dir,
+        max_regions=36,
+        require_cls_prob=True),  # the mrm loss's KL target
     dict(type='MaskRegions', prob=0.15, zero_prob=0.9),
     dict(type='TokenizeCaption', bert='bert-base-uncased', max_length=36),
     dict(type='PackViLBERTInputs'),

@@ -19,16 +19,16 @@ and features are base64 of float32 (N, 4) / (N, 2048) arrays.
 ViLBERT reads a region's 5-d location as :func:`region_locations`.
 """
 import base64
-import csv
 import os
 import os.path as osp
-import sys
+import zipfile
 
 import numpy as np
 
 __all__ = [
     'TSV_FIELDS', 'load_region_features', 'iter_tsv_regions',
-    'region_locations', 'save_region_npz', 'tsv_row', 'RegionFileError'
+    'region_locations', 'save_region_npz', 'tsv_row', 'RegionFileError',
+    'finish_regions', 'tsv_to_npz'
 ]
 
 TSV_FIELDS = [
@@ -85,34 +85,16 @@ def tsv_row(record):
         features=base64.b64encode(feats.tobytes()).decode('ascii'))
 
 
-def _decode_row(row, path):
-    try:
-        n = int(row['num_boxes'])
-        boxes = np.frombuffer(
-            base64.b64decode(row['boxes']), dtype=np.float32).reshape(n, 4)
-        feats = np.frombuffer(
-            base64.b64decode(row['features']),
-            dtype=np.float32).reshape(n, -1)
-        return dict(
-            image_id=row['image_id'],
-            image_w=int(row['image_w']),
-            image_h=int(row['image_h']),
-            num_boxes=n,
-            boxes=boxes.copy(),
-            features=feats.copy())
-    except (KeyError, TypeError, ValueError) as e:
-        raise RegionFileError(
-            f'{path}: row of image {row.get("image_id")!r} is not a BUTD '
-            f'TSV row ({e}); expected fields {TSV_FIELDS}') from None
-
-
-def iter_tsv_regions(path):
+def iter_tsv_regions(path, max_line_bytes=None):
     """Yield one dict per row of a BUTD TSV (fields as
-    :func:`load_region_features`)."""
-    csv.field_size_limit(sys.maxsize)
-    with open(path, newline='') as f:
-        for row in csv.DictReader(f, delimiter='\t', fieldnames=TSV_FIELDS):
-            yield _decode_row(row, path)
+    :func:`load_region_features`, ``image_id`` as written); rows are read
+    with a bounded length (:mod:`mmext.datasets.region_tsv`)."""
+    from mmext.utils.fileio import open_regular_file
+    from .region_tsv import MAX_LINE_BYTES, iter_tsv_lines, parse_tsv_line
+    with open_regular_file(path, 'region TSV') as f:
+        for line_no, _, line in iter_tsv_lines(
+                f, path, max_line_bytes or MAX_LINE_BYTES):
+            yield parse_tsv_line(line, path, line_no)
 
 
 def load_region_features(path, image_id=None):
@@ -137,7 +119,7 @@ def load_region_features(path, image_id=None):
     if not osp.isfile(path):
         raise FileNotFoundError(f'no region file {path}; run '
                                 'tools/feature_extraction/extract_regions.py')
-    if path.endswith('.tsv'):
+    if not path.endswith('.npz'):  # BUTD TSVs: .tsv, .tsv.0, ...
         rows = iter_tsv_regions(path)
         out = None
         for i, row in enumerate(rows):
@@ -151,8 +133,14 @@ def load_region_features(path, image_id=None):
         if out is None:
             raise RegionFileError(f'{path} has no image {image_id!r}')
     else:
-        with np.load(path, allow_pickle=False) as z:
-            out = {k: z[k] for k in z.files}
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                out = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise RegionFileError(
+                f'{path} is not a readable .npz ({str(e).splitlines()[0]});'
+                ' re-extract it with tools/feature_extraction/'
+                'extract_regions.py') from None
         missing = {'features', 'boxes', 'image_w', 'image_h'} - set(out)
         if missing:
             raise RegionFileError(
@@ -164,7 +152,13 @@ def load_region_features(path, image_id=None):
         if 'image_id' in out:
             out['image_id'] = str(out['image_id'])
         out['num_boxes'] = len(out['boxes'])
-    _check_shapes(path, out)
+    return finish_regions(path, out) if path.endswith('.npz') else out
+
+
+def finish_regions(where, out):
+    """Check the arrays of a region record (:func:`_check_shapes`, naming
+    ``where``) and add ``locations``; returns ``out``."""
+    _check_shapes(where, out)
     out['locations'] = region_locations(out['boxes'], out['image_w'],
                                         out['image_h'])
     return out
@@ -190,3 +184,142 @@ def _check_shapes(path, out):
     if problem:
         raise RegionFileError(f'{path}: {problem}; re-extract it with '
                               'tools/feature_extraction/extract_regions.py')
+
+
+#: Longest npz id in UTF-8 bytes (``<id>.npz.tmp<pid>.npz`` fits 255).
+MAX_NPZ_ID_BYTES = 200
+
+
+def npz_id_problem(image_id):
+    """Why ``image_id`` cannot name ``<out>/<id>.npz``, or None."""
+    if image_id in ('', '.', '..'):
+        return 'empty or a dot name'
+    if '/' in image_id or '\0' in image_id or (os.sep != '/'
+                                               and os.sep in image_id):
+        return 'holds a path separator or NUL'
+    if len(os.fsencode(image_id)) > MAX_NPZ_ID_BYTES:
+        return f'longer than {MAX_NPZ_ID_BYTES} UTF-8 bytes'
+    return None
+
+
+def _raw_id(field):
+    """A TSV id as written -> the image id (mmext's extractor escapes odd
+    characters; released files hold plain ids)."""
+    if '\\' not in field:
+        return field
+    from mmext.dedup.textio import unescape_path
+    try:
+        return unescape_path(field)
+    except ValueError:
+        return field
+
+
+def tsv_to_npz(tsv_files, out_dir, max_line_bytes=None, progress=None):
+    """Convert BUTD TSV rows to ``<out_dir>/<image id>.npz`` files.
+
+    Resumable (an existing ``.npz`` is skipped; each is written
+    atomically), lines read with a bounded length. A row is refused, and
+    listed in ``<out_dir>/refused_rows.tsv`` (TSV file, line, escaped id,
+    reason), when it is damaged or too long, when its id cannot be a file
+    name (:func:`npz_id_problem`), repeats an earlier row, or equals
+    another id ignoring case (a case-insensitive disk would merge them).
+
+    Args:
+        tsv_files (str | list[str]): TSVs, globs or a list of them.
+        out_dir (str): Output folder.
+        max_line_bytes (int, optional): Defaults to
+            :data:`mmext.datasets.region_tsv.MAX_LINE_BYTES`.
+        progress (callable, optional): Called as ``progress(bytes_done,
+            bytes_total)`` after every row.
+
+    Returns:
+        dict: ``converted``, ``skipped`` (counts), ``refused`` (list of
+        ``(tsv, line, id, reason)``).
+    """
+    from mmext.dedup.textio import atomic_write, escape_path
+    from mmext.utils.fileio import open_regular_file
+    from .region_tsv import (MAX_LINE_BYTES, _first_field, expand_tsv_files,
+                             iter_tsv_lines, parse_tsv_line)
+    files = expand_tsv_files(tsv_files)
+    max_line_bytes = max_line_bytes or MAX_LINE_BYTES
+    os.makedirs(out_dir, exist_ok=True)
+    existing = {
+        n[:-4].casefold(): n[:-4]
+        for n in os.listdir(out_dir) if n.endswith('.npz')
+    }
+    total = sum(os.path.getsize(f) for f in files)
+    summary, seen, done_bytes = dict(converted=0, skipped=0, refused=[]), {}, 0
+    for path in files:
+        refuse = summary['refused'].append
+
+        def on_long(line_no, err, path=path):
+            refuse((path, line_no, '', str(err).split(': ', 1)[1]))
+
+        with open_regular_file(path, 'region TSV') as f:
+            for line_no, _, line in iter_tsv_lines(f, path, max_line_bytes,
+                                                   on_long):
+                done_bytes += len(line)
+                image_id = _raw_id(_first_field(line))
+                problem = npz_id_problem(image_id)
+                if problem is None and image_id in seen:
+                    problem = f'repeats the id of {seen[image_id]}'
+                other = existing.get(image_id.casefold())
+                if problem is None and other not in (None, image_id):
+                    problem = (f'equals {escape_path(other)}.npz ignoring '
+                               'case')
+                if problem is None:
+                    seen[image_id] = f'{path} line {line_no}'
+                    out = osp.join(out_dir, image_id + '.npz')
+                    if osp.exists(out):
+                        summary['skipped'] += 1
+                    else:
+                        try:
+                            rec = parse_tsv_line(line, path, line_no)
+                        except RegionFileError as e:
+                            problem = str(e).split(': ', 1)[1]
+                        else:
+                            rec.pop('locations')
+                            save_region_npz(out, dict(rec, image_id=image_id))
+                            existing[image_id.casefold()] = image_id
+                            summary['converted'] += 1
+                if problem is not None:
+                    refuse((path, line_no, image_id, problem))
+                if progress is not None:
+                    progress(done_bytes, total)
+    with atomic_write(
+            osp.join(out_dir, 'refused_rows.tsv'), encoding='utf-8',
+            newline='\n') as f:
+        f.write('tsv\tline\timage_id\treason\n')
+        for path, line_no, image_id, reason in summary['refused']:
+            f.write(f'{escape_path(path)}\t{line_no}\t'
+                    f'{escape_path(image_id)}\t{escape_path(reason)}\n')
+    return summary
+
+
+def read_image_ids(path):
+    """``image_ids.csv`` of :func:`~mmext.models.detectors.butd.extract.
+    extract_regions` -> ``(by_path, by_name)``: absolute image path -> id
+    and file name -> id (None when two images share the name)."""
+    import csv
+
+    from mmext.dedup.textio import unescape_path
+    from mmext.utils.fileio import read_text_file
+    text = read_text_file(path, 'image id map', max_bytes=1 << 30)
+    by_path, by_name = {}, {}
+    rows = csv.reader(text.splitlines())
+    header = next(rows, None)
+    if header != ['image_id', 'image_path']:
+        raise RegionFileError(
+            f'{path}: first row is {header}, not image_id,image_path; it is '
+            'written by tools/feature_extraction/extract_regions.py')
+    for line_no, row in enumerate(rows, 2):
+        try:
+            image_id, image = map(unescape_path, row)
+        except ValueError as e:
+            raise RegionFileError(
+                f'{path}: line {line_no} is not an escaped id and path '
+                f'({str(e)[:80]})') from None
+        by_path[osp.abspath(image)] = image_id
+        name = osp.basename(image)
+        by_name[name] = None if name in by_name else image_id
+    return by_path, by_name

@@ -73,6 +73,16 @@ PRETRAINED_SOURCES = {
     'resnet101_faster_rcnn_final.caffemodel, then python '
     'tools/model_converters/butd_caffe_to_mmext.py '
     'resnet101_faster_rcnn_final.caffemodel '
-    'pretrain_pth/butd_faster-rcnn_r101-caffe-c4_vg.pth (see '
+    'pretrain_pth/butd_faster-rcnn_r101-caffe-c4_vg.pth --config '
+    'configs/butd/butd_faster-rcnn_r101-caffe-c4_vg.py (see '
+    'configs/butd/README.md)',
+    # configs/butd/*-36boxes.py: the snapshot of the released 36-box features
+    'butd_faster-rcnn_r101-caffe-c4_vg-iter320k.pth':
+    'download https://storage.googleapis.com/bottom-up-attention/'
+    'resnet101_faster_rcnn_final_iter_320000.caffemodel, then python '
+    'tools/model_converters/butd_caffe_to_mmext.py '
+    'resnet101_faster_rcnn_final_iter_320000.caffemodel '
+    'pretrain_pth/butd_faster-rcnn_r101-caffe-c4_vg-iter320k.pth --config '
+    'configs/butd/butd_faster-rcnn_r101-caffe-c4_vg-36boxes.py (see '
     'configs/butd/README.md)',
 }

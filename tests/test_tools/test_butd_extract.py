@@ -360,3 +360,73 @@ def test_non_files_named_like_images_fail_with_reason(workspace, tmp_path):
     assert 'No such file' in reasons['gone.jpg']
     listed = (tmp_path / 'out' / 'failed_rank0.txt').read_text().splitlines()
     assert len(listed) == 3 and all(len(ln.split('\t')) == 2 for ln in listed)
+
+
+SMOKE = ROOT / 'configs' / 'butd' / 'butd_faster-rcnn_tiny_random-init-smoke.py'
+
+
+def test_random_init_smoke_run_without_weights(tmp_path):
+    """The documented smoke run: no checkpoint anywhere, seconds."""
+    import time
+    images = tmp_path / 'images'
+    images.mkdir()
+    for k, hw in enumerate([(48, 64), (120, 90)]):
+        _png(images / f'im{k}.png', k, hw)
+    start = time.monotonic()
+    proc = run_tool([
+        TOOL, SMOKE, '--random-init', '--images', images, '--out',
+        tmp_path / 'out', '--no-progress'
+    ],
+                    cwd=tmp_path,
+                    env=dict(MMEXT_PRETRAIN_DIR=str(tmp_path)))
+    seconds = time.monotonic() - start
+    assert '2 extracted, 0 already done, 0 unreadable' in proc.stdout
+    got = load_region_features(str(tmp_path / 'out' / 'im1.npz'))
+    assert got['features'].shape == (36, 256)
+    assert got['cls_prob'].shape == (36, 1601)
+    rows = list(iter_tsv_regions(str(tmp_path / 'out' / 'regions_rank0.tsv')))
+    assert sorted(r['image_id'] for r in rows) == ['im0', 'im1']
+    print(f'smoke run (2 images, with imports): {seconds:.1f} s')
+    assert seconds < 120  # ~10 s here with imports on a busy 2-core box
+
+
+def test_missing_checkpoint_says_how_to_make_it(tmp_path):
+    cfg = ROOT / 'configs/butd/butd_faster-rcnn_r101-caffe-c4_vg-36boxes.py'
+    (tmp_path / 'images').mkdir()
+    proc = run_tool(
+        [TOOL, cfg, '--images', tmp_path / 'images', '--out', tmp_path],
+        cwd=tmp_path,
+        check=False,
+        env=dict(MMEXT_PRETRAIN_DIR=str(tmp_path)))
+    assert proc.returncode == 1
+    err = proc.stderr.strip().splitlines()[-1]
+    assert err.startswith('extract_regions: checkpoint pretrain_pth/'
+                          'butd_faster-rcnn_r101-caffe-c4_vg-iter320k.pth')
+    assert 'resnet101_faster_rcnn_final_iter_320000.caffemodel' in err
+    assert 'butd_caffe_to_mmext.py' in err and '--random-init' in err
+
+
+def test_fewer_regions_than_a_fixed_count_warns(workspace, tmp_path):
+    model, _ = init_butd_detector(
+        str(workspace / 'butd_tiny.py'), str(workspace / 'butd_tiny.pth'))
+    images = list_images(str(workspace / 'images'))[2:]
+    fixed = dict(min_boxes=60, max_boxes=60)  # > post_nms_top_n=40
+    with pytest.warns(UserWarning, match='fewer than min_boxes=60') as rec:
+        summary = extract_regions(
+            model, images, str(tmp_path), select_cfg=fixed, progress=False)
+    msgs = [str(w.message) for w in rec if 'min_boxes' in str(w.message)]
+    assert len(msgs) == 3 and 'img0.png: ' in msgs[0]
+    for path, n in summary['few_regions']:
+        got = load_region_features(
+            str(tmp_path / (os.path.basename(path)[:-4] + '.npz')))
+        assert got['num_boxes'] == n < 60 and f': {n} regions' in ''.join(
+            m for m in msgs if os.path.basename(path) in m)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # enough proposals: no warning
+        extract_regions(
+            model,
+            images,
+            str(tmp_path / 'ok'),
+            select_cfg=SELECT,
+            progress=False)

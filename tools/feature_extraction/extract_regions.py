@@ -18,8 +18,16 @@ Examples::
         --images data/images --out data/regions --format npz tsv
     torchrun --nproc-per-node 4 tools/feature_extraction/extract_regions.py \\
         CONFIG CKPT --images data/images --out data/regions
+    # smoke run without any weights (a tiny random detector, seconds)
+    python tools/feature_extraction/extract_regions.py \\
+        configs/butd/butd_faster-rcnn_tiny_random-init-smoke.py \\
+        --random-init --images data/images --out work_dirs/regions_smoke
+
+CHECKPOINT defaults to the config's ``load_from``; ``--random-init`` runs
+without one (seeded; regions are meaningless, the files are well-formed).
 """
 import argparse
+import os
 import sys
 
 import torch
@@ -28,7 +36,14 @@ import torch
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('config', help='configs/butd/*.py')
-    p.add_argument('checkpoint', help='converted BUTD checkpoint')
+    p.add_argument(
+        'checkpoint',
+        nargs='?',
+        help="converted BUTD checkpoint (default: the config's load_from)")
+    p.add_argument(
+        '--random-init',
+        action='store_true',
+        help='no checkpoint: seeded random weights (smoke runs)')
     p.add_argument('--images', required=True, help='folder of images')
     p.add_argument('--out', required=True, help='output folder')
     p.add_argument(
@@ -50,6 +65,31 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def _checkpoint(args):
+    """The checkpoint to load (None with --random-init); a missing file
+    fails with the command that makes it."""
+    from mmengine.config import Config
+
+    from mmext.utils.paths import find_pretrained
+    from mmext.utils.pretrained_sources import PRETRAINED_SOURCES
+    if args.random_init:
+        if args.checkpoint:
+            raise ValueError('give a checkpoint or --random-init, not both')
+        return None
+    name = args.checkpoint or Config.fromfile(args.config).get('load_from')
+    if not name:
+        raise ValueError(f'{args.config} has no load_from: pass a checkpoint'
+                         ' or --random-init')
+    found = find_pretrained(name)
+    if found is None:
+        how = PRETRAINED_SOURCES.get(
+            os.path.basename(name), 'see configs/butd/README.md')
+        raise FileNotFoundError(
+            f'checkpoint {name} not found; to make it: {how}; for a smoke '
+            'run without weights add --random-init')
+    return found
+
+
 def main(argv=None):
     from mmext.dedup.textio import escape_path
     from mmext.models.detectors.butd.extract import (extract_regions,
@@ -61,8 +101,10 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     try:
         rank, world = shard_from_env()
-        model, cfg = init_butd_detector(args.config, args.checkpoint,
-                                        args.device)
+        checkpoint = _checkpoint(args)
+        if checkpoint is None:
+            torch.manual_seed(0)  # the same random detector on every rank
+        model, cfg = init_butd_detector(args.config, checkpoint, args.device)
         ext = dict(cfg.get('extract_cfg', {}))
         formats = args.format or ext.pop('formats', ['npz'])
         ext.pop('formats', None)
@@ -90,6 +132,11 @@ def main(argv=None):
           f'unreadable (see {out}/failed_rank{rank}.txt)')
     for path, reason in summary['failed']:
         print(f'  unreadable: {escape_path(path)}: {escape_path(reason)}')
+    if summary.get('few_regions'):
+        few = summary['few_regions']
+        print(f'  {len(few)} images gave fewer regions than min_boxes='
+              f"{ext.get('min_boxes')} (e.g. {escape_path(few[0][0])}: "
+              f'{few[0][1]}); small images have few proposals')
     if summary['damaged']:
         print(f"  {len(summary['damaged'])} damaged TSV lines moved to "
               f'{out}/regions_rank{rank}.tsv.damaged (their images were '

@@ -28,6 +28,7 @@ import os
 import os.path as osp
 import re
 import unicodedata
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -302,6 +303,18 @@ def _read_image(path):
     return im
 
 
+def _warn_few_regions(path, n, min_boxes):
+    """generate_tsv.py pads nothing: an image with fewer proposals than
+    ``min_boxes`` (small images, few RPN boxes after NMS) silently got
+    fewer regions."""
+    warnings.warn(
+        f'{escape_path(path)}: {n} regions, fewer than min_boxes='
+        f'{min_boxes} (only {n} proposals survived); its file holds {n} '
+        'regions: readers must not assume a fixed count (ViLBERT pads), or '
+        'upscale small images before extraction',
+        stacklevel=3)
+
+
 def _write_ids(path, images, ids):
     with atomic_write(path, newline='', encoding='utf-8') as f:
         writer = csv.writer(f)
@@ -341,7 +354,9 @@ def extract_regions(model,
 
     Returns:
         dict: ``done``, ``skipped`` (already extracted), ``failed``
-        (list of (path, reason)) for this rank, and ``damaged`` (list of
+        (list of (path, reason)) for this rank, ``few_regions`` (list of
+        (path, count) of images with fewer than ``min_boxes`` regions,
+        each also warned about), and ``damaged`` (list of
         (line, reason) of TSV lines moved to ``regions_rank<r>.tsv.
         damaged``).
     """
@@ -362,7 +377,9 @@ def extract_regions(model,
     done_tsv, damaged = (
         _done_tsv_ids(tsv_path) if 'tsv' in formats else (set(), []))
     failed_path = osp.join(out_dir, f'failed_rank{rank}.txt')
-    summary = dict(done=0, skipped=0, failed=[], damaged=damaged)
+    summary = dict(
+        done=0, skipped=0, failed=[], damaged=damaged, few_regions=[])
+    min_boxes = dict(DEFAULT_SELECT, **(select_cfg or {}))['min_boxes']
     bar = ProgressBar(len(mine)) if progress and mine else None
     tsv = open(
         tsv_path, 'a', encoding='utf-8',
@@ -385,6 +402,9 @@ def extract_regions(model,
                         out = model.predict_image(im)
                     rec = regions_record(out, image_id, select_cfg,
                                          save_cls_prob)
+                    if rec['num_boxes'] < min_boxes:
+                        _warn_few_regions(path, rec['num_boxes'], min_boxes)
+                        summary['few_regions'].append((path, rec['num_boxes']))
                     if todo_npz:
                         save_region_npz(npz_path, rec)
                     if todo_tsv:
