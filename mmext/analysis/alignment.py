@@ -7,23 +7,33 @@ models (e.g. TRAR-ViT and ViT, ``config2``/``checkpoint2``). Both cases go
 through :func:`collect_representations` and
 :func:`~mmext.evaluation.metrics.alignment.compare_layers`.
 Outputs: ``alignment.json``, ``alignment.csv``, one layer x layer heat map
-per metric and a per-layer curve plot.
+per metric and a per-layer curve plot (:mod:`.alignment_plots`).
+
+The loaders are built in measurement mode
+(:func:`~mmext.analysis.measurement.measurement_loader_cfg`: no ITM caption
+swaps, no MLM / region / patch masking, no flips) and each pass is seeded
+alike, so two checkpoints of one config see identical inputs; when two
+passes still disagree the error names the samples and the input keys that
+differ.
 """
-import copy
 import csv
 import json
 import os
 import os.path as osp
+import random
 
+import numpy as np
+import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner, load_checkpoint
 
-from mmext.evaluation.metrics.alignment import (ALIGNMENT_METRICS,
-                                                DEFAULT_METRICS,
-                                                compare_layers)
-from .representations import (collect_representations, default_taps,
-                              has_layer_outputs, parse_taps, side_names)
+from mmext.evaluation.metrics.alignment import DEFAULT_METRICS, compare_layers
+from .alignment_plots import plot_alignment, side_labels
+from .collect import collect_representations
+from .measurement import input_differences, measurement_loader_cfg
+from .representations import (default_taps, has_layer_outputs, parse_taps,
+                              side_names)
 
 __all__ = [
     'build_model_and_loader', 'model_taps', 'collect_sides', 'run_alignment',
@@ -40,9 +50,11 @@ def build_model_and_loader(config,
                            checkpoint=None,
                            split='test',
                            batch_size=None,
-                           cfg_options=None):
+                           cfg_options=None,
+                           changes=None):
     """Model (weights from ``checkpoint``) and the ``{split}_dataloader``
-    of a config, unshuffled.
+    of a config in measurement mode (unshuffled, random transforms and ITM
+    swaps off: :func:`~mmext.analysis.measurement.measurement_loader_cfg`).
 
     Args:
         config (str | Config): Config file or object.
@@ -51,6 +63,8 @@ def build_model_and_loader(config,
             ``'test'``.
         batch_size (int, optional): Override the loader's batch size.
         cfg_options (dict, optional): Merged into the config first.
+        changes (list, optional): Extended with what measurement mode
+            switched off.
 
     Returns:
         tuple[BaseModel, DataLoader, Config]
@@ -67,12 +81,9 @@ def build_model_and_loader(config,
         raise ValueError(f'{getattr(cfg, "filename", config)} has no {key}; '
                          'choose another --split')
     cfg.model.setdefault('data_preprocessor', cfg.get('data_preprocessor'))
-    loader_cfg = copy.deepcopy(cfg[key])
-    loader_cfg['sampler'] = dict(type='DefaultSampler', shuffle=False)
-    loader_cfg['persistent_workers'] = False
-    loader_cfg['pin_memory'] = False
-    if batch_size:
-        loader_cfg['batch_size'] = batch_size
+    loader_cfg, switched = measurement_loader_cfg(cfg[key], batch_size)
+    if changes is not None:
+        changes.extend(switched)
     with DefaultScope.overwrite_default_scope('mmext'):
         model = MODELS.build(cfg.model)
         if checkpoint is not None:
@@ -97,23 +108,34 @@ def model_taps(model, layers=None, layers2=None):
     return taps_a, taps_b
 
 
+def model_side_taps(model, layers=None):
+    """One model's taps when it is one side of a two-model comparison:
+    ``layers``, else both streams of a two-stream model (ViLBERT), else
+    every backbone block."""
+    if layers is None and has_layer_outputs(model):
+        layers = TWO_STREAM_SIDES[0] + TWO_STREAM_SIDES[1]
+    return parse_taps(layers, model) if layers else default_taps(model)
+
+
 def collect_sides(model,
                   loader,
                   taps_a,
                   taps_b,
-                  pooling='cls',
+                  pooling='auto',
                   max_samples=None,
                   progress=True,
-                  desc='model'):
+                  desc='model',
+                  details=None):
     """Collect both sides' taps in one pass over ``loader``.
 
     Returns:
         tuple[dict, dict, list]: Side a's and side b's ``{name: (N, D)}``
-        (glob taps resolved) and the sample ids.
+        (glob taps resolved) and the sample ids. ``details`` as in
+        :func:`collect_representations`.
     """
     taps = taps_a + [t for t in taps_b if t not in taps_a]
     feats, ids = collect_representations(model, loader, taps, pooling,
-                                         max_samples, progress, desc)
+                                         max_samples, progress, desc, details)
     names = list(feats)
     return ({n: feats[n]
              for n in side_names(taps_a, names)},
@@ -121,16 +143,37 @@ def collect_sides(model,
              for n in side_names(taps_b, names)}, ids)
 
 
-def _check_same_samples(ids, ids2, split):
-    if ids == ids2:
-        return
-    bad = next((i for i, (x, y) in enumerate(zip(ids, ids2)) if x != y), None)
-    raise ValueError(
-        f"the two configs' {split} loaders give different samples "
-        f'({len(ids)} vs {len(ids2)}' +
-        (f', first difference at #{bad}: {ids[bad]} vs {ids2[bad]}'
-         if bad is not None else '') +
-        '); point both at the same data (--cfg-options)')
+def _seed_all(seed=0):
+    """The same RNG state before each pass: random transforms left on (no
+    known switch) then draw the same numbers for both models."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _check_same_samples(ids, ids2, split, details, details2, same_config,
+                        changes):
+    """Both passes must see the same samples; with one config, the same
+    inputs too (else the measurement mode missed a random step)."""
+    if ids != ids2:
+        bad = next((i for i, (x, y) in enumerate(zip(ids, ids2)) if x != y),
+                   None)
+        raise ValueError(
+            f"the two {split} loaders give different samples "
+            f'({len(ids)} vs {len(ids2)}' +
+            (f', first difference at #{bad}: {ids[bad]} vs {ids2[bad]}'
+             if bad is not None else '') + '); point both configs at the '
+            'same data and sample order (--cfg-options)')
+    diff = input_differences(ids, details['digests'], details2['digests'])
+    if diff and same_config:
+        left_on = [c for c in changes if 'left on' in c]
+        raise ValueError(
+            f'one config, but the two passes over its {split} loader give '
+            f'different inputs: {"; ".join(diff)}' +
+            (f' (random transforms without an off switch: {left_on})'
+             if left_on else '') + '; make the test pipeline deterministic '
+            '(--cfg-options)')
+    return diff
 
 
 def run_alignment(config,
@@ -140,7 +183,7 @@ def run_alignment(config,
                   config2=None,
                   checkpoint2=None,
                   layers2=None,
-                  pooling='cls',
+                  pooling='auto',
                   split='test',
                   max_samples=None,
                   batch_size=None,
@@ -160,7 +203,10 @@ def run_alignment(config,
             run on its own ``{split}_dataloader`` (must hold the same
             samples in the same order).
         layers2 (list[str], optional): Tap specs of side b.
-        pooling (str): ``'cls'`` or ``'mean'``. Defaults to ``'cls'``.
+        pooling (str): ``'auto'`` (feature maps: mean over H x W; token
+            sequences: CLS when they start with one, else mean; see
+            :mod:`.representations`), ``'cls'`` or ``'mean'``. Defaults to
+            ``'auto'``.
         split (str): Data split. Defaults to ``'test'``.
         max_samples (int, optional): Samples to use (the first N).
         batch_size (int, optional): Loader batch size override.
@@ -174,23 +220,33 @@ def run_alignment(config,
     Returns:
         dict: The record written to ``alignment.json``.
     """
+    changes, details, details2, diff = [], {}, {}, []
     model, loader, _ = build_model_and_loader(config, checkpoint, split,
-                                              batch_size, cfg_options)
+                                              batch_size, cfg_options, changes)
+    _seed_all()
     if config2 is None:
         taps_a, taps_b = model_taps(model, layers, layers2)
         feats_a, feats_b, ids = collect_sides(model, loader, taps_a, taps_b,
-                                              pooling, max_samples, progress)
+                                              pooling, max_samples, progress,
+                                              'model', details)
+        details2 = details
     else:
+        feats_a, _, ids = collect_sides(model, loader,
+                                        model_side_taps(model, layers), [],
+                                        pooling, max_samples, progress,
+                                        'model 1', details)
+        del model, loader
         model2, loader2, _ = build_model_and_loader(config2, checkpoint2,
                                                     split, batch_size,
-                                                    cfg_options)
-        taps_a = model_taps(model, layers)[0]
-        taps_b = model_taps(model2, layers2)[0]
-        feats_a, _, ids = collect_sides(model, loader, taps_a, [], pooling,
-                                        max_samples, progress, 'model 1')
-        feats_b, _, ids2 = collect_sides(model2, loader2, taps_b, [], pooling,
-                                         max_samples, progress, 'model 2')
-        _check_same_samples(ids, ids2, split)
+                                                    cfg_options, changes)
+        _seed_all()
+        feats_b, _, ids2 = collect_sides(model2, loader2,
+                                         model_side_taps(model2, layers2), [],
+                                         pooling, max_samples, progress,
+                                         'model 2', details2)
+        same = osp.abspath(str(config)) == osp.abspath(str(config2))
+        diff = _check_same_samples(ids, ids2, split, details, details2, same,
+                                   changes)
     records = compare_layers(feats_a, feats_b, metrics, pairs,
                              **compare_kwargs)
     result = dict(
@@ -200,12 +256,19 @@ def run_alignment(config,
         checkpoint2=checkpoint2,
         split=split,
         pooling=pooling,
+        pooling_a={n: details['pooling'].get(n)
+                   for n in feats_a},
+        pooling_b={n: details2['pooling'].get(n)
+                   for n in feats_b},
+        measurement_mode=sorted(set(changes)),
+        input_differences=diff,
         num_samples=len(ids),
         layers_a=list(feats_a),
         layers_b=list(feats_b),
         metrics=list(metrics),
         options=compare_kwargs,
         records=records)
+    result['sides'] = list(side_labels(result))
     write_alignment(result, out_dir)
     return result
 
@@ -221,73 +284,3 @@ def write_alignment(result, out_dir):
         writer.writeheader()
         writer.writerows(result['records'])
     return plot_alignment(result, out_dir)
-
-
-def _matrix(result, metric):
-    import numpy as np
-    la, lb = result['layers_a'], result['layers_b']
-    mat = np.full((len(la), len(lb)), np.nan)
-    for r in result['records']:
-        mat[la.index(r['layer_a']), lb.index(r['layer_b'])] = r[metric]
-    return mat
-
-
-def _side_label(result, side):
-    cfg = result['config2'] if side == 'b' and result.get('config2') \
-        else result['config']
-    return f'{side}: {osp.splitext(osp.basename(str(cfg)))[0]}'
-
-
-def plot_alignment(result, out_dir):
-    """One layer x layer heat map per metric (``heatmap_{metric}.png``) and
-    per-layer curves (``per_layer.png``): the i-th layer of side a against
-    the i-th of side b when both sides have as many layers, else against
-    its best-matching layer of side b.
-
-    Returns:
-        list[str]: Written files.
-    """
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    import numpy as np
-    la, lb = result['layers_a'], result['layers_b']
-    files = []
-    for metric in result['metrics']:
-        mat = _matrix(result, metric)
-        fig, ax = plt.subplots(
-            figsize=(1.5 + 0.45 * len(lb), 1.2 + 0.4 * len(la)))
-        im = ax.imshow(mat, cmap='viridis', aspect='auto')
-        ax.set_xticks(range(len(lb)), lb, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(la)), la, fontsize=7)
-        ax.set_xlabel(_side_label(result, 'b'))
-        ax.set_ylabel(_side_label(result, 'a'))
-        ax.set_title(f'{metric} (N={result["num_samples"]})', fontsize=9)
-        fig.colorbar(im, ax=ax)
-        fig.tight_layout()
-        path = osp.join(out_dir, f'heatmap_{metric}.png')
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        files.append(path)
-    matched = len(la) == len(lb)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for metric in result['metrics']:
-        mat = _matrix(result, metric)
-        if matched:
-            y = np.diag(mat)
-        else:
-            best = np.nanmax if ALIGNMENT_METRICS[metric] else np.nanmin
-            y = best(mat, axis=1)
-        ax.plot(range(len(la)), y, marker='o', label=metric)
-    ax.set_xticks(range(len(la)), la, rotation=90, fontsize=7)
-    ax.set_ylabel('score')
-    ax.set_title(
-        'layer i of a vs layer i of b'
-        if matched else 'each layer of a vs its best layer of b',
-        fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = osp.join(out_dir, 'per_layer.png')
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return files + [path]

@@ -5,6 +5,9 @@ hooks.
 A *tap* names a submodule (``backbone.layers.3``, ``backbone.layer2``,
 ``text_layers.5``) and optionally which element of a tuple output to keep
 (``co_attention.0:1``); ``backbone.layers.0-11`` expands to twelve taps.
+Default taps are every block of the backbone: ``layers`` (ViT, TRAR-ViT),
+``res_layers`` (ResNet, SE-ResNet, R2Gen's extractor) or ``stages``
+(TinyViT).
 A model whose ``extract_feat(inputs, return_layers=True)`` returns
 per-layer outputs (ViLBERT: ``text_layers``, ``vision_layers``,
 ``coattn_layers``) can also be tapped by the names of those outputs, glob
@@ -14,6 +17,19 @@ vector per sample: ``cls`` (token 0 of a (B, N, D) sequence), ``mean``
 (mean over tokens, padding excluded when the model gives a mask, or over
 H x W of a (B, C, H, W) map). Classifiers, ViLBERT's streams and
 co-attention blocks go through the same code.
+
+Pooling rule (``pooling='auto'``, the default; :func:`pooling_kind`):
+(B, C, H, W) feature maps are averaged over H x W; (B, N, D) token
+sequences give their CLS token (token 0) when the sequence starts with one
+(the layer lies in a module with a ``cls_token`` parameter, e.g. ViT /
+TRAR-ViT / a ViT extractor with ``with_cls_token=True``, or in a BERT; and
+ViLBERT's per-layer outputs, whose token 0 is [CLS] / the global image
+token), else the mean over tokens (TinyViT stages, a ViT without CLS);
+(B, D) vectors are kept. ``'cls'`` / ``'mean'`` force one kind for token
+sequences. A layer run on the V views of a sample (R2Gen's extractor sees
+(B x V) images) is averaged over the views. Upstream mmpretrain has no
+per-layer representation tool; the platonic-rep code pools one model kind
+by one fixed rule.
 """
 import difflib
 import fnmatch
@@ -26,9 +42,12 @@ from mmengine.model import is_model_wrapper
 
 __all__ = [
     'Tap', 'parse_taps', 'default_taps', 'pool', 'record_layers',
-    'flatten_layer_outputs', 'side_names', 'has_layer_outputs',
-    'collect_representations'
+    'flatten_layer_outputs', 'side_names', 'has_layer_outputs', 'pooling_kind',
+    'has_cls_token', 'layer_output_net', 'POOLINGS'
 ]
+
+#: ``--pooling`` choices; ``auto`` follows the module docstring's rule
+POOLINGS = ('auto', 'cls', 'mean')
 
 _RANGE = re.compile(r'^(.*?)(\d+)-(\d+)(.*)$')
 
@@ -55,10 +74,38 @@ def _unwrap(model):
     return model.module if is_model_wrapper(model) else model
 
 
+def layer_output_net(model):
+    """The module whose ``extract_feat`` takes ``return_layers``: the model
+    or a wrapped one (``ViLBERTClassifier.vilbert``); None if neither."""
+    model = _unwrap(model)
+    for net in (model, getattr(model, 'vilbert', None)):
+        fn = getattr(net, 'extract_feat', None)
+        if fn is not None and 'return_layers' in inspect.signature(
+                fn).parameters:
+            return net
+    return None
+
+
 def has_layer_outputs(model):
-    fn = getattr(_unwrap(model), 'extract_feat', None)
-    return fn is not None and 'return_layers' in inspect.signature(
-        fn).parameters
+    return layer_output_net(model) is not None
+
+
+def has_cls_token(model, module_path):
+    """Whether the tokens of ``module_path``'s output start with a CLS
+    token: some enclosing module holds a ``cls_token`` tensor (mmpretrain
+    ViT, TRAR-ViT; None when ``with_cls_token=False``) or is a BERT."""
+    model = _unwrap(model)
+    parts = module_path.split('.')
+    for depth in range(len(parts), -1, -1):
+        try:
+            mod = model.get_submodule('.'.join(parts[:depth]))
+        except AttributeError:
+            continue
+        if torch.is_tensor(getattr(mod, 'cls_token', None)):
+            return True
+        if type(mod).__name__.startswith('Bert'):
+            return True
+    return False
 
 
 def parse_taps(specs, model=None):
@@ -112,49 +159,79 @@ def default_taps(model):
         return parse_taps([f'backbone.layers.0-{len(backbone.layers) - 1}'])
     if backbone is not None and getattr(backbone, 'res_layers', None):
         return parse_taps([f'backbone.{n}' for n in backbone.res_layers])
+    if backbone is not None and isinstance(
+            getattr(backbone, 'stages', None), torch.nn.ModuleList):
+        return parse_taps([f'backbone.stages.0-{len(backbone.stages) - 1}'])
     raise ValueError(
         f'no default layers for {type(model).__name__}; pass --layers '
         '(module paths such as backbone.layers.0-11)')
 
 
-def pool(out, pooling='cls', mask=None):
+def pooling_kind(out, pooling='auto', cls=False):
+    """How :func:`pool` reduces ``out``: ``'none'`` (B, D), ``'cls'`` /
+    ``'mean'`` (B, N, D), ``'spatial mean'`` (B, C, H, W).
+
+    Args:
+        out (Tensor): The layer output.
+        pooling (str): ``'auto'``, ``'cls'`` or ``'mean'``.
+        cls (bool): The sequence starts with a CLS token (for ``'auto'``).
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f'pooling must be one of {POOLINGS}, got '
+                         f'{pooling!r}')
+    if out.ndim == 2:
+        return 'none'
+    if out.ndim == 3:
+        if pooling == 'auto':
+            return 'cls' if cls else 'mean'
+        return pooling
+    if out.ndim == 4:
+        if pooling == 'cls':
+            raise ValueError('pooling=cls needs a token sequence, but this '
+                             'layer outputs a (B, C, H, W) feature map; '
+                             'use --pooling auto (mean over H x W)')
+        return 'spatial mean'
+    raise ValueError(f'cannot pool a layer output of shape '
+                     f'{tuple(out.shape)}')
+
+
+def pool(out, pooling='auto', mask=None, cls=False):
     """One (B, D) vector per sample from a layer output.
 
     (B, N, D) sequences: ``cls`` takes token 0, ``mean`` averages tokens
-    (those with ``mask`` (B, N) non-zero, when given); (B, C, H, W) maps
-    are averaged over H x W (``cls`` has no meaning there and raises);
-    (B, D) is returned as is.
+    (those with ``mask`` (B, N) non-zero, when given), ``auto`` takes
+    token 0 when ``cls`` (the sequence starts with a CLS token) else the
+    mean; (B, C, H, W) maps are averaged over H x W (``cls`` has no
+    meaning there and raises); (B, D) is returned as is.
     """
-    if out.ndim == 2:
+    kind = pooling_kind(out, pooling, cls)
+    if kind == 'none':
         return out
+    if kind == 'spatial mean':
+        return out.mean((2, 3))
     if out.ndim == 3:
-        if pooling == 'cls':
+        if kind == 'cls':
             return out[:, 0]
         if mask is None:
             return out.mean(1)
         w = mask.to(out.dtype).unsqueeze(-1)
         return (out * w).sum(1) / w.sum(1).clamp_min(1)
-    if out.ndim == 4:
-        if pooling == 'cls':
-            raise ValueError('pooling=cls needs a token sequence, but this '
-                             'layer outputs a (B, C, H, W) feature map; '
-                             'use --pooling mean')
-        return out.mean((2, 3))
-    raise ValueError(f'cannot pool a layer output of shape '
-                     f'{tuple(out.shape)}')
 
 
 class record_layers:
     """Context manager: forward hooks that pool each tap's output.
 
-    ``recorder.take()`` returns and clears ``{tap name: [(B, D), ...]}``.
+    ``recorder.take()`` returns and clears ``{tap name: [(B, D), ...]}``;
+    ``recorder.kinds`` maps each tap to its :func:`pooling_kind`.
     """
 
-    def __init__(self, model, taps, pooling='cls'):
+    def __init__(self, model, taps, pooling='auto'):
         self.model = _unwrap(model)
         self.taps = taps
         self.pooling = pooling
         self.store = {t.name: [] for t in taps}
+        self.kinds = {}
+        self._cls = {t.name: has_cls_token(self.model, t.module) for t in taps}
         self._handles = []
 
     def _hook(self, tap):
@@ -166,8 +243,10 @@ class record_layers:
                 raise ValueError(
                     f"layer '{tap.module}' returns a {type(out).__name__} "
                     f'of {len(out)}; pick an element: {tap.module}:0')
+            cls = self._cls[tap.name]
+            self.kinds[tap.name] = pooling_kind(out, self.pooling, cls)
             self.store[tap.name].append(
-                pool(out.detach(), self.pooling).float().cpu())
+                pool(out.detach(), self.pooling, cls=cls).float().cpu())
 
         return fn
 
@@ -212,14 +291,6 @@ def flatten_layer_outputs(out):
     return flat
 
 
-def _output_mask(name, out):
-    parts = name.split('.')
-    for stream in ('text', 'vision'):
-        if stream in parts:
-            return out.get(f'{stream}_mask')
-    return None
-
-
 def side_names(taps, names):
     """Resolved names of ``taps`` among the recorded ``names``, in tap
     order (a glob ``output`` tap gives every match, in model order)."""
@@ -231,116 +302,3 @@ def side_names(taps, names):
             matches = [n for n in names if fnmatch.fnmatchcase(n, tap.name)]
         picked += [m for m in matches if m not in picked]
     return picked
-
-
-def _batch_ids(batch, count, start):
-    samples = batch.get('data_samples') if isinstance(batch, dict) else None
-    if not samples:
-        return list(range(start, start + count))
-    ids = []
-    for i, s in enumerate(samples):
-        meta = s.metainfo if hasattr(s, 'metainfo') else (s or {})
-        ids.append(meta.get('img_path', meta.get('sample_idx', start + i)))
-    return ids
-
-
-def _matched_pairs(batch):
-    """Bool mask of the matched image-text pairs of a batch with ITM labels
-    (ViLBERT's collate swaps captions; label 1 = matched), else None."""
-    inputs = batch.get('inputs') if isinstance(batch, dict) else None
-    labels = inputs.get('itm_labels') if isinstance(inputs, dict) else None
-    return None if labels is None else torch.as_tensor(labels).bool()
-
-
-def _forward_outputs(model, batch, taps, pooling):
-    """Run ``extract_feat(return_layers=True)``; pool the output taps."""
-    net = _unwrap(model)
-    data = net.data_preprocessor(batch, False)
-    out = net.extract_feat(data['inputs'], return_layers=True)
-    flat = flatten_layer_outputs(out)
-    pooled = {}
-    for tap in taps:
-        if tap.source != 'output':
-            continue
-        matches = [n for n in flat if fnmatch.fnmatchcase(n, tap.name)]
-        if not matches:
-            raise ValueError(f"'{tap.name}' matches no per-layer output of "
-                             f'{type(net).__name__}; it has {list(flat)}')
-        for n in matches:
-            pooled[n] = pool(flat[n].detach(), pooling,
-                             _output_mask(n, out)).float().cpu()
-    return pooled
-
-
-def collect_representations(model,
-                            dataloader,
-                            taps,
-                            pooling='cls',
-                            max_samples=None,
-                            progress=True,
-                            desc='collect'):
-    """Run the model over ``dataloader`` and pool every tap.
-
-    Module taps record through forward hooks during ``model.test_step``;
-    output taps (and any module taps with them) during one
-    ``extract_feat(inputs, return_layers=True)``. In image-text batches
-    with ITM labels only the matched pairs (label 1) are kept.
-
-    Args:
-        model (BaseModel): The model (eval mode is set here).
-        dataloader (Iterable): Batches as the model's ``test_step`` takes.
-        taps (list[Tap]): From :func:`parse_taps`.
-        pooling (str): ``'cls'`` or ``'mean'``. Defaults to ``'cls'``.
-        max_samples (int, optional): Stop after this many samples.
-        progress (bool): Show a tqdm bar on stderr. Defaults to True.
-        desc (str): Bar label.
-
-    Returns:
-        tuple[dict[str, Tensor], list]: ``{name: (N, D)}`` (glob taps
-        resolved, see :func:`side_names`) and the N sample ids (image path
-        or ``sample_idx``), to check two models saw the same samples in the
-        same order.
-    """
-    from tqdm import tqdm
-    total = len(dataloader.dataset) if hasattr(dataloader, 'dataset') \
-        else None
-    if max_samples:
-        total = min(total or max_samples, max_samples)
-    module_taps = [t for t in taps if t.source == 'module']
-    use_outputs = len(module_taps) < len(taps)
-    feats, ids = {}, []
-    was_training = model.training
-    model.eval()
-    bar = tqdm(total=total, desc=desc, unit='sample', disable=not progress)
-    try:
-        with torch.no_grad(), record_layers(model, module_taps,
-                                            pooling) as rec:
-            for batch in dataloader:
-                if use_outputs:
-                    pooled = _forward_outputs(model, batch, taps, pooling)
-                else:
-                    model.test_step(batch)
-                    pooled = {}
-                for name, chunks in rec.take().items():
-                    if not chunks:
-                        raise RuntimeError(
-                            f"layer '{name}' did not run in the forward "
-                            'pass; pick layers the model uses')
-                    pooled[name] = chunks[-1]
-                count = next(iter(pooled.values())).shape[0]
-                batch_ids = _batch_ids(batch, count, len(ids))
-                keep = _matched_pairs(batch)
-                if keep is not None:  # swapped captions say nothing here
-                    pooled = {k: v[keep] for k, v in pooled.items()}
-                    batch_ids = [i for i, k in zip(batch_ids, keep) if k]
-                for name, value in pooled.items():
-                    feats.setdefault(name, []).append(value)
-                ids.extend(batch_ids)
-                bar.update(count)
-                if max_samples and len(ids) >= max_samples:
-                    break
-    finally:
-        bar.close()
-        model.train(was_training)
-    n = min(len(ids), max_samples) if max_samples else len(ids)
-    return {k: torch.cat(v)[:n] for k, v in feats.items()}, ids[:n]

@@ -68,7 +68,7 @@ def test_hooks_record_what_the_model_computes():
         data = model.data_preprocessor(batches[0], False)
         neck = model.extract_feat(data['inputs'])[-1]
     assert torch.allclose(feats['backbone.layer4'][:4], neck, atol=1e-5)
-    with pytest.raises(ValueError, match='--pooling mean'):
+    with pytest.raises(ValueError, match='--pooling auto'):
         collect_representations(model, batches, taps, 'cls', progress=False)
 
 
@@ -203,3 +203,96 @@ def test_vit_layers_cls_token():
     with torch.no_grad():
         cls = model.backbone(x)[-1]
     assert torch.allclose(feats['backbone.layers.1'], cls, atol=1e-6)
+
+
+def _classifier(backbone, in_channels):
+    return MODELS.build(
+        dict(
+            type='ImageClassifier',
+            backbone=backbone,
+            neck=dict(type='GlobalAveragePooling')
+            if backbone['type'] in ('ResNet', 'SEResNet') else None,
+            head=dict(
+                type='LinearClsHead', num_classes=3, in_channels=in_channels)))
+
+
+def _families(bert_dir):
+    from mmext.testing.tiny_models import TINY_TRAR, build_tiny
+    from mmext.testing.vilbert import TINY_VIT, fixed_batch
+    imgs = _image_batches(1, b=3)
+    big = [
+        dict(
+            inputs=list(
+                torch.randint(0, 255, (3, 3, 224, 224), dtype=torch.uint8)),
+            data_samples=imgs[0]['data_samples'])
+    ]
+    vit_nocls = dict(TINY_VIT, with_cls_token=False, out_type='featmap')
+    tinyvit = dict(
+        type='TinyViT',
+        arch='5m',
+        img_size=(224, 224),
+        window_size=[7, 7, 14, 7],
+        out_indices=(3, ),
+        gap_before_final_norm=True)
+    views = torch.rand(3, 2, 3, 32, 32)  # R2Gen: (B, views, 3, H, W)
+    pairs = fixed_batch()
+    pairs.pop('itm_labels', None)  # all matched (swaps are collate's job)
+    return {
+        # family: (model, batches, expected pooling of every default tap)
+        'ResNet': (_resnet_classifier, imgs, 'spatial mean'),
+        'SE-ResNet':
+        (lambda: _classifier(dict(type='SEResNet', depth=50), 2048), imgs,
+         'spatial mean'),
+        'ViT': (lambda: _classifier(TINY_VIT, 32), imgs, 'cls'),
+        'ViT without CLS': (lambda: _classifier(vit_nocls, 32), imgs, 'mean'),
+        'TRAR-ViT': (lambda: _classifier(TINY_TRAR, 32), imgs, 'cls'),
+        'TinyViT': (lambda: _classifier(tinyvit, 320), big, 'mean'),
+        'R2Gen extractor': (lambda: build_tiny('R2GenReportGenerator'),
+                            [dict(inputs=views)], 'spatial mean'),
+        'ViLBERT':
+        (lambda: build_tiny('ViLBERT', bert_dir), [dict(inputs=pairs)], 'cls'),
+        'ViLBERT classifier':
+        (lambda: build_tiny('ViLBERTClassifier', bert_dir),
+         [dict(inputs=pairs)], 'cls'),
+    }
+
+
+FAMILIES = [
+    'ResNet', 'SE-ResNet', 'ViT', 'ViT without CLS', 'TRAR-ViT', 'TinyViT',
+    'R2Gen extractor', 'ViLBERT', 'ViLBERT classifier'
+]
+
+
+@pytest.mark.parametrize('family', FAMILIES)
+def test_defaults_work_on_every_family(family, tmp_path):
+    """Default taps and --pooling auto on each supported model family: one
+    vector per sample per layer, pooled by the documented rule."""
+    from mmext.testing.bert import make_bert_folder
+    bert = make_bert_folder(tmp_path / 'bert')
+    families = _families(bert)
+    build, batches, kind = families[family]
+    model = build().eval()
+    taps_a, taps_b = model_taps(model)
+    details = {}
+    fa, fb, ids = collect_sides(
+        model,
+        batches,
+        taps_a,
+        taps_b,
+        'auto',
+        progress=False,
+        details=details)
+    n = 4 if family.startswith('ViLBERT') else 3
+    assert len(ids) == n and len(fa) >= 2
+    assert all(v.ndim == 2 and v.shape[0] == n for v in fa.values())
+    assert set(details['pooling'].values()) == {kind}, details['pooling']
+    assert len(details['digests']) == n
+
+
+def test_auto_pooling_rule_by_hand():
+    x = torch.arange(24.).view(1, 4, 6)
+    assert torch.equal(pool(x, 'auto', cls=True), x[:, 0])
+    assert torch.equal(pool(x, 'auto', cls=False), x.mean(1))
+    fmap = torch.arange(16.).view(1, 1, 4, 4)
+    assert pool(fmap, 'auto').item() == 7.5  # mean over H x W
+    assert pool(fmap, 'mean').item() == 7.5

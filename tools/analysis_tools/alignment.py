@@ -7,11 +7,20 @@ outputs, by default) or a layer x layer map of the layers given. Two models
 Writes alignment.json / alignment.csv, heatmap_<metric>.png and
 per_layer.png to --out.
 
+Defaults work on every supported model family (ViT, TRAR-ViT, TinyViT,
+ResNet, SE-ResNet, R2Gen's extractor, ViLBERT pretraining and fine-tuned
+checkpoints): the taps are every backbone block (both streams of a ViLBERT)
+and ``--pooling auto`` pools each layer by its output: feature maps by the
+mean over H x W, token sequences by their CLS token when they start with
+one, else by the mean over tokens. The data are read in measurement mode:
+ViLBERT's ITM caption swaps and MLM / region / patch masking and random
+flips are off, so two checkpoints of one config see identical inputs.
+
 Examples:
     python tools/analysis_tools/alignment.py \
         configs/vilbert/vilbert_vit-base-p16-bert-base_1xb20-pretrain_cc.py \
         work_dirs/vilbert/epoch_7.pth --split val --max-samples 1024 \
-        --cfg-options val_dataloader.collate_fn.itm_prob=0 --out work_dirs/al
+        --out work_dirs/al
     python tools/analysis_tools/alignment.py \
         configs/trar_vit/trar-vit-base-p16_8xb64-in21k-pre_cifar10.py \
         trar.pth \
@@ -24,7 +33,7 @@ import sys
 
 from mmengine.config import DictAction
 
-from mmext.analysis import run_alignment
+from mmext.analysis import POOLINGS, run_alignment
 from mmext.evaluation.metrics.alignment import (ALIGNMENT_METRICS,
                                                 DEFAULT_METRICS)
 
@@ -42,7 +51,13 @@ def parse_args(argv=None):
         '(backbone.layers.0-11, backbone.layer1, x.y:0 for a '
         'tuple output) or per-layer output names (text.*)')
     p.add_argument('--layers2', nargs='+', help='side b taps')
-    p.add_argument('--pooling', choices=['cls', 'mean'], default='cls')
+    p.add_argument(
+        '--pooling',
+        choices=POOLINGS,
+        default='auto',
+        help='auto: feature maps -> mean over H x W, token sequences -> '
+        'CLS token if they start with one, else mean over tokens; cls / '
+        'mean force that for token sequences')
     p.add_argument('--split', choices=['train', 'val', 'test'], default='test')
     p.add_argument('--max-samples', type=int, help='first N samples')
     p.add_argument('--batch-size', type=int)
@@ -112,6 +127,11 @@ def main(argv=None):
             rbf_sigma=args.rbf_sigma)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f'alignment: {e}')
+    if result['measurement_mode']:
+        print('measurement mode: ' + ', '.join(result['measurement_mode']))
+    if result['input_differences']:
+        print('note: the two configs feed different inputs (e.g. sizes): ' +
+              '; '.join(result['input_differences']))
     print(f'{len(result["records"])} layer pairs on '
           f'{result["num_samples"]} samples -> {args.out}/alignment.json, '
           'alignment.csv, heatmap_*.png, per_layer.png')
