@@ -14,6 +14,36 @@ TINY_CFG = (
     ROOT / 'configs/vilbert/'
     'vilbert-cls_tiny_1xb4-ft_tiny-hateful-memes.py')
 
+#: task -> metric of early stopping and save_best (threshold-free: F1 at
+#: p > 0.5 stays 0 on MM-IMDb while the scores are still below 0.5)
+MONITORED = {
+    'hateful-memes': 'binary/auroc',
+    'mmimdb': 'multi-label/auroc',
+    'upmc-food101': 'accuracy/top1',
+}
+
+
+@pytest.mark.parametrize(
+    'path',
+    sorted((ROOT / 'configs/vilbert').glob('vilbert-cls_*.py')),
+    ids=lambda p: p.stem)
+def test_early_stopping_and_save_best_watch_one_metric(path):
+    from mmengine.config import Config
+    cfg = Config.fromfile(path)
+    task = next(t for t in MONITORED if path.stem.endswith(t))
+    stop = [h for h in cfg.custom_hooks if h.type == 'EarlyStoppingHook']
+    assert stop[0].monitor == MONITORED[task]
+    assert cfg.default_hooks.checkpoint.save_best == MONITORED[task]
+
+
+def _best_epoch(work, key):
+    """Epoch of the first maximum of ``key`` in the run's scalars.json."""
+    lines = sorted(work.glob('*/vis_data/scalars.json'))[-1].read_text()
+    scores = [json.loads(line) for line in lines.splitlines()]
+    scores = [(s[key], s['step']) for s in scores if key in s]
+    best = max(v for v, _ in scores)
+    return next(step for v, step in scores if v == best), scores
+
 
 def test_tiny_finetune_beats_chance_and_writes_predictions(tmp_path):
     make_hateful_memes(
@@ -66,10 +96,17 @@ def test_tiny_finetune_runs_on_each_layout(tmp_path, task, maker, keys):
     make_bert_folder(root / 'bert')
     run_tool([
         ROOT / 'tools/train.py', cfg, '--work-dir', 'work', '--cfg-options',
-        'train_cfg.max_epochs=2'
+        'train_cfg.max_epochs=3'
     ],
              cwd=tmp_path)
-    ckpt = sorted((tmp_path / 'work').glob('best_*.pth'))[-1]
+    # the kept checkpoint is the monitored metric's best epoch
+    key = MONITORED[task]
+    epoch, scores = _best_epoch(tmp_path / 'work', key)
+    ckpt, = (tmp_path / 'work').glob('best_*.pth')
+    assert ckpt.name == f'best_{key.replace("/", "_")}_epoch_{epoch}.pth', \
+        scores
+    if task == 'mmimdb':  # F1-macro would have kept epoch 1 here
+        assert epoch > 1, scores
     run_tool([
         ROOT / 'tools/test.py', cfg, ckpt, '--work-dir', 'work', '--out',
         'metrics.json', '--out-item', 'metrics'
