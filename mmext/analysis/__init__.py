@@ -21,3 +21,11 @@ __all__ = [
     'side_names', 'TWO_STREAM_SIDES', 'measurement_loader_cfg',
     'sample_digests', 'input_differences'
 ]
+from .compare import Table, compare_runs  # noqa: E402
+from .compare_write import write_tables  # noqa: E402
+from .runs import Run, RunError, discover_runs, load_run, load_study  # noqa
+
+__all__ += [
+    'Run', 'RunError', 'discover_runs', 'load_run', 'load_study', 'Table',
+    'compare_runs', 'write_tables'
+]

@@ -10,3 +10,6 @@ __all__ = [
     'save_trar_routing', 'read_reports_json', 'report_findings',
     'write_reports_html'
 ]
+from .compare_page import write_html, write_plots  # noqa: E402
+
+__all__ += ['write_plots', 'write_html']

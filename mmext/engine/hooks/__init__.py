@@ -5,6 +5,7 @@ from .load_from_filter_hook import LoadFromFilterHook
 from .optuna_pruning_hook import OptunaPruningHook
 from .param_report_hook import TrainableParamsHook
 from .rng_state_hook import RNGStateHook
+from .run_status_hook import RunStatusHook
 from .trar_temperature_hook import TRARTemperatureHook
 
 __all__ = [
@@ -12,3 +13,4 @@ __all__ = [
     'LoadFromFilterHook', 'TRARTemperatureHook'
 ]
 __all__ += ['AlignmentHook', 'OptunaPruningHook']
+__all__ += ['RunStatusHook']
