@@ -317,8 +317,10 @@ def _file_key(path):
         return None
 
 
-def _map(tasks, workers, progress, desc):
-    """Run ``_hash_file`` over tasks in order, in ``workers`` processes."""
+def _map(tasks, workers, progress, desc, func=None):
+    """Run ``func`` (default ``_hash_file``) over tasks in order, in
+    ``workers`` processes."""
+    func = func or _hash_file
     from tqdm import tqdm
     bar = tqdm(
         total=len(tasks),
@@ -331,7 +333,7 @@ def _map(tasks, workers, progress, desc):
         if (workers <= 1 or len(tasks) < 2 * workers
                 or mp.current_process().daemon):
             for task in tasks:
-                yield _hash_file(task)
+                yield func(task)
                 bar.update()
             return
         # fork: workers inherit the imported modules (spawn would re-import
@@ -340,7 +342,7 @@ def _map(tasks, workers, progress, desc):
         ctx = mp.get_context('fork' if 'fork' in methods else None)
         chunksize = max(1, min(64, len(tasks) // (workers * 8)))
         with ctx.Pool(workers) as pool:
-            for out in pool.imap(_hash_file, tasks, chunksize=chunksize):
+            for out in pool.imap(func, tasks, chunksize=chunksize):
                 yield out
                 bar.update()
     finally:

@@ -14,6 +14,12 @@ be decoded or exceed the pixel limit, :func:`~mmext.dedup.hashing.
 load_image`). File names that are not UTF-8 or hold a
 newline are escaped (:mod:`mmext.dedup.textio`).
 
+``stage='geometric'`` (``--stage geometric``) adds a second stage after
+the hashes: ORB features, candidate pairs from an LSH index and RANSAC
+verification (:mod:`mmext.dedup.geometric`) find crops, rotations, borders
+and partial overlaps; its pairs join the hash pairs in every output (with
+a ``stage`` column and their evidence), the hash pairs stay as they were.
+
 Collections larger than one machine: hash with ``shard='i/n'`` (or
 ``'auto'`` in a Slurm array / torchrun) for every ``i``, then search once
 with ``merge=True`` (:mod:`mmext.dedup.shards`).
@@ -30,6 +36,9 @@ import os
 import os.path as osp
 import time
 
+from .geometric import find_geometric_pairs
+from .geometric_features import (extract_features, load_feature_shards,
+                                 save_feature_shard)
 from .hashing import hash_images
 from .inputs import resolve_image_set
 from .report import LEAKAGE_OUTPUTS, write_leakage_outputs
@@ -37,10 +46,13 @@ from .search import default_threshold, find_cross_set_duplicates
 from .shards import load_shards, parse_shard, save_shard
 from .textio import escape_path
 
-__all__ = ['find_leakage', 'LeakageCheckError', 'SET_NAMES']
+__all__ = ['find_leakage', 'LeakageCheckError', 'SET_NAMES', 'STAGES']
 
 #: Names of the training and held-out sets in the outputs.
 SET_NAMES = ('train', 'heldout')
+#: ``'hash'``: perceptual hashes only; ``'geometric'``: hashes, then
+#: local features + RANSAC.
+STAGES = ('hash', 'geometric')
 
 
 class LeakageCheckError(ValueError):
@@ -63,13 +75,46 @@ def _python_call(**kwargs):
     return f'find_leakage({shown})'
 
 
-def _hash_shard(hash_dir, shard, sets, kwargs):
+def _hash_shard(hash_dir, shard, sets, kwargs, feature_kwargs=None):
     for name, paths in zip(SET_NAMES, sets):
         out, res = save_shard(hash_dir, name, paths, *shard,
                               lambda p: hash_images(p, **kwargs))
         print(f'{name} shard {shard[0]}/{shard[1]}: {len(res)} hashed, '
               f'{len(res.skipped)} skipped -> {escape_path(out)}')
+        if feature_kwargs is not None:
+            out, res = save_feature_shard(
+                osp.join(osp.dirname(hash_dir), 'features'), name, paths,
+                *shard, lambda p: extract_features(p, **feature_kwargs))
+            print(f'{name} shard {shard[0]}/{shard[1]}: features of '
+                  f'{len(res)}, {len(res.skipped)} skipped -> '
+                  f'{escape_path(out)}')
     return {'shard': list(shard)}
+
+
+def _geometric_stage(out_dir, sets, merge, feature_kwargs, hash_pairs,
+                     geometric_cfg, workers, progress):
+    """Features of both sets (extracted or merged from shards) and the
+    geometric pairs the hash stage did not find."""
+    if merge:
+        try:
+            train_f, held_f = (load_feature_shards(
+                osp.join(out_dir, 'features'), name, paths)
+                               for name, paths in zip(SET_NAMES, sets))
+        except ValueError as e:
+            raise LeakageCheckError(str(e)) from None
+    else:
+        train_f, held_f = (extract_features(
+            paths, desc=f'orb {name}', **feature_kwargs)
+                           for name, paths in zip(SET_NAMES, sets))
+    found = {(p.query_path, p.ref_path) for p in hash_pairs}
+    pairs = find_geometric_pairs(
+        train_f,
+        held_f,
+        workers=workers,
+        progress=progress,
+        exclude=found,
+        **(geometric_cfg or {}))
+    return train_f, held_f, pairs
 
 
 def _merge_shards(hash_dir, sets, method, hash_size, flip):
@@ -105,6 +150,8 @@ def find_leakage(train,
                  shard=None,
                  merge=False,
                  cfg_options=None,
+                 stage='hash',
+                 geometric_cfg=None,
                  command=None):
     """Find training images that duplicate held-out images; write the
     evidence and the exclude file into ``out_dir``.
@@ -136,6 +183,11 @@ def find_leakage(train,
             hashing. Defaults to False.
         cfg_options (dict, optional): Overrides for config inputs (applied
             to both). Defaults to None.
+        stage (str): 'hash' or 'geometric' (hashes, then local features
+            and RANSAC, :mod:`mmext.dedup.geometric`). Defaults to 'hash'.
+        geometric_cfg (dict, optional): Arguments of
+            :func:`~mmext.dedup.geometric.find_geometric_pairs` (``rule``,
+            ``top_k``, ...). Defaults to None.
         command (str, optional): The command line recorded in the outputs.
             Defaults to None (this Python call is recorded).
 
@@ -158,7 +210,11 @@ def find_leakage(train,
             threshold=threshold,
             flip=flip,
             shard=shard,
-            merge=merge)
+            merge=merge,
+            **({} if stage == 'hash' else dict(stage=stage)))
+    if stage not in STAGES:
+        raise LeakageCheckError(f'--stage {stage!r}: choose one of '
+                                f'{", ".join(STAGES)}')
     if shard and merge:
         raise LeakageCheckError('--shard hashes one shard, --merge searches '
                                 'all of them: run them as separate steps')
@@ -190,8 +246,12 @@ def find_leakage(train,
         progress=progress)
     hash_dir = osp.join(out_dir, 'hashes')
     sets = (train_paths, held_paths)
+    feature_kwargs = None
+    if stage == 'geometric':
+        feature_kwargs = dict(
+            workers=workers, cache_file=cache, progress=progress)
     if shard is not None:
-        return _hash_shard(hash_dir, shard, sets, kwargs)
+        return _hash_shard(hash_dir, shard, sets, kwargs, feature_kwargs)
     if merge:
         train_res, held_res = _merge_shards(hash_dir, sets, method, hash_size,
                                             flip)
@@ -200,6 +260,7 @@ def find_leakage(train,
         held_res = hash_images(held_paths, **kwargs)
     pairs = find_cross_set_duplicates(
         train_res, held_res, threshold=threshold, workers=workers)
+    hash_pairs = len(pairs)
 
     # entries the listing left out come first, then the undecodable ones
     skipped = {
@@ -208,6 +269,14 @@ def find_leakage(train,
                                                   held_set), (train_res,
                                                               held_res))
     }
+    if stage == 'geometric':
+        features = _geometric_stage(out_dir, sets, merge, feature_kwargs,
+                                    pairs, geometric_cfg, workers, progress)
+        pairs = pairs + features[2]
+        for name, feats in zip(SET_NAMES, features[:2]):
+            known = {p for p, _ in skipped[name]}
+            skipped[name] += [(p, f'geometric stage: {r}')
+                              for p, r in feats.skipped if p not in known]
     meta = {
         'command': command,
         'date': datetime.datetime.now().isoformat(timespec='seconds'),
@@ -223,22 +292,37 @@ def find_leakage(train,
         'skipped': sum(map(len, skipped.values())),
         'pairs': len(pairs),
     }
+    if stage == 'geometric':
+        meta.update(
+            stage=stage,
+            hash_pairs=hash_pairs,
+            geometric_pairs=len(pairs) - hash_pairs,
+            geometric_cfg=dict(geometric_cfg or {}))
     comments = [
         'Training images that duplicate held-out images (mmext '
         'find_leakage).',
         f'command: {command}',
         f'date: {meta["date"]}',
         f'method: {method} hash_size {hash_size} threshold {threshold} '
-        f'flip {flip}',
+        f'flip {flip}' +
+        (' + geometric stage (ORB + RANSAC)' if stage == 'geometric' else ''),
         f'held-out: {heldout}',
         f'paths relative to: {train_root}',
     ]
-    excluded = write_leakage_outputs(out_dir, pairs, skipped, meta,
-                                     [p.query_path for p in pairs], train_root,
-                                     comments, SET_NAMES)
+    excluded = write_leakage_outputs(
+        out_dir,
+        pairs,
+        skipped,
+        meta, [p.query_path for p in pairs],
+        train_root,
+        comments,
+        SET_NAMES,
+        stages=stage == 'geometric')
     num_skipped = meta['skipped']
     print(f'{len(train_res)} train / {len(held_res)} held-out hashed, '
-          f'{num_skipped} skipped, {len(pairs)} pairs, {len(excluded)} '
+          f'{num_skipped} skipped, {len(pairs)} pairs' +
+          (f' ({hash_pairs} hash, {len(pairs) - hash_pairs} geometric)'
+           if stage == 'geometric' else '') + f', {len(excluded)} '
           f'excluded (threshold {threshold}, {method}, '
           f'{time.time() - start:.1f} s; cached '
           f'{train_res.num_cached + held_res.num_cached})')

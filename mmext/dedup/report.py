@@ -13,6 +13,13 @@
   :func:`~mmext.dedup.textio.read_exclude_file`);
 * ``skipped.csv``: inputs without a hash and why.
 
+With the geometric stage (:mod:`mmext.dedup.geometric`) the pair files get
+a ``stage`` column (``hash`` / ``geometric``) and the evidence of every
+geometric pair (inliers, overlap, coverage, angle, scale, transform), and
+``report.html`` shows each geometric pair as one side-by-side picture with
+the matched region outlined (:func:`~mmext.dedup.geometric_report.
+draw_geometric_pair`). Without it every file is as before.
+
 Every path in these files is :func:`~mmext.dedup.textio.escape_path`-ed
 (unchanged for UTF-8 names without ``\\`` or control characters;
 :func:`~mmext.dedup.textio.unescape_path` gives any name back exactly), and
@@ -41,29 +48,57 @@ __all__ = [
 LEAKAGE_OUTPUTS = ('pairs.csv', 'pairs.json', 'report.html', 'pairs.png',
                    'skipped.csv', 'exclude.txt')
 
+#: Evidence columns of the geometric stage, after ``stage``.
+EVIDENCE_COLUMNS = ('inliers', 'overlap', 'coverage', 'angle', 'scale',
+                    'transform')
 
-def write_pairs_csv(pairs, out_file, names=('query', 'ref')):
+
+def _evidence(pair):
+    """``{stage, inliers, ...}`` of a pair (empty evidence for a hash
+    pair)."""
+    stage = getattr(pair, 'stage', 'hash')
+    row = {'stage': stage}
+    for k in EVIDENCE_COLUMNS:
+        row[k] = getattr(pair, k, None) if stage == 'geometric' else None
+    return row
+
+
+def write_pairs_csv(pairs, out_file, names=('query', 'ref'), stages=False):
     """One row per pair: ``<names[0]>_path, <names[1]>_path, distance,
-    variant``."""
+    variant`` (and with ``stages``: ``stage`` and
+    :data:`EVIDENCE_COLUMNS`, the transform as JSON)."""
     with atomic_write(out_file, newline='', encoding='utf-8') as f:
         writer = csv.writer(f)
-        writer.writerow(
-            [f'{names[0]}_path', f'{names[1]}_path', 'distance', 'variant'])
+        head = [f'{names[0]}_path', f'{names[1]}_path', 'distance', 'variant']
+        writer.writerow(head +
+                        (['stage', *EVIDENCE_COLUMNS] if stages else []))
         for p in pairs:
-            writer.writerow([
+            row = [
                 escape_path(p.query_path),
-                escape_path(p.ref_path), p.distance, p.variant
-            ])
+                escape_path(p.ref_path),
+                '' if p.distance is None else p.distance, p.variant
+            ]
+            if stages:
+                ev = _evidence(p)
+                if ev['transform'] is not None:
+                    ev['transform'] = json.dumps(ev['transform'])
+                row += ['' if v is None else v for v in ev.values()]
+            writer.writerow(row)
 
 
-def write_pairs_json(pairs, out_file, meta=None, names=('query', 'ref')):
+def write_pairs_json(pairs,
+                     out_file,
+                     meta=None,
+                     names=('query', 'ref'),
+                     stages=False):
     """``{"meta": {...}, "pairs": [{<names[0]>_path, ..., distance,
-    variant}]}``."""
+    variant}]}`` (with ``stages``: also ``stage`` and the evidence)."""
     rows = [{
         f'{names[0]}_path': escape_path(p.query_path),
         f'{names[1]}_path': escape_path(p.ref_path),
         'distance': p.distance,
-        'variant': p.variant
+        'variant': p.variant,
+        **(_evidence(p) if stages else {})
     } for p in pairs]
     meta = {
         k: escape_path(v) if isinstance(v, str) else v
@@ -93,6 +128,19 @@ def _html_text(value):
     return html.escape(escape_path(str(value)))
 
 
+def _geometric_row(k, p, names):
+    """A geometric pair: one picture, both images, matched region
+    outlined, and the evidence."""
+    from .geometric_report import draw_geometric_pair, geometric_label
+    uri = image_data_uri(draw_geometric_pair(p))
+    return (f'<tr><td>{k + 1}</td><td colspan="2"><img class="geo" '
+            f'src="{uri}"><br>{html.escape(names[0])}: '
+            f'{_html_text(p.query_path)}<br>{html.escape(names[1])}: '
+            f'{_html_text(p.ref_path)}</td><td></td><td>geometric: '
+            f'{html.escape(geometric_label(p))}<br>transform '
+            f'{html.escape(json.dumps(p.transform))}</td></tr>')
+
+
 def write_html_report(pairs,
                       out_file,
                       meta=None,
@@ -105,6 +153,9 @@ def write_html_report(pairs,
     shown = pairs[:max_pairs]
     rows = []
     for k, p in enumerate(shown):
+        if getattr(p, 'stage', 'hash') == 'geometric':
+            rows.append(_geometric_row(k, p, names))
+            continue
         qa = image_data_uri(_thumbnail(p.query_path, thumb_size))
         ra = image_data_uri(_thumbnail(p.ref_path, thumb_size))
         rows.append(f'<tr><td>{k + 1}</td><td><img src="{qa}"><br>'
@@ -119,6 +170,7 @@ def write_html_report(pairs,
 <html><head><meta charset="utf-8"><title>Duplicate pairs</title>
 <style>body{{font-family:sans-serif}} td{{vertical-align:top;padding:4px;
 font-size:12px;border-bottom:1px solid #ccc}} img{{max-width:{thumb_size}px}}
+img.geo{{max-width:none}}
 </style></head><body>
 <h1>Duplicate pairs ({len(pairs)})</h1><ul>{summary}</ul>{more}
 <table><tr><th>#</th><th>{html.escape(names[0])}</th>
@@ -159,8 +211,12 @@ def write_contact_sheet(pairs,
             sheet.paste(tile, (x + (thumb_size - tile.width) // 2, y +
                                (thumb_size - tile.height) // 2))
         x = 2 * (thumb_size + 2 * pad) + pad
-        draw.text((x, y), f'd={p.distance} ({p.variant})', fill=(200, 0, 0))
-        for row, path in enumerate((p.query_path, p.ref_path), 1):
+        label = (f'd={p.distance} ({p.variant})' if p.distance is not None else
+                 f'geometric: {p.inliers} inliers,\n'
+                 f'overlap {p.overlap:.0%}')
+        draw.text((x, y), label, fill=(200, 0, 0))
+        first = 1 if p.distance is not None else 2  # label of 2 lines
+        for row, path in enumerate((p.query_path, p.ref_path), first):
             draw.text((x, y + 16 * row),
                       escape_path(osp.basename(path))[:26],
                       fill=(0, 0, 0))
@@ -178,7 +234,8 @@ def write_leakage_outputs(out_dir,
                           exclude_paths,
                           exclude_root=None,
                           exclude_comments=(),
-                          names=('query', 'ref')):
+                          names=('query', 'ref'),
+                          stages=False):
     """Write every file of :data:`LEAKAGE_OUTPUTS` into ``out_dir``, all or
     none: each is staged under a temporary name and the set is renamed into
     place only after the last one is written, so an exception (or a kill)
@@ -196,6 +253,8 @@ def write_leakage_outputs(out_dir,
             Defaults to ().
         names (tuple[str, str]): Names of the two sets in column headers.
             Defaults to ('query', 'ref').
+        stages (bool): Add the ``stage`` and evidence columns (a run with
+            the geometric stage). Defaults to False.
 
     Returns:
         list[str]: The relative paths written to ``exclude.txt``.
@@ -205,8 +264,8 @@ def write_leakage_outputs(out_dir,
             name: staged.path(osp.join(out_dir, name))
             for name in LEAKAGE_OUTPUTS
         }
-        write_pairs_csv(pairs, tmp['pairs.csv'], names)
-        write_pairs_json(pairs, tmp['pairs.json'], meta, names)
+        write_pairs_csv(pairs, tmp['pairs.csv'], names, stages)
+        write_pairs_json(pairs, tmp['pairs.json'], meta, names, stages)
         write_html_report(pairs, tmp['report.html'], meta, names)
         write_contact_sheet(pairs, tmp['pairs.png'], names=names)
         write_skipped_csv(skipped_by_set, tmp['skipped.csv'])

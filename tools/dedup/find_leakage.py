@@ -10,6 +10,14 @@ the end (a failed run leaves the previous ones intact); file names that
 are not UTF-8 or hold a newline are escaped (mmext.dedup.textio). The
 check itself is :func:`mmext.dedup.leakage.find_leakage`.
 
+``--stage geometric`` adds a second stage after the hashes: ORB features
+(cached), candidate pairs from an LSH index, RANSAC verification of a
+similarity transform (mmext.dedup.geometric). It finds crops (>= 50 %
+area), rotations (90°, a few degrees), borders / letterboxing and partial
+overlaps, which perceptual hashes miss; its pairs join the outputs with a
+``stage`` column, their evidence (inliers, overlap, transform) and a
+picture with the matched region outlined in report.html.
+
 Collections larger than one machine: run ``--shard i/n`` (or ``--shard
 auto`` in a Slurm array / torchrun) for every i, each writing
 <out-dir>/hashes/{train,heldout}.shard-i-of-n.npz, then once ``--merge`` to
@@ -30,7 +38,7 @@ import sys
 from mmengine.config import DictAction
 
 from mmext.dedup import METHODS
-from mmext.dedup.leakage import LeakageCheckError, find_leakage
+from mmext.dedup.leakage import STAGES, LeakageCheckError, find_leakage
 
 
 def parse_args(argv=None):
@@ -64,6 +72,12 @@ def parse_args(argv=None):
         'method, 10 for 64-bit phash)')
     parser.add_argument(
         '--no-flip', action='store_true', help='do not match mirrored copies')
+    parser.add_argument(
+        '--stage',
+        default='hash',
+        choices=STAGES,
+        help='hash: perceptual hashes only; geometric: then local '
+        'features + RANSAC for crops, rotations, borders, overlaps')
     parser.add_argument('--workers', type=int, default=2)
     parser.add_argument(
         '--cache',
@@ -115,6 +129,7 @@ def main(argv=None):
             shard=args.shard,
             merge=args.merge,
             cfg_options=args.cfg_options,
+            stage=args.stage,
             command=command)
     except LeakageCheckError as e:
         raise SystemExit(f'find_leakage: {e}')
