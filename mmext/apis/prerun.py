@@ -122,15 +122,20 @@ def _hook_list(cfg):
 
 
 def _default_monitor(kind):
+    """The ``monitor`` default of a scheduler class: the first
+    ``__init__`` in its MRO that has one (mixins take ``**kwargs``)."""
     from mmext import registry as R
     from .signature_check import resolve_type
     cls = resolve_type(R.PARAM_SCHEDULERS, kind)
-    try:
-        param = inspect.signature(cls).parameters.get('monitor')
-    except (TypeError, ValueError):
-        return None
-    return param.default if param is not None and isinstance(
-        param.default, str) else None
+    for klass in getattr(cls, '__mro__', ()):
+        try:
+            param = inspect.signature(
+                klass.__dict__['__init__']).parameters.get('monitor')
+        except (KeyError, TypeError, ValueError):
+            continue
+        if param is not None:
+            return param.default if isinstance(param.default, str) else None
+    return None
 
 
 def monitored_metrics(cfg):

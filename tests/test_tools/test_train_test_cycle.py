@@ -161,3 +161,81 @@ def test_amp_trains_on_cpu(tiny_workspace):
     assert all(
         torch.isfinite(v).all() for v in ckpt['state_dict'].values()
         if v.is_floating_point())
+
+
+def _no_traceback(proc, max_lines=8):
+    """Failed with a few lines (mmcv's import warning may add two), no
+    traceback, and nothing on stdout (no environment / config dump)."""
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0
+    assert 'Traceback' not in proc.stdout + proc.stderr, proc.stderr
+    assert len(lines) <= max_lines, proc.stderr
+    assert proc.stdout.strip() == ''
+    return [line for line in lines if line.startswith('tools/')]
+
+
+def test_prerun_check_lists_every_problem_before_any_log(tmp_path):
+    proc = run_tool([
+        TRAIN, CFG, '--work-dir',
+        str(tmp_path / 'w'), '--cfg-options', 'model.backbone.presett=1',
+        'train_cfg.max_epoch=2', 'optim_wrapper.optimizer.lrr=0.1'
+    ],
+                    cwd=tmp_path,
+                    check=False)
+    lines = _no_traceback(proc)
+    assert [line.split(':')[1].strip() for line in lines] == [
+        'model.backbone.presett', 'optim_wrapper.optimizer.lrr',
+        'train_cfg.max_epoch', "train_dataloader / val_dataloader / "
+        "test_dataloader"
+    ]
+    assert "did you mean 'max_epochs'?" in lines[2]
+    assert not (tmp_path / 'w').exists()  # no work dir, no logs
+
+
+def test_missing_test_checkpoint_and_bert_folder_one_line(
+        tiny_workspace, tmp_path):
+    proc = run_tool([TEST, CFG, 'nope.pth', '--work-dir',
+                     str(tmp_path / 'w')],
+                    cwd=tiny_workspace,
+                    check=False)
+    assert _no_traceback(proc) == [
+        'tools/test.py: checkpoint nope.pth does not exist: check the path '
+        '(a training run writes work_dirs/<config>/epoch_N.pth)'
+    ]
+    assert not (tmp_path / 'w').exists()
+    vilbert = ROOT / ('configs/vilbert/'
+                      'vilbert-cls_tiny_1xb4-ft_tiny-hateful-memes.py')
+    proc = run_tool([TRAIN, vilbert, '--work-dir',
+                     str(tmp_path / 'v')],
+                    cwd=tmp_path,
+                    check=False)
+    bert = [
+        line for line in _no_traceback(proc)
+        if line.startswith('tools/train.py: model.vilbert.text.folder:')
+    ]
+    assert len(bert) == 1 and 'config.json, vocab.txt' in bert[0]
+    assert 'huggingface-cli download' in bert[0]
+    assert not (tmp_path / 'v').exists()
+
+
+def test_corrupt_checkpoint_one_line_in_train_and_infer(
+        tiny_workspace, tmp_path):
+    bad = tmp_path / 'bad.pth'
+    bad.write_bytes(b'PK\x03\x04 not a zip at all' * 4)
+    train = [
+        TRAIN, CFG, '--work-dir',
+        str(tmp_path / 'w'), '--resume',
+        str(bad)
+    ]
+    proc = run_tool(train, cwd=tiny_workspace, check=False)
+    last = _last_line(proc)
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+    assert last.startswith('tools/train.py: ') and 'bad.pth' in last
+    proc = run_tool(train + ['--debug'], cwd=tiny_workspace, check=False)
+    assert proc.returncode != 0 and 'Traceback' in proc.stderr
+    image = next((tiny_workspace / 'data/tiny').rglob('*.png'))
+    proc = run_tool([ROOT / 'tools/infer.py', image, CFG, bad],
+                    cwd=tiny_workspace,
+                    check=False)
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+    assert 'bad.pth' in _last_line(proc)
