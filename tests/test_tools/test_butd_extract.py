@@ -362,7 +362,7 @@ def test_non_files_named_like_images_fail_with_reason(workspace, tmp_path):
     assert len(listed) == 3 and all(len(ln.split('\t')) == 2 for ln in listed)
 
 
-SMOKE = ROOT / 'configs' / 'butd' / 'butd_faster-rcnn_tiny_random-init-smoke.py'
+SMOKE = ROOT / 'configs/butd/butd_faster-rcnn_tiny_random-init-smoke.py'
 
 
 def test_random_init_smoke_run_without_weights(tmp_path):

@@ -14,7 +14,7 @@ Examples::
 
     python tools/feature_extraction/extract_regions.py \\
         configs/butd/butd_faster-rcnn_r101-caffe-c4_vg-36boxes.py \\
-        pretrain_pth/butd_faster-rcnn_r101-caffe-c4_vg.pth \\
+        pretrain_pth/butd_faster-rcnn_r101-caffe-c4_vg-iter320k.pth \\
         --images data/images --out data/regions --format npz tsv
     torchrun --nproc-per-node 4 tools/feature_extraction/extract_regions.py \\
         CONFIG CKPT --images data/images --out data/regions
