@@ -32,7 +32,9 @@ class AlignmentHook(Hook):
         metrics (Sequence[str]): Defaults to ``('mutual_knn',
             'linear_cka')``.
         pairs (str): ``'matched'`` or ``'all'``. Defaults to ``'matched'``.
-        pooling (str): ``'cls'`` or ``'mean'``. Defaults to ``'cls'``.
+        pooling (str): ``'auto'`` (feature maps: mean over space; token
+            sequences: the CLS token when they start with one, else the
+            mean), ``'cls'`` or ``'mean'``. Defaults to ``'auto'``.
         max_samples (int): Validation samples used. Defaults to 1024 (the
             thesis' N).
         interval (int): Validation epochs between measurements.
@@ -53,7 +55,7 @@ class AlignmentHook(Hook):
                  layers2=None,
                  metrics=('mutual_knn', 'linear_cka'),
                  pairs='matched',
-                 pooling='cls',
+                 pooling='auto',
                  max_samples=1024,
                  interval=1,
                  log_pairs=False,
