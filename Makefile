@@ -57,4 +57,4 @@ format: setup
 	$(BIN)/python -m yapf --recursive --in-place $(LINT_DIRS)
 
 clean-demo:
-	rm -rf data/demo work_dirs/demo*
+	rm -rf data/demo work_dirs/demo* work_dirs/flowers_demo
