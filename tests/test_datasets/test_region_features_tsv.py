@@ -9,6 +9,7 @@ import csv
 import multiprocessing as mp
 import os
 import time
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -292,7 +293,7 @@ def test_load_region_features_reads_tsv_rows_bounded(released):
 
 
 @settings(
-    max_examples=40,
+    max_examples=max(1, 100 * settings.default.max_examples // 60),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
@@ -314,6 +315,7 @@ def test_fuzz_tsv_bytes(tmp_path, junk, cut, where):
         'truncate': good[:cut] + junk
     }[where]
     path.write_bytes(data)
+    tracemalloc.start()
     try:
         tsv = RegionTSV(str(path), max_line_bytes=512)
         for key in ('a', 'b'):
@@ -323,3 +325,7 @@ def test_fuzz_tsv_bytes(tmp_path, junk, cut, where):
     except (RegionFileError, InputFileError) as e:
         msg = str(e)
         assert str(path) in msg and '\n' not in msg
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak < 1 << 20  # 1 MiB budget for a 512-byte line bound
