@@ -18,6 +18,8 @@ $(STAMP): $(REQS) setup.py
 	$(BIN)/python -m pip install -q --upgrade "pip<26"
 	$(BIN)/python -m pip install -q $(addprefix -r ,$(REQS))
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	# mim finds packages at site-packages/<pkg>: link it to the checkout
+	$(BIN)/python setup.py mim_link
 	$(BIN)/python -m pip check
 	touch $(STAMP)
 
