@@ -12,22 +12,33 @@ not a study of failed trials. A resumed study marks trials whose process
 died FAIL. A study whose trials all failed exits 1 with one line on why.
 Problems are one line; ``--debug`` shows tracebacks.
 
+The console shows where the study stands (new, or resumed with its
+finished / failed / running trials), one line per trial (number, params,
+value or PRUNED / FAIL with its reason, best so far) and the result. Each
+trial's mmengine log (environment, config, iterations) is in
+``WORK_DIR/trial_N/train.log`` (``--verbose`` prints it too).
+
 Example:
     python tools/hpo.py configs/flowers/resnet18_1xb32-ft_flowers17.py \
         --space configs/hpo/resnet18_flowers17_space.py --n-trials 30 \
         --metric accuracy/top1 --pruner median
 """
 import argparse
-import json
+import functools
 import os.path as osp
 import sys
+import warnings
 
 from mmengine.config import DictAction
 
-from mmext.apis import ConfigError
-from mmext.hpo import search
-from mmext.hpo.report import failure_summary
-from mmext.hpo.study import PRUNERS, SAMPLERS
+# mmcv-lite says at import that it lacks a CUDA op no mmext model uses
+warnings.filterwarnings('ignore', message='Fail to import ``MultiScale')
+
+from mmext.apis import ConfigError  # noqa: E402
+from mmext.hpo import search  # noqa: E402
+from mmext.hpo.console import summary_lines  # noqa: E402
+from mmext.hpo.report import failure_summary  # noqa: E402
+from mmext.hpo.study import PRUNERS, SAMPLERS  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -98,6 +109,12 @@ def parse_args(argv=None):
         action='store_true',
         help='tracebacks instead of one-line errors (failed trials always '
         'keep theirs in trial_N/traceback.txt)')
+    p.add_argument(
+        '--verbose',
+        action='store_true',
+        help='print each trial\'s mmengine log (environment, config, '
+        'iterations) on the console too; it is always in '
+        'trial_N/train.log')
     return p.parse_args(argv)
 
 
@@ -132,14 +149,15 @@ def main(argv=None):
             reduce=args.reduce,
             cfg_options=args.cfg_options,
             report_only=args.report_only,
-            debug=args.debug)
+            debug=args.debug,
+            echo=functools.partial(print, flush=True),
+            console_log=args.verbose)
     except (ConfigError, FileNotFoundError, ValueError) as e:
         if args.debug:
             raise
         sys.exit(f'hpo: {e}')
-    print(json.dumps(summary, indent=1, default=str))
-    for number, reason in summary['marked_failed_on_resume'].items():
-        print(f'hpo: trial {number}: {reason}', file=sys.stderr)
+    for line in summary_lines(summary, work_dir):
+        print(line)
     states = summary['states']
     if states.get('FAIL') and not (states.get('COMPLETE')
                                    or states.get('PRUNED')):

@@ -30,5 +30,6 @@ def overrides(trial):
 
 # validate every 2 epochs so the pruner sees a curve
 fixed = {'train_cfg.val_interval': 2}
+configs = ['configs/flowers/resnet18_1xb32-ft_flowers17.py']
 metric = 'accuracy/top1'
 direction = 'maximize'

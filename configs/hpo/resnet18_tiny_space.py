@@ -9,5 +9,6 @@ space = {
     'optim_wrapper.optimizer.momentum': FloatDistribution(0.5, 0.95),
     'train_cfg.max_epochs': IntDistribution(1, 3),
 }
+configs = ['configs/tiny/resnet18_1xb8-scratch_tiny-64px.py']
 metric = 'accuracy/top1'
 direction = 'maximize'

@@ -1,6 +1,9 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """Optuna hyper-parameter / architecture search over mmext configs."""
-from .coattention import coattention_layers, suggest_coattention
+from .coattention import (coattention_layers, stream_depths,
+                          suggest_coattention, vilbert_key)
+from .console import (TrialPrinter, short_names, study_line, summary_lines,
+                      trial_line)
 from .metric_keys import check_metrics, validation_keys
 from .objective import ConfigObjective, apply_overrides, probe_overrides
 from .report import (best_trials, failure_summary, trial_table,
@@ -19,5 +22,7 @@ __all__ = [
     'write_trial_table', 'best_trials', 'write_best_config',
     'write_best_configs', 'write_plots', 'coattention_layers',
     'suggest_coattention', 'search', 'resolve_objective', 'SpaceError',
-    'check_metrics', 'validation_keys', 'fail_dead_trials', 'failure_summary'
+    'check_metrics', 'validation_keys', 'fail_dead_trials', 'failure_summary',
+    'stream_depths', 'vilbert_key', 'TrialPrinter', 'short_names',
+    'study_line', 'summary_lines', 'trial_line'
 ]

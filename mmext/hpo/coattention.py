@@ -3,7 +3,9 @@
 NAS space, cesipy/bsc-code ``experiment_tracker.py``)."""
 from statistics import NormalDist
 
-__all__ = ['coattention_layers', 'suggest_coattention']
+__all__ = [
+    'coattention_layers', 'suggest_coattention', 'vilbert_key', 'stream_depths'
+]
 
 
 def coattention_layers(num,
@@ -66,3 +68,52 @@ def suggest_coattention(trial,
     v_c = trial.suggest_float('v_center', *[c * v_layers / 12 for c in center])
     v_s = trial.suggest_float('v_spread', *spread)
     return coattention_layers(num, t_c, t_s, v_c, v_s, num_layers)
+
+
+def vilbert_key(cfg):
+    """Where a config's ViLBERT sits: ``'model'`` (a pre-training config,
+    ``model.coattention``) or ``'model.vilbert'`` (a ``ViLBERTClassifier``,
+    ``model.vilbert.coattention``), so one space file serves both.
+
+    Raises:
+        ValueError: The config has no ViLBERT model.
+    """
+    model = cfg.get('model') or {}
+    if isinstance(model.get('coattention'), dict):
+        return 'model'
+    inner = model.get('vilbert')
+    if isinstance(inner, dict) and isinstance(inner.get('coattention'), dict):
+        return 'model.vilbert'
+    raise ValueError(f'model type {model.get("type")!r} has neither '
+                     'model.coattention (ViLBERT) nor '
+                     'model.vilbert.coattention (ViLBERTClassifier); use '
+                     'a configs/vilbert config')
+
+
+def _text_depth(text):
+    import json
+    import os.path as osp
+    folder = text.get('folder') or ''
+    config = osp.join(folder, 'config.json')
+    if osp.isfile(config):  # a local BERT folder (the tiny configs)
+        with open(config) as f:
+            return int(json.load(f)['num_hidden_layers'])
+    return 24 if 'large' in folder else 12  # a hub name: BERT-base / large
+
+
+def _vision_depth(visual):
+    if visual.get('type') == 'RegionVisualStream':
+        return int(visual.get('num_layers', 6))
+    arch = (visual.get('backbone') or {}).get('arch', 'b')
+    if isinstance(arch, str):
+        from mmpretrain.models import VisionTransformer
+        arch = VisionTransformer.arch_zoo[arch.lower()]
+    return int(arch['num_layers']) + int(visual.get('num_extra_layers', 0))
+
+
+def stream_depths(cfg):
+    """``(text, vision)`` layers of a ViLBERT config, for
+    :func:`suggest_coattention`: the BERT folder's ``config.json`` (12 for a
+    hub name), the region stream's ``num_layers`` or the ViT's depth."""
+    vilbert = cfg.model if vilbert_key(cfg) == 'model' else cfg.model.vilbert
+    return _text_depth(vilbert.text), _vision_depth(vilbert.visual)

@@ -7,6 +7,7 @@ import os.path as osp
 import socket
 import time
 import traceback
+import warnings
 
 import optuna
 from mmengine.config import Config
@@ -16,7 +17,7 @@ from .space import SpaceError, check_overrides
 
 __all__ = [
     'ConfigObjective', 'apply_overrides', 'probe_overrides', 'worker_id',
-    'process_start'
+    'process_start', 'trial_runner_class'
 ]
 
 _REDUCE = ('last', 'best')
@@ -50,7 +51,7 @@ def probe_overrides(space, cfg, n=16, seed=0):
     for _ in range(n):
         trial = probe.ask()
         try:
-            overrides = space.sample(trial)
+            overrides = space.sample(trial, cfg)
         except optuna.TrialPruned:
             continue
         except SpaceError as exc:
@@ -89,12 +90,56 @@ def _reason(exc):
     return text[:1000]
 
 
-def _close_logger(runner):
+def trial_runner_class(log_file, console=False):
+    """A Runner class whose logger writes ``log_file`` (and the console
+    only if ``console``).
+
+    mmengine's Runner builds its MMLogger with a console handler and logs
+    the environment, the whole config and every iteration through it; it
+    has no option to keep that off the console, and its logger is named
+    after the run's timestamp, so it cannot be made beforehand. This
+    subclass overrides :meth:`Runner.build_logger` (called in
+    ``__init__`` before the environment is logged).
+
+    Args:
+        log_file (str): The trial's log file.
+        console (bool): Keep mmengine's console handler too.
+    """
+    from mmengine.runner import Runner
+
+    class TrialRunner(Runner):
+
+        def build_logger(self, log_level='INFO', log_file=None, **kwargs):
+            logger = super().build_logger(log_level, trial_log, **kwargs)
+            if not console:
+                for handler in list(logger.handlers):
+                    if not isinstance(handler, logging.FileHandler):
+                        logger.removeHandler(handler)
+            TrialRunner.built_logger = logger  # closed even if init fails
+            return logger
+
+    TrialRunner.built_logger = None
+    trial_log = log_file
+    return TrialRunner
+
+
+def _close_logger(logger):
     # each trial's MMLogger keeps its log file open; release it
-    for handler in list(runner.logger.handlers):
+    for handler in list(logger.handlers):
         if isinstance(handler, logging.FileHandler):
             handler.close()
-            runner.logger.removeHandler(handler)
+            logger.removeHandler(handler)
+
+
+def _log_warning(message, category, filename, lineno, file=None, line=None):
+    """``warnings.showwarning`` for a trial: to the current (the trial's)
+    MMLogger, so Python warnings land in its log file, not the console."""
+    from mmengine.logging import print_log
+    print_log(
+        warnings.formatwarning(message, category, filename, lineno,
+                               line).rstrip(),
+        logger='current',
+        level=logging.WARNING)
 
 
 class ConfigObjective:
@@ -111,6 +156,9 @@ class ConfigObjective:
         directions (list[str]): Needed for ``reduce='best'``.
         cfg_options (dict, optional): Applied before the trial overrides.
         prune (bool): Let the pruner stop trials. Defaults to True.
+        console_log (bool): Also print the Runner's log (environment,
+            config, iterations) on the console; it is always written to
+            ``trial_{number}/train.log``. Defaults to False.
     """
 
     def __init__(self,
@@ -121,7 +169,8 @@ class ConfigObjective:
                  reduce='last',
                  directions=('maximize', ),
                  cfg_options=None,
-                 prune=True):
+                 prune=True,
+                 console_log=False):
         if reduce not in _REDUCE:
             raise ValueError(f'reduce={reduce!r} not in {_REDUCE}')
         self.config = config
@@ -131,13 +180,14 @@ class ConfigObjective:
         self.reduce = reduce
         self.directions = list(directions)
         self.prune = prune
+        self.console_log = console_log
         self.base_cfg = Config.fromfile(config)
         if cfg_options:
             self.base_cfg.merge_from_dict(cfg_options)
 
     def trial_config(self, trial):
         """The trial's config (its overrides recorded as a user attr)."""
-        overrides = self.space.sample(trial)
+        overrides = self.space.sample(trial, self.base_cfg)
         check_overrides(self.base_cfg, overrides, self.space.path
                         or 'search space', self.space.new_keys)
         trial.set_user_attr('overrides', overrides)
@@ -164,19 +214,25 @@ class ConfigObjective:
         return out
 
     def __call__(self, trial):
-        from mmengine.runner import Runner
-
         from mmext.apis import prepare_config
-        runner = None
+        runner_cls = None
         # a retried trial inherits the user attrs of the one that died
         trial.set_user_attr('fail_reason', None)
+        trial.set_user_attr('traceback', None)
         trial.set_user_attr('worker', worker_id())
         try:
             cfg = prepare_config(self.trial_config(trial), mode='train')
-            runner = Runner.from_cfg(cfg)
-            hook = OptunaPruningHook(trial, self.metrics, prune=self.prune)
-            runner.register_hook(hook)
-            runner.train()
+            log_file = osp.join(cfg.work_dir, 'train.log')
+            if osp.isfile(log_file):  # of an earlier study in this work dir
+                os.remove(log_file)
+            trial.set_user_attr('log_file', log_file)
+            runner_cls = trial_runner_class(log_file, self.console_log)
+            with warnings.catch_warnings():
+                warnings.showwarning = _log_warning
+                runner = runner_cls.from_cfg(cfg)
+                hook = OptunaPruningHook(trial, self.metrics, prune=self.prune)
+                runner.register_hook(hook)
+                runner.train()
             values = self._reduce(hook.history)
         except optuna.TrialPruned:
             raise
@@ -187,8 +243,8 @@ class ConfigObjective:
             trial.set_user_attr('traceback', self._write_traceback(trial))
             raise
         finally:
-            if runner is not None:
-                _close_logger(runner)
+            if runner_cls is not None and runner_cls.built_logger:
+                _close_logger(runner_cls.built_logger)
         return values[0] if len(values) == 1 else values
 
     def _write_traceback(self, trial):

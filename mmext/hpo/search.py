@@ -4,7 +4,6 @@ write the trial table, the best config(s) and the plots."""
 import contextlib
 import copy
 import json
-import logging
 import os
 import os.path as osp
 from collections import Counter
@@ -12,6 +11,7 @@ from collections import Counter
 from mmengine.config import Config
 
 from mmext.apis import prepare_config
+from .console import TrialPrinter, study_line
 from .metric_keys import check_metrics
 from .objective import ConfigObjective, probe_overrides
 from .report import (best_trials, write_best_configs, write_plots,
@@ -23,10 +23,12 @@ from .study import (fail_dead_trials, make_pruner, make_sampler, make_storage,
 __all__ = ['resolve_objective', 'search']
 
 
-def resolve_objective(space, metrics=None, directions=None):
+def resolve_objective(space, metrics=None, directions=None, config=None):
     """Metric names and directions from the command line, else the space
-    file, else ``maximize``; one direction is shared by every metric."""
-    metrics = metrics or space.metric
+    file (its ``configs`` entry for ``config``, else its ``metric``), else
+    ``maximize``; one direction is shared by every metric."""
+    metrics = metrics or (space.metric_for(config)
+                          if config is not None else space.metric)
     if not metrics:
         raise ValueError(
             'no objective metric: pass --metric (a validation metric key '
@@ -46,27 +48,19 @@ def resolve_objective(space, metrics=None, directions=None):
     return metrics, directions
 
 
-class _NoTraceback(logging.Filter):
-
-    def filter(self, record):
-        record.exc_info = record.exc_text = None
-        return True
-
-
 @contextlib.contextmanager
-def _one_line_failures(debug):
-    """Optuna logs each failed trial with its traceback; keep the one-line
-    message (the traceback is in the trial's ``traceback.txt``) unless
-    ``debug``."""
-    logger = logging.getLogger('optuna.study._optimize')
-    flt = None if debug else _NoTraceback()
-    if flt is not None:
-        logger.addFilter(flt)
+def _optuna_log(debug):
+    """Optuna logs each failed trial (with its traceback) besides our
+    trial line; keep that only with ``debug`` (the traceback is always in
+    the trial's ``traceback.txt``)."""
+    import optuna
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(
+        optuna.logging.WARNING if debug else optuna.logging.ERROR)
     try:
         yield
     finally:
-        if flt is not None:
-            logger.removeFilter(flt)
+        optuna.logging.set_verbosity(before)
 
 
 def search(config,
@@ -85,7 +79,9 @@ def search(config,
            reduce='last',
            cfg_options=None,
            report_only=False,
-           debug=False):
+           debug=False,
+           echo=None,
+           console_log=False):
     """Run (or resume) an Optuna study over ``config``.
 
     Args:
@@ -108,13 +104,18 @@ def search(config,
         report_only (bool): Only write the reports of the stored study.
         debug (bool): Keep Optuna's tracebacks of failed trials on the
             console (they are always in ``trial_{n}/traceback.txt``).
+        echo (callable, optional): Takes the progress lines: where the
+            study stands when it is opened (:func:`study_line`) and one
+            line per trial (:func:`trial_line`). Defaults to None (quiet).
+        console_log (bool): Also print each trial's mmengine log on the
+            console (always in ``trial_{n}/train.log``).
 
     Returns:
         dict: Summary (states, best trials, written files, notes).
     """
     space = load_space(space_file)
     source = '--metric' if metrics else f'`metric` of {space_file}'
-    metrics, directions = resolve_objective(space, metrics, directions)
+    metrics, directions = resolve_objective(space, metrics, directions, config)
     base = Config.fromfile(config)
     if cfg_options:
         base.merge_from_dict(cfg_options)
@@ -133,6 +134,10 @@ def search(config,
         make_sampler(sampler, seed),
         make_pruner(pruner, **(pruner_kwargs or {})))
     dead = fail_dead_trials(study)  # RUNNING trials of killed processes
+    if echo is not None:
+        for number, reason in dead.items():
+            echo(f'trial {number}: FAIL {reason}')
+        echo(study_line(study, storage, None if report_only else n_trials))
     ran = 0
     if not report_only:
         objective = ConfigObjective(
@@ -143,12 +148,15 @@ def search(config,
             reduce,
             directions,
             cfg_options,
-            prune=pruner != 'none')
-        with _one_line_failures(debug):
-            ran = run_study(study, objective, n_trials, timeout)
+            prune=pruner != 'none',
+            console_log=console_log)
+        printer = [TrialPrinter(metrics, echo)] if echo is not None else []
+        with _optuna_log(debug):
+            ran = run_study(study, objective, n_trials, timeout, printer)
     rows = write_trial_table(study, work_dir)
     best = write_best_configs(config, study, work_dir, cfg_options)
-    plots, notes = write_plots(study, osp.join(work_dir, 'plots'), metrics)
+    with _optuna_log(debug):  # "no complete trials": in the notes already
+        plots, notes = write_plots(study, osp.join(work_dir, 'plots'), metrics)
     summary = dict(
         study_name=study_name,
         storage=storage,

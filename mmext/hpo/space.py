@@ -8,12 +8,20 @@ A space file is a Python file that defines
   log=True)}`` (the key is also the Optuna parameter name);
 - optionally ``overrides(trial) -> {config key: value}`` for structured
   spaces (several parameters mapped to one config value, as ViLBERT's
-  co-attention placement);
+  co-attention placement); ``overrides(trial, cfg)`` also gets the base
+  config (a copy), so one file can serve configs of different structure
+  (``model.coattention`` of a pre-training config, ``model.vilbert.
+  coattention`` of a classifier) or scale a config's own schedule;
 - optionally ``fixed``: overrides applied to every trial (e.g. a shorter
   schedule), and ``metric`` / ``direction`` defaults for ``tools/hpo.py``;
 - optionally ``new_keys``: keys the config may lack because it leaves an
   argument at its default (e.g. ``model.coattention.drop``); their parent
-  must exist.
+  must exist;
+- optionally ``configs``: ``{config file: metric}`` the space is written
+  for (``None``: its ``metric``). ``tools/hpo.py`` takes the metric of the
+  entry whose file name matches the config when ``--metric`` is not given,
+  and ``tests/test_hpo/test_shipped_spaces.py`` checks every shipped space
+  against every config it lists.
 
 Every other key must exist in the config: a key the config lacks would be
 merged as a new field the model never reads (the thesis code's trials set
@@ -28,7 +36,9 @@ config key. An ``overrides(trial)`` that raises names the trial, the file
 and the exception; ``tools/hpo.py`` records that trial FAIL with this
 reason and goes on.
 """
+import copy
 import difflib
+import inspect
 import os.path as osp
 import re
 
@@ -104,6 +114,8 @@ class SearchSpace:
         path (str, optional): Where it was loaded from.
         new_keys (Sequence[str]): Keys allowed to be absent from the config
             (their parent must exist).
+        configs (dict[str, str | None], optional): Config files the space is
+            written for -> their metric (None: ``metric``).
 
     Raises:
         SpaceError: A wrong type (``space`` given as a list, a value that
@@ -118,7 +130,8 @@ class SearchSpace:
                  metric=None,
                  direction=None,
                  path=None,
-                 new_keys=()):
+                 new_keys=(),
+                 configs=None):
         where = path or 'search space'
         for name, value in (('space', space), ('fixed', fixed)):
             if value is not None and not isinstance(value, dict):
@@ -141,8 +154,10 @@ class SearchSpace:
                              'give a list of config keys')
         for key in new_keys:
             _check_key(where, 'new_keys', key)
+        self.configs = _check_configs(where, configs)
         self.space = dict(space or {})
         self.overrides_fn = overrides
+        self.wants_cfg = _takes_two(overrides)
         self.fixed = dict(fixed or {})
         self.metric = metric
         self.direction = direction
@@ -162,8 +177,22 @@ class SearchSpace:
             raise SpaceError(f'{where}: defines neither `space` nor '
                              '`overrides(trial)`; nothing to search')
 
-    def sample(self, trial):
+    def metric_for(self, config):
+        """The metric of the ``configs`` entry whose file name is
+        ``config``'s, else ``metric``."""
+        name = osp.basename(str(config))
+        for path, metric in self.configs.items():
+            if osp.basename(path) == name and metric is not None:
+                return metric
+        return self.metric
+
+    def sample(self, trial, cfg=None):
         """Suggest every parameter; return the trial's config overrides.
+
+        Args:
+            trial (optuna.Trial): The trial.
+            cfg (Config, optional): The base config, for an
+                ``overrides(trial, cfg)`` (it gets a copy).
 
         Raises:
             SpaceError: ``overrides(trial)`` raised or returned no dict;
@@ -175,8 +204,12 @@ class SearchSpace:
         if self.overrides_fn is None:
             return out
         where = self.path or 'search space'
+        if self.wants_cfg and cfg is None:
+            raise SpaceError(f'{where}: overrides(trial, cfg) needs the '
+                             'config; pass it to SearchSpace.sample')
+        args = (trial, copy.deepcopy(cfg)) if self.wants_cfg else (trial, )
         try:
-            extra = self.overrides_fn(trial)
+            extra = self.overrides_fn(*args)
         except TrialPruned:
             raise
         except Exception as exc:
@@ -191,6 +224,36 @@ class SearchSpace:
             _check_key(where, f'overrides(trial {trial.number})', key)
         out.update(extra)
         return out
+
+
+def _takes_two(fn):
+    """Whether ``overrides`` takes ``(trial, cfg)`` rather than
+    ``(trial)``."""
+    if fn is None:
+        return False
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin: call it with the trial
+        return False
+    positional = [
+        p for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL
+                                       for p in params)
+
+
+def _check_configs(where, configs):
+    if configs is None:
+        return {}
+    if isinstance(configs, (list, tuple)):
+        configs = dict.fromkeys(configs)
+    if not isinstance(configs, dict) or not all(
+            isinstance(k, str) and (v is None or isinstance(v, str))
+            for k, v in configs.items()):
+        raise SpaceError(f'{where}: `configs` is {_short(configs)}; give '
+                         "{'configs/x.py': 'metric/key' or None, ...}")
+    return dict(configs)
 
 
 def _error_line(exc, path):
@@ -243,7 +306,8 @@ def load_space(path):
         ns.get('metric'),
         ns.get('direction'),
         path=path,
-        new_keys=ns.get('new_keys', ()))
+        new_keys=ns.get('new_keys', ()),
+        configs=ns.get('configs'))
 
 
 def _split(key):

@@ -129,18 +129,19 @@ def finished_trials(study):
     return [t for t in study.get_trials(deepcopy=False) if t.state in FINISHED]
 
 
-def run_study(study, objective, n_trials=None, timeout=None):
+def run_study(study, objective, n_trials=None, timeout=None, callbacks=()):
     """Run trials until the study holds ``n_trials`` finished ones (counted
     over every process sharing it and earlier runs) or ``timeout`` s.
 
     Failed trials count: a trial that raises is recorded as FAIL with its
-    ``fail_reason`` user attribute and the study goes on.
+    ``fail_reason`` user attribute and the study goes on. ``callbacks``
+    (``(study, frozen_trial)``) run after each trial of this call.
 
     Returns:
         int: Trials finished by this call.
     """
     before = len(finished_trials(study))
-    callbacks = []
+    callbacks = list(callbacks)
     todo = None
     if n_trials is not None:
         todo = max(n_trials - before, 0)

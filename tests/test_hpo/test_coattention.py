@@ -48,9 +48,12 @@ def test_space_reaches_the_model(tmp_path):
     from mmext.testing.bert import make_bert_folder
     space = load_space(str(ROOT / 'configs/hpo/vilbert_coattention_space.py'))
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(0))
+    vit = Config.fromfile(
+        ROOT / 'configs/vilbert/'
+        'vilbert_vit-base-p16-bert-base_1xb20-pretrain_cc.py')
     seen_baseline = False
     for _ in range(60):
-        ov = space.sample(study.ask())
+        ov = space.sample(study.ask(), vit)
         t, v = ov['model.coattention.text_ids'], ov[
             'model.coattention.vision_ids']
         assert resolve_schedule(None, t, v, 12, 12) == (t, v)

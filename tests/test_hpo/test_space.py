@@ -69,24 +69,6 @@ def test_search_refuses_before_anything_runs(tmp_path):
     assert not work.exists()  # no storage, no trial directory
 
 
-def test_shipped_spaces_fit_their_configs():
-    from mmext.hpo import probe_overrides
-    pairs = [('configs/tiny/resnet18_1xb8-scratch_tiny-64px.py',
-              'resnet18_tiny_space.py'),
-             ('configs/flowers/resnet18_1xb32-ft_flowers17.py',
-              'resnet18_flowers17_space.py')]
-    for cfg in ('vilbert_vit-base-p16-bert-base_1xb20-pretrain_cc.py',
-                'vilbert_regions-bert-base_1xb20-pretrain_cc.py',
-                'vilbert_tiny_1xb4-pretrain_tiny-cc.py'):
-        for sp in ('vilbert_hparams_space.py', 'vilbert_coattention_space.py'):
-            pairs.append((f'configs/vilbert/{cfg}', sp))
-    for cfg, sp in pairs:
-        probe_overrides(
-            load_space(str(ROOT / 'configs/hpo' / sp)),
-            Config.fromfile(ROOT / cfg),
-            n=8)
-
-
 def test_search_refuses_missing_data_before_anything_runs(
         tmp_path, monkeypatch):
     space = _space(tmp_path,

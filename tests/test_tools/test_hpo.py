@@ -26,7 +26,7 @@ def overrides(trial):
     if case == 'broken':
         return {'model.head.in_channels': 7}
     if case == 'good':
-        return {'optim_wrapper.optimizer.lr': 0.05,
+        return {'optim_wrapper.optimizer.lr': 0.02,
                 'train_dataloader.batch_size': 4, 'train_cfg.max_epochs': 2}
     lr = {'slow': 1e-9, 'nan': float('nan')}[case]
     return {'optim_wrapper.optimizer.lr': lr, 'train_cfg.max_epochs': 3}
@@ -219,7 +219,13 @@ def test_hpo_killed_trial_fails_on_resume(workspace):
     ]
     db.close()
     out = run_tool(args, cwd=ws, env=dict(HPO_TEST_EPOCHS='1'))
-    assert f'hpo: trial 0: process {proc.pid} on ' in out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith(f'trial 0: FAIL process {proc.pid} on ')
+    assert lines[1].startswith(
+        "resuming study 'resnet18_1xb8-scratch_tiny-64px-space_kill' "
+        '(sqlite:///') and lines[1].endswith(
+            ': 0 finished (0 complete, 0 pruned), 1 failed, 0 running; '
+            '1 more trial(s) to reach --n-trials 2')
     summary = json.loads((ws / 'killed' / 'summary.json').read_text())
     reason = summary['marked_failed_on_resume']['0']
     assert reason.endswith('died (killed or crashed) during the trial; '
@@ -229,3 +235,76 @@ def test_hpo_killed_trial_fails_on_resume(workspace):
     assert summary['states'] == {'FAIL': 1, 'COMPLETE': 1}
     rows = json.loads((ws / 'killed' / 'trials.json').read_text())
     assert rows[1]['params'] == rows[0]['params']
+
+
+CONSOLE_SPACE = '''
+from optuna.distributions import FloatDistribution
+
+space = {'optim_wrapper.optimizer.lr': FloatDistribution(0.01, 0.1),
+         'optim_wrapper.optimizer.momentum': FloatDistribution(0.5, 0.9)}
+fixed = {'train_cfg.max_epochs': 1}
+
+
+def overrides(trial):
+    if trial.number == 1:  # a failing trial: wrong head width
+        return {'model.head.in_channels': 7}
+    return {}
+
+
+metric = 'accuracy/top1'
+'''
+
+
+def test_hpo_console_is_one_line_per_trial(workspace):
+    """3 trials: the console holds the study line, one line per trial with
+    its parameters, value or FAIL reason and the best so far, and the
+    result; mmengine's environment / config / iteration logs are in each
+    trial's train.log only."""
+    ws = workspace
+    (ws / 'space_console.py').write_text(CONSOLE_SPACE)
+    args = [
+        HPO, CFG, '--space', 'space_console.py', '--work-dir', 'console',
+        '--n-trials', 3, '--pruner', 'none'
+    ]
+    out = run_tool(args, cwd=ws)
+    lines = (out.stdout + out.stderr).splitlines()
+    assert len(lines) < 20, '\n'.join(lines)
+    assert not any('mmengine' in x or 'Config:' in x for x in lines)
+    study = "'resnet18_1xb8-scratch_tiny-64px-space_console'"
+    assert lines[0].startswith(f'new study {study} (sqlite:///')
+    assert lines[0].endswith('; 3 more trial(s) to reach --n-trials 3')
+    rows = json.loads((ws / 'console' / 'trials.json').read_text())
+    assert [r['state'] for r in rows] == ['COMPLETE', 'FAIL', 'COMPLETE']
+    best = None
+    for row, line in zip(rows, lines[1:4]):
+        n, params = row['number'], row['params']
+        lr = params['optim_wrapper.optimizer.lr']
+        assert line.startswith(f'trial {n} (')
+        assert f'lr={lr:.4g}, momentum=' in line  # short names, 4 digits
+        if row['state'] == 'FAIL':
+            assert (' -> FAIL RuntimeError: mat1 and mat2 shapes cannot be '
+                    'multiplied') in line
+            assert f'(see console/trial_{n}/traceback.txt)' in line
+        else:
+            value = row['values'][0]
+            assert f' -> accuracy/top1 {value:.4g} | ' in line
+            if best is None or value > best[0]:
+                best = (value, n)
+        assert line.endswith(f'| best so far accuracy/top1 {best[0]:.4g} '
+                             f'(trial {best[1]})')
+    assert lines[4] == (f'study {study}: 2 complete, 0 pruned, 1 failed '
+                        '(3 run now)')
+    assert lines[5].startswith(f'best trial {best[1]}: accuracy/top1 ')
+    # the Runner's dump is in the trial's log file
+    log = (ws / 'console' / 'trial_0' / 'train.log').read_text()
+    for part in ('System environment:', 'Config:', 'Epoch(train) [1][6/6]',
+                 'accuracy/top1: '):
+        assert part in log
+    assert 'experiment_name = ' in log and "work_dir = 'console/trial_0'" \
+        in log
+    # resumed: where the study stands, nothing to run
+    again = run_tool(args, cwd=ws)
+    assert again.stdout.splitlines()[0].endswith(
+        ': 2 finished (2 complete, 0 pruned), 1 failed, 0 running; '
+        '--n-trials 3 reached, nothing to run')
+    assert len((again.stdout + again.stderr).splitlines()) < 10
