@@ -319,3 +319,30 @@ def test_bad_config_refused(bert_dir):
     x = fixed_batch(patches=4)
     with pytest.raises(ValueError, match='patch size'):
         model.loss(x)
+
+
+def test_regions_mode_mrm_without_targets_is_refused(bert_dir):
+    """Released BUTD TSVs carry no cls_prob: with losses.mrm on, a batch
+    without region_targets must not silently train without the loss."""
+    model = tiny_vilbert(
+        bert_dir,
+        visual=dict(
+            type='RegionVisualStream',
+            feature_dims=8,
+            embed_dims=24,
+            num_layers=2,
+            num_heads=2,
+            ffn_dims=32),
+        losses=dict(mrm=1.0),
+        num_region_classes=5)
+    x = fixed_batch(b=2)
+    x.update(
+        region_feats=torch.rand(2, 3, 8),
+        region_locs=torch.rand(2, 3, 5),
+        region_mask=torch.ones(2, 3))
+    with pytest.raises(ValueError, match='set model.losses.mrm=0'):
+        model.loss(x)
+    x.update(
+        region_targets=torch.softmax(torch.rand(2, 3, 5), -1),
+        mrm_mask=torch.ones(2, 3, dtype=torch.bool))
+    assert 'loss_mrm' in model.loss(x)

@@ -154,5 +154,5 @@ def test_regions_from_files(tmp_path):
     out = vilbert_collate([a, b], itm_prob=0)['inputs']
     assert out['region_mask'].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
     assert not out['mrm_mask'][1, 2:].any()
-    with pytest.raises(FileNotFoundError, match='no region file'):
+    with pytest.raises(FileNotFoundError, match='no regions for image id'):
         load(dict(img_path='images/missing.jpg'))

@@ -12,7 +12,7 @@ from .coattention import CoAttentionLayer, bert_init_
 from .heads import ITMHead, MLMHead, RegionHead, info_nce, select_tokens
 from .schedule import resolve_schedule, schedule_steps
 from .text_stream import build_bert
-from .visual_stream import run_bert_layer
+from .visual_stream import RegionVisualStream, run_bert_layer
 
 __all__ = ['ViLBERT']
 
@@ -133,7 +133,7 @@ class ViLBERT(BaseModel):
             _register_bert_rule()
             freeze_module(self.bert, **frozen)
         self.visual = MODELS.build(visual)
-        self.regions = type(self.visual).__name__ == 'RegionVisualStream'
+        self.regions = isinstance(self.visual, RegionVisualStream)
         dt, dv = self.bert.config.hidden_size, self.visual.embed_dims
         self.num_text_layers = len(self.bert.encoder.layer)
         co = dict(coattention or dict(preset='none'))
@@ -324,6 +324,14 @@ class ViLBERT(BaseModel):
         if 'itm' in heads:
             losses['loss_itm'] = w['itm'] * F.cross_entropy(
                 heads['itm'].float(), inputs['itm_labels'])
+        if self.regions and w['mrm'] and 'region_targets' not in inputs:
+            # skipping it would train without the loss the config asks for
+            raise ValueError(
+                'ViLBERT: losses.mrm is on but the batch has no '
+                'region_targets (the region features carry no cls_prob, '
+                'e.g. released BUTD TSVs): set model.losses.mrm=0, or '
+                'extract .npz features with cls_prob (README: "BUTD region '
+                'features")')
         if 'mrm' in heads:
             losses['loss_mrm'] = w['mrm'] * self.region_loss(
                 heads['mrm'], inputs['region_targets'], inputs['mrm_mask'])
