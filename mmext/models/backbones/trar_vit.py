@@ -3,13 +3,13 @@
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from mmpretrain.models.backbones import VisionTransformer
-from mmpretrain.models.utils import resize_pos_embed, to_2tuple
+from mmpretrain.models.utils import to_2tuple
 
 from mmext.registry import MODELS
 from ..layers import SpanMasks, SpanRoutedEncoderLayer, SpanRouter
 from ..layers.routing import POOLING_MODES, ROUTING_MODES
+from .vit_interface import embed_tokens, iter_layers
 
 __all__ = ['TRARViT']
 
@@ -219,30 +219,11 @@ class TRARViT(VisionTransformer):
             router.tau = float(tau)
 
     def forward(self, x):
-        B = x.shape[0]
-        x, patch_resolution = self.patch_embed(x)
-        if self.cls_token is not None:
-            x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1)
-        x = x + resize_pos_embed(
-            self.pos_embed,
-            self.patch_resolution,
-            patch_resolution,
-            mode=self.interpolate_mode,
-            num_extra_tokens=self.num_extra_tokens)
-        x = self.pre_norm(self.drop_after_pos(x))
-        masks = self.span_masks(patch_resolution)
-
-        outs = []
-        for i, layer in enumerate(self.layers):
-            if isinstance(layer, SpanRoutedEncoderLayer):
-                x = layer(x, masks)
-            else:
-                x = layer(x)
-            if i == len(self.layers) - 1 and self.final_norm:
-                x = self.ln1(x)
-            if i in self.out_indices:
-                outs.append(self._format_output(x, patch_resolution))
-        return tuple(outs)
+        x, patch_resolution = embed_tokens(self, x)
+        return tuple(
+            self._format_output(x, patch_resolution)
+            for i, x in iter_layers(self, x, patch_resolution)
+            if i in self.out_indices)
 
 
 def _check_divisible(img_size, patch_size):

@@ -9,6 +9,8 @@ import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 
+from mmext.models.backbones.vit_interface import (embed_tokens, is_vit,
+                                                  layer_context, run_layer)
 from mmext.registry import MODELS
 from .coattention import additive_mask, bert_init_
 
@@ -25,20 +27,14 @@ def build_bert_layers(num_layers, dims, num_heads, ffn_dims, drop=0.1):
         num_attention_heads=num_heads,
         intermediate_size=ffn_dims,
         hidden_dropout_prob=drop,
-        attention_probs_dropout_prob=drop)
-    cfg._attn_implementation = 'sdpa'
+        attention_probs_dropout_prob=drop,
+        attn_implementation='sdpa')
     return bert_init_(nn.ModuleList(BertLayer(cfg) for _ in range(num_layers)))
 
 
 def run_bert_layer(layer, x, mask):
     out = layer(x, attention_mask=additive_mask(mask, x.dtype))
     return out[0] if isinstance(out, tuple) else out
-
-
-def _is_split_vit(backbone):
-    return all(
-        hasattr(backbone, a)
-        for a in ('patch_embed', 'layers', 'pos_embed', 'pre_norm'))
 
 
 @MODELS.register_module()
@@ -63,8 +59,9 @@ class PatchVisualStream(BaseModule):
             that is not split. Defaults to ``in_channels`` = embed_dims.
         embed_dims (int): Width of the backbone's tokens (ViT-B: 768).
         split (bool, optional): Split a ViT-family backbone into layers.
-            Defaults to None (split when the backbone has ``patch_embed``,
-            ``pos_embed``, ``pre_norm`` and ``layers``).
+            Defaults to None (split when the backbone is a
+            ``VisionTransformer``, see
+            :mod:`mmext.models.backbones.vit_interface`).
         num_extra_layers (int): Extra post-LN layers. Defaults to 0.
         extra_layer (dict, optional): ``num_heads``, ``ffn_dims``, ``drop``
             of the extra layers. Defaults to 12 heads, 4x, 0.1.
@@ -85,12 +82,12 @@ class PatchVisualStream(BaseModule):
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
-        self.split = _is_split_vit(self.backbone) if split is None else split
-        if self.split and not _is_split_vit(self.backbone):
+        self.split = is_vit(self.backbone) if split is None else split
+        if self.split and not is_vit(self.backbone):
             raise ValueError(
                 f'PatchVisualStream: split=True needs a ViT-family backbone '
-                f'(patch_embed, pos_embed, pre_norm, layers); '
-                f'{type(self.backbone).__name__} has not; use split=False '
+                f'(mmpretrain VisionTransformer or a subclass); '
+                f'{type(self.backbone).__name__} is not one; use split=False '
                 'with a VisualTokenNeck')
         if not self.split:
             neck = dict(
@@ -116,29 +113,15 @@ class PatchVisualStream(BaseModule):
         if not self.split:
             tokens, global_feat = self.neck(self.backbone(img))
             return torch.cat([global_feat[:, None], tokens], 1), None, None
-        from mmpretrain.models.utils import resize_pos_embed
-        b = self.backbone
-        x, hw = b.patch_embed(img)
-        if b.cls_token is not None:
-            x = torch.cat((b.cls_token.expand(x.size(0), -1, -1), x), dim=1)
-        x = x + resize_pos_embed(
-            b.pos_embed,
-            b.patch_resolution,
-            hw,
-            mode=b.interpolate_mode,
-            num_extra_tokens=b.num_extra_tokens)
-        x = b.pre_norm(b.drop_after_pos(x))
-        # TRAR-ViT's routed layers take the span masks of this grid
-        ctx = b.span_masks(hw) if hasattr(b, 'span_masks') else None
+        x, hw = embed_tokens(self.backbone, img)
+        ctx = layer_context(self.backbone, hw)  # TRAR-ViT: span masks
         return x, None, ctx
 
     def layer(self, i, x, mask=None, ctx=None):
         if i < self.num_backbone_layers:
-            layer = self.backbone.layers[i]
-            x = layer(x, ctx) if ctx is not None and \
-                type(layer).__name__ == 'SpanRoutedEncoderLayer' else layer(x)
+            x = run_layer(self.backbone, i, x, ctx)
             if (i == self.num_backbone_layers - 1 and self.final_norm
-                    and getattr(self.backbone, 'final_norm', False)):
+                    and self.backbone.final_norm):
                 x = self.backbone.ln1(x)
             return x
         return run_bert_layer(self.extra_layers[i - self.num_backbone_layers],
