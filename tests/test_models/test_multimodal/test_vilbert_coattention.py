@@ -128,3 +128,59 @@ def test_backward_and_padding_rows_finite():
     t, v = layer(text, vision, TEXT_MASK, torch.zeros(2, 4))  # all absent
     (t.sum() + v.sum()).backward()
     assert torch.isfinite(text.grad).all() and torch.isfinite(t).all()
+
+
+@pytest.mark.parametrize('norm', ['post', 'pre'])
+def test_maps_do_not_change_outputs_and_reproduce_them(norm):
+    """The output is PyTorch's fused SDPA with or without
+    ``return_attention``; the maps are the explicit softmax and
+    ``maps @ v`` gives the same attention output."""
+    torch.manual_seed(0)
+    layer = CoAttentionLayer(16, 12, bi_dims=8, num_heads=2, norm=norm)
+    layer.eval()
+    text, vision = inputs(1, 12)
+    outs, grads = [], []
+    for maps_wanted in (False, True):
+        x = text.clone().requires_grad_(True)
+        out = layer(x, vision, TEXT_MASK, VISION_MASK, maps_wanted)
+        (out[0].square().sum() + out[1].sum()).backward()
+        outs.append(out)
+        grads.append(x.grad)
+    (t0, v0), (t1, v1, maps) = outs
+    assert torch.equal(t0, t1) and torch.equal(v0, v1)
+    assert torch.equal(grads[0], grads[1])
+    t2v, v2t = maps['text_to_vision'], maps['vision_to_text']
+    assert t2v.shape == (2, 2, 5, 4) and v2t.shape == (2, 2, 4, 5)
+    # masked keys get no attention; every row is a distribution
+    assert t2v[1, :, :, 3].abs().max() < 1e-6
+    assert v2t[1, :, :, 3:].abs().max() < 1e-6
+    torch.testing.assert_close(
+        t2v.sum(-1), torch.ones(2, 2, 5), rtol=0, atol=1e-6)
+    # the explicit product with the maps equals the fused output
+    with torch.no_grad():
+        if norm == 'pre':
+            text = layer.text_norm_in(text)
+            vision = layer.vision_norm_in(vision)
+        q, k, val = layer.text_q(text), layer.vision_k(vision), \
+            layer.vision_v(vision)
+        mask = (1.0 - VISION_MASK)[:, None, None, :] * -10000.0
+        fused, probs = layer._attend(q, k, val, mask, need_weights=True)
+        explicit = (probs @ layer._heads(val)).transpose(1, 2).flatten(2)
+    torch.testing.assert_close(probs, t2v.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(fused, explicit, rtol=0, atol=1e-6)
+
+
+def test_golden_values_on_the_explicit_path_too():
+    layer = CoAttentionLayer(
+        16, 12, bi_dims=8, num_heads=2, text_ffn_dims=20,
+        vision_ffn_dims=24).eval()
+    ref = GOLDEN['vilbert_multi_task']
+    layer.load_state_dict(reference_weights(ref['shapes'], 0, V_KEYS))
+    text, vision = inputs(1, 12)
+    with torch.no_grad():
+        t, v, _ = layer(
+            text, vision, TEXT_MASK, VISION_MASK, return_attention=True)
+    assert (t.flatten() -
+            golden('vilbert_multi_task', 'text_out')).abs().max() < 1e-5
+    assert (v.flatten() -
+            golden('vilbert_multi_task', 'vision_out')).abs().max() < 1e-5

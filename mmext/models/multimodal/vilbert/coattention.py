@@ -161,15 +161,31 @@ class CoAttentionLayer(BaseModule):
         b, n, _ = x.shape
         return x.view(b, n, self.num_heads, self.head_dims).transpose(1, 2)
 
-    def _attend(self, q, k, v, mask):
+    def _attend(self, q, k, v, mask, need_weights=False):
         """softmax(q k^T / sqrt(d) + mask) v, heads merged: (b, n_q, bi),
-        and the attention probabilities (b, h, n_q, n_k)."""
+        and the attention probabilities (b, h, n_q, n_k) when
+        ``need_weights`` (else None).
+
+        The output always comes from PyTorch's fused
+        ``F.scaled_dot_product_attention`` (no (n_q, n_k) probability
+        tensor kept for backward; flash / memory-efficient kernels where
+        available). SDPA cannot return the weights, so when they are asked
+        for they are computed explicitly next to it (before attention
+        dropout); the output does not depend on whether maps were asked
+        for, and ``maps @ v`` equals it (``test_vilbert_coattention.py``).
+        """
         q, k, v = self._heads(q), self._heads(k), self._heads(v)
-        scores = (q @ k.transpose(-1, -2)) * self.scale  # b h nq nk
-        if mask is not None:
-            scores = scores + mask
-        probs = F.dropout(scores.softmax(-1), self.attn_drop, self.training)
-        out = probs @ v  # b h nq d
+        out = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            dropout_p=self.attn_drop if self.training else 0.0,
+            scale=self.scale)  # b h nq d
+        probs = None
+        if need_weights:
+            scores = (q @ k.transpose(-1, -2)) * self.scale  # b h nq nk
+            probs = (scores if mask is None else scores + mask).softmax(-1)
         return out.transpose(1, 2).flatten(2), probs
 
     def forward(self,
@@ -199,10 +215,10 @@ class CoAttentionLayer(BaseModule):
             text, vision = self.text_norm_in(text), self.vision_norm_in(vision)
         t_ctx, t_probs = self._attend(
             self.text_q(text), self.vision_k(vision), self.vision_v(vision),
-            additive_mask(vision_mask, text.dtype))
+            additive_mask(vision_mask, text.dtype), return_attention)
         v_ctx, v_probs = self._attend(
             self.vision_q(vision), self.text_k(text), self.text_v(text),
-            additive_mask(text_mask, vision.dtype))
+            additive_mask(text_mask, vision.dtype), return_attention)
         text = self.text_norm(t_in + self.drop(self.text_proj(t_ctx)))
         vision = self.vision_norm(v_in + self.drop(self.vision_proj(v_ctx)))
         text, vision = self.text_ffn(text), self.vision_ffn(vision)

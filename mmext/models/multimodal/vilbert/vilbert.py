@@ -256,6 +256,8 @@ class ViLBERT(BaseModel):
             elif kind == 'vision':
                 v = self.visual.layer(i, v, v_mask, ctx)
                 out['vision_layers'].append(v)
+            elif not return_layers:  # maps unused: do not compute them
+                t, v = self.coattn[i](t, v, t_mask, v_mask)
             else:
                 t, v, maps = self.coattn[i](
                     t, v, t_mask, v_mask, return_attention=True)
