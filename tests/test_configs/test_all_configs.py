@@ -9,8 +9,9 @@ builds through ``mmpretrain.apis.get_model`` with no data or weight file
 test mode on generated inputs (per-family checks below) and is counted by
 :func:`mmext.analysis.model_complexity` (the parts must cover every
 parameter). Adding a config adds it here; a new model type needs a row in
-``FORWARD_CHECKS``. ``INFERENCER_CHECKS`` is the hook for "goes through its
-inferencer" (per model type, same signature).
+``FORWARD_CHECKS`` and ``INFERENCER_CHECKS`` (one generated sample through
+the family's inferencer: mmpretrain's for classifiers, mmext's ViLBERT /
+report / BUTD inferencers for the rest).
 
 One runner (this file run as a script) forks a child per config, two at a
 time (``MMEXT_CONFIG_JOBS``), so the imports are paid once.
@@ -135,8 +136,115 @@ FORWARD_CHECKS = dict(
     ViLBERTClassifier=(None, check_vilbert_classifier),
     ViLBERT=(None, check_vilbert_pretrain),
     BUTDFasterRCNN=(shrink_butd, check_butd))
+
+
+# ------------------------------------------------------ inferencer checks
+# One generated sample through the family's inferencer (mmpretrain's for
+# classifiers, mmext.apis.inferencers for the rest) on the built model.
+def _image(h, w=None, seed=0):
+    import numpy as np
+    return np.random.default_rng(seed).integers(
+        0, 256, (h, w or h, 3), dtype=np.uint8)
+
+
+def _shrink_test_pipeline(model, cfg, size):
+    """The test pipeline's resize / crop at ``size`` (the forward checks'
+    size), so a 384 px config is not run at 384 px here."""
+    from mmext.utils.config import iter_config
+    for _, parent, key, _ in list(
+            iter_config(cfg._cfg_dict['test_dataloader'])):
+        if key in ('scale', 'crop_size') and isinstance(parent, dict):
+            parent[key] = size
+    model._config = cfg
+
+
+def infer_classifier(model, cfg, size):
+    from mmpretrain.apis import ImageClassificationInferencer
+    if image_size(cfg) == SIZE:
+        _shrink_test_pipeline(model, cfg, size)
+    res, = ImageClassificationInferencer(model)(_image(size))
+    assert 0 <= res['pred_label'] < cfg.model.head.num_classes
+    assert abs(float(sum(res['pred_scores'])) - 1) < 1e-3
+
+
+def _region_files(model, cfg):
+    """Regions configs read ``<feature_dir>/<stem>.npz``: write one for
+    ``x.jpg`` in a temporary folder and point the pipeline at it."""
+    import tempfile
+
+    import numpy as np
+
+    from mmext.datasets.region_features import save_region_npz
+    from mmext.utils.config import iter_config
+    folder = tempfile.mkdtemp()
+    for _, _, _, node in iter_config(cfg._cfg_dict['test_dataloader']):
+        if isinstance(node, dict) and node.get('type') == 'LoadRegionFeatures':
+            node.update(
+                feature_dir=folder, feature_file=None, require_cls_prob=False)
+    vis = model.visual if hasattr(model, 'visual') else model.vilbert.visual
+    n, dims = NUM_REGIONS, vis.feature_dims
+    boxes = np.array([[0, 0, 8, 8]] * n, np.float32) + np.arange(
+        n, dtype=np.float32)[:, None]
+    save_region_npz(
+        f'{folder}/x.jpg'.replace('.jpg', '.npz'),
+        dict(
+            features=np.ones((n, dims), np.float32),
+            boxes=boxes,
+            image_h=32,
+            image_w=32))
+    model._config = cfg
+    return f'{folder}/x.jpg'
+
+
+def _tokenizer_folder(cfg):
+    """The test pipeline's ``TokenizeCaption`` on a generated vocabulary
+    (the config's BERT folder is not on disk here)."""
+    import tempfile
+
+    from mmext.testing.bert import make_bert_folder
+    from mmext.utils.config import iter_config
+    folder = str(make_bert_folder(tempfile.mkdtemp(), weights=None))
+    for _, _, _, node in iter_config(cfg._cfg_dict['test_dataloader']):
+        if isinstance(node, dict) and node.get('type') == 'TokenizeCaption':
+            node['bert'] = folder
+
+
+def infer_vilbert(model, cfg, size):
+    from mmext.apis.inferencers import ViLBERTInferencer
+    _shrink_test_pipeline(model, cfg, size)
+    _tokenizer_folder(cfg)
+    vil = getattr(model, 'vilbert', model)
+    image = (
+        _region_files(model, cfg)
+        if type(vil.visual).__name__ == 'RegionVisualStream' else _image(size))
+    res, = ViLBERTInferencer(model)((image, 'a photo of a flower'))
+    if 'itm_score' in res:
+        assert res['itm_score'] is None or 0 <= res['itm_score'] <= 1
+    else:
+        assert len(res['pred_score']) == model.num_classes
+
+
+def infer_r2gen(model, cfg, size):
+    from mmext.apis.inferencers import ReportInferencer
+    _shrink_test_pipeline(model, cfg, size)
+    views = [_image(size, seed=i) for i in range(2)]
+    res, = ReportInferencer(model)([views])
+    assert isinstance(res['report'], str)
+
+
+def infer_butd(model, cfg, size):
+    from mmext.apis.inferencers import BUTDInferencer
+    res, = BUTDInferencer(model)(_image(SIZE * 2, SIZE * 3))
+    assert len(res['boxes']) == len(res['objects']) > 0
+
+
 #: model type -> check(model, cfg, size) through the family's inferencer
-INFERENCER_CHECKS = {}
+INFERENCER_CHECKS = dict(
+    ImageClassifier=infer_classifier,
+    R2GenReportGenerator=infer_r2gen,
+    ViLBERTClassifier=infer_vilbert,
+    ViLBERT=infer_vilbert,
+    BUTDFasterRCNN=infer_butd)
 
 
 # ------------------------------------------------------------------ runner

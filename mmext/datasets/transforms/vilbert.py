@@ -398,6 +398,7 @@ def vilbert_collate(data_batch, itm_prob=0.5, pad_id=0):
         for i, s in enumerate(per_key['region_feats']):
             r[i, :len(s)] = 1
         batch['region_mask'] = r
-        batch['mrm_mask'] = batch['mrm_mask'].bool() & r.bool()
+        if 'mrm_mask' in batch:  # no MaskRegions at inference
+            batch['mrm_mask'] = batch['mrm_mask'].bool() & r.bool()
     return dict(
         inputs=batch, data_samples=[d['data_samples'] for d in data_batch])
