@@ -34,10 +34,11 @@ demo-tiny: setup
 	$(BIN)/python tools/test.py configs/tiny/resnet18_1xb8-scratch_tiny-64px.py work_dirs/tiny/epoch_4.pth --out work_dirs/tiny/metrics.json --out-item metrics
 	@$(BIN)/python -c "import json; print('tiny test accuracy:', json.load(open('work_dirs/tiny/metrics.json'))['accuracy/top1'])"
 
-# pytest exits 5 when it collected no test: that is a failure here
+# the suite and the docstring examples of mmext (doctests); pytest exits 5
+# when it collected no test: that is a failure here
 test: setup
 	$(BIN)/python -m pip check
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest tests $(PYTEST_ARGS); \
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest tests mmext --doctest-modules $(PYTEST_ARGS); \
 	rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest ran no tests: failing"; exit 1; fi; exit $$rc
 
 # the fuzz tests (tests/**/test_*fuzz*.py) with many more, randomised examples

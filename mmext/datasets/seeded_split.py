@@ -28,8 +28,9 @@ class SeededSplit:
             Food-101 seed).
 
     Example:
-        >>> val = SeededSplit(dict(type='UPMCFood101', data_root='data/upmc',
-        ...                        split='train'), part='val')
+        >>> food = dict(type='UPMCFood101', data_root='data/upmc',
+        ...             split='train')
+        >>> val = SeededSplit(food, part='val')  # doctest: +SKIP
     """
 
     def __init__(self, dataset, ratio=0.8, part='train', seed=46):

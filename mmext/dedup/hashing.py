@@ -382,8 +382,9 @@ def hash_images(paths: Sequence[str],
         skipped paths with reasons.
 
     Example:
-        >>> res = hash_images(['a.jpg', 'b.png', 'empty.jpg'], workers=0)
-        >>> res.hashes.shape, res.skipped
+        >>> paths = ['a.jpg', 'b.png', 'empty.jpg']
+        >>> res = hash_images(paths, workers=0)  # doctest: +SKIP
+        >>> res.hashes.shape, res.skipped  # doctest: +SKIP
         ((2, 1), [('empty.jpg', 'empty file (0 bytes)')])
     """
     num_bits = num_bits_of(method, hash_size)

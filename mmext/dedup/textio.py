@@ -225,7 +225,7 @@ class StagedFiles:
     temporary files and leaves the targets as they were.
 
     Example:
-        >>> with StagedFiles() as staged:
+        >>> with StagedFiles() as staged:  # doctest: +SKIP
         ...     open(staged.path('out/a.csv'), 'w').write('x\\n')
         ...     raise_if_something_fails()  # out/a.csv is then untouched
     """

@@ -392,8 +392,9 @@ def read_caffemodel(path, with_empty=False):
             with blobs: one line naming the file, layer, blob and byte.
 
     Example:
-        >>> layers = read_caffemodel('resnet101_faster_rcnn_final.caffemodel')
-        >>> layers['conv1'].blobs[0].shape
+        >>> path = 'resnet101_faster_rcnn_final.caffemodel'
+        >>> layers = read_caffemodel(path)  # doctest: +SKIP
+        >>> layers['conv1'].blobs[0].shape  # doctest: +SKIP
         (64, 3, 7, 7)
     """
     try:

@@ -76,8 +76,8 @@ class BUTDInferencer(MMExtInferencer):
 
     Example:
         >>> inferencer = BUTDInferencer(CONFIG, CKPT)  # doctest: +SKIP
-        >>> res = inferencer('street.jpg', out_dir='vis')[0]
-        >>> res['objects'][:2], res['drawn']
+        >>> res = inferencer('street.jpg', out_dir='vis')[0]  # doctest: +SKIP
+        >>> res['objects'][:2], res['drawn']  # doctest: +SKIP
         (['car', 'building'], 'vis/street.png')
     """
 

@@ -126,7 +126,8 @@ class ReportInferencer(MMExtInferencer):
 
     Example:
         >>> inferencer = ReportInferencer(CONFIG, CKPT)  # doctest: +SKIP
-        >>> inferencer(['study1/', ['f.png', 'l.png']], batch_size=2,
+        >>> studies = ['study1/', ['f.png', 'l.png']]
+        >>> inferencer(studies, batch_size=2,  # doctest: +SKIP
         ...            chexpert=True)[0]['report']
         'the heart is normal in size . the lungs are clear .'
     """

@@ -100,7 +100,8 @@ class ViLBERTInferencer(MMExtInferencer):
 
     Example:
         >>> inferencer = ViLBERTInferencer(CONFIG, CKPT)  # doctest: +SKIP
-        >>> inferencer(('dog.jpg', 'a dog on the grass'))[0]['itm_score']
+        >>> pair = ('dog.jpg', 'a dog on the grass')
+        >>> inferencer(pair)[0]['itm_score']  # doctest: +SKIP
         0.93
     """
 

@@ -106,6 +106,7 @@ class CaffeResNetC4(nn.Module):
             channels and 4× that out. Defaults to 64.
 
     Example:
+        >>> import torch
         >>> net = CaffeResNetC4((1, 1, 1), base_channels=8)
         >>> net(torch.rand(1, 3, 64, 96)).shape
         torch.Size([1, 128, 4, 6])
