@@ -6,7 +6,7 @@ BatchNorm + Scale (with caffe's scale factor), turns the blocked 24-channel
 RPN classifier into 12 logits, keeps ``bbox_pred`` in caffe's class-major
 layout, checks every key and shape against ``BUTDFasterRCNN`` and writes a
 checkpoint plus ``<dst>.report.json`` (every blob used or ignored, why).
-The logic is in :mod:`mmext.models.detectors.butd.caffe_convert`.
+The logic is in :mod:`mmext.models.utils.checkpoint_convert.butd_caffe`.
 
 Example::
 
@@ -22,8 +22,9 @@ import json
 import os
 import sys
 
-from mmext.models.detectors.butd.caffe_convert import convert_butd_caffemodel
 from mmext.models.utils.checkpoint_convert import CheckpointConversionError
+from mmext.models.utils.checkpoint_convert.butd_caffe import \
+    convert_butd_caffemodel
 from mmext.utils.fileio import InputFileError, check_regular_file
 
 

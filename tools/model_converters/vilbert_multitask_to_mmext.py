@@ -6,7 +6,7 @@ facebookresearch/vilbert-multi-task (``bert_base_6layer_6conect.json``)
 become an mmext checkpoint for ``load_from`` of a regions-mode ViLBERT
 config or ``model.vilbert.init_cfg=dict(type='Pretrained', checkpoint=...)``
 of a ViLBERTClassifier. The mapping and what cannot be mapped:
-:mod:`mmext.models.multimodal.vilbert.convert`.
+:mod:`mmext.models.utils.checkpoint_convert.vilbert_multitask`.
 
 Example::
 
@@ -17,7 +17,7 @@ Example::
 import argparse
 import sys
 
-from mmext.models.multimodal.vilbert.convert import (
+from mmext.models.utils.checkpoint_convert import (
     ViLBERTConversionError, convert_vilbert_multitask_file)
 from mmext.utils import CorruptCheckpointError, UnsafeCheckpointError
 

@@ -13,6 +13,7 @@ import os
 import os.path as osp
 from pathlib import Path
 
+from mmext.models.utils.checkpoint_convert.common import rename_layernorm
 from mmext.utils.checkpoint import safe_torch_load
 from mmext.utils.paths import project_root
 
@@ -70,13 +71,6 @@ def load_hf_state_dict(folder):
         f'nor pytorch_model.bin; {BERT_HOWTO}')
 
 
-def _rename(key):
-    # original BERT checkpoints (bert-base-uncased) name LayerNorm
-    # parameters gamma / beta
-    key = key.replace('LayerNorm.gamma', 'LayerNorm.weight')
-    return key.replace('LayerNorm.beta', 'LayerNorm.bias')
-
-
 def build_bert(folder=None, config=None, load_weights=True):
     """A :class:`transformers.BertModel` (no pooler) and the MLM-head
     weights found next to it.
@@ -112,7 +106,7 @@ def build_bert(folder=None, config=None, load_weights=True):
     if folder is not None and load_weights:
         state, own = load_hf_state_dict(folder), {}
         for k, v in state.items():
-            k = _rename(k)
+            k = rename_layernorm(k)  # bert-base-uncased: gamma / beta
             if k.startswith('cls.predictions.'):
                 mlm_state[k[len('cls.predictions.'):]] = v
             elif not k.startswith(('cls.', 'pooler.', 'bert.pooler.')):

@@ -1,11 +1,21 @@
 # Copyright (c) mmext contributors. All rights reserved.
-"""What every checkpoint converter shares: unwrapping, rule-based renaming
-and the strict key / shape check against a model."""
+"""What every checkpoint converter shares: the error hierarchy, unwrapping,
+renaming by declared rules and the strict key / shape check.
+
+Every converter of this package (classification, ViT ``.npz``, ViT-TRAR,
+R2Gen, vilbert-multi-task, BUTD caffe) raises
+:class:`CheckpointConversionError` subclasses for an input it cannot
+convert, and declares its key mapping as :class:`Rule` data.
+"""
 import re
+from collections import namedtuple
+from enum import Enum
 
 __all__ = [
-    'CheckpointConversionError', 'unwrap_state_dict', 'apply_rules',
-    'compare_state_dict', 'check_state_dict'
+    'CheckpointConversionError', 'UnknownKeysError', 'Action', 'Rule',
+    'RuleResult', 'match_rules', 'apply_rules', 'unwrap_state_dict',
+    'strip_prefix', 'rename_layernorm', 'compare_state_dict',
+    'check_state_dict'
 ]
 
 
@@ -13,14 +23,78 @@ class CheckpointConversionError(ValueError):
     """A checkpoint does not have the layout its converter expects."""
 
 
-def unwrap_state_dict(checkpoint):
-    """The tensor dict inside a checkpoint (``state_dict`` / ``model`` key,
-    as mmengine / timm training scripts save them, or the dict itself)."""
-    for key in ('state_dict', 'model', 'state_dict_ema'):
-        if isinstance(checkpoint, dict) and isinstance(
-                checkpoint.get(key), dict):
-            return checkpoint[key]
-    return checkpoint
+class UnknownKeysError(CheckpointConversionError, KeyError):
+    """Keys no conversion rule covers (a ``KeyError`` too, as before)."""
+
+    def __str__(self):
+        return self.args[0]
+
+
+class Action(Enum):
+    """What a matching :class:`Rule` does with a key."""
+    RENAME = 'rename'  # keep the tensor under ``target``
+    DROP = 'drop'  # leave it out (reported as dropped)
+    REFUSE = 'refuse'  # the converter cannot hold it: an error
+    TIED = 'tied'  # the same tensor as another key: checked, not kept
+
+
+_Rule = namedtuple('Rule', ['pattern', 'target', 'action'])
+
+
+class Rule(_Rule):
+    """A key whose full match is ``pattern`` becomes ``target`` (a ``\\1``
+    template or a function of the match) or gets ``action``.
+
+    Example:
+        >>> Rule(r'fc\\.(weight|bias)', r'head.fc.\\1')
+        >>> Rule(r'vil_logit\\..+', action=Action.DROP)
+    """
+    __slots__ = ()
+
+    def __new__(cls, pattern, target=None, action=Action.RENAME):
+        return super().__new__(cls, pattern, target, action)
+
+
+#: the outcome of :func:`match_rules`
+RuleResult = namedtuple('RuleResult',
+                        ['out', 'dropped', 'refused', 'tied', 'unknown'])
+
+
+def match_rules(state_dict, rules):
+    """Apply the first fully matching rule to every key; raise nothing.
+
+    Args:
+        state_dict (dict): Source keys -> tensors.
+        rules (Sequence[Rule | tuple]): :class:`Rule` s, or
+            ``(pattern, target)`` pairs (renames).
+
+    Returns:
+        RuleResult: ``out`` (renamed keys -> tensors, in source order) and
+        the source keys ``dropped``, ``refused``, ``tied`` and ``unknown``
+        (matched by no rule).
+    """
+    rules = [r if isinstance(r, Rule) else Rule(*r) for r in rules]
+    res = RuleResult({}, [], [], [], [])
+    lists = {
+        Action.DROP: res.dropped,
+        Action.REFUSE: res.refused,
+        Action.TIED: res.tied
+    }
+    for key, value in state_dict.items():
+        for rule in rules:
+            match = re.fullmatch(rule.pattern, key)
+            if match:
+                break
+        else:
+            res.unknown.append(key)
+            continue
+        if rule.action is not Action.RENAME:
+            lists[rule.action].append(key)
+        elif callable(rule.target):
+            res.out[rule.target(match)] = value
+        else:
+            res.out[match.expand(rule.target)] = value
+    return res
 
 
 def apply_rules(state_dict, rules, source, keep_head=True):
@@ -28,58 +102,85 @@ def apply_rules(state_dict, rules, source, keep_head=True):
 
     Args:
         state_dict (dict): Source keys -> tensors.
-        rules (list[tuple[str, str | callable]]): ``(regex, replacement)``;
-            the replacement is a template (``\\1``) or a function of the
-            match.
+        rules (Sequence[Rule | tuple]): See :func:`match_rules`.
         source (str): The format's name, for the error message.
         keep_head (bool): Keep ``head.*`` outputs. Defaults to True.
 
     Raises:
-        KeyError: Naming the keys no rule covers (nothing is silently
-            dropped).
+        UnknownKeysError: Naming the keys no rule covers (nothing is
+            silently dropped) or a refused key.
     """
-    out, unknown = {}, []
-    for key, value in state_dict.items():
-        for pattern, repl in rules:
-            match = re.fullmatch(pattern, key)
-            if match:
-                new = match.expand(repl) if isinstance(repl, str) else \
-                    repl(match)
-                break
-        else:
-            unknown.append(key)
-            continue
-        if new.startswith('head.') and not keep_head:
-            continue
-        out[new] = value
-    if unknown:
-        shown = ', '.join(unknown[:5]) + (' ...' if len(unknown) > 5 else '')
-        raise KeyError(
-            f'{source}: {len(unknown)} keys match no conversion rule '
-            f'({shown}); is this a {source} checkpoint?')
-    return out
+    res = match_rules(state_dict, rules)
+    if res.unknown or res.refused:
+        bad = res.unknown or res.refused
+        shown = ', '.join(bad[:5]) + (' ...' if len(bad) > 5 else '')
+        what = 'match no conversion rule' if res.unknown else \
+            'cannot be converted'
+        raise UnknownKeysError(f'{source}: {len(bad)} keys {what} '
+                               f'({shown}); is this a {source} checkpoint?')
+    return {
+        k: v
+        for k, v in res.out.items() if keep_head or not k.startswith('head.')
+    }
 
 
-def compare_state_dict(model, state_dict):
+def unwrap_state_dict(checkpoint,
+                      keys=('state_dict', 'model', 'state_dict_ema')):
+    """The tensor dict inside a checkpoint: the first of ``keys`` holding a
+    dict (as mmengine / timm training scripts save them), else the
+    checkpoint itself."""
+    for key in keys:
+        if isinstance(checkpoint, dict) and isinstance(
+                checkpoint.get(key), dict):
+            return checkpoint[key]
+    return checkpoint
+
+
+def strip_prefix(key, prefix='module.'):
+    """``key`` without ``prefix`` (``nn.DataParallel``'s ``module.``)."""
+    return key[len(prefix):] if key.startswith(prefix) else key
+
+
+def rename_layernorm(key):
+    """Old BERT / TF names ``LayerNorm[N].gamma`` / ``.beta`` ->
+    ``.weight`` / ``.bias`` (what ``transformers``' ``from_pretrained``
+    undoes; original ``bert-base-uncased`` and vilbert-multi-task files)."""
+    key = re.sub(r'(LayerNorm\d?)\.gamma$', r'\1.weight', key)
+    return re.sub(r'(LayerNorm\d?)\.beta$', r'\1.bias', key)
+
+
+def compare_state_dict(model, state_dict, ignore=(), target='model'):
     """Keys of ``state_dict`` against ``model.state_dict()``.
 
     Args:
-        model (nn.Module): The model the weights are meant for.
+        model (nn.Module): The model the weights are meant for (may be on
+            the meta device: only shapes are read).
         state_dict (dict): Converted keys -> tensors.
+        ignore (tuple[str]): Prefixes of ``state_dict`` keys the model may
+            lack (reported as ``unused``). Defaults to ().
+        target (str): What the model is, for ``mismatched``. Defaults to
+            'model'.
 
     Returns:
-        dict: ``missing`` and ``unexpected`` key lists, and ``mismatched``
-        as ``'key: checkpoint (shape) vs model (shape)'`` strings; all
-        empty when ``state_dict`` loads strictly.
+        dict: ``missing``, ``unexpected`` and ``unused`` key lists,
+        ``mismatched_keys`` and ``mismatched`` as ``'key: checkpoint
+        (shape) vs model (shape)'`` strings; all but ``unused`` empty when
+        ``state_dict`` loads strictly.
     """
     own = model.state_dict()
+    bad = [
+        k for k in state_dict
+        if k in own and own[k].shape != state_dict[k].shape
+    ]
+    extra = [k for k in state_dict if k not in own]
     return dict(
         missing=[k for k in own if k not in state_dict],
-        unexpected=[k for k in state_dict if k not in own],
+        unexpected=[k for k in extra if not k.startswith(ignore or ())],
+        unused=[k for k in extra if ignore and k.startswith(ignore)],
+        mismatched_keys=bad,
         mismatched=[
-            f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
-            f'{tuple(own[k].shape)}' for k in state_dict
-            if k in own and own[k].shape != state_dict[k].shape
+            f'{k}: checkpoint {tuple(state_dict[k].shape)} vs {target} '
+            f'{tuple(own[k].shape)}' for k in bad
         ])
 
 

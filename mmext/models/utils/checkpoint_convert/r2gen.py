@@ -17,7 +17,8 @@ from collections import OrderedDict
 
 import torch
 
-from .common import CheckpointConversionError, compare_state_dict
+from .common import (CheckpointConversionError, compare_state_dict,
+                     strip_prefix, unwrap_state_dict)
 
 __all__ = [
     'R2GenConversionError', 'convert_r2gen_state_dict', 'r2gen_vocab_size',
@@ -46,8 +47,7 @@ def convert_r2gen_state_dict(state_dict):
     out = OrderedDict()
     unknown = []
     for key, value in state_dict.items():
-        if key.startswith('module.'):  # saved from nn.DataParallel (n_gpu>1)
-            key = key[len('module.'):]
+        key = strip_prefix(key)  # saved from nn.DataParallel (n_gpu > 1)
         if key in _DROPPED:
             continue
         m = re.match(r'visual_extractor\.model\.(\d+)\.(.*)', key)
@@ -191,8 +191,7 @@ def convert_r2gen_checkpoint(src, dst, vocab, config=None):
     """
     from mmext.utils import safe_torch_load
     ckpt = safe_torch_load(src, map_location='cpu')
-    state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) \
-        else None
+    state_dict = unwrap_state_dict(ckpt, ('state_dict', ))
     if not isinstance(state_dict, dict):
         raise R2GenConversionError(
             f"{src}: not a state dict or a checkpoint with 'state_dict'")

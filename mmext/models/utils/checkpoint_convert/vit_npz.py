@@ -16,6 +16,8 @@ import re
 import numpy as np
 import torch
 
+from .common import CheckpointConversionError
+
 __all__ = [
     'NpzKeyError', 'load_vit_npz', 'vit_npz_arch', 'resize_grid',
     'convert_vit_npz', 'default_npz_dst', 'convert_vit_npz_file'
@@ -25,7 +27,7 @@ _BLOCK = 'Transformer/encoderblock_{}/'
 _ATTN = 'MultiHeadDotProductAttention_1/'
 
 
-class NpzKeyError(KeyError):
+class NpzKeyError(CheckpointConversionError, KeyError):
     """The .npz lacks a key every Google ViT checkpoint has."""
 
     def __str__(self):
@@ -91,8 +93,9 @@ def resize_grid(pos_embed, new_grid, interp='bilinear'):
     cls_tok, grid = pos_embed[:, :1], pos_embed[0, 1:]
     old = int(round(grid.shape[0]**0.5))
     if old * old != grid.shape[0]:
-        raise ValueError(f'position embedding of {grid.shape[0]} patches is '
-                         'not a square grid')
+        raise CheckpointConversionError(
+            f'position embedding of {grid.shape[0]} patches is not a square '
+            'grid')
     if old == new_grid:
         return pos_embed
     if interp == 'bilinear':

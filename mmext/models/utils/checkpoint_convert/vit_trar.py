@@ -11,7 +11,7 @@ import re
 import torch
 
 from .common import (CheckpointConversionError, apply_rules, check_state_dict,
-                     unwrap_state_dict)
+                     strip_prefix, unwrap_state_dict)
 
 __all__ = [
     'convert_vit_trar', 'vit_trar_model_cfg', 'convert_vit_trar_checkpoint'
@@ -48,8 +48,7 @@ def convert_vit_trar(state_dict, keep_head=True):
     layer; a layer with a single order has a 1-output router, whose softmax
     is always 1: it is dropped (mmext builds no router there).
     """
-    state_dict = {(k[len('module.'):] if k.startswith('module.') else k): v
-                  for k, v in state_dict.items()}
+    state_dict = {strip_prefix(k): v for k, v in state_dict.items()}
     qkv, rest = {}, {}
     for key, value in state_dict.items():
         m = re.fullmatch(
