@@ -25,6 +25,14 @@ __all__ = [
 
 #: backbone class -> ``rule(module) -> (stem_prefixes, [stage_prefixes])``.
 #: Looked up along the MRO, so subclasses use their parent's rule.
+#:
+#: A dict keyed by class, not an mmengine ``Registry``: a ``Registry`` maps
+#: *names* (config ``type`` strings, per scope) to things it *builds*; here
+#: nothing is built from a config, and the lookup must follow the class
+#: hierarchy (``TRARViT`` -> ``VisionTransformer``, ``SEResNet`` ->
+#: ``ResNet``), which name keys cannot do (a subclass registered under its
+#: own name in another scope would miss its parent's rule). The class is
+#: also the key users already hold (``type(module)``).
 STAGE_RULES = {}
 
 

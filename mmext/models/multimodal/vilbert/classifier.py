@@ -2,7 +2,6 @@
 """ViLBERT fine-tuning: the fused pooled streams -> an MLP -> task logits."""
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmpretrain.structures import DataSample
 
@@ -92,10 +91,13 @@ class ViLBERTClassifier(BaseModel):
         self.head = nn.Sequential(
             nn.Linear(self.vilbert.fused_dims, hidden_dims), nn.ReLU(),
             nn.Dropout(dropout), nn.Linear(hidden_dims, num_classes))
-        self.register_buffer(
-            'pos_weight',
-            None if pos_weight is None else torch.tensor(float(pos_weight)),
-            persistent=False)
+        # mmpretrain's loss: BCE with pos_weight for binary / multi-label,
+        # CE for multi-class (mean over the batch, as before)
+        self.loss_module = MODELS.build(
+            dict(
+                type='mmpretrain.CrossEntropyLoss',
+                use_sigmoid=task != 'multiclass',
+                pos_weight=None if pos_weight is None else float(pos_weight)))
 
     def extract_feat(self, inputs):
         return self.vilbert.extract_feat(inputs)['fused']
@@ -131,12 +133,7 @@ class ViLBERTClassifier(BaseModel):
     def loss(self, inputs, data_samples):
         logits = self(inputs).float()
         target = self._targets(data_samples, logits.device)
-        if self.task == 'multiclass':
-            loss = F.cross_entropy(logits, target)
-        else:
-            loss = F.binary_cross_entropy_with_logits(
-                logits, target, pos_weight=self.pos_weight)
-        return dict(loss=loss)
+        return dict(loss=self.loss_module(logits, target))
 
     @torch.no_grad()
     def predict(self, inputs, data_samples=None):

@@ -22,17 +22,16 @@ MASKED = -10000.0
 
 
 def bert_init_(module, std=0.02):
-    """BERT's initialisation in place: Linear / Embedding weights
-    N(0, std), biases 0, LayerNorm 1 / 0 (vilbert-multi-task's
-    ``init_weights``; PyTorch's default is Kaiming-uniform)."""
+    """BERT's initialisation in place, by transformers'
+    ``BertPreTrainedModel._init_weights`` on every sub-module: Linear /
+    Embedding weights N(0, std), biases and padding rows 0, LayerNorm
+    1 / 0 (vilbert-multi-task's ``init_weights``; PyTorch's default is
+    Kaiming-uniform). For modules outside a ``BertModel`` (co-attention,
+    heads, image layers), which ``post_init`` does not reach."""
+    from transformers import BertConfig, BertPreTrainedModel
+    bert = BertPreTrainedModel(BertConfig(initializer_range=std))
     for m in module.modules():
-        if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, 0.0, std)
-        if isinstance(m, nn.Linear) and m.bias is not None:
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+        bert._init_weights(m)
     return module
 
 

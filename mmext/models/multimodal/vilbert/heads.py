@@ -8,16 +8,14 @@ from mmengine.model import BaseModule
 __all__ = ['MLMHead', 'ITMHead', 'RegionHead', 'info_nce', 'select_tokens']
 
 
-class _Transform(nn.Module):
-    """BERT's prediction-head transform: Linear, erf-GELU, LayerNorm."""
-
-    def __init__(self, dims):
-        super().__init__()
-        self.dense = nn.Linear(dims, dims)
-        self.LayerNorm = nn.LayerNorm(dims, eps=1e-12)
-
-    def forward(self, x):
-        return self.LayerNorm(F.gelu(self.dense(x)))
+def _transform(dims, config=None):
+    """BERT's prediction-head transform (Linear, activation, LayerNorm) from
+    transformers, with ``config`` (the text stream's ``BertConfig``: its
+    ``hidden_act`` / ``layer_norm_eps``) or BERT's defaults at ``dims``."""
+    from transformers import BertConfig
+    from transformers.models.bert.modeling_bert import \
+        BertPredictionHeadTransform
+    return BertPredictionHeadTransform(config or BertConfig(hidden_size=dims))
 
 
 class MLMHead(BaseModule):
@@ -26,18 +24,32 @@ class MLMHead(BaseModule):
     768x30522 Linear). Parameter names follow BERT's ``cls.predictions``
     so a pre-training checkpoint's head loads with :meth:`load_bert_head`.
 
+    The transform is transformers' ``BertPredictionHeadTransform``. Its
+    ``BertLMPredictionHead`` is not used whole: it ties by sharing the
+    embedding ``Parameter`` as ``decoder.weight``, which adds
+    ``decoder.weight`` / ``decoder.bias`` state-dict keys (released
+    checkpoints have none) and counts the embeddings as head parameters.
+    Here the head keeps a reference to the embeddings outside its modules
+    and projects with their current weight.
+
     Args:
         word_embeddings (nn.Embedding): The text stream's word embeddings.
+        config (BertConfig, optional): The text stream's config (activation,
+            LayerNorm epsilon). Defaults to BERT's defaults.
     """
 
-    def __init__(self, word_embeddings):
+    def __init__(self, word_embeddings, config=None):
         super().__init__()
-        dims = word_embeddings.embedding_dim
-        self.transform = _Transform(dims)
+        self.transform = _transform(word_embeddings.embedding_dim, config)
         self.bias = nn.Parameter(torch.zeros(word_embeddings.num_embeddings))
-        # a plain attribute, not a sub-module: the weight is owned (and
+        # in a tuple, so not a sub-module: the tied weight is owned (and
         # saved) once, by the embeddings
-        self.__dict__['word_embeddings'] = word_embeddings
+        self._tied = (word_embeddings, )
+
+    @property
+    def decoder_weight(self):
+        """The tied decoder weight: the word embeddings' (vocab, D)."""
+        return self._tied[0].weight
 
     def load_bert_head(self, state):
         """Load ``cls.predictions.*`` tensors (prefix stripped)."""
@@ -52,8 +64,7 @@ class MLMHead(BaseModule):
 
     def forward(self, x):
         """(B, T, D) -> (B, T, vocab) logits."""
-        return F.linear(
-            self.transform(x), self.word_embeddings.weight, self.bias)
+        return F.linear(self.transform(x), self.decoder_weight, self.bias)
 
 
 class ITMHead(BaseModule):
@@ -75,7 +86,7 @@ class RegionHead(BaseModule):
 
     def __init__(self, dims, num_classes=1601):
         super().__init__()
-        self.transform = _Transform(dims)
+        self.transform = _transform(dims)
         self.fc = nn.Linear(dims, num_classes)
 
     def forward(self, x):

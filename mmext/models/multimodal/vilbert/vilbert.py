@@ -168,7 +168,8 @@ class ViLBERT(BaseModel):
             temperature=0.1, tokens='unmasked', include_cls=True)
         self.mim_cfg.update(mim or {})
         if self.loss_weights['mlm']:
-            self.mlm_head = MLMHead(self.bert.embeddings.word_embeddings)
+            self.mlm_head = MLMHead(self.bert.get_input_embeddings(),
+                                    self.bert.config)
             self.mlm_head.load_bert_head(mlm_state)
         if self.loss_weights['itm']:
             self.itm_head = ITMHead(self.fused_dims)
