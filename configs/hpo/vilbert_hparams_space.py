@@ -67,10 +67,10 @@ configs = {
     'binary/auroc',
     f'{_D}vilbert-cls_tiny_1xb4-ft_tiny-hateful-memes.py': 'binary/auroc',
     f'{_D}vilbert-cls_vit-base-p16-bert-base_1xb20-ft_mmimdb.py':
-    'multi-label/f1-micro',
+    'multi-label/auroc',
     f'{_D}vilbert-cls_regions-bert-base_1xb20-ft_mmimdb.py':
-    'multi-label/f1-micro',
-    f'{_D}vilbert-cls_tiny_1xb4-ft_tiny-mmimdb.py': 'multi-label/f1-micro',
+    'multi-label/auroc',
+    f'{_D}vilbert-cls_tiny_1xb4-ft_tiny-mmimdb.py': 'multi-label/auroc',
     f'{_D}vilbert-cls_vit-base-p16-bert-base_1xb20-ft_upmc-food101.py':
     'accuracy/top1',
     f'{_D}vilbert-cls_regions-bert-base_1xb20-ft_upmc-food101.py':
