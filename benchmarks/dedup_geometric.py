@@ -202,12 +202,12 @@ def photo_benchmark(workers):
     print(f'{"transform":32s} {"n":>3s} {"candidates":>10s} '
           f'{"recall":>7s} {"min inliers":>11s}')
     for tname, (n, c, f) in by_t.items():
-        print(f'{tname:32s} {n:3d} {c / n:10.0%} {f / n:7.0%} '
+        print(f'{tname:32s} {n:3d} {c / n:10.1%} {f / n:7.1%} '
               f'{min(inl_true[tname]):11d}')
     total = sum(v[0] for v in by_t.values())
     print(f'{"all":32s} {total:3d} '
-          f'{sum(v[1] for v in by_t.values()) / total:10.0%} '
-          f'{sum(v[2] for v in by_t.values()) / total:7.0%}')
+          f'{sum(v[1] for v in by_t.values()) / total:10.1%} '
+          f'{sum(v[2] for v in by_t.values()) / total:7.1%}')
     print(f'false pairs: {len(false)} of {len(tf) * len(hf) - len(truth)} '
           f'distinct pairs; most inliers of a distinct pair (brute force): '
           f'{max(inl_false)} (rule: >= {DEFAULT_RULE["min_inliers"]})')
@@ -219,20 +219,29 @@ def photo_benchmark(workers):
           f'{os.getloadavg()[0]:.1f}')
 
 
-def scale_benchmark(scale, workers, side=320):
+def _write_flower(task):
+    path, i, side, seed = task
+    flower_image(i % 17, i, side, seed=seed).save(path, quality=90)
+
+
+def scale_benchmark(scale, workers, side=256):
     """Timing on generated flowers in Flowers-102 x Flowers-17 numbers."""
+    import multiprocessing as mp
     n_train, n_held = round(8189 * scale), round(1360 * scale)
     with tempfile.TemporaryDirectory() as root:
         t0 = time.time()
-        paths = {'train': [], 'held': []}
+        paths, tasks = {'train': [], 'held': []}, []
         for name, n, seed in (('train', n_train, 1), ('held', n_held, 0)):
             os.makedirs(osp.join(root, name))
             for i in range(n):
-                p = osp.join(root, name, f'{i:05d}.jpg')
-                flower_image(i % 17, i, side, seed=seed).save(p, quality=90)
-                paths[name].append(p)
-        print(f'generated {n_train} + {n_held} images of {side} px in '
-              f'{time.time() - t0:.0f} s')
+                paths[name].append(osp.join(root, name, f'{i:05d}.jpg'))
+                tasks.append((paths[name][-1], i, side, seed))
+        with mp.get_context('fork').Pool(max(1, workers)) as pool:
+            pool.map(_write_flower, tasks, chunksize=64)
+        print(
+            f'generated {n_train} + {n_held} images of {side} px in '
+            f'{time.time() - t0:.0f} s',
+            flush=True)
         cache = osp.join(root, 'cache.sqlite')
         for run in ('cold', 'cached'):
             t0 = time.time()
@@ -251,10 +260,12 @@ def scale_benchmark(scale, workers, side=320):
             pairs = find_geometric_pairs(
                 tf, hf, workers=workers, progress=False)
             t_match = time.time() - t0
-            print(f'{run}: features {t_feat:.0f} s, candidates + '
-                  f'verification {t_match:.0f} s, {len(pairs)} pairs '
-                  f'({workers} workers, load average '
-                  f'{os.getloadavg()[0]:.1f})')
+            print(
+                f'{run}: features {t_feat:.0f} s, candidates + '
+                f'verification {t_match:.0f} s, {len(pairs)} pairs '
+                f'({workers} workers, load average '
+                f'{os.getloadavg()[0]:.1f})',
+                flush=True)
 
 
 def main():

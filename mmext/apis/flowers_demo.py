@@ -2,10 +2,13 @@
 """The Flowers leakage demo (``make demo``), end to end on generated data.
 
 1. :func:`make_demo_data` writes Flowers-17 and Flowers-102 look-alikes in
-   the real layouts, planting edited copies (re-encoded, resized, mirrored)
-   of Flowers-17 test images into the Flowers-102 training split;
+   the real layouts, planting edited copies (re-encoded, resized, mirrored,
+   cropped: every fourth copy is a 70 % crop) of Flowers-17 test images
+   into the Flowers-102 training split;
 2. :func:`find_planted_leaks` finds them with
-   ``tools/dedup/find_leakage.py``, which writes the exclude file;
+   ``tools/dedup/find_leakage.py --stage geometric`` (perceptual hashes,
+   then local features + RANSAC for the crop), which writes the exclude
+   file;
 3. :func:`train_and_test` trains ResNet-18 on Flowers-102 without the
    excluded images, then on Flowers-17 from that backbone, with
    ``tools/train.py`` (the two demo configs :data:`STAGE1_CONFIG`,
@@ -30,7 +33,7 @@ import time
 from mmengine.config import Config
 
 from mmext.datasets.flowers import Flowers17
-from mmext.testing.flowers import make_flowers17, make_flowers102
+from mmext.testing.flowers import PLANT_EDITS, make_flowers17, make_flowers102
 from mmext.utils.paths import project_root
 
 __all__ = [
@@ -93,7 +96,9 @@ def make_demo_data(data_root,
         per_class_102 (int): Flowers-102 images per class (>= 3).
             Defaults to 4.
         planted (int): Flowers-17 test images planted, edited, into the
-            Flowers-102 training split. Defaults to 6.
+            Flowers-102 training split, cycling through re-encode, resize,
+            mirror and crop (:data:`~mmext.testing.flowers.PLANT_EDITS`;
+            the crop only the geometric stage finds). Defaults to 6.
 
     Returns:
         list[PlantedDuplicate]: The planted copies.
@@ -109,7 +114,11 @@ def make_demo_data(data_root,
         test.get_data_info(i)['img_path'] for i in range(0, len(test), step)
     ][:planted]
     copies = make_flowers102(
-        f102, per_class=per_class_102, size=size, duplicates_of=sources)
+        f102,
+        per_class=per_class_102,
+        size=size,
+        duplicates_of=sources,
+        edits=PLANT_EDITS)
     print(f'data: {f17} ({17 * per_class_17} images), {f102} '
           f'({102 * per_class_102} images, {len(copies)} of them '
           f'edited copies of Flowers-17 test images: '
@@ -118,8 +127,8 @@ def make_demo_data(data_root,
 
 
 def find_planted_leaks(data_root, work_dir, planted):
-    """Run ``tools/dedup/find_leakage.py`` (Flowers-102 against the
-    Flowers-17 images) into ``data_root/leakage``.
+    """Run ``tools/dedup/find_leakage.py --stage geometric`` (Flowers-102
+    against the Flowers-17 images) into ``data_root/leakage``.
 
     Returns:
         tuple[int, int]: Planted copies listed in the exclude file, and
@@ -131,7 +140,7 @@ def find_planted_leaks(data_root, work_dir, planted):
         _project_file('tools/dedup/find_leakage.py'), '--train',
         osp.join(data_root, 'flowers102'), '--heldout',
         osp.join(data_root, 'flowers17', 'jpg'), '--out-dir', out, '--workers',
-        '1', '--no-progress'
+        '1', '--no-progress', '--stage', 'geometric'
     ], osp.join(work_dir, 'find_leakage.log'))
     exclude = osp.join(out, 'exclude.txt')
     with open(exclude, encoding='utf-8') as f:

@@ -30,7 +30,7 @@ from .hashing import SkipImage, _file_key, load_image
 from .textio import atomic_write, escape_path, unescape_path
 
 __all__ = [
-    'WORK_SIDE', 'MAX_FEATURES', 'ImageFeatures', 'FeatureSet',
+    'WORK_SIDE', 'MAX_FEATURES', 'MIN_SIDE', 'ImageFeatures', 'FeatureSet',
     'extract_features', 'features_of_image', 'trim_borders',
     'save_feature_shard', 'load_feature_shards'
 ]
@@ -45,6 +45,11 @@ MAX_FEATURES = 500
 #: skimage 'clock' needs 3.
 FAST_THRESHOLDS = (10, 5, 3)
 MIN_KEYPOINTS = 100
+#: Shorter side (pixels, borders trimmed) below which an image gets no
+#: features: enlarged 10x, a 32-pixel picture of a symmetric shape matches
+#: its own 180° rotation and other shapes of its kind (the ``make demo``
+#: flowers at 32 px gave one false pair, at 64 px none).
+MIN_SIDE = 48
 #: Largest deviation (0..255) from the corner colour of a border row or
 #: column that :func:`trim_borders` removes (JPEG ringing stays below).
 BORDER_TOLERANCE = 12
@@ -103,7 +108,7 @@ class FeatureSet:
 
 
 def _settings(work_side, max_features):
-    return (f'orb2;side={work_side};n={max_features};'
+    return (f'orb2;side={work_side};min={MIN_SIDE};n={max_features};'
             f'fast={FAST_THRESHOLDS};trim={BORDER_TOLERANCE};'
             f'opencv={cv2.__version__}')
 
@@ -134,6 +139,10 @@ def features_of_image(gray, work_side=WORK_SIDE, max_features=MAX_FEATURES):
     box = trim_borders(arr)
     arr = arr[box[1]:box[3], box[0]:box[2]]
     h, w = arr.shape[:2]
+    if min(w, h) < MIN_SIDE:
+        raise SkipImage(f'too small for local features ({w}x{h} without '
+                        f'borders, shorter side < {MIN_SIDE} px): only the '
+                        'hash stage checks it')
     scale = work_side / max(w, h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     arr = cv2.resize(

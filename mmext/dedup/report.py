@@ -49,8 +49,8 @@ LEAKAGE_OUTPUTS = ('pairs.csv', 'pairs.json', 'report.html', 'pairs.png',
                    'skipped.csv', 'exclude.txt')
 
 #: Evidence columns of the geometric stage, after ``stage``.
-EVIDENCE_COLUMNS = ('inliers', 'overlap', 'coverage', 'angle', 'scale',
-                    'transform')
+EVIDENCE_COLUMNS = ('inliers', 'overlap', 'coverage', 'support', 'angle',
+                    'scale', 'transform')
 
 
 def _evidence(pair):

@@ -24,7 +24,7 @@ from PIL import Image, ImageOps
 
 __all__ = [
     'flower_image', 'make_flowers17', 'make_flowers102', 'PlantedDuplicate',
-    'FLOWERS17_SPLIT_KEYS', 'MAT_FLAVOURS'
+    'FLOWERS17_SPLIT_KEYS', 'MAT_FLAVOURS', 'PLANT_EDITS'
 ]
 
 FLOWERS17_SPLIT_KEYS = tuple(f'{s}{i}' for s in ('trn', 'val', 'tst')
@@ -35,10 +35,15 @@ MAT_FLAVOURS = ('v5', 'v5-compressed', 'v4')
 
 #: One planted near-duplicate: ``path`` (the edited copy inside the
 #: Flowers-102 folder), ``source`` (the Flowers-17 image it was made from),
-#: ``edit`` (``'reencode'``, ``'resize'`` or ``'flip'``), all paths absolute.
+#: ``edit`` (``'reencode'``, ``'resize'``, ``'flip'`` or ``'crop'``), all
+#: paths absolute.
 PlantedDuplicate = namedtuple('PlantedDuplicate', ['path', 'source', 'edit'])
 
 _EDITS = ('reencode', 'resize', 'flip')
+#: What ``make_flowers102`` can plant: :data:`_EDITS` (found by perceptual
+#: hashes) and ``'crop'`` (70 % of the area, off-centre, enlarged back to
+#: the original size: only ``find_leakage --stage geometric`` finds it).
+PLANT_EDITS = _EDITS + ('crop', )
 
 
 def _smooth_field(rng, size, cells=8):
@@ -187,6 +192,13 @@ def _plant(img, edit, size):
         return ImageOps.mirror(img)
     if edit == 'resize':
         return img.resize((int(size * 1.25), ) * 2, Image.LANCZOS)
+    if edit == 'crop':  # 70 % of the area, towards the top left
+        side = round(size * 0.7**0.5)
+        off = (size - side) // 3
+        return img.crop((off, off, off + side, off + side)).resize(
+            (size, size), Image.BICUBIC)
+    if edit != 'reencode':
+        raise ValueError(f'unknown edit {edit!r}; choose from {PLANT_EDITS}')
     # 'reencode': a lossy JPEG round trip at a lower quality
     buf = io.BytesIO()
     img.save(buf, format='JPEG', quality=60)
@@ -219,8 +231,9 @@ def make_flowers102(root,
         duplicates_of (Sequence[str | Path]): Images to plant as edited
             copies into the training split. Defaults to none.
         edits (Sequence[str]): Edits to cycle through, from ``'reencode'``
-            (JPEG quality 60), ``'resize'`` (x1.25) and ``'flip'``
-            (horizontal mirror).
+            (JPEG quality 60), ``'resize'`` (x1.25), ``'flip'``
+            (horizontal mirror) and ``'crop'`` (70 % of the area, resized
+            back; :data:`PLANT_EDITS`).
         mat_flavour (str): One of :data:`MAT_FLAVOURS`. Defaults to 'v5'.
         seed (int): Image seed (differs from :func:`make_flowers17`'s default
             so the two sets share no image). Defaults to 1.

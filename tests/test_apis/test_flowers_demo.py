@@ -22,7 +22,7 @@ def test_make_demo_data_plants_test_images_into_102_train(tmp_path, capsys):
         str(root), size=24, per_class_17=4, per_class_102=3, planted=4)
     assert not (root / 'leakage').exists()  # replaced, not appended to
     assert len(planted) == 4
-    assert {p.edit for p in planted} == {'reencode', 'resize', 'flip'}
+    assert [p.edit for p in planted] == ['reencode', 'resize', 'flip', 'crop']
     test17 = Flowers17(str(root / 'flowers17'), split='test', split_id=1)
     test_paths = {
         test17.get_data_info(i)['img_path']
@@ -37,6 +37,22 @@ def test_make_demo_data_plants_test_images_into_102_train(tmp_path, capsys):
     assert {osp.abspath(p.path) for p in planted} <= train_paths
     out = capsys.readouterr().out
     assert f'({17 * 4} images)' in out and '4 of them edited copies' in out
+
+
+def test_find_planted_leaks_finds_the_crop(tmp_path):
+    """The demo's leakage step (find_leakage.py --stage geometric) lists
+    every planted copy, the crop too, and nothing else."""
+    root = tmp_path / 'demo'
+    planted = make_demo_data(
+        str(root), size=64, per_class_17=4, per_class_102=3, planted=4)
+    assert planted[-1].edit == 'crop'
+    found, other = flowers_demo.find_planted_leaks(
+        str(root), str(tmp_path), planted)
+    assert (found, other) == (4, 0)
+    rows = (root / 'leakage' / 'pairs.csv').read_text().splitlines()
+    geometric = [r for r in rows if ',geometric,geometric,' in r]
+    assert len(geometric) == 1
+    assert osp.basename(planted[-1].path) in geometric[0]
 
 
 def test_write_stage_config_sets_paths_and_size(tmp_path):
