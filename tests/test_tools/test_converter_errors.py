@@ -56,20 +56,15 @@ def _butd(tmp_path, dst):
     convert_butd_caffemodel(str(src), str(dst))
 
 
-CONVERTERS = dict(
-    classification=_classification,
-    vit_npz=_vit_npz,
-    vit_trar=_vit_trar,
-    r2gen=_r2gen,
-    vilbert_multitask=_vilbert,
-    butd_caffe=_butd)
+CONVERTERS = (_classification, _vit_npz, _vit_trar, _r2gen, _vilbert, _butd)
 
 
-@pytest.mark.parametrize('name', sorted(CONVERTERS))
-def test_foreign_checkpoint_is_a_conversion_error(tmp_path, name):
+@pytest.mark.parametrize(
+    'convert', CONVERTERS, ids=lambda f: f.__name__.strip('_'))
+def test_foreign_checkpoint_is_a_conversion_error(tmp_path, convert):
     dst = tmp_path / 'out.pth'
     with pytest.raises(Exception) as info:
-        CONVERTERS[name](tmp_path, dst)
+        convert(tmp_path, dst)
     err = info.value
     assert isinstance(err, CheckpointConversionError), type(err).__mro__
     msg = str(err)

@@ -204,23 +204,19 @@ def convert_caffe_layers(layers, arch=None):
     for name, kind, target, shapes in plan:
         blobs = _blobs(layers[name], name, shapes)
         keys = []
-        if kind == 'BatchNorm':
-            pending_bn[target] = blobs
+        if kind in ('BatchNorm', 'Scale'):  # folded when Scale comes
+            if kind == 'BatchNorm':
+                pending_bn[target] = blobs
+                params = ('running_mean', 'running_var')
+            else:
+                folded = _fold_bn(pending_bn.pop(target), blobs)
+                sd.update((f'{target}.{k}', v) for k, v in folded.items())
+                params = ('weight', 'bias')
             used.append(
                 dict(
                     layer=name,
                     shapes=shapes,
-                    keys=[f'{target}.running_mean', f'{target}.running_var']))
-            continue
-        if kind == 'Scale':
-            folded = _fold_bn(pending_bn.pop(target), blobs)
-            for k, v in folded.items():
-                sd[f'{target}.{k}'] = v
-            used.append(
-                dict(
-                    layer=name,
-                    shapes=shapes,
-                    keys=[f'{target}.weight', f'{target}.bias']))
+                    keys=[f'{target}.{p}' for p in params]))
             continue
         if name == 'rpn_cls_score':  # blocked (bg 0..A-1, fg A..2A-1)
             na = shapes[0][0] // 2

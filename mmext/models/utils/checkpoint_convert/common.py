@@ -149,7 +149,11 @@ def rename_layernorm(key):
     return re.sub(r'(LayerNorm\d?)\.beta$', r'\1.bias', key)
 
 
-def compare_state_dict(model, state_dict, ignore=(), target='model'):
+def compare_state_dict(model,
+                       state_dict,
+                       ignore=(),
+                       target='model',
+                       model_order=False):
     """Keys of ``state_dict`` against ``model.state_dict()``.
 
     Args:
@@ -160,6 +164,8 @@ def compare_state_dict(model, state_dict, ignore=(), target='model'):
             lack (reported as ``unused``). Defaults to ().
         target (str): What the model is, for ``mismatched``. Defaults to
             'model'.
+        model_order (bool): List mismatched keys in the model's order, not
+            the checkpoint's. Defaults to False.
 
     Returns:
         dict: ``missing``, ``unexpected`` and ``unused`` key lists,
@@ -169,8 +175,8 @@ def compare_state_dict(model, state_dict, ignore=(), target='model'):
     """
     own = model.state_dict()
     bad = [
-        k for k in state_dict
-        if k in own and own[k].shape != state_dict[k].shape
+        k for k in (own if model_order else state_dict)
+        if k in own and k in state_dict and own[k].shape != state_dict[k].shape
     ]
     extra = [k for k in state_dict if k not in own]
     return dict(

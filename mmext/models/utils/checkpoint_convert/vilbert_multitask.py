@@ -232,7 +232,8 @@ def check_against_config(state_dict, config, strict=True):
             f'{type(vilbert.visual).__name__}; vilbert-multi-task weights '
             'need a RegionVisualStream config (e.g. configs/vilbert/'
             'vilbert_regions-bert-base_1xb20-pretrain_cc.py)')
-    res = compare_state_dict(vilbert, state_dict, HEAD_PREFIXES, 'config')
+    res = compare_state_dict(
+        vilbert, state_dict, HEAD_PREFIXES, 'config', model_order=True)
     res['model'] = vilbert
     # report keys (summarize_keys), not the shape strings
     descriptions, res['mismatched'] = res['mismatched'], res.pop(
