@@ -77,6 +77,11 @@ class ExcludeImages:
             phash, 8, flip-aware, no progress bar.
         threshold (int, optional): Largest Hamming distance of a duplicate.
             Defaults to :func:`mmext.dedup.default_threshold` of the method.
+        geometric (bool | dict, optional): Also run the geometric stage
+            (:func:`mmext.dedup.geometric.find_geometric_pairs`: crops,
+            rotations, borders; a dict holds its arguments); features are
+            cached in ``hash_cfg['cache_file']``. Defaults to None (hashes
+            only).
         lazy_init (bool): Defer loading and filtering until first use (as
             mmengine's wrappers). Defaults to False.
 
@@ -104,6 +109,7 @@ class ExcludeImages:
                  on_leak='error',
                  hash_cfg=None,
                  threshold=None,
+                 geometric=None,
                  lazy_init=False):
         if on_leak not in _ON_LEAK:
             raise ValueError(f'ExcludeImages: on_leak must be one of '
@@ -117,6 +123,7 @@ class ExcludeImages:
         self.hash_cfg = dict(progress=False)
         self.hash_cfg.update(hash_cfg or {})
         self.threshold = threshold
+        self.geometric = geometric
         self._metainfo = self.dataset.metainfo
         self.excluded = []  # (img_path, reason) of every dropped image
         self.leaks = []  # DuplicatePair of every leak found
@@ -224,6 +231,11 @@ class ExcludeImages:
             threshold = default_threshold(query.method, query.hash_size)
         self.leaks = find_cross_set_duplicates(
             query, reference, threshold=threshold)
+        if self.geometric:
+            from mmext.dedup.geometric import find_leaks_geometric
+            self.leaks += find_leaks_geometric(
+                query.paths, reference.paths, self.leaks, self.hash_cfg,
+                self.geometric if isinstance(self.geometric, dict) else {})
         logger = MMLogger.get_current_instance()
         for path, reason in query.skipped + reference.skipped:
             logger.warning(f'ExcludeImages: not hashed, so not checked for '
@@ -238,8 +250,9 @@ class ExcludeImages:
             return
         leaked = list(dict.fromkeys(p.query_path for p in self.leaks))
         shown = [
-            f'{osp.basename(p.query_path)}~{osp.basename(p.ref_path)} '
-            f'({p.distance} bits, {p.variant})' for p in self.leaks
+            f'{osp.basename(p.query_path)}~{osp.basename(p.ref_path)} ' +
+            (f'({p.distance} bits, {p.variant})' if p.distance is not None else
+             f'(geometric, {p.inliers} inliers)') for p in self.leaks
         ]
         msg = (f'ExcludeImages: {len(leaked)} of {len(query_paths)} {name} '
                f'images are near-duplicates of held-out {held} images: '

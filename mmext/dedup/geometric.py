@@ -51,7 +51,7 @@ from .geometric_index import DescriptorIndex
 
 __all__ = [
     'DEFAULT_RULE', 'GeometricPair', 'verify_pair', 'candidate_pairs',
-    'find_geometric_pairs'
+    'find_geometric_pairs', 'find_leaks_geometric'
 ]
 
 #: Acceptance rule, measured in ``benchmarks/dedup_geometric.py`` (19
@@ -431,3 +431,27 @@ def find_geometric_pairs(train,
                 ref_index=ri))
     pairs.sort(key=lambda p: (p.query_index, -p.inliers, p.ref_index))
     return pairs
+
+
+def find_leaks_geometric(train_paths, held_paths, hash_pairs, hash_cfg,
+                         geometric_cfg):
+    """The geometric stage for :class:`~mmext.datasets.ExcludeImages`:
+    pairs of two path lists that ``hash_pairs`` does not hold, features
+    cached in ``hash_cfg['cache_file']`` with its ``workers`` and
+    ``progress``."""
+    from .geometric_features import extract_features
+    kwargs = {
+        k: hash_cfg[k]
+        for k in ('workers', 'cache_file', 'progress') if k in hash_cfg
+    }
+    train = extract_features(train_paths, **kwargs)
+    held = extract_features(held_paths, **kwargs)
+    cfg = dict(geometric_cfg)
+    cfg.setdefault('workers', kwargs.get('workers', 2))
+    cfg.setdefault('progress', kwargs.get('progress', False))
+    return find_geometric_pairs(
+        train,
+        held,
+        exclude={(p.query_path, p.ref_path)
+                 for p in hash_pairs},
+        **cfg)

@@ -219,3 +219,37 @@ def test_cli_shards_merge_equal_single_run(sets, runs, tmp_path):
     assert '4 geometric' in proc.stdout
     assert (read_exclude_file(out / 'exclude.txt') == read_exclude_file(
         runs['geometric'] / 'exclude.txt'))
+
+
+def test_guard17_config_with_geometric_stage(tmp_path):
+    """flowers102_guard17 with ``geometric=True``: a planted crop of a
+    Flowers-17 test image is dropped; the hash guard alone keeps it."""
+    from mmengine.config import Config
+
+    from mmext.datasets.flowers import Flowers17
+    from mmext.registry import DATASETS
+    from mmext.testing.flowers import make_flowers17, make_flowers102
+    make_flowers17(tmp_path / 'f17', per_class=4, size=64)
+    test = Flowers17(str(tmp_path / 'f17'), split='test', split_id=1)
+    source = test.get_data_info(0)['img_path']
+    crop, = make_flowers102(
+        tmp_path / 'f102',
+        per_class=3,
+        size=64,
+        duplicates_of=[source],
+        edits=('crop', ))
+    cfg = Config.fromfile(ROOT /
+                          'configs/_base_/datasets/flowers102_guard17.py')
+    ds_cfg = cfg.train_dataloader.dataset
+    ds_cfg.dataset.data_root = str(tmp_path / 'f102')
+    for heldout in ds_cfg.heldout:
+        heldout.data_root = str(tmp_path / 'f17')
+    ds_cfg.hash_cfg.update(
+        cache_file=str(tmp_path / 'cache.sqlite'), workers=0)
+    ds_cfg.on_leak = 'filter'
+    assert len(DATASETS.build(ds_cfg.to_dict())) == 102  # hashes miss it
+    ds_cfg.geometric = True
+    ds = DATASETS.build(ds_cfg.to_dict())
+    assert len(ds) == 101
+    assert ds.excluded == [(crop.path, 'leak')]
+    assert ds.leaks[0].stage == 'geometric'
