@@ -86,16 +86,20 @@ def test_text_padding_is_masked(bert_dir):
     assert torch.allclose(a['text'][1, :-2], b['text'][1, :-2], atol=1e-5)
 
 
+# a tiny regions-mode visual stream (8-d region features)
+REGION_STREAM = dict(
+    type='RegionVisualStream',
+    feature_dims=8,
+    embed_dims=24,
+    num_layers=2,
+    num_heads=2,
+    ffn_dims=32)
+
+
 def test_regions_mode_mean_token_and_absent_regions(bert_dir):
     model = tiny_vilbert(
         bert_dir,
-        visual=dict(
-            type='RegionVisualStream',
-            feature_dims=8,
-            embed_dims=24,
-            num_layers=2,
-            num_heads=2,
-            ffn_dims=32),
+        visual=REGION_STREAM,
         losses=dict(mrm=1.0),
         num_region_classes=5).eval()
     g = torch.Generator().manual_seed(0)
@@ -326,13 +330,7 @@ def test_regions_mode_mrm_without_targets_is_refused(bert_dir):
     without region_targets must not silently train without the loss."""
     model = tiny_vilbert(
         bert_dir,
-        visual=dict(
-            type='RegionVisualStream',
-            feature_dims=8,
-            embed_dims=24,
-            num_layers=2,
-            num_heads=2,
-            ffn_dims=32),
+        visual=REGION_STREAM,
         losses=dict(mrm=1.0),
         num_region_classes=5)
     x = fixed_batch(b=2)
