@@ -61,6 +61,11 @@ def parse_args(argv=None):
         type=int,
         default=None,
         help='torch CPU threads per process')
+    p.add_argument(
+        '--no-fuse',
+        action='store_true',
+        help='keep BatchNorm layers separate (default: folded into the '
+        'convs, channels-last; same regions up to float rounding, faster)')
     p.add_argument('--no-progress', action='store_true')
     return p.parse_args(argv)
 
@@ -104,7 +109,8 @@ def main(argv=None):
         checkpoint = _checkpoint(args)
         if checkpoint is None:
             torch.manual_seed(0)  # the same random detector on every rank
-        model, cfg = init_butd_detector(args.config, checkpoint, args.device)
+        model, cfg = init_butd_detector(args.config, checkpoint, args.device,
+                                        not args.no_fuse)
         ext = dict(cfg.get('extract_cfg', {}))
         formats = args.format or ext.pop('formats', ['npz'])
         ext.pop('formats', None)

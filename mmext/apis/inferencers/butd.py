@@ -73,6 +73,10 @@ class BUTDInferencer(MMExtInferencer):
         select_cfg (dict, optional): Overrides of the config's
             ``extract_cfg`` region selection (``min_boxes``, ``max_boxes``,
             ``conf_thresh``, ``nms_thresh``). Defaults to None.
+        fuse (bool): Fold BatchNorm + Scale into the convs and run
+            channels-last (:func:`~mmext.models.detectors.butd.fuse.
+            fuse_for_inference`; same regions up to float rounding, faster).
+            A model passed in is copied first, not changed. Defaults to True.
 
     Example:
         >>> inferencer = BUTDInferencer(CONFIG, CKPT)  # doctest: +SKIP
@@ -88,8 +92,16 @@ class BUTDInferencer(MMExtInferencer):
                  pretrained=None,
                  device=None,
                  cfg_options=None,
-                 select_cfg=None):
+                 select_cfg=None,
+                 fuse=True):
+        from mmengine.model import BaseModel
+
+        from mmext.models.detectors.butd.fuse import fuse_for_inference
+        given = isinstance(model, BaseModel)
         super().__init__(model, pretrained, device, cfg_options)
+        if fuse:
+            self.model = fuse_for_inference(
+                self.model, inplace=not given, channels_last=True)
         ext = dict(self.config.get('extract_cfg') or {})
         for key in ('formats', 'save_cls_prob'):
             ext.pop(key, None)

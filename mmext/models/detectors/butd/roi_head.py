@@ -72,7 +72,10 @@ class BUTDRoIHead(nn.Module):
         res5 runs on ``chunk_size`` ROIs at a time (ROIs are independent):
         300 ROIs at once hold ~0.5 GB per 2048×14×14 activation.
         """
-        x = roi_pool(feats, rois, self.roi_size, self.spatial_scale)
+        # torchvision's CPU roi_pool has no bf16 / fp16 kernel: pool in
+        # fp32 (a no-op for fp32 features); res5 follows autocast again
+        x = roi_pool(feats.float(), rois.float(), self.roi_size,
+                     self.spatial_scale)
         chunks = x.split(chunk_size) if chunk_size else [x]
         return torch.cat([self.layer4(c).mean(dim=(2, 3)) for c in chunks])
 
