@@ -253,3 +253,20 @@ def test_guard17_config_with_geometric_stage(tmp_path):
     assert len(ds) == 101
     assert ds.excluded == [(crop.path, 'leak')]
     assert ds.leaks[0].stage == 'geometric'
+
+
+def test_tiny_image_and_bad_stage(tmp_path, sets):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (32, 32, 3),
+                                 np.uint8)).save(tmp_path / 'tiny.png')
+    res = extract_features([str(tmp_path / 'tiny.png')],
+                           workers=0,
+                           progress=False)
+    assert 'too small for local features (32x32' in res.skipped[0][1]
+    from mmext.dedup import LeakageCheckError
+    with pytest.raises(LeakageCheckError, match="--stage 'sift'"):
+        find_leakage(
+            str(sets / 'train'),
+            str(sets / 'heldout'),
+            str(tmp_path / 'out'),
+            stage='sift')
