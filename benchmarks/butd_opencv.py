@@ -80,6 +80,8 @@ def random_caffe_layers(arch=None, seed=0):
                 b = rng.randn(*shape) * np.sqrt(2 / fan_in)
             else:  # biases, embeddings
                 b = rng.randn(*shape) * 0.05
+            if name == 'rpn_bbox_pred':  # anchor-sized proposals: the
+                b = b * 0.01  # released model's 300 survive NMS, as here
             blobs.append(b.astype(np.float32))
         out[name] = (kind, blobs)
     return out

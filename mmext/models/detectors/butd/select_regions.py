@@ -7,7 +7,8 @@ if that is fewer than ``min_boxes`` take the top ``min_boxes`` by score, if
 more than ``max_boxes`` the top ``max_boxes``; in between they stay in ROI
 order. The reference runs 1600 Python-level NMS calls per image; here the
 IoU matrix of the (≤ 300) ROIs is computed once and the greedy suppression
-runs for all classes at once (same keep sets, see ``box_ops.caffe_nms``).
+runs for all classes at once on bitsets (same keep sets, see
+``box_ops.caffe_nms``).
 Ties in the best score are ordered stably (the reference's ``argsort``
 leaves them unspecified).
 """
@@ -33,18 +34,35 @@ def per_class_nms_max_scores(boxes, cls_prob, nms_thresh=0.3):
     num_rois = boxes.shape[0]
     if num_rois == 0:
         return cls_prob.new_zeros(0)
-    suppress = iou_suppression_matrix(boxes, nms_thresh)  # (R, R)
+    packed = _pack_rows(iou_suppression_matrix(boxes, nms_thresh))
     scores = cls_prob[:, 1:].t().float()  # (C', R)
     order = torch.sort(scores, dim=1, descending=True, stable=True).indices
     rows = torch.arange(scores.shape[0], device=scores.device)
-    suppressed = torch.zeros_like(scores, dtype=torch.bool)
+    # suppressed boxes of every class as bitsets: (C', R / 32) words, so a
+    # greedy step touches 32x fewer elements than a (C', R) bool matrix
+    # (small enough to stay on one thread: no OpenMP barrier per step,
+    # which costs seconds per image on a busy machine)
+    suppressed = rows.new_zeros(scores.shape[0], packed.shape[1])
     kept = torch.zeros_like(scores, dtype=torch.bool)
+    word, bit = order >> 5, order & 31
     for i in range(num_rois):  # greedy step i for every class at once
         cur = order[:, i]
-        ok = ~suppressed[rows, cur]
+        ok = (suppressed[rows, word[:, i]] >> bit[:, i]) & 1 == 0
         kept[rows, cur] = ok
-        suppressed |= ok[:, None] & suppress[cur]
+        suppressed |= packed[cur] * ok[:, None]
     return torch.where(kept, scores, torch.zeros_like(scores)).amax(dim=0)
+
+
+def _pack_rows(matrix):
+    """(N, N) bool → (N, ceil(N / 32)) int64, bit j of word w = column
+    32·w + j."""
+    n = matrix.shape[0]
+    words = (n + 31) // 32
+    padded = matrix.new_zeros(n, words * 32)
+    padded[:, :n] = matrix
+    weights = torch.ones(32, dtype=torch.long, device=matrix.device) << \
+        torch.arange(32, device=matrix.device)
+    return (padded.view(n, words, 32).long() * weights).sum(-1)
 
 
 def select_regions(boxes,
