@@ -253,7 +253,8 @@ def bench_butd(args, device):
         model, hw = BUTDFasterRCNN(**cfg), (64, 96)
     else:
         model, hw = BUTDFasterRCNN(), (600, 800)
-    model = fuse_for_inference(model.eval()).to(device)
+    model = fuse_for_inference(
+        model.eval(), inplace=True, channels_last=True).to(device)
     img = np.random.RandomState(0).randint(0, 256, (*hw, 3), dtype=np.uint8)
     rows = []
     for amp in (False, True):
