@@ -48,15 +48,15 @@ import numpy as np
 import torch
 
 HERE = osp.dirname(osp.abspath(__file__))
-#: the small network of tests/test_tools/test_butd_convert.py
-TINY_ARCH = dict(
-    stage_blocks=(2, 1, 4, 1),
-    base_channels=4,
-    rpn_channels=8,
-    num_classes=7,
-    num_attributes=5,
-    attr_embed_dims=3,
-    attr_hidden=6)
+
+
+def _tiny_arch():
+    """The architecture of mmext.testing's tiny BUTD row."""
+    from mmext.testing.tiny_models import TINY_BUTD
+    return {
+        k: v
+        for k, v in TINY_BUTD.items() if k not in ('type', 'test_cfg')
+    }
 
 
 def _peak_mb():
@@ -100,7 +100,7 @@ def build_model(args, work_dir):
     from mmext.models.detectors import BUTDFasterRCNN
     from mmext.models.detectors.butd.fuse import fuse_for_inference
     from mmext.utils import safe_torch_load
-    arch = TINY_ARCH if args.tiny else {}
+    arch = _tiny_arch() if args.tiny else {}
     model = BUTDFasterRCNN(
         **arch,
         test_cfg=dict(roi_chunk_size=args.roi_chunk_size or None)).eval()

@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT / 'benchmarks'))
 import butd_extract  # noqa: E402
 import butd_opencv  # noqa: E402
 
-ARCH = butd_extract.TINY_ARCH
+ARCH = butd_extract._tiny_arch()
 
 
 def test_caffemodel_round_trips_through_mmext_reader_and_converter(tmp_path):
