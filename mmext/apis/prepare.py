@@ -138,14 +138,22 @@ def check_data_roots(cfg,
     errors = []
     for root, (loaders, t) in missing.items():
         cls = R.DATASETS.get(t) if isinstance(t, str) else t
-        layout = (getattr(cls, 'LAYOUT', None) or '').strip().splitlines()
-        # a layout tree is several lines: its first, and where the rest is
-        layout = f'{layout[0]} ... (data/README.md)' if len(layout) > 1 \
-            else (layout or ['see data/README.md'])[0]
+        layout = _one_line_layout(getattr(cls, 'LAYOUT', None))
         errors.append(f'{" / ".join(loaders)}: data_root {root!r} of {t} '
                       f'does not exist; expected layout: {layout}')
     if errors:
         raise FileNotFoundError('\n'.join(errors))
+
+
+def _one_line_layout(layout):
+    """A data set's ``LAYOUT`` tree as one line: the root, then each entry
+    without its tree-drawing prefix, joined by '; '."""
+    lines = [ln.strip() for ln in (layout or '').strip().splitlines()]
+    if not lines:
+        return 'see data/README.md'
+    entries = [ln.lstrip('├└│─ ').strip() for ln in lines[1:]]
+    entries = [e for e in entries if e]
+    return lines[0] + (': ' + '; '.join(entries) if entries else '')
 
 
 def check_auto_resume(work_dir):

@@ -27,9 +27,10 @@ with ``merge=True`` (:mod:`mmext.dedup.shards`).
 CLI: ``tools/dedup/find_leakage.py`` (``mim run mmext find_leakage``).
 
 Example:
-    >>> meta = find_leakage('data/flowers102/jpg', 'data/flowers17/jpg',
-    ...                     'work_dirs/leak_102_vs_17')
-    >>> meta['pairs'], meta['threshold']
+    >>> meta = find_leakage(  # doctest: +SKIP
+    ...     'data/flowers102/jpg', 'data/flowers17/jpg',
+    ...     'work_dirs/leak_102_vs_17')
+    >>> meta['pairs'], meta['threshold']  # doctest: +SKIP
 """
 import datetime
 import os

@@ -19,24 +19,24 @@ from mmext.apis import (BUTDInferencer, ReportInferencer, ViLBERTInferencer,
 from mmext.apis.inferencers import chexpert_labels, read_pairs_file
 from mmext.utils.fileio import InputFileError
 from tests.conftest import ROOT
-from tests.test_apis import infer_workspaces as ws
+from tests.test_apis import infer_workspaces as iw
 
 cv2 = pytest.importorskip('cv2')
 
 
 @pytest.fixture(scope='module')
 def vil_ws(tmp_path_factory):
-    return ws.make_vilbert_workspace(tmp_path_factory.mktemp('infer_vilbert'))
+    return iw.make_vilbert_workspace(tmp_path_factory.mktemp('infer_vilbert'))
 
 
 @pytest.fixture(scope='module')
 def rep_ws(tmp_path_factory):
-    return ws.make_report_workspace(tmp_path_factory.mktemp('infer_r2gen'))
+    return iw.make_report_workspace(tmp_path_factory.mktemp('infer_r2gen'))
 
 
 @pytest.fixture(scope='module')
 def butd_ws(tmp_path_factory):
-    return ws.make_butd_workspace(tmp_path_factory.mktemp('infer_butd'))
+    return iw.make_butd_workspace(tmp_path_factory.mktemp('infer_butd'))
 
 
 # ------------------------------------------------------------------ ViLBERT
@@ -65,7 +65,7 @@ def _pairs(ws, n=4):
 
 def test_vilbert_itm_equals_model_predict(vil_ws, monkeypatch):
     monkeypatch.chdir(vil_ws)
-    inferencer = ViLBERTInferencer(str(ws.VILBERT_CONFIG), 'vilbert.pth')
+    inferencer = ViLBERTInferencer(str(iw.VILBERT_CONFIG), 'vilbert.pth')
     pairs = _pairs(vil_ws)
     batched = inferencer(pairs, batch_size=3)
     single = [inferencer(p)[0] for p in pairs]
@@ -90,7 +90,7 @@ def test_vilbert_itm_equals_model_predict(vil_ws, monkeypatch):
 
 def test_vilbert_features_and_coattention_maps(vil_ws, monkeypatch):
     monkeypatch.chdir(vil_ws)
-    inferencer = ViLBERTInferencer(str(ws.VILBERT_CONFIG), 'vilbert.pth')
+    inferencer = ViLBERTInferencer(str(iw.VILBERT_CONFIG), 'vilbert.pth')
     pairs = _pairs(vil_ws, 2)
     plain = inferencer(pairs, batch_size=2)
     res = inferencer(
@@ -122,7 +122,7 @@ def test_vilbert_features_and_coattention_maps(vil_ws, monkeypatch):
 def test_vilbert_classifier_labels(vil_ws, monkeypatch):
     monkeypatch.chdir(vil_ws)
     inferencer = ViLBERTInferencer(
-        str(ws.VILBERT_CLS_CONFIG), 'vilbert_cls.pth')
+        str(iw.VILBERT_CLS_CONFIG), 'vilbert_cls.pth')
     images = sorted(glob.glob(str(vil_ws / 'data/tiny_hm/img/*.png')))[:3]
     pairs = [(img, t) for img, t in zip(images, ['red', 'hateful', 'cat'])]
     res = inferencer(pairs, batch_size=2)
@@ -138,7 +138,7 @@ def test_vilbert_classifier_labels(vil_ws, monkeypatch):
 
 
 def test_pairs_file(tmp_path):
-    img = ws.noise_image(tmp_path / 'a.png')
+    img = iw.noise_image(tmp_path / 'a.png')
     (tmp_path / 'pairs.tsv').write_text('# image\ttext\na.png\ta red cat\n\n')
     assert read_pairs_file(str(tmp_path / 'pairs.tsv')) == [(str(img),
                                                              'a red cat')]
@@ -158,7 +158,7 @@ def test_vilbert_built_outside_the_mmext_scope(vil_ws):
     first: the preprocessors are built from mmext's registry."""
     code = (
         'from mmpretrain.apis import get_model\n'
-        f'm = get_model({str(ws.VILBERT_CONFIG)!r})\n'
+        f'm = get_model({str(iw.VILBERT_CONFIG)!r})\n'
         'assert type(m.data_preprocessor).__name__ == '
         "'ViLBERTDataPreprocessor', m.data_preprocessor\n"
         'from mmpretrain.registry import MODELS\n'
@@ -190,7 +190,7 @@ def test_vilbert_built_outside_the_mmext_scope(vil_ws):
 def _generate_report_outputs(ws, studies, decode=None):
     from mmext.apis.report import (build_report_model, build_report_pipeline,
                                    generate_report, load_report_config)
-    cfg = load_report_config(str(ws.R2GEN_CONFIG), str(ws / 'r2gen.pth'))
+    cfg = load_report_config(str(iw.R2GEN_CONFIG), str(ws / 'r2gen.pth'))
     model = build_report_model(cfg, str(ws / 'r2gen.pth'))
     if decode:
         model.decode_cfg.update(decode)
@@ -205,7 +205,7 @@ def _noise_studies(root, n=3):
         folder.mkdir(exist_ok=True)
         views = []
         for v in range(2):
-            path = ws.noise_image(folder / f'{v}.png', (64, 64), seed=i + v)
+            path = iw.noise_image(folder / f'{v}.png', (64, 64), seed=i + v)
             if i % 3 != 1:  # black, noise, white studies
                 cv2.imwrite(str(path), np.full((64, 64, 3), 255 * (i % 3)))
             views.append(str(path))
@@ -215,7 +215,7 @@ def _noise_studies(root, n=3):
 
 def test_report_equals_generate_report(rep_ws, tmp_path):
     inferencer = ReportInferencer(
-        str(ws.R2GEN_CONFIG), str(rep_ws / 'r2gen.pth'))
+        str(iw.R2GEN_CONFIG), str(rep_ws / 'r2gen.pth'))
     studies = _noise_studies(tmp_path)
     want = _generate_report_outputs(rep_ws, studies)
     assert len(set(want)) > 1 and all(want)  # image-dependent, non-empty
@@ -234,7 +234,7 @@ def test_report_equals_generate_report(rep_ws, tmp_path):
 def test_report_decode_chexpert_and_views(rep_ws, tmp_path):
     studies = _noise_studies(tmp_path, 2)
     greedy = ReportInferencer(
-        str(ws.R2GEN_CONFIG),
+        str(iw.R2GEN_CONFIG),
         str(rep_ws / 'r2gen.pth'),
         decode=dict(strategy='greedy'))
     assert greedy.model.decode_cfg['strategy'] == 'greedy'
@@ -255,7 +255,7 @@ def test_mmpretrain_caption_inferencer_on_r2gen(rep_ws, tmp_path):
     """mmpretrain's ImageCaptionInferencer / inference_model pass one
     image array per sample (a one-view study)."""
     from mmpretrain.apis import ImageCaptionInferencer, inference_model
-    model = init_report_model(str(ws.R2GEN_CONFIG), str(rep_ws / 'r2gen.pth'))
+    model = init_report_model(str(iw.R2GEN_CONFIG), str(rep_ws / 'r2gen.pth'))
     images = [views[0] for views in _noise_studies(tmp_path, 2)]
     want = _generate_report_outputs(rep_ws, [[img] for img in images])
     got = ImageCaptionInferencer(model)(images, batch_size=2)
@@ -298,7 +298,7 @@ def test_butd_boxes_equal_extract(butd_ws, tmp_path):
         stem = img.rsplit('/', 1)[1][:-4]
         want = load_region_features(str(tmp_path / 'npz' / f'{stem}.npz'))
         np.testing.assert_allclose(r['boxes'], want['boxes'], atol=1e-4)
-        assert r['objects'] == [ws.BUTD_CLASSES[i] for i in want['object_ids']]
+        assert r['objects'] == [iw.BUTD_CLASSES[i] for i in want['object_ids']]
         np.testing.assert_allclose(r['object_scores'], want['object_scores'])
         assert 3 <= len(r['boxes']) <= 8
         drawn = cv2.imread(r['drawn'])
@@ -314,15 +314,15 @@ def test_get_inferencer_dispatch(butd_ws):
     cfg = Config.fromfile(str(butd_ws / 'butd_tiny.py'))
     assert model_task(cfg) == 'butd'
     assert isinstance(get_inferencer(cfg), BUTDInferencer)
-    assert model_task(str(ws.R2GEN_CONFIG)) == 'report'
-    assert model_task(str(ws.VILBERT_CLS_CONFIG)) == 'vilbert'
+    assert model_task(str(iw.R2GEN_CONFIG)) == 'report'
+    assert model_task(str(iw.VILBERT_CLS_CONFIG)) == 'vilbert'
     assert model_task(
         str(ROOT / 'configs/tiny/resnet18_1xb8-scratch_'
             'tiny-64px.py')) == 'classification'
     model = build_inference_model(cfg, str(butd_ws / 'butd_tiny.pth'))
-    assert model._dataset_meta['classes'] == ws.BUTD_CLASSES
+    assert model._dataset_meta['classes'] == iw.BUTD_CLASSES
     with pytest.raises(ValueError, match='does not fit the model'):
-        with ws.cwd(butd_ws):
+        with iw.cwd(butd_ws):
             bad = dict(state_dict={'x': torch.zeros(1)})
             torch.save(bad, 'bad.pth')
             build_inference_model(cfg, 'bad.pth')

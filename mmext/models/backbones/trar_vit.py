@@ -74,6 +74,7 @@ class TRARViT(VisionTransformer):
             ``with_cls_token``, ``frozen_stages``, ``init_cfg``, ...).
 
     Example:
+        >>> import torch
         >>> arch = dict(embed_dims=64, num_layers=2, num_heads=4,
         ...             feedforward_channels=128)
         >>> model = TRARViT(arch, img_size=32, patch_size=8, orders=[0, 1])

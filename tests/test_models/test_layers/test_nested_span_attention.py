@@ -75,7 +75,7 @@ def test_backward_against_finite_differences():
 def test_model_paths_agree_in_training():
     """Same weights, every routed layer: the nested path's outputs and every
     parameter gradient equal the per-span path's (float32, 1e-5)."""
-    x = torch.rand(2, 3, 32, 32)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     results = []
     for impl in ('nested', 'per_span'):
         torch.manual_seed(0)
@@ -102,8 +102,15 @@ def test_model_paths_agree_in_training():
     assert grads_n.keys() == grads_p.keys()
     assert any('router' in n for n in grads_n)
     for name in grads_n:
+        # float32 sums of ~100-sized terms (cls_token, pos_embed): the
+        # absolute tolerance follows the gradient's scale
+        scale = max(1.0, grads_p[name].abs().max().item())
         torch.testing.assert_close(
-            grads_n[name], grads_p[name], atol=1e-5, rtol=1e-4, msg=name)
+            grads_n[name],
+            grads_p[name],
+            atol=1e-5 * scale,
+            rtol=1e-4,
+            msg=name)
 
 
 def test_backward_keeps_no_token_by_token_tensor():

@@ -46,8 +46,11 @@ class Rule(_Rule):
     template or a function of the match) or gets ``action``.
 
     Example:
-        >>> Rule(r'fc\\.(weight|bias)', r'head.fc.\\1')
-        >>> Rule(r'vil_logit\\..+', action=Action.DROP)
+        >>> rule = Rule(r'fc\\.(weight|bias)', r'head.fc.\\1')
+        >>> rule.action
+        <Action.RENAME: 'rename'>
+        >>> Rule(r'vil_logit\\..+', action=Action.DROP).target is None
+        True
     """
     __slots__ = ()
 
