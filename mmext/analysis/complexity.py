@@ -198,7 +198,7 @@ def _patch_bert(text, notes):
         text['config'] = dict(text.get('config') or {})  # BertConfig()
         shape = 'bert-base-uncased (BertConfig defaults)'
     else:
-        from mmext.testing.bert import TINY_BERT
+        from mmext.models.multimodal.vilbert.text_stream import TINY_BERT
         text['config'] = dict(
             TINY_BERT,
             vocab_size=_TINY_BERT_VOCAB,

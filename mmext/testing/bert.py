@@ -4,16 +4,10 @@ random weights, in the layout ``pretrain_pth/bert-base-uncased/`` has."""
 import json
 from pathlib import Path
 
-__all__ = ['TINY_BERT', 'make_bert_folder', 'CAPTION_WORDS']
+# a 2-layer, 32-d BERT config for tests (defined beside the text stream)
+from mmext.models.multimodal.vilbert.text_stream import TINY_BERT
 
-#: a 2-layer, 32-d BERT config for tests
-TINY_BERT = dict(
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=64,
-    max_position_embeddings=64,
-    type_vocab_size=2)
+__all__ = ['TINY_BERT', 'make_bert_folder', 'CAPTION_WORDS']
 
 #: words the generated captions use (all in the generated vocab)
 CAPTION_WORDS = ('a red green blue square circle stripe dog cat photo of '

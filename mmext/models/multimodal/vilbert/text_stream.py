@@ -19,8 +19,19 @@ from mmext.utils.paths import project_root
 
 __all__ = [
     'find_bert_folder', 'build_bert', 'build_bert_tokenizer',
-    'load_hf_state_dict', 'BERT_HOWTO'
+    'load_hf_state_dict', 'BERT_HOWTO', 'TINY_BERT'
 ]
+
+#: the 2-layer, 32-d BERT of the tiny configs' generated folders
+#: (``mmext.testing.make_bert_folder``); complexity analysis assumes this
+#: shape for such a folder when it is not on disk
+TINY_BERT = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=64,
+    type_vocab_size=2)
 
 BERT_HOWTO = (
     'download the Hugging Face folder bert-base-uncased (config.json, '
