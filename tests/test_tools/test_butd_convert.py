@@ -32,17 +32,12 @@ from mmext.utils import safe_torch_load
 from mmext.utils.caffemodel import CaffeLayer, CaffeModelError, read_caffemodel
 from mmext.utils.fileio import InputFileError
 from ..conftest import ROOT, run_tool
+from ..test_apis.infer_workspaces import BUTD_ARCH
 
 TABLE = ROOT / 'tests' / 'data' / 'butd_caffe_blobs.json'
 TOOL = ROOT / 'tools' / 'model_converters' / 'butd_caffe_to_mmext.py'
-ARCH = dict(
-    stage_blocks=(2, 1, 4, 1),
-    base_channels=4,
-    rpn_channels=8,
-    num_classes=7,
-    num_attributes=5,
-    attr_embed_dims=3,
-    attr_hidden=6)
+# the tiny BUTD of the inferencer tests, with uneven stages
+ARCH = dict(BUTD_ARCH, stage_blocks=(2, 1, 4, 1))
 RELATION = {
     'heatmap_conv1': [(8, 4, 3, 3), (8, )],
     'fc_rel1': [(6, 10), (6, )],

@@ -20,18 +20,12 @@ from mmext.models.detectors.butd.extract import (assign_image_ids,
                                                  list_images, regions_record,
                                                  tsv_image_id)
 from ..conftest import ROOT, run_tool
+from ..test_apis.infer_workspaces import BUTD_ARCH
 
 cv2 = pytest.importorskip('cv2')
 
 TOOL = ROOT / 'tools' / 'feature_extraction' / 'extract_regions.py'
-ARCH = dict(
-    stage_blocks=(1, 1, 1, 1),
-    base_channels=4,
-    rpn_channels=8,
-    num_classes=7,
-    num_attributes=5,
-    attr_embed_dims=3,
-    attr_hidden=6)
+ARCH = BUTD_ARCH  # the tiny BUTD of the inferencer tests
 TEST_CFG = dict(target_size=96, max_size=160, post_nms_top_n=40)
 SELECT = dict(min_boxes=3, max_boxes=8)
 
