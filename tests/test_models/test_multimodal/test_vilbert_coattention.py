@@ -75,19 +75,30 @@ def golden(name, key):
     return torch.tensor(GOLDEN[name][key])
 
 
-def test_post_ln_equals_vilbert_multi_task_connection_layer():
+def golden_layer():
+    """The co-attention layer with the vilbert-multi-task reference weights
+    and the golden inputs."""
     layer = CoAttentionLayer(
         16, 12, bi_dims=8, num_heads=2, text_ffn_dims=20,
         vision_ffn_dims=24).eval()
     ref = GOLDEN['vilbert_multi_task']
     layer.load_state_dict(reference_weights(ref['shapes'], 0, V_KEYS))
     text, vision = inputs(1, 12)
-    with torch.no_grad():
-        t, v = layer(text, vision, TEXT_MASK, VISION_MASK)
+    return layer, text, vision
+
+
+def assert_golden_outputs(t, v):
     assert (t.flatten() -
             golden('vilbert_multi_task', 'text_out')).abs().max() < 1e-5
     assert (v.flatten() -
             golden('vilbert_multi_task', 'vision_out')).abs().max() < 1e-5
+
+
+def test_post_ln_equals_vilbert_multi_task_connection_layer():
+    layer, text, vision = golden_layer()
+    with torch.no_grad():
+        t, v = layer(text, vision, TEXT_MASK, VISION_MASK)
+    assert_golden_outputs(t, v)
     # the masks matter: without them the padded sample changes
     with torch.no_grad():
         t2, _ = layer(text, vision)
@@ -171,16 +182,8 @@ def test_maps_do_not_change_outputs_and_reproduce_them(norm):
 
 
 def test_golden_values_on_the_explicit_path_too():
-    layer = CoAttentionLayer(
-        16, 12, bi_dims=8, num_heads=2, text_ffn_dims=20,
-        vision_ffn_dims=24).eval()
-    ref = GOLDEN['vilbert_multi_task']
-    layer.load_state_dict(reference_weights(ref['shapes'], 0, V_KEYS))
-    text, vision = inputs(1, 12)
+    layer, text, vision = golden_layer()
     with torch.no_grad():
         t, v, _ = layer(
             text, vision, TEXT_MASK, VISION_MASK, return_attention=True)
-    assert (t.flatten() -
-            golden('vilbert_multi_task', 'text_out')).abs().max() < 1e-5
-    assert (v.flatten() -
-            golden('vilbert_multi_task', 'vision_out')).abs().max() < 1e-5
+    assert_golden_outputs(t, v)
