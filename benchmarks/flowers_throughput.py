@@ -33,12 +33,19 @@ from mmext.utils import register_all_modules
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _inner(model_cfg):
+    """The mmpretrain backbone inside mmext's freezing wrapper, or the
+    backbone itself for configs without one (the demo's ResNet-18s)."""
+    backbone = model_cfg['backbone']
+    return backbone.get('backbone', backbone)
+
+
 def load(path, size):
     """(config, model cfg without weights, signature of what is timed)."""
     cfg = Config.fromfile(path)
     model_cfg = copy.deepcopy(cfg.model.to_dict())
     drop_pretrained(model_cfg)
-    inner = model_cfg['backbone']['backbone']
+    inner = _inner(model_cfg)
     if inner['type'] == 'TinyViT':
         inner['img_size'] = (size, size)  # TinyViT's input must equal it
         inner.pop('init_cfg', None)  # scratch vs pretrained: same model
@@ -46,7 +53,7 @@ def load(path, size):
 
 
 def build_pair(cfg, model_cfg):
-    inner = model_cfg['backbone']['backbone']
+    inner = _inner(model_cfg)
     torch.manual_seed(0)
     ours = MODELS.build(model_cfg)
     ours_optim = build_optim_wrapper(ours, copy.deepcopy(cfg.optim_wrapper))

@@ -80,7 +80,8 @@ class CaffeBottleneck(nn.Module):
         out = F.relu(self.bn1(self.conv1(x)), inplace=True)
         out = F.relu(self.bn2(self.conv2(out)), inplace=True)
         out = self.bn3(self.conv3(out))
-        return F.relu(out + identity, inplace=True)
+        out += identity  # in place: no third (R, 2048, 14, 14) buffer
+        return F.relu(out, inplace=True)
 
 
 def make_res_layer(in_channels,
