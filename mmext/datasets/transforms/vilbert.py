@@ -9,16 +9,19 @@ caption ITM 1. Here one sample yields the weak view ``img``, the strong
 view ``img_masked`` with its ``patch_mask``, the tokenised caption with MLM
 labels, and (regions mode) region features with MRM targets; the collate
 pads, stacks and swaps captions for ITM (label 1 = matched), so MLM, ITM and
-MRM share one forward and MIM adds one.
+MRM share one forward and MIM adds one. The region transforms
+(``LoadRegionFeatures``, ``MaskRegions``) live in :mod:`.vilbert_regions`
+and are re-exported here.
 """
-import os.path as osp
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform, Compose
 from mmpretrain.structures import DataSample
 
-from mmext.registry import FUNCTIONS, TRANSFORMS
+from mmext.registry import FUNCTIONS, TOKENIZER, TRANSFORMS
+from .vilbert_regions import LoadRegionFeatures, MaskRegions
 
 __all__ = [
     'WeakStrongViews', 'RandomPatchMask', 'TokenizeCaption',
@@ -32,10 +35,10 @@ class WeakStrongViews(BaseTransform):
     """Two views of ``img``: ``weak`` pipeline -> ``img``, ``strong``
     pipeline -> ``img_masked`` (the view whose patches get masked)."""
 
-    def __init__(self, weak, strong):
+    def __init__(self, weak: List[dict], strong: List[dict]) -> None:
         self.weak, self.strong = Compose(weak), Compose(strong)
 
-    def transform(self, results):
+    def transform(self, results: dict) -> dict:
         strong = self.strong(dict(results))
         results = self.weak(results)
         results['img_masked'] = strong['img']
@@ -54,10 +57,10 @@ class RandomPatchMask(BaseTransform):
     code: 0.1). The data preprocessor zeroes those patches after
     normalisation, so any backbone sees them as mean colour."""
 
-    def __init__(self, patch_size=16, ratio=0.1):
+    def __init__(self, patch_size: int = 16, ratio: float = 0.1) -> None:
         self.patch_size, self.ratio = patch_size, ratio
 
-    def transform(self, results):
+    def transform(self, results: dict) -> dict:
         h, w = results['img_masked'].shape[:2]
         p = self.patch_size
         if h % p or w % p:
@@ -69,7 +72,11 @@ class RandomPatchMask(BaseTransform):
         return results
 
 
-def mask_tokens(ids, special, vocab_size, prob=0.15, rng=np.random):
+def mask_tokens(ids: Sequence[int],
+                special: dict,
+                vocab_size: int,
+                prob: float = 0.15,
+                rng: Any = np.random) -> Tuple[np.ndarray, np.ndarray]:
     """BERT masking of one sequence: each non-special token chosen with
     ``prob``; of those 80% -> [MASK], 10% -> a random non-special token,
     10% kept. Returns ``(masked_ids, labels)`` with label -100 elsewhere.
@@ -100,31 +107,81 @@ def _random_tokens(n, vocab_size, special_ids, rng):
 
 @TRANSFORMS.register_module()
 class TokenizeCaption(BaseTransform):
-    """Caption -> ``input_ids``, ``attention_mask``, ``mlm_labels``.
+    """Caption -> ``input_ids``, ``caption_ids`` and ``mlm_labels``.
+
+    The tokenizer is built through the ``TOKENIZER`` registry (in the
+    ``mmext`` scope: mmext types first, then mmpretrain's) when the first
+    sample arrives, once per data loader worker. ``bert=<folder>`` is short
+    for ``tokenizer=dict(type='BertTokenizerFromFolder', folder=<folder>)``,
+    the local Hugging Face folder the text stream reads too. The first
+    version imported the model package's tokenizer function here; now the
+    data code reaches the tokenizer only through the registry, as the R2Gen
+    data sets reach ``R2GenTokenizer``.
 
     Args:
-        bert (str): Hugging Face BERT folder (its ``vocab.txt``).
+        bert (str, optional): Hugging Face BERT folder (its ``vocab.txt``),
+            searched as ``find_bert_folder`` does (as given, then
+            ``pretrain_pth/<folder>``). Set exactly one of ``bert`` and
+            ``tokenizer``.
         max_length (int): Truncate to this many tokens incl. [CLS] / [SEP].
             Defaults to 36.
         mlm_prob (float): Share of tokens masked for MLM (0 = off).
             Defaults to 0.15. [CLS], [SEP], [PAD] are never masked.
         key (str): Caption key of the data info. Defaults to 'text'.
+        tokenizer (dict | object, optional): A ``TOKENIZER`` config, e.g.
+            ``dict(type='BertTokenizerFromFolder', folder=...)``, mmpretrain's
+            ``dict(type='AutoTokenizer', name_or_path=...)`` or a type of
+            your own, or a built tokenizer. It must work as a Hugging Face
+            tokenizer does: ``tok(text, truncation=True,
+            max_length=n)['input_ids']`` and the attributes
+            ``mask_token_id``, ``cls_token_id``, ``sep_token_id``,
+            ``pad_token_id``, ``vocab_size``. Defaults to None.
+
+    Example:
+        >>> from mmext.testing.bert import make_bert_folder
+        >>> folder = str(make_bert_folder('work_dirs/ex_tok_bert',
+        ...                               weights=None))
+        >>> by_registry = TokenizeCaption(mlm_prob=0, tokenizer=dict(
+        ...     type='BertTokenizerFromFolder', folder=folder))
+        >>> by_folder = TokenizeCaption(folder, mlm_prob=0)
+        >>> ids = [t(dict(text='a dog'))['input_ids'].tolist()
+        ...        for t in (by_registry, by_folder)]
+        >>> ids[0] == ids[1], type(by_registry.tokenizer).__name__
+        (True, 'BertTokenizerFast')
     """
 
-    def __init__(self, bert, max_length=36, mlm_prob=0.15, key='text'):
+    def __init__(self,
+                 bert: Optional[str] = None,
+                 max_length: int = 36,
+                 mlm_prob: float = 0.15,
+                 key: str = 'text',
+                 tokenizer: Union[dict, Any, None] = None) -> None:
+        if (bert is None) == (tokenizer is None):
+            raise ValueError(
+                'TokenizeCaption: set exactly one of bert (a Hugging Face '
+                'BERT folder) and tokenizer (a TOKENIZER config such as '
+                "dict(type='BertTokenizerFromFolder', folder=...)); got "
+                f'bert={bert!r}, tokenizer={tokenizer!r}')
         self.bert, self.max_length = bert, max_length
         self.mlm_prob, self.key = mlm_prob, key
-        self._tok = None
+        if tokenizer is None:
+            tokenizer = dict(type='BertTokenizerFromFolder', folder=bert)
+        self.tokenizer_cfg = tokenizer if isinstance(tokenizer, dict) \
+            else None
+        self._tok = None if isinstance(tokenizer, dict) else tokenizer
 
     @property
-    def tokenizer(self):
+    def tokenizer(self) -> Any:
+        """The tokenizer, built from ``tokenizer_cfg`` on first use."""
         if self._tok is None:  # built lazily, once per worker
-            from mmext.models.multimodal.vilbert.text_stream import \
-                build_bert_tokenizer
-            self._tok = build_bert_tokenizer(self.bert)
+            cfg = dict(self.tokenizer_cfg)
+            # the data loader may run in another default scope (mmpretrain's
+            # tools set 'mmpretrain'), where mmext's types are not looked up
+            cfg.setdefault('_scope_', 'mmext')
+            self._tok = TOKENIZER.build(cfg)
         return self._tok
 
-    def transform(self, results):
+    def transform(self, results: dict) -> dict:
         tok = self.tokenizer
         text = results.get(self.key)
         if not isinstance(text, str):
@@ -145,160 +202,6 @@ class TokenizeCaption(BaseTransform):
         return results
 
 
-@TRANSFORMS.register_module()
-class LoadRegionFeatures(BaseTransform):
-    """Detector regions of a sample from per-image ``.npz`` files or the
-    released BUTD TSVs.
-
-    Gives ``region_feats`` (N, F), ``region_locs`` (N, 5): x1/w, y1/h,
-    x2/w, y2/h, area fraction, and ``region_targets`` (N, C) when the file
-    holds ``cls_prob`` (the detector's class distribution, the
-    masked-region target). At most ``max_regions`` (ViLBERT: 36) are kept.
-
-    Sources (exactly one):
-
-    - ``feature_dir``: ``<feature_dir>/<image id>.npz`` as written by
-      ``tools/feature_extraction/extract_regions.py`` or
-      ``regions_tsv_to_npz.py`` (read with ``allow_pickle=False``).
-    - ``feature_file``: BUTD TSV(s) as ``tools/generate_tsv.py`` writes
-      them (``image_id, image_w, image_h, num_boxes, boxes, features``;
-      no ``cls_prob``), a path, glob or list. Rows are found through a
-      sidecar index (:class:`~mmext.datasets.region_tsv.RegionTSV`); every
-      process opens its own file handles.
-
-    The image id of a sample: ``results[id_key]`` when ``id_key`` is set
-    and the sample has it (COCO's int ``image_id``); else, when an
-    ``image_ids.csv`` from ``extract_regions.py`` lies in ``feature_dir``
-    (or beside the first TSV), the id it lists for ``img_path`` (same
-    absolute path, else same file name if only one image has it), so two
-    images with one stem find their own regions; else the file stem of
-    ``img_path``. mmpretrain / the first version here had only the stem
-    of ``feature_dir/<stem>.npz``.
-
-    Args:
-        feature_dir (str, optional): Folder of ``.npz`` files.
-        max_regions (int): Defaults to 36.
-        feature_file (str | list[str], optional): TSV path(s) or glob(s).
-        id_key (str, optional): Sample key holding the image id.
-        require_cls_prob (bool): Refuse features without ``cls_prob``
-            (set by configs whose masked-region loss needs it): a TSV at
-            build time, an ``.npz`` at the first sample. Defaults to False.
-        max_line_bytes (int, optional): Longest TSV row read (8 MiB).
-    """
-
-    def __init__(self,
-                 feature_dir=None,
-                 max_regions=36,
-                 feature_file=None,
-                 id_key=None,
-                 require_cls_prob=False,
-                 max_line_bytes=None):
-        if (feature_dir is None) == (feature_file is None):
-            raise ValueError(
-                'LoadRegionFeatures: set exactly one of feature_dir (a '
-                'folder of <image id>.npz) and feature_file (BUTD TSV path, '
-                f'glob or list); got feature_dir={feature_dir!r}, '
-                f'feature_file={feature_file!r}')
-        self.feature_dir, self.max_regions = feature_dir, max_regions
-        self.feature_file, self.id_key = feature_file, id_key
-        self.require_cls_prob = require_cls_prob
-        self._tsv, self._ids = None, False
-        if feature_file is not None:
-            from mmext.datasets.region_tsv import MAX_LINE_BYTES, RegionTSV
-            self._tsv = RegionTSV(feature_file, max_line_bytes
-                                  or MAX_LINE_BYTES)
-            if require_cls_prob:
-                raise ValueError(_no_cls_prob(feature_file, 'BUTD TSVs'))
-
-    def _id_map(self):
-        if self._ids is False:
-            from mmext.datasets.region_features import read_image_ids
-            folder = self.feature_dir or osp.dirname(self._tsv.files[0])
-            path = osp.join(folder, 'image_ids.csv')
-            self._ids = read_image_ids(path) if osp.isfile(path) else None
-        return self._ids
-
-    def image_id(self, results):
-        """The sample's region id and the rule that gave it."""
-        if self.id_key and results.get(self.id_key) is not None:
-            return str(results[self.id_key]), f'results[{self.id_key!r}]'
-        img_path = results['img_path']
-        ids = self._id_map()
-        if ids is not None:
-            by_path, by_name = ids
-            found = by_path.get(osp.abspath(img_path))
-            if found is None:
-                found = by_name.get(osp.basename(img_path))
-            if found is not None:
-                return found, 'image_ids.csv'
-        return osp.splitext(osp.basename(img_path))[0], 'file stem'
-
-    def _regions(self, results):
-        from mmext.datasets.region_features import (load_region_features,
-                                                    npz_id_problem)
-        image_id, rule = self.image_id(results)
-        source = self.feature_dir or self._tsv
-        if self._tsv is not None:
-            regions = self._tsv.get(image_id)
-        else:
-            path = osp.join(self.feature_dir, image_id + '.npz')
-            problem = npz_id_problem(image_id)
-            if problem:
-                raise ValueError(
-                    f'LoadRegionFeatures: image id {image_id!r} (from '
-                    f'{rule}) {problem}; set id_key to a plain id')
-            regions = load_region_features(path) if osp.isfile(path) else None
-            source = path
-        if regions is None:
-            raise FileNotFoundError(
-                f'LoadRegionFeatures: no regions for image id {image_id!r} '
-                f'(from {rule}, img_path {results.get("img_path")}) in '
-                f'{source}; extract features first (tools/'
-                'feature_extraction/extract_regions.py) or set id_key')
-        if self.require_cls_prob and 'cls_prob' not in regions:
-            raise ValueError(_no_cls_prob(source, 'these features'))
-        return regions
-
-    def transform(self, results):
-        regions = self._regions(results)
-        n = self.max_regions
-        results.update(
-            region_feats=regions['features'][:n].astype(np.float32),
-            region_locs=regions['locations'][:n])
-        if 'cls_prob' in regions:
-            results['region_targets'] = regions['cls_prob'][:n].astype(
-                np.float32)
-        return results
-
-
-def _no_cls_prob(source, what):
-    return (f'LoadRegionFeatures: {source} has no cls_prob ({what} carry '
-            'only boxes and features) but require_cls_prob=True (the '
-            'masked-region KL loss): set model.losses.mrm=0 and '
-            'require_cls_prob=False to train MLM + ITM only, or extract '
-            '.npz with cls_prob (tools/feature_extraction/'
-            'extract_regions.py --format npz) and set feature_dir')
-
-
-@TRANSFORMS.register_module()
-class MaskRegions(BaseTransform):
-    """Masked-region modelling: each region chosen with ``prob`` (0.15);
-    ``zero_prob`` (0.9) of the chosen get a zero feature, the rest stay.
-    Gives ``mrm_mask`` (N,) bool (ViLBERT's ``image_label == 1``)."""
-
-    def __init__(self, prob=0.15, zero_prob=0.9):
-        self.prob, self.zero_prob = prob, zero_prob
-
-    def transform(self, results):
-        n = len(results['region_feats'])
-        chosen = np.random.rand(n) < self.prob
-        zero = chosen & (np.random.rand(n) < self.zero_prob)
-        results['region_feats'] = results['region_feats'].copy()
-        results['region_feats'][zero] = 0
-        results['mrm_mask'] = chosen
-        return results
-
-
 _PACK_KEYS = ('input_ids', 'caption_ids', 'mlm_labels', 'patch_mask',
               'region_feats', 'region_locs', 'region_targets', 'mrm_mask')
 
@@ -310,7 +213,7 @@ class PackViLBERTInputs(BaseTransform):
     caption, the image path, the record ``id`` and ``gt_label`` (class
     index, or a list of indices for multi-label) when present."""
 
-    def transform(self, results):
+    def transform(self, results: dict) -> dict:
         inputs = {}
         for key in ('img', 'img_masked'):
             if key in results:
@@ -363,7 +266,9 @@ def _swap_captions(batch, prob, pad_id):
 
 
 @FUNCTIONS.register_module()
-def vilbert_collate(data_batch, itm_prob=0.5, pad_id=0):
+def vilbert_collate(data_batch: List[dict],
+                    itm_prob: float = 0.5,
+                    pad_id: int = 0) -> Dict[str, Any]:
     """Batch :class:`PackViLBERTInputs` outputs: stack images, pad tokens
     (``attention_mask``), regions (``region_mask``), swap captions for ITM
     with ``itm_prob`` (0 = no ITM labels).

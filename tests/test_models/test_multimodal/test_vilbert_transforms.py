@@ -1,6 +1,9 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """The ViLBERT pre-training pipeline: MLM masking statistics, ITM swaps
-(balanced, label 1 = matched), patch masks, regions, collate."""
+(balanced, label 1 = matched), patch masks, regions, collate, and the
+caption tokenizer built through the ``TOKENIZER`` registry."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +14,10 @@ from mmext.datasets.transforms.vilbert import (LoadRegionFeatures, MaskRegions,
                                                TokenizeCaption, mask_tokens,
                                                vilbert_collate)
 from mmext.models.multimodal.vilbert import ViLBERTDataPreprocessor
+from mmext.registry import TOKENIZER
 from mmext.testing.vilbert import make_region_files
+from tests.conftest import ROOT
+from tests.test_layering import _imports
 
 SPECIAL = dict(mask=103, ids={0, 101, 102})  # [PAD] [CLS] [SEP]
 
@@ -92,6 +98,104 @@ def test_tokenize_caption_with_generated_bert(bert_dir):
     assert (r['mlm_labels'][[0, -1]] == -100).all()
     with pytest.raises(KeyError, match="under 'text'"):
         t(dict(caption='x'))
+
+
+class _CountingTokenizer:
+    """A user's own TOKENIZER type: the folder's BERT vocabulary, counting
+    the captions it tokenises."""
+
+    def __init__(self, folder):
+        from transformers import BertTokenizerFast
+        self.inner = BertTokenizerFast(
+            vocab_file=str(Path(folder) / 'vocab.txt'))
+        self.calls = 0
+
+    def __call__(self, text, **kwargs):
+        self.calls += 1
+        return self.inner(text, **kwargs)
+
+    def __getattr__(self, name):  # mask_token_id, vocab_size, ...
+        return getattr(self.__dict__['inner'], name)
+
+
+@pytest.fixture
+def counting_tokenizer():
+    name = 'CountingTokenizerOfTheTest'
+    TOKENIZER.register_module(name=name, module=_CountingTokenizer)
+    yield name
+    # registered in mmext's registry and mirrored into mmpretrain's
+    TOKENIZER._module_dict.pop(name)
+    TOKENIZER.parent._module_dict.pop(name, None)
+    TOKENIZER.__dict__.get('_mirrored', set()).discard(name)
+
+
+CAPTIONS = [
+    'a red dog on the street corner today', 'The Cat SAT', 'zebra?! 42', ''
+]
+
+
+def test_tokenizer_is_built_through_the_registry(bert_dir, counting_tokenizer):
+    from transformers import BertTokenizerFast
+    folder = str(bert_dir)
+    # the ids of the folder's vocabulary, tokenised without mmext
+    direct = BertTokenizerFast(
+        vocab_file=str(bert_dir / 'vocab.txt'), do_lower_case=True)
+    old = TokenizeCaption(folder, max_length=6, mlm_prob=0)
+    own = TokenizeCaption(
+        tokenizer=dict(type=counting_tokenizer, folder=folder),
+        max_length=6,
+        mlm_prob=0)
+    for text in CAPTIONS:
+        want = direct(text, truncation=True, max_length=6)['input_ids']
+        assert old(dict(text=text))['input_ids'].tolist() == want
+        assert own(dict(text=text))['input_ids'].tolist() == want
+    assert type(old.tokenizer).__name__ == 'BertTokenizerFast'
+    assert isinstance(own.tokenizer, _CountingTokenizer)
+    assert own.tokenizer.calls == len(CAPTIONS)
+    # a built tokenizer is used as given
+    given = _CountingTokenizer(folder)
+    TokenizeCaption(tokenizer=given, mlm_prob=0)(dict(text='a dog'))
+    assert given.calls == 1
+
+
+def test_bert_folder_is_the_registered_folder_tokenizer(bert_dir):
+    """``bert=<folder>`` and ``tokenizer=dict(type='BertTokenizerFromFolder',
+    ...)`` give the same ids, caption ids and MLM labels."""
+    by_folder = TokenizeCaption(str(bert_dir), max_length=12, mlm_prob=0.5)
+    by_cfg = TokenizeCaption(
+        tokenizer=dict(type='BertTokenizerFromFolder', folder=str(bert_dir)),
+        max_length=12,
+        mlm_prob=0.5)
+    outs = []
+    for t in (by_folder, by_cfg):
+        np.random.seed(3)
+        outs.append([t(dict(text=text)) for text in CAPTIONS])
+    for a, b in zip(*outs):
+        assert a.keys() == b.keys()
+        for key in ('input_ids', 'caption_ids', 'mlm_labels'):
+            assert a[key].tolist() == b[key].tolist()
+    assert any((r['mlm_labels'] != -100).any() for r in outs[0])
+
+
+def test_tokenizer_arguments_refused(tmp_path):
+    with pytest.raises(ValueError, match='exactly one of bert'):
+        TokenizeCaption()
+    with pytest.raises(ValueError, match='exactly one of bert'):
+        TokenizeCaption(
+            'a', tokenizer=dict(type='BertTokenizerFromFolder', folder='a'))
+    # a missing folder still names every place searched, at the first sample
+    t = TokenizeCaption(str(tmp_path / 'no_bert'))
+    with pytest.raises(FileNotFoundError, match='no_bert.*not found in'):
+        t(dict(text='a dog'))
+
+
+def test_data_code_does_not_import_model_code():
+    """mmext.datasets reaches the tokenizer through the registry only (the
+    layering test allows datasets -> models; this pair is kept apart)."""
+    found = [(path.name, name)
+             for path in (ROOT / 'mmext' / 'datasets').rglob('*.py')
+             for name in _imports(path) if name.startswith('mmext.models')]
+    assert not found
 
 
 def test_patch_mask_and_preprocessor():

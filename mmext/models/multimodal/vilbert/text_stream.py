@@ -7,15 +7,27 @@
 from ``model.safetensors`` (preferred) or ``pytorch_model.bin`` through
 :func:`mmext.utils.checkpoint.safe_torch_load`. ``transformers`` is imported
 lazily so ``import mmext`` stays fast.
+
+The caption tokenizer is registered in ``TOKENIZER`` as
+``'BertTokenizerFromFolder'``: data pipelines (``TokenizeCaption``) build it
+through the registry, so ``mmext.datasets`` never imports this module.
+mmpretrain's registered Hugging Face tokenizers (``BertTokenizerFast`` ...)
+load through ``from_pretrained`` (a hub name, the network); this one reads
+the same local folder as the text stream, found by :func:`find_bert_folder`.
 """
 import json
 import os
 import os.path as osp
 from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Tuple
 
 from mmext.models.utils.checkpoint_convert.common import rename_layernorm
+from mmext.registry import TOKENIZER
 from mmext.utils.checkpoint import safe_torch_load
 from mmext.utils.paths import project_root
+
+if TYPE_CHECKING:  # imported lazily at run time
+    from transformers import BertModel, BertTokenizerFast
 
 __all__ = [
     'find_bert_folder', 'build_bert', 'build_bert_tokenizer',
@@ -41,7 +53,7 @@ BERT_HOWTO = (
     '--local-dir pretrain_pth/bert-base-uncased`')
 
 
-def find_bert_folder(folder):
+def find_bert_folder(folder: str) -> str:
     """Resolve a BERT folder: as given (absolute or from the current
     directory), then ``pretrain_pth/<folder>`` under the current directory,
     the project root and ``$MMEXT_PRETRAIN_DIR``.
@@ -67,7 +79,7 @@ def find_bert_folder(folder):
         f'in {", ".join(str(c) for c in candidates)}; {BERT_HOWTO}')
 
 
-def load_hf_state_dict(folder):
+def load_hf_state_dict(folder: str) -> dict:
     """The folder's weights: ``model.safetensors`` or ``pytorch_model.bin``
     (weights-only, allowlisted)."""
     st = osp.join(folder, 'model.safetensors')
@@ -82,7 +94,9 @@ def load_hf_state_dict(folder):
         f'nor pytorch_model.bin; {BERT_HOWTO}')
 
 
-def build_bert(folder=None, config=None, load_weights=True):
+def build_bert(folder: Optional[str] = None,
+               config: Optional[dict] = None,
+               load_weights: bool = True) -> Tuple['BertModel', dict]:
     """A :class:`transformers.BertModel` (no pooler) and the MLM-head
     weights found next to it.
 
@@ -134,9 +148,22 @@ def build_bert(folder=None, config=None, load_weights=True):
     return model, mlm_state
 
 
-def build_bert_tokenizer(folder):
+@TOKENIZER.register_module(name='BertTokenizerFromFolder')
+def build_bert_tokenizer(folder: str) -> 'BertTokenizerFast':
     """``BertTokenizerFast`` from the folder's ``vocab.txt`` (lower-casing
-    from ``tokenizer_config.json`` when present, else True)."""
+    from ``tokenizer_config.json`` when present, else True).
+
+    Registered in ``TOKENIZER`` as ``'BertTokenizerFromFolder'``, so a
+    pipeline builds it as
+    ``TOKENIZER.build(dict(type='BertTokenizerFromFolder', folder=...))``.
+
+    Args:
+        folder (str): Hugging Face BERT folder, resolved by
+            :func:`find_bert_folder`.
+
+    Returns:
+        transformers.BertTokenizerFast
+    """
     from transformers import BertTokenizerFast
     folder = find_bert_folder(folder)
     vocab = osp.join(folder, 'vocab.txt')
