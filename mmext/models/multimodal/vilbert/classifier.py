@@ -1,5 +1,7 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """ViLBERT fine-tuning: the fused pooled streams -> an MLP -> task logits."""
+from typing import Dict, List, Optional, Union
+
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModel
@@ -54,15 +56,15 @@ class ViLBERTClassifier(BaseModel):
     """
 
     def __init__(self,
-                 vilbert,
-                 num_classes,
-                 task,
-                 fusion='concat',
-                 hidden_dims=512,
-                 dropout=0.1,
-                 pos_weight=None,
-                 data_preprocessor=None,
-                 init_cfg=None):
+                 vilbert: dict,
+                 num_classes: int,
+                 task: str,
+                 fusion: str = 'concat',
+                 hidden_dims: int = 512,
+                 dropout: float = 0.1,
+                 pos_weight: Optional[float] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
         if task not in _TASKS:
             raise ValueError(f'ViLBERTClassifier: task={task!r}; use one of '
                              f'{_TASKS}')
@@ -99,10 +101,19 @@ class ViLBERTClassifier(BaseModel):
                 use_sigmoid=task != 'multiclass',
                 pos_weight=None if pos_weight is None else float(pos_weight)))
 
-    def extract_feat(self, inputs):
+    def extract_feat(self, inputs: dict) -> torch.Tensor:
+        """The fused pooled streams (B, ``vilbert.fused_dims``)."""
         return self.vilbert.extract_feat(inputs)['fused']
 
-    def forward(self, inputs, data_samples=None, mode='tensor'):
+    def forward(
+        self,
+        inputs: dict,
+        data_samples: Optional[List[DataSample]] = None,
+        mode: str = 'tensor'
+    ) -> Union[torch.Tensor, Dict[str, torch.Tensor], List[DataSample]]:
+        """``'tensor'``: logits (B, num_classes); ``'loss'``: a dict of
+        losses; ``'predict'``: data samples with ``pred_score`` /
+        ``pred_label``."""
         if mode == 'tensor':
             return self.head(self.extract_feat(inputs))
         if mode == 'loss':
@@ -130,18 +141,27 @@ class ViLBERTClassifier(BaseModel):
             row[s.gt_label.long()] = 1
         return target
 
-    def loss(self, inputs, data_samples):
+    def loss(self, inputs: dict,
+             data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
+        """The task loss (BCE or CE) against the samples' ``gt_label``."""
         logits = self(inputs).float()
         target = self._targets(data_samples, logits.device)
         return dict(loss=self.loss_module(logits, target))
 
     @torch.no_grad()
-    def predict(self, inputs, data_samples=None):
+    def predict(self,
+                inputs: dict,
+                data_samples: Optional[List[DataSample]] = None
+                ) -> List[DataSample]:
         """``pred_score``: sigmoid (binary: one column; multi-label) or
         softmax scores; ``pred_label``: argmax / scores >= 0.5."""
         return self.predict_from_logits(self(inputs), data_samples)
 
-    def predict_from_logits(self, logits, data_samples=None):
+    def predict_from_logits(
+            self,
+            logits: torch.Tensor,
+            data_samples: Optional[List[DataSample]] = None
+    ) -> List[DataSample]:
         """:meth:`predict` on logits already computed (e.g. by an
         inferencer that also keeps the per-layer features of the same
         forward)."""

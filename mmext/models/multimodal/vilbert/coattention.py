@@ -10,6 +10,9 @@ layouts (``norm='post' | 'pre'``), always scales by the real head size,
 masks text padding *and* absent regions in both directions, and keeps
 separate widths per stream (V's regions stream is 1024-d, BERT 768-d).
 """
+from typing import Dict, Optional, Tuple, Union
+
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
@@ -21,7 +24,7 @@ __all__ = ['CoAttentionLayer', 'StreamFFN', 'additive_mask', 'bert_init_']
 MASKED = -10000.0
 
 
-def bert_init_(module, std=0.02):
+def bert_init_(module: nn.Module, std: float = 0.02) -> nn.Module:
     """BERT's initialisation in place, by transformers'
     ``BertPreTrainedModel._init_weights`` on every sub-module: Linear /
     Embedding weights N(0, std), biases and padding rows 0, LayerNorm
@@ -35,7 +38,8 @@ def bert_init_(module, std=0.02):
     return module
 
 
-def additive_mask(mask, dtype):
+def additive_mask(mask: Optional[torch.Tensor],
+                  dtype: torch.dtype) -> Optional[torch.Tensor]:
     """(B, N) 1 = keep / 0 = pad -> (B, 1, 1, N) additive, or None."""
     if mask is None:
         return None
@@ -56,7 +60,12 @@ class StreamFFN(BaseModule):
         eps (float): LayerNorm epsilon. Defaults to 1e-12.
     """
 
-    def __init__(self, dims, ffn_dims, drop=0.1, norm='post', eps=1e-12):
+    def __init__(self,
+                 dims: int,
+                 ffn_dims: int,
+                 drop: float = 0.1,
+                 norm: str = 'post',
+                 eps: float = 1e-12) -> None:
         super().__init__()
         self.pre = norm == 'pre'
         self.fc1 = nn.Linear(dims, ffn_dims)
@@ -64,7 +73,8 @@ class StreamFFN(BaseModule):
         self.norm = nn.LayerNorm(dims, eps=eps)
         self.drop = nn.Dropout(drop)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, dims) -> (B, N, dims)."""
         if self.pre:
             h = self.drop(F.gelu(self.fc1(self.norm(x))))
             return x + self.drop(self.fc2(h))
@@ -78,8 +88,10 @@ class CoAttentionLayer(BaseModule):
     other stream's keys / values, projects back with a residual and a
     LayerNorm, then runs its own feed-forward (:class:`StreamFFN`). With
     ``norm='post'`` it is numerically vilbert-multi-task's
-    ``BertConnectionLayer`` (key mapping in
-    ``tests/test_models/test_multimodal/test_coattention.py``); with
+    ``BertConnectionLayer`` (golden outputs:
+    ``tests/test_models/test_multimodal/test_vilbert_coattention.py``; key
+    mapping: ``COATTN_KEYS`` in
+    :mod:`mmext.models.utils.checkpoint_convert.vilbert_multitask`); with
     ``norm='pre'`` the thesis code's ``CrossAttentionBlock`` (LayerNorm on
     both inputs first, residual from the un-normalised input, post-LN after
     the residual, pre-LN feed-forward) with the score scale fixed.
@@ -112,17 +124,17 @@ class CoAttentionLayer(BaseModule):
     """
 
     def __init__(self,
-                 text_dims,
-                 vision_dims,
-                 bi_dims=1024,
-                 num_heads=8,
-                 text_ffn_dims=None,
-                 vision_ffn_dims=None,
-                 attn_drop=0.1,
-                 drop=0.1,
-                 norm='post',
-                 eps=None,
-                 init_cfg=None):
+                 text_dims: int,
+                 vision_dims: int,
+                 bi_dims: int = 1024,
+                 num_heads: int = 8,
+                 text_ffn_dims: Optional[int] = None,
+                 vision_ffn_dims: Optional[int] = None,
+                 attn_drop: float = 0.1,
+                 drop: float = 0.1,
+                 norm: str = 'post',
+                 eps: Optional[float] = None,
+                 init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if norm not in ('post', 'pre'):
             raise ValueError(f"CoAttentionLayer: norm={norm!r}; use 'post' "
@@ -187,27 +199,31 @@ class CoAttentionLayer(BaseModule):
             probs = (scores if mask is None else scores + mask).softmax(-1)
         return out.transpose(1, 2).flatten(2), probs
 
-    def forward(self,
-                text,
-                vision,
-                text_mask=None,
-                vision_mask=None,
-                return_attention=False):
+    def forward(
+        self,
+        text: torch.Tensor,
+        vision: torch.Tensor,
+        text_mask: Optional[torch.Tensor] = None,
+        vision_mask: Optional[torch.Tensor] = None,
+        return_attention: bool = False
+    ) -> Union[Tuple[torch.Tensor, torch.Tensor], Tuple[
+            torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]]:
         """Args:
-            text (Tensor): (B, T, text_dims).
-            vision (Tensor): (B, N, vision_dims).
-            text_mask (Tensor, optional): (B, T), 1 = token, 0 = padding.
-            vision_mask (Tensor, optional): (B, N), 1 = region / patch,
+            text (torch.Tensor): (B, T, text_dims).
+            vision (torch.Tensor): (B, N, vision_dims).
+            text_mask (torch.Tensor, optional): (B, T), 1 = token,
+                0 = padding.
+            vision_mask (torch.Tensor, optional): (B, N), 1 = region / patch,
                 0 = absent.
             return_attention (bool): Also return the co-attention maps.
                 Defaults to False.
 
         Returns:
-            tuple[Tensor, Tensor]: New text (B, T, text_dims) and vision
-            (B, N, vision_dims) states; with ``return_attention`` a third
-            item, a dict with ``text_to_vision`` (B, heads, T, N: each text
-            token's attention over the vision tokens) and ``vision_to_text``
-            (B, heads, N, T).
+            tuple[torch.Tensor, torch.Tensor]: New text (B, T, text_dims)
+            and vision (B, N, vision_dims) states; with ``return_attention``
+            a third item, a dict with ``text_to_vision`` (B, heads, T, N:
+            each text token's attention over the vision tokens) and
+            ``vision_to_text`` (B, heads, N, T).
         """
         t_in, v_in = text, vision
         if self.norm_type == 'pre':

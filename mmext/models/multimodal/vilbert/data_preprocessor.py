@@ -1,5 +1,7 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """Device transfer and image normalisation of ViLBERT batches."""
+from typing import Optional, Sequence
+
 import torch
 from mmengine.model import BaseDataPreprocessor
 
@@ -37,7 +39,11 @@ class ViLBERTDataPreprocessor(BaseDataPreprocessor):
         [[0.0, 0.0], [0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]
     """
 
-    def __init__(self, mean=None, std=None, to_rgb=True, non_blocking=False):
+    def __init__(self,
+                 mean: Optional[Sequence[float]] = None,
+                 std: Optional[Sequence[float]] = None,
+                 to_rgb: bool = True,
+                 non_blocking: bool = False) -> None:
         super().__init__(non_blocking)
         self.to_rgb = to_rgb
         if (mean is None) != (std is None):
@@ -50,7 +56,7 @@ class ViLBERTDataPreprocessor(BaseDataPreprocessor):
             self.register_buffer('std',
                                  torch.tensor(std).view(-1, 1, 1), False)
 
-    def _image(self, img):
+    def _image(self, img: torch.Tensor) -> torch.Tensor:
         img = img.float()
         if self.to_rgb and img.size(1) == 3:
             img = img.flip(1)
@@ -58,7 +64,9 @@ class ViLBERTDataPreprocessor(BaseDataPreprocessor):
             img = (img - self.mean) / self.std
         return img
 
-    def forward(self, data, training=False):
+    def forward(self, data: dict, training: bool = False) -> dict:
+        """Move the batch to the device, normalise ``img`` /
+        ``img_masked`` and zero the masked patches of ``img_masked``."""
         data = self.cast_data(data)
         inputs = dict(data['inputs'])
         for key in ('img', 'img_masked'):
@@ -70,7 +78,8 @@ class ViLBERTDataPreprocessor(BaseDataPreprocessor):
         return dict(inputs=inputs, data_samples=data.get('data_samples'))
 
     @staticmethod
-    def mask_patches(img, patch_mask):
+    def mask_patches(img: torch.Tensor,
+                     patch_mask: torch.Tensor) -> torch.Tensor:
         """Zero the masked patches: img (B, C, H, W), mask (B, N) on a
         square-patch grid with N = (H / p) * (W / p)."""
         b, _, h, w = img.shape

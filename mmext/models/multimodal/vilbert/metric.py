@@ -1,5 +1,7 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """Validation numbers for ViLBERT pre-training (ITM and MLM accuracy)."""
+from typing import List, Sequence
+
 from mmengine.evaluator import BaseMetric
 
 from mmext.registry import METRICS
@@ -16,10 +18,10 @@ class ViLBERTPretrainMetric(BaseMetric):
 
     default_prefix = 'pretrain'
 
-    def process(self, data_batch, data_samples):
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         self.results.extend(data_samples)
 
-    def compute_metrics(self, results):
+    def compute_metrics(self, results: List[dict]) -> dict:
         metrics = {}
         itm = [r for r in results if 'itm_label' in r]
         if itm:

@@ -11,6 +11,8 @@ is vilbert-multi-task's ``BertEncoder`` loop (``v_biattention_id`` /
 out-of-range or decreasing id silently changed the model there.
 """
 
+from typing import List, Optional, Sequence, Tuple
+
 __all__ = ['COATTENTION_PRESETS', 'resolve_schedule', 'schedule_steps']
 
 #: name -> (text_ids, vision_ids), for 12-layer streams. The thesis code's
@@ -31,11 +33,12 @@ COATTENTION_PRESETS = {
 COATTENTION_PRESETS['baseline'] = COATTENTION_PRESETS['none']
 
 
-def resolve_schedule(preset=None,
-                     text_ids=None,
-                     vision_ids=None,
-                     num_text_layers=12,
-                     num_vision_layers=12):
+def resolve_schedule(
+        preset: Optional[str] = None,
+        text_ids: Optional[Sequence[int]] = None,
+        vision_ids: Optional[Sequence[int]] = None,
+        num_text_layers: int = 12,
+        num_vision_layers: int = 12) -> Tuple[List[int], List[int]]:
     """Check and return ``(text_ids, vision_ids)`` as lists of ints.
 
     Args:
@@ -84,7 +87,9 @@ def resolve_schedule(preset=None,
     return text_ids, vision_ids
 
 
-def schedule_steps(text_ids, vision_ids, num_text_layers, num_vision_layers):
+def schedule_steps(text_ids: Sequence[int], vision_ids: Sequence[int],
+                   num_text_layers: int,
+                   num_vision_layers: int) -> List[Tuple[str, int]]:
     """The execution order as a list of ``(kind, index)`` with kind in
     ``'text'``, ``'vision'``, ``'coattn'``.
 

@@ -1,5 +1,7 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """ViLBERT: two streams joined by co-attention, with pre-training losses."""
+from typing import Dict, List, Optional, Union
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -9,7 +11,8 @@ from mmext.models.utils.freeze import (STAGE_RULES, freeze_module,
                                        register_stage_rule)
 from mmext.registry import MODELS
 from .coattention import CoAttentionLayer, bert_init_
-from .heads import ITMHead, MLMHead, RegionHead, info_nce, select_tokens
+from .heads import (ITMHead, MLMHead, RegionHead, info_nce, region_kl_loss,
+                    select_tokens)
 from .schedule import resolve_schedule, schedule_steps
 from .text_stream import build_bert
 from .visual_stream import RegionVisualStream, run_bert_layer
@@ -105,17 +108,17 @@ class ViLBERT(BaseModel):
     """
 
     def __init__(self,
-                 text,
-                 visual,
-                 coattention=None,
-                 pooler='vilbert',
-                 pooled_dims=1024,
-                 fusion='mul',
-                 losses=None,
-                 mim=None,
-                 num_region_classes=1601,
-                 data_preprocessor=None,
-                 init_cfg=None):
+                 text: dict,
+                 visual: dict,
+                 coattention: Optional[dict] = None,
+                 pooler: str = 'vilbert',
+                 pooled_dims: int = 1024,
+                 fusion: str = 'mul',
+                 losses: Optional[Dict[str, float]] = None,
+                 mim: Optional[dict] = None,
+                 num_region_classes: int = 1601,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
         data_preprocessor = data_preprocessor or dict(
             type='ViLBERTDataPreprocessor')
         if isinstance(data_preprocessor, dict):
@@ -224,11 +227,14 @@ class ViLBERT(BaseModel):
             out['img'] = inputs
         return out
 
-    def extract_feat(self, inputs, return_layers=False, view='img'):
+    def extract_feat(self,
+                     inputs: Union[dict, torch.Tensor],
+                     return_layers: bool = False,
+                     view: str = 'img') -> dict:
         """Run both streams and the co-attention blocks once.
 
         Args:
-            inputs (dict | Tensor): ``input_ids``, ``attention_mask``
+            inputs (dict | torch.Tensor): ``input_ids``, ``attention_mask``
                 (B, T) [, ``token_type_ids``] and ``img`` (B, 3, H, W) or
                 ``region_feats`` / ``region_locs`` [/ ``region_mask``]; a
                 bare tensor is the images / region features with a one-token
@@ -275,7 +281,8 @@ class ViLBERT(BaseModel):
         out.update(self.pool(t, v))
         return out
 
-    def pool(self, text, vision):
+    def pool(self, text: torch.Tensor,
+             vision: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Final sequences -> ``pooled_text``, ``pooled_vision``,
         ``fused``."""
         pt, pv = text[:, 0], vision[:, 0]
@@ -289,7 +296,12 @@ class ViLBERT(BaseModel):
         return dict(pooled_text=pt, pooled_vision=pv, fused=fused)
 
     # ------------------------------------------------------------- forward
-    def forward(self, inputs, data_samples=None, mode='tensor'):
+    def forward(self,
+                inputs: Union[dict, torch.Tensor],
+                data_samples: Optional[list] = None,
+                mode: str = 'tensor') -> Union[dict, List[dict]]:
+        """``'tensor'``: :meth:`extract_feat`; ``'loss'``: :meth:`loss`;
+        ``'predict'``: :meth:`predict`."""
         if mode == 'tensor':
             return self.extract_feat(inputs)
         if mode == 'loss':
@@ -310,7 +322,7 @@ class ViLBERT(BaseModel):
             out['mrm'] = self.region_head(feats['vision'][:, 1:])
         return out
 
-    def loss(self, inputs):
+    def loss(self, inputs: dict) -> Dict[str, torch.Tensor]:
         """Weighted pre-training losses; each needs its inputs (see
         :class:`ViLBERTPretrainInputs`)."""
         feats = self.extract_feat(inputs)
@@ -348,7 +360,7 @@ class ViLBERT(BaseModel):
                 ' in the pipeline and vilbert_collate)')
         return losses
 
-    def mim_loss(self, feats, inputs):
+    def mim_loss(self, feats: dict, inputs: dict) -> torch.Tensor:
         """InfoNCE between the strong masked view's vision tokens
         (queries) and the weak view's (keys) on the selected tokens."""
         masked = self.extract_feat(inputs, view='img_masked')
@@ -366,20 +378,12 @@ class ViLBERT(BaseModel):
                         feats['vision'][sel].float(),
                         self.mim_cfg['temperature'])
 
-    @staticmethod
-    def region_loss(logits, targets, mrm_mask):
-        """KL(target || softmax(logits)) summed over classes, averaged over
-        masked regions (0 when none is masked; vilbert-multi-task divides
-        by ``max(n, 0)`` and gets NaN)."""
-        kl = F.kl_div(
-            F.log_softmax(logits.float(), -1),
-            targets.float(),
-            reduction='none').sum(-1)
-        m = mrm_mask.to(kl.dtype)
-        return (kl * m).sum() / m.sum().clamp(min=1)
+    region_loss = staticmethod(region_kl_loss)  # the mrm loss, in heads.py
 
     @torch.no_grad()
-    def predict(self, inputs, data_samples=None):
+    def predict(self,
+                inputs: dict,
+                data_samples: Optional[list] = None) -> List[dict]:
         """Per sample: ITM probability of *matched* and MLM hits / count
         (for :class:`ViLBERTPretrainMetric`)."""
         feats = self.extract_feat(inputs)

@@ -5,6 +5,8 @@ Both streams expose the same stepwise interface so co-attention can sit
 between any two of their layers: ``embed(inputs) -> (x, mask, ctx)``,
 ``num_layers``, ``layer(i, x, mask, ctx)`` and ``finish(x)``.
 """
+from typing import Any, Dict, Optional, Tuple
+
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
@@ -17,7 +19,11 @@ from .coattention import additive_mask, bert_init_
 __all__ = ['PatchVisualStream', 'RegionVisualStream', 'build_bert_layers']
 
 
-def build_bert_layers(num_layers, dims, num_heads, ffn_dims, drop=0.1):
+def build_bert_layers(num_layers: int,
+                      dims: int,
+                      num_heads: int,
+                      ffn_dims: int,
+                      drop: float = 0.1) -> nn.ModuleList:
     """Post-LN transformer layers as in ViLBERT's ``BertImageLayer``
     (``transformers.BertLayer`` with a vision-sized ``BertConfig``)."""
     from transformers import BertConfig
@@ -32,7 +38,9 @@ def build_bert_layers(num_layers, dims, num_heads, ffn_dims, drop=0.1):
     return bert_init_(nn.ModuleList(BertLayer(cfg) for _ in range(num_layers)))
 
 
-def run_bert_layer(layer, x, mask):
+def run_bert_layer(layer: nn.Module, x: torch.Tensor,
+                   mask: Optional[torch.Tensor]) -> torch.Tensor:
+    """One ``BertLayer`` on (B, N, D) with a (B, N) 1 / 0 key mask."""
     out = layer(x, attention_mask=additive_mask(mask, x.dtype))
     return out[0] if isinstance(out, tuple) else out
 
@@ -72,14 +80,14 @@ class PatchVisualStream(BaseModule):
     """
 
     def __init__(self,
-                 backbone,
-                 neck=None,
-                 embed_dims=768,
-                 split=None,
-                 num_extra_layers=0,
-                 extra_layer=None,
-                 final_norm=False,
-                 init_cfg=None):
+                 backbone: dict,
+                 neck: Optional[dict] = None,
+                 embed_dims: int = 768,
+                 split: Optional[bool] = None,
+                 num_extra_layers: int = 0,
+                 extra_layer: Optional[dict] = None,
+                 final_norm: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.split = is_vit(self.backbone) if split is None else split
@@ -105,10 +113,13 @@ class PatchVisualStream(BaseModule):
             if self.split else 0
 
     @property
-    def num_layers(self):
+    def num_layers(self) -> int:
+        """Interleavable layers: split backbone blocks + extra layers."""
         return self.num_backbone_layers + len(self.extra_layers)
 
-    def embed(self, img):
+    def embed(
+            self, img: torch.Tensor
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Any]:
         """(B, 3, H, W) -> tokens (B, 1 + N, C), mask None, layer context."""
         if not self.split:
             tokens, global_feat = self.neck(self.backbone(img))
@@ -117,7 +128,12 @@ class PatchVisualStream(BaseModule):
         ctx = layer_context(self.backbone, hw)  # TRAR-ViT: span masks
         return x, None, ctx
 
-    def layer(self, i, x, mask=None, ctx=None):
+    def layer(self,
+              i: int,
+              x: torch.Tensor,
+              mask: Optional[torch.Tensor] = None,
+              ctx: Any = None) -> torch.Tensor:
+        """Layer ``i`` of the stream on tokens (B, 1 + N, C)."""
         if i < self.num_backbone_layers:
             x = run_layer(self.backbone, i, x, ctx)
             if (i == self.num_backbone_layers - 1 and self.final_norm
@@ -151,13 +167,13 @@ class RegionVisualStream(BaseModule):
     """
 
     def __init__(self,
-                 feature_dims=2048,
-                 embed_dims=1024,
-                 num_layers=6,
-                 num_heads=8,
-                 ffn_dims=1024,
-                 drop=0.1,
-                 init_cfg=None):
+                 feature_dims: int = 2048,
+                 embed_dims: int = 1024,
+                 num_layers: int = 6,
+                 num_heads: int = 8,
+                 ffn_dims: int = 1024,
+                 drop: float = 0.1,
+                 init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.feature_dims = feature_dims
         self.embed_dims = embed_dims
@@ -170,10 +186,13 @@ class RegionVisualStream(BaseModule):
         bert_init_(self)
 
     @property
-    def num_layers(self):
+    def num_layers(self) -> int:
+        """The region stream's layers."""
         return len(self.layers)
 
-    def embed(self, regions):
+    def embed(
+        self, regions: Dict[str, torch.Tensor]
+    ) -> Tuple[torch.Tensor, torch.Tensor, None]:
         """regions: dict with ``feats`` (B, N, F), ``locs`` (B, N, 5),
         ``mask`` (B, N) -> tokens (B, 1 + N, D), mask (B, 1 + N), None."""
         feats, locs = regions['feats'], regions['locs']
@@ -195,5 +214,10 @@ class RegionVisualStream(BaseModule):
         x = self.drop(self.norm(self.feat_embed(feats) + self.loc_embed(locs)))
         return x, mask, None
 
-    def layer(self, i, x, mask=None, ctx=None):
+    def layer(self,
+              i: int,
+              x: torch.Tensor,
+              mask: Optional[torch.Tensor] = None,
+              ctx: Any = None) -> torch.Tensor:
+        """Layer ``i`` on tokens (B, 1 + N, D) with the region mask."""
         return run_bert_layer(self.layers[i], x, mask)
