@@ -1,6 +1,7 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """`make demo` end to end, at a smaller size: generated Flowers data with
-planted leaks -> find_leakage.py -> train 102 no-leak -> train 17 -> test."""
+planted leaks -> find_leakage.py -> train 102 no-leak -> train 17 -> test,
+all stages in the demo's one process."""
 import json
 import re
 
@@ -34,3 +35,21 @@ def test_flowers_demo_small(tmp_path):
     # stage 2 started from stage 1's backbone
     assert 'stage1_flowers102_noleak/epoch_1.pth' in (
         work / 'stage2_flowers17.py').read_text()
+
+    # every stage's tool command is printed (so it can be re-run by hand)
+    commands = [line for line in out.splitlines() if line.startswith('$ ')]
+    assert [c.split()[2].split('tools/')[-1] for c in commands
+            ] == ['dedup/find_leakage.py', 'train.py', 'train.py', 'test.py']
+    assert 'stage2_flowers17.py' in commands[-1]
+    # in one process, each runner logged into its own work dir: the second
+    # did not take over the first's logger (mmengine keys it by run name)
+    runs = {
+        d: list((work / d).glob('*/*.log'))
+        for d in ('stage1_flowers102_noleak', 'stage2_flowers17', 'test')
+    }
+    assert all(len(logs) == 1 for logs in runs.values()), runs
+    stage1, stage2, test = (logs[0].read_text() for logs in runs.values())
+    assert 'ExcludeImages: dropped 3' in stage1 and 'ExcludeImages' not in \
+        stage2 + test
+    assert 'Epoch(train) [12]' in stage2 and 'Epoch(train) [12]' not in stage1
+    assert 'Epoch(test)' in test and 'Epoch(test)' not in stage2

@@ -2,39 +2,52 @@
 """The Flowers leakage demo (``make demo``), end to end on generated data.
 
 1. :func:`make_demo_data` writes Flowers-17 and Flowers-102 look-alikes in
-   the real layouts, planting edited copies (re-encoded, resized, mirrored,
-   cropped: every fourth copy is a 70 % crop) of Flowers-17 test images
-   into the Flowers-102 training split;
+   the real layouts (:mod:`mmext.datasets.synthetic.flowers`), planting
+   edited copies (re-encoded, resized, mirrored, cropped: every fourth copy
+   is a 70 % crop) of Flowers-17 test images into the Flowers-102 training
+   split;
 2. :func:`find_planted_leaks` finds them with
-   ``tools/dedup/find_leakage.py --stage geometric`` (perceptual hashes,
-   then local features + RANSAC for the crop), which writes the exclude
-   file;
+   :func:`mmext.dedup.find_leakage` (``stage='geometric'``: perceptual
+   hashes, then local features + RANSAC for the crop), which writes the
+   exclude file;
 3. :func:`train_and_test` trains ResNet-18 on Flowers-102 without the
-   excluded images, then on Flowers-17 from that backbone, with
-   ``tools/train.py`` (the two demo configs :data:`STAGE1_CONFIG`,
-   :data:`STAGE2_CONFIG`), and tests on the Flowers-17 test split with
-   ``tools/test.py``;
+   excluded images, then on Flowers-17 from that backbone (the two demo
+   configs :data:`STAGE1_CONFIG`, :data:`STAGE2_CONFIG`), and tests on the
+   Flowers-17 test split;
 4. :func:`run_flowers_demo` runs the three and prints the accuracy and
    ``leaked: found N of N planted``.
 
-Each stage runs as its own process, on the config written into the work
-dir (the demo config with the data paths of this run), so every step can be
-re-run by hand with the printed command. ``tools/misc/flowers_demo.py`` is
-the command line.
+Every stage runs in this process through the functions its tool is a
+command line for (``find_leakage``; :mod:`mmext.apis.tool_runs` for
+``tools/train.py`` / ``tools/test.py``, with the tool's own argument
+parser), on the config written into the work dir (the demo config with the
+data paths of this run). Each stage's tool command is printed, so every
+step can be re-run by hand, and its output goes to a log file in the work
+dir. (A subprocess per tool cost four more imports of torch and the
+registries.) ``tools/misc/flowers_demo.py`` is the command line.
 """
+import contextlib
 import json
+import logging
 import os
 import os.path as osp
+import shlex
 import shutil
-import subprocess
 import sys
 import time
+import traceback
 
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 
 from mmext.datasets.flowers import Flowers17
-from mmext.testing.flowers import PLANT_EDITS, make_flowers17, make_flowers102
+from mmext.datasets.synthetic.flowers import (PLANT_EDITS, make_flowers17,
+                                              make_flowers102)
+from mmext.dedup import LeakageCheckError, find_leakage, read_exclude_file
 from mmext.utils.paths import project_root
+from .cli import run_cli
+from .tool_runs import (build_test_parser, build_train_parser, run_test,
+                        run_train)
 
 __all__ = [
     'STAGE1_CONFIG', 'STAGE2_CONFIG', 'make_demo_data', 'find_planted_leaks',
@@ -60,8 +73,39 @@ def _project_file(relpath):
         f'demo from a clone of mmext (pip install -e .)')
 
 
-def _run(cmd, log_file):
-    """Run one stage; its output goes to ``log_file`` (shown on failure).
+@contextlib.contextmanager
+def _output_to(log_file):
+    """Send this process's file descriptors 1 and 2 to ``log_file``.
+
+    At the descriptor level, so mmengine's loggers (whose handlers hold
+    ``sys.stdout``), warnings, C libraries and worker processes all land
+    there, as they did when the stage was its own process.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        with open(log_file, 'w') as log:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+    finally:
+        for fd in saved:
+            os.close(fd)
+
+
+def _run_stage(tool, argv, log_file, stage):
+    """Print ``python TOOL ARGV`` and run ``stage()`` (what that command
+    does) in this process, its output in ``log_file``.
+
+    Returns:
+        What ``stage`` returns.
 
     Raises:
         SystemExit: The stage failed (with the tail of its log).
@@ -69,16 +113,63 @@ def _run(cmd, log_file):
     cwd = os.getcwd() + os.sep
     shown = ' '.join(
         ['python'] +
-        [c[len(cwd):] if c.startswith(cwd) else c for c in cmd[1:]])
+        [c[len(cwd):] if c.startswith(cwd) else c for c in [tool, *argv]])
     print(f'$ {shown}', flush=True)
-    with open(log_file, 'w') as log:
-        proc = subprocess.run(
-            cmd, stdout=log, stderr=subprocess.STDOUT, cwd=os.getcwd())
-    if proc.returncode:
+    failed = False
+    with _output_to(log_file):
+        try:
+            result = stage()
+        except SystemExit as e:  # the tool's one-line error (run_cli)
+            failed = True
+            print(e.code, file=sys.stderr)
+        except Exception:
+            failed = True
+            traceback.print_exc()
+    if failed:
         with open(log_file) as log:
             tail = log.read()[-3000:]
-        raise SystemExit(f'failed ({proc.returncode}): {shown}\n--- last '
-                         f'lines of {log_file} ---\n{tail}')
+        raise SystemExit(f'failed: {shown}\n--- last lines of {log_file} '
+                         f'---\n{tail}')
+    return result
+
+
+def _wait_for_fresh_experiment_name(config):
+    """Wait (under a second) until a runner built from ``config`` gets an
+    experiment name no earlier runner in this process has.
+
+    mmengine names a run ``<config stem>_<timestamp in seconds>`` and keys
+    its logger, visualizer, message hub and default scope by that name; a
+    runner whose name is taken would get the earlier run's instances (its
+    log file, its ``vis_data``).
+    """
+    stem = osp.splitext(osp.basename(config))[0]
+    while MMLogger.check_instance_created(
+            f'{stem}_{time.strftime("%Y%m%d_%H%M%S")}'):
+        time.sleep(0.05)
+
+
+def _run_tool_stage(tool, argv, log_file):
+    """``python TOOL ARGV`` for ``tools/train.py`` / ``tools/test.py``, in
+    this process: ``run_train`` / ``run_test`` on the tool's parsed
+    arguments, as the tool's ``main`` calls them; then the run's log file is
+    closed (mmengine's logger outlives the runner).
+
+    Returns:
+        The runner (``tools/train.py``) or the metrics (``tools/test.py``).
+    """
+    run, parser = {
+        'tools/train.py': (run_train, build_train_parser),
+        'tools/test.py': (run_test, build_test_parser)
+    }[tool]
+    _wait_for_fresh_experiment_name(argv[0])
+    try:
+        return _run_stage(
+            _project_file(tool), argv, log_file,
+            lambda: run_cli(run, parser().parse_args(argv), prog=tool))
+    finally:
+        for handler in MMLogger.get_current_instance().handlers:
+            if isinstance(handler, logging.FileHandler):
+                handler.close()
 
 
 def make_demo_data(data_root,
@@ -97,7 +188,8 @@ def make_demo_data(data_root,
             Defaults to 4.
         planted (int): Flowers-17 test images planted, edited, into the
             Flowers-102 training split, cycling through re-encode, resize,
-            mirror and crop (:data:`~mmext.testing.flowers.PLANT_EDITS`;
+            mirror and crop
+            (:data:`~mmext.datasets.synthetic.flowers.PLANT_EDITS`;
             the crop only the geometric stage finds). Defaults to 6.
 
     Returns:
@@ -127,27 +219,38 @@ def make_demo_data(data_root,
 
 
 def find_planted_leaks(data_root, work_dir, planted):
-    """Run ``tools/dedup/find_leakage.py --stage geometric`` (Flowers-102
-    against the Flowers-17 images) into ``data_root/leakage``.
+    """``tools/dedup/find_leakage.py --stage geometric`` (Flowers-102
+    against the Flowers-17 images) into ``data_root/leakage``, in this
+    process: :func:`mmext.dedup.find_leakage` with the tool's arguments.
 
     Returns:
         tuple[int, int]: Planted copies listed in the exclude file, and
         other images listed there (false matches).
     """
     out = osp.join(data_root, 'leakage')
-    _run([
-        sys.executable,
-        _project_file('tools/dedup/find_leakage.py'), '--train',
-        osp.join(data_root, 'flowers102'), '--heldout',
-        osp.join(data_root, 'flowers17', 'jpg'), '--out-dir', out, '--workers',
+    tool = _project_file('tools/dedup/find_leakage.py')
+    train = osp.join(data_root, 'flowers102')
+    heldout = osp.join(data_root, 'flowers17', 'jpg')
+    argv = [
+        '--train', train, '--heldout', heldout, '--out-dir', out, '--workers',
         '1', '--no-progress', '--stage', 'geometric'
-    ], osp.join(work_dir, 'find_leakage.log'))
-    exclude = osp.join(out, 'exclude.txt')
-    with open(exclude, encoding='utf-8') as f:
-        listed = {
-            line.strip()
-            for line in f if line.strip() and not line.startswith('#')
-        }
+    ]
+
+    def stage():  # what the tool's main does with these arguments
+        try:
+            find_leakage(
+                train,
+                heldout,
+                out,
+                workers=1,
+                progress=False,
+                stage='geometric',
+                command=shlex.join([tool, *argv]))
+        except LeakageCheckError as e:
+            raise SystemExit(f'find_leakage: {e}')
+
+    _run_stage(tool, argv, osp.join(work_dir, 'find_leakage.log'), stage)
+    listed = set(read_exclude_file(osp.join(out, 'exclude.txt')))
     expected = {'jpg/' + osp.basename(p.path) for p in planted}
     return len(expected & listed), len(listed - expected)
 
@@ -192,8 +295,6 @@ def train_and_test(data_root,
     """
     d102 = osp.join(data_root, 'flowers102')
     d17 = osp.join(data_root, 'flowers17')
-    train, test = (_project_file('tools/train.py'),
-                   _project_file('tools/test.py'))
     s1 = write_stage_config(
         _project_file(STAGE1_CONFIG),
         osp.join(work_dir, 'stage1_flowers102_noleak.py'), size, {
@@ -208,8 +309,8 @@ def train_and_test(data_root,
             **_schedule(epochs_102, batch_size)
         })
     w1 = osp.join(work_dir, 'stage1_flowers102_noleak')
-    _run([sys.executable, train, s1, '--work-dir', w1],
-         osp.join(work_dir, 'stage1.log'))
+    _run_tool_stage('tools/train.py', [s1, '--work-dir', w1],
+                    osp.join(work_dir, 'stage1.log'))
     ckpt1 = osp.join(w1, f'epoch_{epochs_102}.pth')
 
     s2 = write_stage_config(
@@ -229,12 +330,12 @@ def train_and_test(data_root,
             **_schedule(epochs_17, batch_size)
         })
     w2 = osp.join(work_dir, 'stage2_flowers17')
-    _run([sys.executable, train, s2, '--work-dir', w2],
-         osp.join(work_dir, 'stage2.log'))
+    _run_tool_stage('tools/train.py', [s2, '--work-dir', w2],
+                    osp.join(work_dir, 'stage2.log'))
 
     metrics_file = osp.join(work_dir, 'test_metrics.json')
-    _run([
-        sys.executable, test, s2,
+    _run_tool_stage('tools/test.py', [
+        s2,
         osp.join(w2, f'epoch_{epochs_17}.pth'), '--work-dir',
         osp.join(work_dir, 'test'), '--out', metrics_file, '--out-item',
         'metrics'

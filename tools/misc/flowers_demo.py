@@ -2,22 +2,24 @@
 """The Flowers leakage demo (``make demo``), end to end on generated data.
 
 1. writes Flowers-17 and Flowers-102 look-alikes in the real layouts under
-   ``data/demo/``, planting edited copies (re-encoded, resized, mirrored)
-   of Flowers-17 test images into the Flowers-102 training split;
-2. finds them with ``tools/dedup/find_leakage.py``, which writes the
-   exclude file;
+   ``data/demo/`` (mmext.datasets.synthetic.flowers), planting edited copies
+   (re-encoded, resized, mirrored, 70 % cropped) of Flowers-17 test images
+   into the Flowers-102 training split;
+2. finds them as ``tools/dedup/find_leakage.py --stage geometric`` does,
+   which writes the exclude file;
 3. trains ResNet-18 at 64 px on Flowers-102 without the excluded images
    (configs/flowers/resnet18_1xb8-scratch_demo-flowers102-noleak-64px.py),
    then on Flowers-17 from that backbone
-   (configs/flowers/resnet18_1xb8-scratch_demo-flowers17-64px.py), with
-   ``tools/train.py``;
-4. tests on the Flowers-17 test split with ``tools/test.py`` and prints the
-   accuracy and ``leaked: found N of N planted``.
+   (configs/flowers/resnet18_1xb8-scratch_demo-flowers17-64px.py), as
+   ``tools/train.py`` does;
+4. tests on the Flowers-17 test split as ``tools/test.py`` does and prints
+   the accuracy and ``leaked: found N of N planted``.
 
-Each stage runs as its own process, on the config this script writes into
-the work dir (the demo config with the data paths of this run), so every
-step can be re-run by hand with the printed command. The logic is in
-mmext/apis/flowers_demo.py.
+All stages run in this one process, through the package functions those
+tools call, on the config this script writes into the work dir (the demo
+config with the data paths of this run). Each stage's tool command is
+printed, so every step can be re-run by hand, and its output goes to a log
+file in the work dir. The logic is in mmext/apis/flowers_demo.py.
 """
 import argparse
 import sys
