@@ -73,8 +73,9 @@ class ExcludeImages:
             test splits 1..3 of Flowers-17). Defaults to None.
         on_leak (str): 'error', 'filter' or 'warn'. Defaults to 'error'.
         hash_cfg (dict, optional): Arguments of ``hash_images`` (``method``,
-            ``hash_size``, ``workers``, ``cache_file``...). Defaults to
-            phash, 8, flip-aware, no progress bar.
+            ``hash_size``, ``workers``, ``cache_file``, ``decode='fast'``
+            for JPEGs decoded downscaled...). Defaults to phash, 8,
+            flip-aware, exact decode, no progress bar.
         threshold (int, optional): Largest Hamming distance of a duplicate.
             Defaults to :func:`mmext.dedup.default_threshold` of the method.
         geometric (bool | dict, optional): Also run the geometric stage

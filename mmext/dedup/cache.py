@@ -3,9 +3,13 @@
 
 SQLite (standard library, safe to read while another run appends, no
 pickle). A row is valid only while the file's size and mtime are unchanged
-and the method, hash size and library versions match; anything else is a
-miss and is re-hashed. Skip reasons are cached too: a 0-byte or flat file
-stays so until it changes. Paths are stored escaped
+and the method, hash size, decode mode and library versions match;
+anything else is a miss and is re-hashed. The decode mode is part of the
+``versions`` key column (``...;decode=fast,min_side=64``), so exact and
+fast hashes of one file never answer for each other, and exact rows keep
+the key they had before the fast mode existed (old caches stay valid).
+Skip reasons are cached too: a 0-byte or flat file stays so until it
+changes. Paths are stored escaped
 (:func:`mmext.dedup.textio.escape_path`): SQLite text must be valid UTF-8,
 which a POSIX file name need not be.
 """
@@ -28,7 +32,8 @@ CREATE TABLE IF NOT EXISTS hashes (
 
 
 class HashCache:
-    """Hashes of files keyed by path + size + mtime + method + hash size.
+    """Hashes of files keyed by path + size + mtime + method + hash size
+    + decode mode.
 
     Args:
         cache_file (str): SQLite file, created with its folder if missing.
@@ -36,9 +41,17 @@ class HashCache:
         hash_size (int): imagehash ``hash_size``.
         num_bits (int): Bits per hash (to unpack the stored hex).
         versions (str): Library versions the hashes depend on.
+        decode (str, optional): Non-exact decode mode and its settings
+            (e.g. 'fast,min_side=64'). Defaults to None (exact decode).
     """
 
-    def __init__(self, cache_file, method, hash_size, num_bits, versions):
+    def __init__(self,
+                 cache_file,
+                 method,
+                 hash_size,
+                 num_bits,
+                 versions,
+                 decode=None):
         folder = osp.dirname(osp.abspath(cache_file))
         os.makedirs(folder, exist_ok=True)
         try:
@@ -48,6 +61,8 @@ class HashCache:
             raise ValueError(f'hash cache {cache_file} is not a readable '
                              f'SQLite file ({e}); delete it or pass another '
                              '--cache path') from e
+        if decode is not None:
+            versions = f'{versions};decode={decode}'
         self.key = (method, int(hash_size), versions)
         self.num_bits = num_bits
 

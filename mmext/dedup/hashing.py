@@ -19,20 +19,21 @@ lacks and this module adds:
 * images above ``MMEXT_MAX_IMAGE_PIXELS`` (from the header) are reported,
   not decoded, and 16-bit images are scaled in strips: ~3 bytes per pixel
   (Pillow only warns up to 179 Mpx; a float64 copy of a 13000 x 13000
-  16-bit PNG took 4 GB);
+  16-bit PNG took 4 GB) (decoding: :mod:`mmext.dedup.decode`);
+* an optional fast decode (``decode='fast'``): JPEGs decoded downscaled in
+  the DCT domain, luma only; a few bits off imagehash's hashes, several
+  times faster (:mod:`mmext.dedup.decode`);
 * many files are hashed in parallel processes, with a progress bar and a
-  cache keyed by path + size + mtime (+ method, hash size, versions).
+  cache keyed by path + size + mtime (+ method, hash size, decode mode,
+  versions).
 
 Hashes are packed row-major, most significant bit first, into ``uint64``
 words (zero bits padded at the front), so ``hash_to_hex``
 (:mod:`mmext.dedup.hexcodec`) gives exactly ``str(imagehash.phash(img))``.
 """
-import contextlib
 import multiprocessing as mp
 import os
 import os.path as osp
-import stat
-import warnings
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
@@ -41,17 +42,18 @@ import numpy as np
 import PIL
 from PIL import Image
 
-from mmext.utils.fileio import InputFileError, open_regular_file
 from mmext.utils.images import is_high_bit_depth, to_8bit
 from .cache import HashCache
+from .decode import (_TOO_LARGE, DECODE_MODES, DEFAULT_MAX_IMAGE_PIXELS,
+                     MAX_IMAGE_PIXELS_ENV, SkipImage, fast_min_side,
+                     load_image, max_image_pixels)
 from .hexcodec import hash_to_hex
-from .inputs import file_kind
 from .phash_pair import gray_std, phash_pair
 
 __all__ = [
     'METHODS', 'HashResult', 'hash_images', 'hash_pil_image', 'pack_bits',
     'load_image', 'SkipImage', 'MIN_STD', 'MAX_IMAGE_PIXELS_ENV',
-    'DEFAULT_MAX_IMAGE_PIXELS', 'max_image_pixels'
+    'DEFAULT_MAX_IMAGE_PIXELS', 'max_image_pixels', 'DECODE_MODES'
 ]
 
 #: method name -> imagehash function (``ahash`` is imagehash's
@@ -74,52 +76,6 @@ MIN_STD = 2.0
 _VERSIONS = (f'imagehash={imagehash.__version__};pillow={PIL.__version__};'
              f'min_std={MIN_STD}')
 
-#: Environment variable with the largest image (width x height) to hash.
-MAX_IMAGE_PIXELS_ENV = 'MMEXT_MAX_IMAGE_PIXELS'
-#: 100 Mpx (a 10000 x 10000 scan; Flowers-102 and ImageNet photos average
-#: well under 1 Mpx): at most ~500 MB to decode and hash.
-DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
-_TOO_LARGE = 'too large:'  # reason prefix (never cached: limits change)
-
-
-def max_image_pixels():
-    """The pixel limit: ``$MMEXT_MAX_IMAGE_PIXELS`` or
-    :data:`DEFAULT_MAX_IMAGE_PIXELS`.
-
-    Raises:
-        ValueError: The variable is set but not a positive integer.
-    """
-    value = os.environ.get(MAX_IMAGE_PIXELS_ENV, '').strip()
-    try:
-        limit = int(float(value)) if value else DEFAULT_MAX_IMAGE_PIXELS
-    except (ValueError, OverflowError):
-        limit = 0
-    if limit <= 0:
-        raise ValueError(f'{MAX_IMAGE_PIXELS_ENV}={value!r} is not a positive '
-                         'integer number of pixels (e.g. 200000000); unset it '
-                         f'for the default {DEFAULT_MAX_IMAGE_PIXELS}')
-    return limit
-
-
-@contextlib.contextmanager
-def _pillow_checks_at(max_pixels):
-    """Pillow warns above ``Image.MAX_IMAGE_PIXELS`` (89 Mpx) and refuses
-    above twice that in ``Image.open``; the bound here is checked before
-    decoding, so silence the warning and let a raised bound through."""
-    saved = Image.MAX_IMAGE_PIXELS
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', Image.DecompressionBombWarning)
-        if saved is not None and max_pixels > 2 * saved:
-            Image.MAX_IMAGE_PIXELS = max_pixels
-        try:
-            yield
-        finally:
-            Image.MAX_IMAGE_PIXELS = saved
-
-
-class SkipImage(Exception):
-    """An image that gets no hash; the message is the reason."""
-
 
 @dataclass
 class HashResult:
@@ -138,6 +94,8 @@ class HashResult:
         hash_size (int): imagehash ``hash_size``.
         num_bits (int): Bits per hash.
         num_cached (int): Inputs answered from the cache.
+        decode (str): 'exact' (imagehash-identical) or 'fast' (JPEGs
+            decoded downscaled, :mod:`mmext.dedup.decode`).
     """
     paths: List[str]
     hashes: np.ndarray
@@ -147,6 +105,7 @@ class HashResult:
     hash_size: int = 8
     num_bits: int = 64
     num_cached: int = 0
+    decode: str = 'exact'
 
     def __len__(self):
         return len(self.paths)
@@ -183,65 +142,6 @@ def pack_bits(bits):
     padded = np.zeros(num_words * 64, dtype=bool)
     padded[num_words * 64 - flat.size:] = flat
     return np.packbits(padded).view('>u8').astype(np.uint64)
-
-
-def load_image(path, max_pixels=None):
-    """Decode ``path`` into the grayscale image imagehash would hash.
-
-    The size is read from the header first (Pillow's ``Image.open`` is
-    lazy) and an image of more than ``max_pixels`` is not decoded.
-
-    Args:
-        path (str): Image file.
-        max_pixels (int, optional): Largest width x height to decode.
-            Defaults to None (:func:`max_image_pixels`).
-
-    Raises:
-        SkipImage: The file cannot be decoded or is too large, with the
-            reason.
-    """
-    if max_pixels is None:
-        max_pixels = max_image_pixels()
-    try:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):  # opening a FIFO would block
-            raise SkipImage(f'not a regular file ({file_kind(st.st_mode)})')
-        if st.st_size == 0:
-            raise SkipImage('empty file (0 bytes)')
-        with open_regular_file(path, 'image') as f, \
-                _pillow_checks_at(max_pixels), Image.open(f) as img:
-            width, height = img.size
-            if width * height > max_pixels:
-                raise SkipImage(
-                    f'{_TOO_LARGE} {width}x{height} = {width * height} '
-                    f'pixels ({img.mode}), more than {max_pixels} '
-                    f'({MAX_IMAGE_PIXELS_ENV}); set {MAX_IMAGE_PIXELS_ENV}='
-                    f'{width * height} to hash it')
-            img.load()
-            if is_high_bit_depth(img):
-                return to_8bit(img)  # in strips: no float64 copy
-            # imagehash does exactly this first; converting once here and
-            # passing 'L' (convert('L') of 'L' is a copy) keeps the hashes
-            # identical and saves a conversion for the flipped variant.
-            return img if img.mode == 'L' else img.convert('L')
-    except SkipImage:
-        raise
-    except InputFileError as e:  # swapped for a FIFO after the stat
-        raise SkipImage(f'not a regular file ({e})')
-    except Image.UnidentifiedImageError:
-        raise SkipImage('not an image Pillow can identify')
-    except Image.DecompressionBombError as e:
-        raise SkipImage(f'{_TOO_LARGE} {e} ({MAX_IMAGE_PIXELS_ENV} is '
-                        f'{max_pixels})')
-    except OSError as e:
-        if 'truncated' in str(e):
-            raise SkipImage(f'truncated file ({e})')
-        raise SkipImage(f'unreadable ({type(e).__name__}: {e})')
-    except MemoryError:
-        raise SkipImage(f'out of memory decoding it; lower '
-                        f'{MAX_IMAGE_PIXELS_ENV} (now {max_pixels})')
-    except Exception as e:  # a decoder bug must not stop a 100k-file run
-        raise SkipImage(f'decode failed ({type(e).__name__}: {e})')
 
 
 def hash_pil_image(img,
@@ -298,11 +198,11 @@ def hash_pil_image(img,
 
 
 def _hash_file(task):
-    """Worker: ``(path, method, hash_size, flip, min_std, max_pixels)``
-    -> ``(hash, flipped, reason)``."""
-    path, method, hash_size, flip, min_std, max_pixels = task
+    """Worker: ``(path, method, hash_size, flip, min_std, max_pixels,
+    min_side)`` -> ``(hash, flipped, reason)``."""
+    path, method, hash_size, flip, min_std, max_pixels, min_side = task
     try:
-        img = load_image(path, max_pixels)
+        img = load_image(path, max_pixels, min_side)
         words, flipped = hash_pil_image(img, method, hash_size, flip, min_std)
         return words, flipped, None
     except SkipImage as e:
@@ -357,7 +257,8 @@ def hash_images(paths: Sequence[str],
                 cache_file=None,
                 progress=True,
                 min_std=MIN_STD,
-                max_pixels=None) -> HashResult:
+                max_pixels=None,
+                decode='exact') -> HashResult:
     """Hash image files in parallel, with a cache.
 
     Args:
@@ -376,6 +277,12 @@ def hash_images(paths: Sequence[str],
         max_pixels (int, optional): Images with more pixels are skipped
             undecoded (the reason says how to raise the limit). Defaults
             to None (``$MMEXT_MAX_IMAGE_PIXELS`` or 100 Mpx).
+        decode (str): 'exact' (the default): the hashes are imagehash's
+            bit for bit. 'fast': JPEGs are decoded at 1/2 - 1/8 scale in
+            the DCT domain, luma only (:mod:`mmext.dedup.decode`), several
+            times faster, a few bits off the exact hashes (measured in
+            :mod:`mmext.dedup.search`); other formats are decoded exactly.
+            Cached separately from exact hashes.
 
     Returns:
         HashResult: hashed paths in input order, their hashes, and the
@@ -388,13 +295,24 @@ def hash_images(paths: Sequence[str],
         ((2, 1), [('empty.jpg', 'empty file (0 bytes)')])
     """
     num_bits = num_bits_of(method, hash_size)
+    if decode not in DECODE_MODES:
+        raise ValueError(f'unknown decode mode {decode!r}; choose one of '
+                         f'{", ".join(DECODE_MODES)}')
+    min_side = fast_min_side(hash_size) if decode == 'fast' else None
     if max_pixels is None:
         max_pixels = max_image_pixels()
     num_words = -(-num_bits // 64)
     paths = [str(p) for p in paths]
     outputs = [None] * len(paths)  # (hash, flipped, reason)
-    cache = HashCache(cache_file, method, hash_size, num_bits,
-                      _VERSIONS) if cache_file else None
+    # fast hashes depend on the scale rule too; exact rows keep their key
+    cache = HashCache(
+        cache_file,
+        method,
+        hash_size,
+        num_bits,
+        _VERSIONS,
+        decode=None if min_side is None else
+        f'fast,min_side={min_side}') if cache_file else None
     keys = [_file_key(p) for p in paths]
     todo = []
     for i, (path, key) in enumerate(zip(paths, keys)):
@@ -409,7 +327,7 @@ def hash_images(paths: Sequence[str],
         todo.append(i)
     num_cached = sum(o is not None for o in outputs) - sum(k is None
                                                            for k in keys)
-    tasks = [(paths[i], method, hash_size, flip, min_std, max_pixels)
+    tasks = [(paths[i], method, hash_size, flip, min_std, max_pixels, min_side)
              for i in todo]
     new_rows = []
     for i, out in zip(todo, _map(tasks, workers, progress, method)):
@@ -434,7 +352,7 @@ def hash_images(paths: Sequence[str],
     skipped = [(paths[i], o[2]) for i, o in enumerate(outputs)
                if o[2] is not None]
     result = HashResult([paths[i] for i in kept], hashes, flipped, skipped,
-                        method, hash_size, num_bits, num_cached)
+                        method, hash_size, num_bits, num_cached, decode)
     assert len(result.paths) + len(result.skipped) == len(paths), (
         'hash_images lost inputs: hashed + skipped != inputs')
     return result

@@ -20,6 +20,11 @@ verification (:mod:`mmext.dedup.geometric`) find crops, rotations, borders
 and partial overlaps; its pairs join the hash pairs in every output (with
 a ``stage`` column and their evidence), the hash pairs stay as they were.
 
+``decode='fast'`` (``--decode fast``) decodes JPEGs downscaled in the DCT
+domain (:mod:`mmext.dedup.decode`): several times faster hashing, hashes a
+few bits off imagehash's (the threshold and the measured effect:
+:mod:`mmext.dedup.search`).
+
 Collections larger than one machine: hash with ``shard='i/n'`` (or
 ``'auto'`` in a Slurm array / torchrun) for every ``i``, then search once
 with ``merge=True`` (:mod:`mmext.dedup.shards`).
@@ -37,6 +42,7 @@ import os
 import os.path as osp
 import time
 
+from .decode import DECODE_MODES
 from .geometric import find_geometric_pairs
 from .geometric_features import (extract_features, load_feature_shards,
                                  save_feature_shard)
@@ -118,7 +124,7 @@ def _geometric_stage(out_dir, sets, merge, feature_kwargs, hash_pairs,
     return train_f, held_f, pairs
 
 
-def _merge_shards(hash_dir, sets, method, hash_size, flip):
+def _merge_shards(hash_dir, sets, method, hash_size, flip, decode):
     try:
         train, held = (load_shards(hash_dir, name, paths)
                        for name, paths in zip(SET_NAMES, sets))
@@ -126,12 +132,12 @@ def _merge_shards(hash_dir, sets, method, hash_size, flip):
         raise LeakageCheckError(str(e)) from None
     for res in (train, held):
         if (res.method, res.hash_size, res.flipped
-                is not None) != (method, hash_size, flip):
+                is not None, res.decode) != (method, hash_size, flip, decode):
             raise LeakageCheckError(
                 f'the shards in {hash_dir} are {res.method} hash_size '
-                f'{res.hash_size} flip {res.flipped is not None}: pass the '
-                'same --method, --hash-size and --no-flip as the --shard '
-                'runs')
+                f'{res.hash_size} flip {res.flipped is not None} decode '
+                f'{res.decode}: pass the same --method, --hash-size, '
+                '--no-flip and --decode as the --shard runs')
     return train, held
 
 
@@ -153,7 +159,8 @@ def find_leakage(train,
                  cfg_options=None,
                  stage='hash',
                  geometric_cfg=None,
-                 command=None):
+                 command=None,
+                 decode='exact'):
     """Find training images that duplicate held-out images; write the
     evidence and the exclude file into ``out_dir``.
 
@@ -191,6 +198,9 @@ def find_leakage(train,
             ``top_k``, ...). Defaults to None.
         command (str, optional): The command line recorded in the outputs.
             Defaults to None (this Python call is recorded).
+        decode (str): 'exact' (imagehash-identical hashes) or 'fast' (JPEGs
+            decoded downscaled, :func:`~mmext.dedup.hash_images`).
+            Defaults to 'exact'.
 
     Returns:
         dict: The run summary written to ``pairs.json`` (``pairs``,
@@ -212,10 +222,14 @@ def find_leakage(train,
             flip=flip,
             shard=shard,
             merge=merge,
-            **({} if stage == 'hash' else dict(stage=stage)))
+            **({} if stage == 'hash' else dict(stage=stage)),
+            **({} if decode == 'exact' else dict(decode=decode)))
     if stage not in STAGES:
         raise LeakageCheckError(f'--stage {stage!r}: choose one of '
                                 f'{", ".join(STAGES)}')
+    if decode not in DECODE_MODES:
+        raise LeakageCheckError(f'--decode {decode!r}: choose one of '
+                                f'{", ".join(DECODE_MODES)}')
     if shard and merge:
         raise LeakageCheckError('--shard hashes one shard, --merge searches '
                                 'all of them: run them as separate steps')
@@ -244,7 +258,8 @@ def find_leakage(train,
         flip=flip,
         workers=workers,
         cache_file=cache,
-        progress=progress)
+        progress=progress,
+        decode=decode)
     hash_dir = osp.join(out_dir, 'hashes')
     sets = (train_paths, held_paths)
     feature_kwargs = None
@@ -255,7 +270,7 @@ def find_leakage(train,
         return _hash_shard(hash_dir, shard, sets, kwargs, feature_kwargs)
     if merge:
         train_res, held_res = _merge_shards(hash_dir, sets, method, hash_size,
-                                            flip)
+                                            flip, decode)
     else:
         train_res = hash_images(train_paths, **kwargs)
         held_res = hash_images(held_paths, **kwargs)
@@ -285,6 +300,7 @@ def find_leakage(train,
         'hash_size': hash_size,
         'threshold': threshold,
         'flip': flip,
+        'decode': decode,
         'train': train,
         'heldout': heldout,
         'train_data_root': train_root,
@@ -305,7 +321,7 @@ def find_leakage(train,
         f'command: {command}',
         f'date: {meta["date"]}',
         f'method: {method} hash_size {hash_size} threshold {threshold} '
-        f'flip {flip}' +
+        f'flip {flip}' + ('' if decode == 'exact' else f' decode {decode}') +
         (' + geometric stage (ORB + RANSAC)' if stage == 'geometric' else ''),
         f'held-out: {heldout}',
         f'paths relative to: {train_root}',
@@ -324,7 +340,8 @@ def find_leakage(train,
           f'{num_skipped} skipped, {len(pairs)} pairs' +
           (f' ({hash_pairs} hash, {len(pairs) - hash_pairs} geometric)'
            if stage == 'geometric' else '') + f', {len(excluded)} '
-          f'excluded (threshold {threshold}, {method}, '
+          f'excluded (threshold {threshold}, {method}, ' +
+          ('' if decode == 'exact' else f'{decode} decode, ') +
           f'{time.time() - start:.1f} s; cached '
           f'{train_res.num_cached + held_res.num_cached})')
     shown = escape_path(out_dir)

@@ -7,9 +7,10 @@ shards are balanced whatever the folder order) and saves them to
 read back without pickle; file names escaped by
 :func:`mmext.dedup.textio.escape_path`; written atomically, so a killed
 job leaves no half file). :func:`load_shards` checks every shard of ``n``
-is there, made with one method / hash size / flip setting from the same
-list of inputs, and rebuilds one :class:`~mmext.dedup.HashResult` in input
-order: the merged result equals hashing everything in one process.
+is there, made with one method / hash size / decode mode / flip setting
+from the same list of inputs, and rebuilds one
+:class:`~mmext.dedup.HashResult` in input order: the merged result equals
+hashing everything in one process.
 
 ``shard_from_env`` reads the shard of this process from a Slurm array
 (``SLURM_ARRAY_TASK_ID`` / ``SLURM_ARRAY_TASK_COUNT``) or torchrun
@@ -129,7 +130,7 @@ def save_shard(folder, name, all_paths, i, n, hash_fn):
                 str(res.hash_size),
                 str(res.num_bits),
                 str(len(all_paths)),
-                _fingerprint(all_paths)
+                _fingerprint(all_paths), res.decode
             ]))
     return out, res
 
@@ -172,15 +173,16 @@ def load_shards(folder, name, expected_paths=None):
     for i in range(n):
         with np.load(found[i], allow_pickle=False) as z:
             parts.append({k: z[k] for k in z.files})
-    metas = {
-        tuple(p['meta'].tolist()) + (bool(p['has_flip']), )
+    metas = {  # shards older than the decode mode hold 5 entries: exact
+        tuple((p['meta'].tolist() + ['exact'])[:6]) + (bool(p['has_flip']), )
         for p in parts
     }
     if len(metas) > 1:
         raise ValueError(f'the {name} shards in {folder} differ in method, '
-                         'hash size, flip or input list: re-run the stale '
-                         'shards')
-    method, hash_size, num_bits, total, digest, has_flip = metas.pop()
+                         'hash size, decode mode, flip or input list: re-run '
+                         'the stale shards')
+    (method, hash_size, num_bits, total, digest, decode,
+     has_flip) = metas.pop()
     if (expected_paths is not None and digest != _fingerprint(expected_paths)):
         raise ValueError(f'the {name} shards in {folder} were hashed from '
                          f'another list of {total} inputs than the '
@@ -202,8 +204,11 @@ def load_shards(folder, name, expected_paths=None):
         raise ValueError(f'the {name} shards in {folder} hold '
                          f'{len(index) + len(sk_index)} inputs, not {total}')
     return HashResult(
-        [unescape_path(p)
-         for p in paths.tolist()], hashes.astype(np.uint64), flipped,
-        [(unescape_path(p), r)
-         for p, r in zip(sk_paths.tolist(), sk_reasons.tolist())], method,
-        int(hash_size), int(num_bits))
+        [unescape_path(p) for p in paths.tolist()],
+        hashes.astype(np.uint64),
+        flipped, [(unescape_path(p), r)
+                  for p, r in zip(sk_paths.tolist(), sk_reasons.tolist())],
+        method,
+        int(hash_size),
+        int(num_bits),
+        decode=decode)

@@ -215,6 +215,43 @@ def test_cache_hit_rehashes_nothing(tmp_path, photos, monkeypatch):
     assert len(calls) == 7  # the three images again; the skip is cached
 
 
+def test_cache_keeps_decode_modes_apart(tmp_path, photos, monkeypatch):
+    """Exact and fast hashes of one file are cached under different keys:
+    neither answers for the other, each answers for itself, and the rows
+    of an older cache (no decode in the key) still answer exact calls."""
+    paths = []
+    for name in ('brick', 'colorwheel'):  # exact and fast hashes differ
+        photos[name].save(tmp_path / f'{name}.jpg', quality=90)
+        paths.append(str(tmp_path / f'{name}.jpg'))
+    calls = []
+    real = hashing._hash_file
+    monkeypatch.setattr(hashing, '_hash_file',
+                        lambda task: calls.append(task[0]) or real(task))
+    cache = str(tmp_path / 'hashes.sqlite')
+    kw = dict(workers=0, progress=False, cache_file=cache)
+    exact = hash_images(paths, **kw)
+    fast = hash_images(paths, decode='fast', **kw)
+    assert len(calls) == 4 and fast.num_cached == 0
+    assert (exact.hashes != fast.hashes).all()
+    calls.clear()
+    exact2 = hash_images(paths, **kw)
+    fast2 = hash_images(paths, decode='fast', **kw)
+    assert calls == [] and exact2.num_cached == fast2.num_cached == 2
+    assert fast2.decode == 'fast' and exact2.decode == 'exact'
+    assert np.array_equal(exact2.hashes, exact.hashes)
+    assert np.array_equal(fast2.hashes, fast.hashes)
+    assert np.array_equal(fast2.flipped, fast.flipped)
+    # exact rows are keyed as before the decode option (old caches valid)
+    import sqlite3
+    db = sqlite3.connect(cache)
+    keys = {v for v, in db.execute('SELECT versions FROM hashes')}
+    db.close()
+    assert keys == {
+        hashing._VERSIONS, hashing._VERSIONS + ';decode=fast,'
+        'min_side=64'
+    }
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match='unknown hash method'):
         hash_images([], method='md5')
