@@ -40,10 +40,10 @@ distinct: dhash 12, ahash 11, whash 8), hence lower defaults
 (:func:`default_threshold`).
 
 The threshold does not depend on the decode mode. ``hash_images(...,
-decode='fast')`` (JPEGs decoded at up to 1/8 scale while the short
-side stays >= 64 px, luma only, :mod:`mmext.dedup.decode`) measured with ``python
-benchmarks/dedup_hashing.py --recall`` (the 22 photos as JPEG q90, 110
-planted JPEG copies; a small run at load 6.6 on 2 cores)::
+decode='fast')`` (JPEGs decoded at up to 1/8 scale while the short side
+stays >= 64 px, luma only, :mod:`mmext.dedup.decode`) measured with
+``python benchmarks/dedup_hashing.py --recall`` (the 22 photos as JPEG
+q90, 110 planted JPEG copies; a small run at load 6.6 on 2 cores)::
 
     copies found at 10 (max distance)  exact        fast
     mirror                             22/22 (2)    22/22 (8)
