@@ -205,3 +205,22 @@ def test_cli_decode_flag(planted, tmp_path):
     assert sorted(excluded) == sorted(planted['expected'])
     meta = json.loads((out / 'pairs.json').read_text())['meta']
     assert meta['decode'] == 'fast'
+
+
+def test_shards_from_before_the_decode_mode_load_as_exact(tmp_path, jpegs):
+    """A shard written before the mode was recorded (5 meta entries) merges
+    as exact hashes."""
+    from mmext.dedup.shards import load_shards, save_shard
+    originals = jpegs[0][:3]
+    out, res = save_shard(
+        str(tmp_path), 'train', originals, 0, 1,
+        lambda p: hash_images(p, workers=0, progress=False))
+    with np.load(out) as z:
+        arrays = {k: z[k] for k in z.files}
+    assert arrays['meta'][-1] == 'exact'
+    arrays['meta'] = arrays['meta'][:5]
+    with open(out, 'wb') as f:
+        np.savez(f, **arrays)
+    merged = load_shards(str(tmp_path), 'train', originals)
+    assert merged.decode == 'exact' and merged.paths == originals
+    assert np.array_equal(merged.hashes, res.hashes)
