@@ -44,7 +44,7 @@ from types import SimpleNamespace
 
 import torch
 
-from mmext.models.report import R2GenHead
+from mmext.models.multimodal.r2gen import R2GenHead
 from mmext.utils import register_all_modules
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -113,7 +113,7 @@ def run_reference(ref, feats, strategy, beam):
 
 def step_breakdown(head, feats, beam, t_mid):
     """ms per call of each part of one incremental beam step at t_mid."""
-    from mmext.models.report.r2gen_head import IncrementalDecodeState
+    from mmext.models.multimodal.r2gen.r2gen_head import IncrementalDecodeState
     model = head.model
     state = IncrementalDecodeState(head, head.encode(feats), beam)
     n = len(feats) * beam

@@ -37,8 +37,8 @@ warnings.filterwarnings('ignore', message='Fail to import ``MultiScale')
 from mmext.apis import ConfigError  # noqa: E402
 from mmext.hpo import search  # noqa: E402
 from mmext.hpo.console import summary_lines  # noqa: E402
-from mmext.hpo.report import failure_summary  # noqa: E402
 from mmext.hpo.study import PRUNERS, SAMPLERS  # noqa: E402
+from mmext.hpo.study_report import failure_summary  # noqa: E402
 
 
 def parse_args(argv=None):

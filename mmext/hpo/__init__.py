@@ -6,14 +6,14 @@ from .console import (TrialPrinter, short_names, study_line, summary_lines,
                       trial_line)
 from .metric_keys import check_metrics, validation_keys
 from .objective import ConfigObjective, apply_overrides, probe_overrides
-from .report import (best_trials, failure_summary, trial_table,
-                     write_best_config, write_best_configs, write_plots,
-                     write_trial_table)
 from .search import resolve_objective, search
 from .space import (SearchSpace, SpaceError, check_overrides, get_key,
                     load_space)
 from .study import (fail_dead_trials, make_pruner, make_sampler, make_storage,
                     open_study, run_study)
+from .study_report import (best_trials, failure_summary, trial_table,
+                           write_best_config, write_best_configs, write_plots,
+                           write_trial_table)
 
 __all__ = [
     'SearchSpace', 'load_space', 'check_overrides', 'get_key',

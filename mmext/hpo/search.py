@@ -14,11 +14,11 @@ from mmext.apis import prepare_config
 from .console import TrialPrinter, study_line
 from .metric_keys import check_metrics
 from .objective import ConfigObjective, probe_overrides
-from .report import (best_trials, write_best_configs, write_plots,
-                     write_trial_table)
 from .space import load_space
 from .study import (fail_dead_trials, make_pruner, make_sampler, make_storage,
                     open_study, run_study)
+from .study_report import (best_trials, write_best_configs, write_plots,
+                           write_trial_table)
 
 __all__ = ['resolve_objective', 'search']
 

@@ -5,4 +5,3 @@ from .backbones import *  # noqa: F401,F403
 from .detectors import *  # noqa: F401,F403
 from .multimodal import *  # noqa: F401,F403
 from .necks import *  # noqa: F401,F403
-from .report import *  # noqa: F401,F403

@@ -11,7 +11,7 @@ from PIL import Image
 from mmext.apis import restore_vocab_from_checkpoint
 from mmext.datasets import MIMICCXR, AnnotationError, IUXray
 from mmext.datasets.transforms import ApplyToViews
-from mmext.models.report.tokenizer import R2GenTokenizer
+from mmext.models.multimodal.r2gen.tokenizer import R2GenTokenizer
 from mmext.testing import make_iu_xray, make_mimic_cxr
 from tests.conftest import ROOT
 

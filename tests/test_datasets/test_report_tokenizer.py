@@ -5,7 +5,8 @@ import re
 import pytest
 
 from mmext.datasets import AnnotationError
-from mmext.models.report.tokenizer import R2GenTokenizer, clean_report
+from mmext.models.multimodal.r2gen.tokenizer import (R2GenTokenizer,
+                                                     clean_report)
 
 
 def _reference_iu(report):

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 
 from mmext.hpo.console import (format_params, short_names, study_line,
                                summary_lines, trial_line)
-from mmext.hpo.report import (parallel_coordinate_axis_labels,
-                              parallel_coordinate_figure, wrap_label,
-                              write_plots)
+from mmext.hpo.study_report import (parallel_coordinate_axis_labels,
+                                    parallel_coordinate_figure, wrap_label,
+                                    write_plots)
 
 KEYS = [
     'optim_wrapper.optimizer.lr', 'optim_wrapper.optimizer.momentum',

@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from mmext.engine.hooks import OptunaPruningHook
 from mmext.hpo import (make_pruner, make_storage, open_study, run_study,
                        write_best_config)
-from mmext.hpo.report import write_plots, write_trial_table
+from mmext.hpo.study_report import write_plots, write_trial_table
 from tests.conftest import ROOT
 
 TINY = ROOT / 'configs/tiny/resnet18_1xb8-scratch_tiny-64px.py'
@@ -290,7 +290,7 @@ def test_heartbeat_marks_trials_of_other_hosts(tmp_path):
 
 
 def test_failure_summary_groups_reasons():
-    from mmext.hpo.report import failure_summary
+    from mmext.hpo.study_report import failure_summary
     rows = [
         dict(
             state='FAIL',

@@ -1,8 +1,8 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """train.py -> test.py (reports.json / .csv) -> generate.py -> make_html.py
 on a generated IU X-ray set with a tiny R2Gen model: the package functions
-(mmext.apis.report, mmext.visualization.report_html) in process, the CLIs
-through run_tool."""
+(mmext.apis.report_generation, mmext.visualization.report_html) in process,
+the CLIs through run_tool."""
 import csv
 import glob
 import json
@@ -10,9 +10,10 @@ import os.path as osp
 
 import pytest
 
-from mmext.apis.report import (build_report_model, build_report_pipeline,
-                               check_study_views, generate_report,
-                               load_report_config)
+from mmext.apis.report_generation import (build_report_model,
+                                          build_report_pipeline,
+                                          check_study_views, generate_report,
+                                          load_report_config)
 from mmext.testing import make_iu_xray
 from mmext.visualization.report_html import (read_reports_json,
                                              write_reports_html)

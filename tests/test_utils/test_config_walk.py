@@ -6,7 +6,7 @@ import pytest
 from mmengine.config import Config
 
 from mmext.apis import ConfigError, check_config_types
-from mmext.apis.report import set_tokenizer_vocab
+from mmext.apis.report_generation import set_tokenizer_vocab
 from mmext.hpo.space import config_keys
 from mmext.testing import drop_pretrained
 from mmext.utils import resolve_pretrained_paths

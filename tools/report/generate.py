@@ -6,16 +6,17 @@
 
 IU X-ray configs take two views (frontal, lateral), MIMIC-CXR configs one.
 The vocabulary comes from the checkpoint (no annotation file is read).
-The steps are :mod:`mmext.apis.report`'s.
+The steps are :mod:`mmext.apis.report_generation`'s.
 """
 import argparse
 import os.path as osp
 
 from mmengine.config import DictAction
 
-from mmext.apis.report import (build_report_model, build_report_pipeline,
-                               check_study_views, generate_report,
-                               load_report_config)
+from mmext.apis.report_generation import (build_report_model,
+                                          build_report_pipeline,
+                                          check_study_views, generate_report,
+                                          load_report_config)
 
 
 def parse_args(argv=None):

@@ -19,8 +19,8 @@ BUTD               :class:`BUTDInferencer`       image -> regions (+ PNG)
 from .base import (TASKS, MMExtInferencer, build_inference_model, load_config,
                    model_task)
 from .butd import BUTDInferencer, draw_regions
-from .report import (ReportInferencer, chexpert_labels, init_report_model,
-                     study_images)
+from .r2gen import (ReportInferencer, chexpert_labels, init_report_model,
+                    study_images)
 from .vilbert import ViLBERTInferencer, read_pairs_file
 
 __all__ = [

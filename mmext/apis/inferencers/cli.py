@@ -93,7 +93,7 @@ def run_inference(args):
             _save_features(results, args.features)
         return task, results
     if task == 'report':
-        from .report import ReportInferencer
+        from .r2gen import ReportInferencer
         decode = {}
         if args.decode:
             decode['strategy'] = args.decode

@@ -1,5 +1,5 @@
 # Copyright (c) mmext contributors. All rights reserved.
-from .report import ApplyToViews, LoadMultiViewImages, PackReportInputs
+from .r2gen import ApplyToViews, LoadMultiViewImages, PackReportInputs
 from .vilbert import (LoadRegionFeatures, MaskRegions, PackViLBERTInputs,
                       RandomPatchMask, TokenizeCaption, WeakStrongViews,
                       vilbert_collate)

@@ -1,11 +1,11 @@
 # Copyright (c) mmext contributors. All rights reserved.
-from .data_preprocessor import ReportDataPreprocessor, pad_tokens
-from .decoding import beam_search, greedy_search
-from .generator import R2GenReportGenerator
-from .r2gen_head import R2GenHead
-from .tokenizer import R2GenTokenizer
+"""Old import path of R2Gen (``mmext.models.report``), kept for user code.
 
-__all__ = [
-    'ReportDataPreprocessor', 'pad_tokens', 'beam_search', 'greedy_search',
-    'R2GenReportGenerator', 'R2GenHead', 'R2GenTokenizer'
-]
+R2Gen now lives in :mod:`mmext.models.multimodal.r2gen`, where mmpretrain
+keeps its image-to-text models (``models/multimodal/<algorithm>/``). This
+package and its submodules (``generator``, ``r2gen_head``, ``decoding``,
+``layers``, ``tokenizer``, ``data_preprocessor``) re-export the same
+objects; nothing is registered here, and configs keep their type names.
+"""
+from ..multimodal.r2gen import *  # noqa: F401,F403
+from ..multimodal.r2gen import __all__  # noqa: F401

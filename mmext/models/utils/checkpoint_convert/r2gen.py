@@ -128,7 +128,7 @@ def load_r2gen_vocab(ann_file=None,
             'give --ann-file (the annotation.json the model was trained on) '
             'or --vocab-file (JSON list of tokens in id order 1..V): R2Gen '
             'checkpoints do not contain their vocabulary')
-    from mmext.models.report.tokenizer import R2GenTokenizer
+    from mmext.models.multimodal.r2gen.tokenizer import R2GenTokenizer
     if threshold is None:
         threshold = 3 if dataset == 'iu_xray' else 10
     return R2GenTokenizer(

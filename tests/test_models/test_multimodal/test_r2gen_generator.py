@@ -3,7 +3,7 @@ import pytest
 import torch
 from mmpretrain.structures import DataSample
 
-from mmext.models.report import R2GenHead, ReportDataPreprocessor
+from mmext.models.multimodal.r2gen import R2GenHead, ReportDataPreprocessor
 from mmext.registry import MODELS
 from mmext.utils import register_all_modules
 

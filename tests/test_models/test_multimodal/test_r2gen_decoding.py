@@ -7,9 +7,10 @@ import math
 import pytest
 import torch
 
-from mmext.models.report.decoding import (beam_search, greedy_search,
-                                          parse_length_penalty, trigram_counts)
-from mmext.models.report.r2gen_head import R2GenHead
+from mmext.models.multimodal.r2gen.decoding import (beam_search, greedy_search,
+                                                    parse_length_penalty,
+                                                    trigram_counts)
+from mmext.models.multimodal.r2gen.r2gen_head import R2GenHead
 
 
 def tiny_head(seed, vocab=23, eos_bias=0.0):
