@@ -212,7 +212,7 @@ def _reference_search(ref, feats, beam, device):
 
 
 def bench_r2gen(args, device):
-    from mmext.models.report import R2GenHead
+    from mmext.models.multimodal.r2gen import R2GenHead
     from mmext.testing.tiny_models import TINY_R2GEN_HEAD
     torch.manual_seed(0)
     if args.smoke:

@@ -5,9 +5,10 @@ from .inferencers import (BUTDInferencer, MMExtInferencer, ReportInferencer,
                           get_inferencer, inference_model, init_report_model,
                           model_task)
 from .prepare import ConfigError, check_config_types, prepare_config
-from .report import (build_report_model, build_report_pipeline,
-                     check_study_views, generate_report, load_report_config,
-                     restore_vocab_from_checkpoint)
+from .report_generation import (build_report_model, build_report_pipeline,
+                                check_study_views, generate_report,
+                                load_report_config,
+                                restore_vocab_from_checkpoint)
 
 __all__ = [
     'prepare_config', 'check_config_types', 'ConfigError',

@@ -188,8 +188,10 @@ def test_vilbert_built_outside_the_mmext_scope(vil_ws):
 
 # -------------------------------------------------------------------- R2Gen
 def _generate_report_outputs(ws, studies, decode=None):
-    from mmext.apis.report import (build_report_model, build_report_pipeline,
-                                   generate_report, load_report_config)
+    from mmext.apis.report_generation import (build_report_model,
+                                              build_report_pipeline,
+                                              generate_report,
+                                              load_report_config)
     cfg = load_report_config(str(iw.R2GEN_CONFIG), str(ws / 'r2gen.pth'))
     model = build_report_model(cfg, str(ws / 'r2gen.pth'))
     if decode:

@@ -227,7 +227,7 @@ def infer_vilbert(model, cfg, size):
 def infer_r2gen(model, cfg, size):
     from mmext.apis.inferencers import ReportInferencer
     _shrink_test_pipeline(model, cfg, size)
-    from mmext.apis.report import expected_views
+    from mmext.apis.report_generation import expected_views
     views = [_image(size, seed=i) for i in range(expected_views(cfg) or 1)]
     res, = ReportInferencer(model)([views])
     assert isinstance(res['report'], str)
