@@ -15,8 +15,8 @@ throughput, a ratio where the row has a comparison, and peak memory):
   optimizer step (``benchmarks/flowers_throughput.py``);
 * ``r2gen``: R2Gen report decoding, beam 3, batch 64, reports/s, and the
   reference's own search with ``--r2gen-repo`` (``benchmarks/r2gen_decode``);
-* ``butd``: BUTD region extraction at 600 px, images/s, fp32 and AMP
-  (fp16 on CUDA, bf16 on CPU), the inference-fused model.
+* ``butd``: BUTD region extraction at 600 px, images/s, fp32 and its
+  ``--precision`` (convs in fp16 on CUDA, bf16 on CPU), the fused model.
 
 Peak memory: ``torch.cuda.max_memory_allocated`` per row on CUDA; on CPU
 the process's peak RSS (``ru_maxrss``, cumulative over the rows run so
@@ -245,7 +245,8 @@ def bench_r2gen(args, device):
 
 def bench_butd(args, device):
     from mmext.models.detectors import BUTDFasterRCNN
-    from mmext.models.detectors.butd.fuse import fuse_for_inference
+    from mmext.models.detectors.butd.fuse import (convs_to_half,
+                                                  fuse_for_inference)
     from mmext.testing.tiny_models import TINY_BUTD
     torch.manual_seed(0)
     if args.smoke:
@@ -257,20 +258,22 @@ def bench_butd(args, device):
         model.eval(), inplace=True, channels_last=True).to(device)
     img = np.random.RandomState(0).randint(0, 256, (*hw, 3), dtype=np.uint8)
     rows = []
-    for amp in (False, True):
+    # extraction's --precision: half-precision convs, the RPN, heads and
+    # selection in fp32 (a blanket autocast would run those in half too)
+    for precision in ('fp32', 'fp16' if device.type == 'cuda' else 'bf16'):
+        model = convs_to_half(model, precision)
 
-        def run():
-            with torch.no_grad(), (_amp(device)
-                                   if amp else contextlib.nullcontext()):
+        def run(model=model):
+            with torch.no_grad():
                 model.predict_image(img)
 
         t, peak = measure(run, device, args.reps)
         ratio = rows[0]['seconds'] / t if rows else None
         rows.append(
             _row('BUTD extraction',
-                 _amp_name(device) if amp else 'fp32', f'{hw[0]}x{hw[1]} px',
-                 t, 1, 'images/s', peak, ratio,
-                 'speed-up vs fp32' if amp else None))
+                 precision if precision == 'fp32' else f'{precision} convs',
+                 f'{hw[0]}x{hw[1]} px', t, 1, 'images/s', peak, ratio,
+                 'speed-up vs fp32' if rows else None))
     return rows
 
 

@@ -1,4 +1,6 @@
 # Copyright (c) mmext contributors. All rights reserved.
+from .butd_extraction import (extract_regions, init_butd_detector, list_images,
+                              regions_record)
 from .inference import init_classifier, predict_topk
 from .inferencers import (BUTDInferencer, MMExtInferencer, ReportInferencer,
                           ViLBERTInferencer, build_inference_model,
@@ -20,4 +22,7 @@ __all__ += [
     'MMExtInferencer', 'ViLBERTInferencer', 'ReportInferencer',
     'BUTDInferencer', 'build_inference_model', 'init_report_model',
     'get_inferencer', 'inference_model', 'model_task'
+]
+__all__ += [
+    'init_butd_detector', 'extract_regions', 'list_images', 'regions_record'
 ]

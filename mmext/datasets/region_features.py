@@ -297,7 +297,7 @@ def tsv_to_npz(tsv_files, out_dir, max_line_bytes=None, progress=None):
 
 
 def read_image_ids(path):
-    """``image_ids.csv`` of :func:`~mmext.models.detectors.butd.extract.
+    """``image_ids.csv`` of :func:`~mmext.apis.butd_extraction.
     extract_regions` -> ``(by_path, by_name)``: absolute image path -> id
     and file name -> id (None when two images share the name)."""
     import csv

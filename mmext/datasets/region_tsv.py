@@ -17,8 +17,9 @@ kept in memory (with a warning). Every line is read with a bounded length
 (``max_line_bytes``) and a lookup checks the id on the line it read.
 
 Ids are matched as written in the TSV (ints for COCO: ``'9'``). mmext's
-extractor escapes odd ids (:func:`~mmext.models.detectors.butd.extract.
-tsv_image_id`); :meth:`RegionTSV.get` tries that escaped form first.
+extractor escapes odd ids (:func:`tsv_image_id`, here so that readers and
+the writer in :mod:`mmext.apis.butd_extraction` share it);
+:meth:`RegionTSV.get` tries that escaped form first.
 """
 import base64
 import binascii
@@ -37,13 +38,28 @@ from .region_features import TSV_FIELDS, RegionFileError, finish_regions
 
 __all__ = [
     'MAX_LINE_BYTES', 'RegionTSV', 'expand_tsv_files', 'index_path',
-    'read_line', 'parse_tsv_line', 'build_tsv_index', 'iter_tsv_lines'
+    'read_line', 'parse_tsv_line', 'build_tsv_index', 'iter_tsv_lines',
+    'tsv_image_id'
 ]
 
 #: A 100-box 2048-d row is ~1.1 MB of base64; 8 MiB allows ~700 boxes.
 MAX_LINE_BYTES = 8 << 20
 INDEX_VERSION = 1
 _INDEX_SUFFIX = '.mmext-index.npz'
+
+
+def tsv_image_id(image_id):
+    """The id as written in the TSV: :func:`~mmext.dedup.textio.
+    escape_path` (tabs, newlines, backslashes, undecodable bytes) and
+    ``"`` as ``\\x22`` (a field starting with a quote is read as quoted by
+    the csv module).
+
+    Example:
+        >>> tsv_image_id('a\\tb"c')
+        'a\\\\tb\\\\x22c'
+    """
+    from mmext.dedup.textio import escape_path  # mmext.dedup is heavy
+    return escape_path(image_id).replace('"', '\\x22')
 
 
 def id_hash(image_id):
@@ -347,7 +363,6 @@ class RegionTSV:
         A line whose id differs from the index (file replaced within the
         same mtime) raises naming the file.
         """
-        from mmext.models.detectors.butd.extract import tsv_image_id
         raw = str(image_id)
         for key in dict.fromkeys((tsv_image_id(raw), raw)):
             idx = self.index

@@ -282,9 +282,8 @@ def test_load_multi_view_images_arrays():
 
 # --------------------------------------------------------------------- BUTD
 def test_butd_boxes_equal_extract(butd_ws, tmp_path):
+    from mmext.apis.butd_extraction import extract_regions, init_butd_detector
     from mmext.datasets.region_features import load_region_features
-    from mmext.models.detectors.butd.extract import (extract_regions,
-                                                     init_butd_detector)
     cfg, ckpt = str(butd_ws / 'butd_tiny.py'), str(butd_ws / 'butd_tiny.pth')
     images = sorted(glob.glob(str(butd_ws / 'images/*.png')))
     model, _ = init_butd_detector(cfg, ckpt)

@@ -19,7 +19,7 @@ EXPECTED = [
     ('Flowers ViT-B/16 fine-tune', 'mmpretrain'),
     ('R2Gen decode', 'mmext'),
     ('BUTD extraction', 'fp32'),
-    ('BUTD extraction', 'amp bf16'),
+    ('BUTD extraction', 'bf16 convs'),
 ]
 
 

@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from mmext.datasets.region_features import (RegionFileError,
                                             load_region_features,
                                             save_region_npz)
-from mmext.datasets.region_tsv import RegionTSV, build_tsv_index, index_path
+from mmext.datasets.region_tsv import (RegionTSV, build_tsv_index, index_path,
+                                       tsv_image_id)
 from mmext.datasets.transforms.vilbert import LoadRegionFeatures
 from mmext.dedup.textio import escape_path
-from mmext.models.detectors.butd.extract import tsv_image_id
 from mmext.utils.fileio import InputFileError
 
 FIELDNAMES = [

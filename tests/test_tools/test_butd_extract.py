@@ -9,16 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from mmext.apis.butd_extraction import (extract_regions, init_butd_detector,
+                                        list_images, regions_record)
+from mmext.apis.region_files import assign_image_ids
 from mmext.datasets.region_features import (RegionFileError, iter_tsv_regions,
                                             load_region_features,
                                             region_locations)
+from mmext.datasets.region_tsv import tsv_image_id
 from mmext.dedup.textio import unescape_path
 from mmext.models.detectors import BUTDFasterRCNN
-from mmext.models.detectors.butd.extract import (assign_image_ids,
-                                                 extract_regions,
-                                                 init_butd_detector,
-                                                 list_images, regions_record,
-                                                 tsv_image_id)
 from ..conftest import ROOT, run_tool
 from ..test_apis.infer_workspaces import BUTD_ARCH
 
@@ -211,7 +210,7 @@ def _png(path, seed, hw=(48, 40)):
 
 
 def test_image_ids_unique_and_stable():
-    from mmext.models.detectors.butd.extract import MAX_ID_BYTES
+    from mmext.apis.region_files import MAX_ID_BYTES
     ids = assign_image_ids(
         ['d/same.jpg', 'd/same.png', 'd/x.jpg', 'e/same.jpg.png'])
     # same.jpg.png's stem is 'same.jpg': the clash moves to the digest

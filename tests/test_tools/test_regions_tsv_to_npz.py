@@ -8,9 +8,8 @@ import numpy as np
 
 from mmext.datasets.region_features import (TSV_FIELDS, load_region_features,
                                             tsv_row)
-from mmext.datasets.region_tsv import RegionTSV
+from mmext.datasets.region_tsv import RegionTSV, tsv_image_id
 from mmext.dedup.textio import unescape_path
-from mmext.models.detectors.butd.extract import tsv_image_id
 from ..conftest import ROOT, run_tool
 
 TOOL = ROOT / 'tools' / 'feature_extraction' / 'regions_tsv_to_npz.py'

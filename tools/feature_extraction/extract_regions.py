@@ -7,8 +7,11 @@ TSV ``<out>/regions_rank<r>.tsv``; skips finished images (resumable) and
 lists unreadable ones in ``<out>/failed_rank<r>.txt``. Outputs are named
 by a unique image id (the file stem, or the file name when two stems
 clash); ``<out>/image_ids.csv`` maps ids to images. Shards over
-processes and machines with torchrun. The logic is in
-:mod:`mmext.models.detectors.butd.extract`.
+processes and machines with torchrun. ``--workers`` processes read and
+decode the next images while the network runs (same outputs as
+``--workers 0``); ``--precision fp16`` / ``bf16`` runs the convolutions in
+half precision (regions deviate slightly, see configs/butd/README.md). The
+logic is in :mod:`mmext.apis.butd_extraction`.
 
 Examples::
 
@@ -66,6 +69,32 @@ def parse_args(argv=None):
         action='store_true',
         help='keep BatchNorm layers separate (default: folded into the '
         'convs, channels-last; same regions up to float rounding, faster)')
+    p.add_argument(
+        '--workers',
+        type=int,
+        default=min(2,
+                    os.cpu_count() or 1),
+        help='data-loader processes that decode and preprocess images '
+        'while the network runs (default: 2, or 1 on one CPU); 0: in this '
+        'process between images')
+    p.add_argument(
+        '--decode-budget-mb',
+        type=int,
+        default=1024,
+        help='memory the workers together may hold while decoding; a '
+        'larger image is listed as failed (default: 1024)')
+    p.add_argument(
+        '--precision',
+        choices=['fp32', 'fp16', 'bf16'],
+        default='fp32',
+        help='convolutions in fp16 / bf16 (RPN, NMS, heads, softmax and '
+        'stored features stay float32; needs the fused model)')
+    p.add_argument(
+        '--fp16',
+        dest='precision',
+        action='store_const',
+        const='fp16',
+        help='the same as --precision fp16')
     p.add_argument('--no-progress', action='store_true')
     return p.parse_args(argv)
 
@@ -96,11 +125,10 @@ def _checkpoint(args):
 
 
 def main(argv=None):
+    from mmext.apis.butd_extraction import (extract_regions,
+                                            init_butd_detector, list_images,
+                                            shard_from_env)
     from mmext.dedup.textio import escape_path
-    from mmext.models.detectors.butd.extract import (extract_regions,
-                                                     init_butd_detector,
-                                                     list_images,
-                                                     shard_from_env)
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -110,7 +138,7 @@ def main(argv=None):
         if checkpoint is None:
             torch.manual_seed(0)  # the same random detector on every rank
         model, cfg = init_butd_detector(args.config, checkpoint, args.device,
-                                        not args.no_fuse)
+                                        not args.no_fuse, args.precision)
         ext = dict(cfg.get('extract_cfg', {}))
         formats = args.format or ext.pop('formats', ['npz'])
         ext.pop('formats', None)
@@ -128,7 +156,9 @@ def main(argv=None):
             rank,
             world,
             save_cls_prob,
-            progress=not args.no_progress and rank == 0)
+            progress=not args.no_progress and rank == 0,
+            workers=args.workers,
+            decode_budget=args.decode_budget_mb << 20)
     except (FileNotFoundError, ValueError) as e:
         print(f'extract_regions: {e}', file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ matplotlib from the caffe net; :class:`BUTDInferencer` does the same with
 :class:`BUTDFasterRCNN` and the region selection of the config's
 ``extract_cfg`` (exactly what ``tools/feature_extraction`` writes).
 """
+import copy
 import os
 import os.path as osp
 
@@ -77,6 +78,9 @@ class BUTDInferencer(MMExtInferencer):
             channels-last (:func:`~mmext.models.detectors.butd.fuse.
             fuse_for_inference`; same regions up to float rounding, faster).
             A model passed in is copied first, not changed. Defaults to True.
+        precision (str): ``'fp32'``, or ``'fp16'`` / ``'bf16'`` for the
+            convolutions (:func:`~mmext.models.detectors.butd.fuse.
+            convs_to_half`; needs ``fuse``). Defaults to 'fp32'.
 
     Example:
         >>> inferencer = BUTDInferencer(CONFIG, CKPT)  # doctest: +SKIP
@@ -93,15 +97,23 @@ class BUTDInferencer(MMExtInferencer):
                  device=None,
                  cfg_options=None,
                  select_cfg=None,
-                 fuse=True):
+                 fuse=True,
+                 precision='fp32'):
         from mmengine.model import BaseModel
 
-        from mmext.models.detectors.butd.fuse import fuse_for_inference
+        from mmext.models.detectors.butd.fuse import (convs_to_half,
+                                                      fuse_for_inference)
+        if precision != 'fp32' and not fuse:
+            raise ValueError(f'BUTDInferencer: precision={precision!r} needs '
+                             'fuse=True')
         given = isinstance(model, BaseModel)
         super().__init__(model, pretrained, device, cfg_options)
         if fuse:
-            self.model = fuse_for_inference(
+            fused = fuse_for_inference(
                 self.model, inplace=not given, channels_last=True)
+            if given and fused is self.model and precision != 'fp32':
+                fused = copy.deepcopy(fused)  # was fused: do not change it
+            self.model = convs_to_half(fused, precision)
         ext = dict(self.config.get('extract_cfg') or {})
         for key in ('formats', 'save_cls_prob'):
             ext.pop(key, None)
@@ -116,7 +128,7 @@ class BUTDInferencer(MMExtInferencer):
 
     @torch.no_grad()
     def forward(self, data):
-        from mmext.models.detectors.butd.extract import regions_record
+        from ..butd_extraction import regions_record
         records = []
         for image, img in data:
             out = self.model.predict_image(img)

@@ -22,7 +22,7 @@ from .resnet_caffe import CaffeResNetC4
 from .roi_head import BUTDRoIHead
 from .rpn import BUTDRPNHead, propose
 
-__all__ = ['BUTDFasterRCNN']
+__all__ = ['BUTDFasterRCNN', 'image_to_input']
 
 _TEST_CFG = dict(
     target_size=600,
@@ -34,6 +34,19 @@ _TEST_CFG = dict(
     rpn_nms_thresh=0.7,
     rpn_min_size=16,
     roi_chunk_size=50)
+
+
+def image_to_input(img_bgr, test_cfg=None):
+    """One BGR image -> ``(x, scale, image_hw)``: the (1, 3, H', W') float32
+    network input (:func:`caffe_preprocess` with the ``target_size``,
+    ``max_size``, ``pixel_means`` and ``resize_backend`` of ``test_cfg``,
+    defaults as :class:`BUTDFasterRCNN`), its scale and the original
+    (H, W). Needs no model, so data-loader workers can run it."""
+    cfg = dict(_TEST_CFG, **(test_cfg or {}))
+    image_hw = tuple(int(s) for s in np.asarray(img_bgr).shape[:2])
+    x, scale = caffe_preprocess(img_bgr, cfg['target_size'], cfg['max_size'],
+                                cfg['pixel_means'], cfg['resize_backend'])
+    return x, scale, image_hw
 
 
 @MODELS.register_module()
@@ -133,6 +146,11 @@ class BUTDFasterRCNN(BaseModel):
             attr_prob=torch.softmax(attr_score, dim=1),
             cls_boxes=cls_boxes.view(len(boxes), -1, 4))
 
+    def preprocess_image(self, img_bgr):
+        """The network input of one BGR image: ``(x, scale, image_hw)``
+        (:func:`image_to_input` with this model's ``test_cfg``)."""
+        return image_to_input(img_bgr, self.test_cfg)
+
     @torch.no_grad()
     def predict_image(self, img_bgr):
         """Run the detector on one BGR image (``cv2.imread`` order).
@@ -144,11 +162,22 @@ class BUTDFasterRCNN(BaseModel):
             (R, M), ``cls_boxes`` (R, C, 4) class-specific regressed boxes,
             ``image_hw`` and ``im_scale``.
         """
-        cfg = self.test_cfg
-        image_hw = tuple(int(s) for s in np.asarray(img_bgr).shape[:2])
-        x, scale = caffe_preprocess(img_bgr, cfg['target_size'],
-                                    cfg['max_size'], cfg['pixel_means'],
-                                    cfg['resize_backend'])
+        return self.predict_preprocessed(*self.preprocess_image(img_bgr))
+
+    @torch.no_grad()
+    def predict_preprocessed(self, x, scale, image_hw):
+        """:meth:`predict_image` after preprocessing, so that decoding and
+        :func:`image_to_input` can run elsewhere (data-loader workers).
+
+        Args:
+            x (Tensor): (1, 3, H', W') from :func:`image_to_input`, on any
+                device (moved to the model's).
+            scale (float): Its resize factor.
+            image_hw (tuple[int, int]): The original image size.
+
+        Returns:
+            dict: As :meth:`predict_image`.
+        """
         x = x.to(self.rpn_head.anchors.device)
         feats = self.backbone(x)
         proposals, scores = self.forward_rpn(feats, tuple(x.shape[-2:]), scale)

@@ -11,14 +11,32 @@ activation; OpenCV's caffe importer does the same. torchvision's
 ``fuse_conv_bn`` leaves FrozenBatchNorm2d alone, hence this module. The
 un-fused model (the one that loads and exports checkpoints) is unchanged
 unless ``inplace=True``.
+
+:func:`convs_to_half` then runs the convolutions (backbone, RPN conv, res5:
+nearly all the arithmetic) in fp16 or bf16 and keeps in float32 what
+decides which regions come out: RPN sigmoid, anchor decoding and NMS, ROI
+pooling, the class / attribute / box layers, softmax and box decoding, and
+the stored features. A blanket ``torch.autocast`` (what
+``benchmarks/gpu_suite.py`` used) runs the RPN scores and the heads in
+half precision too.
 """
 import copy
+import functools
 
 import torch
 import torch.nn as nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-__all__ = ['fold_frozen_bn', 'fuse_for_inference', 'is_fused']
+__all__ = [
+    'fold_frozen_bn', 'fuse_for_inference', 'is_fused', 'convs_to_half',
+    'PRECISIONS'
+]
+
+#: ``precision`` names -> dtypes of :func:`convs_to_half`
+PRECISIONS = dict(fp32=torch.float32, fp16=torch.float16, bf16=torch.bfloat16)
+#: the submodules whose convs run in half precision; their outputs go back
+#: to float32 before the RPN post-processing, ROI pooling and the heads
+HALF_PARTS = ('backbone', 'rpn_head', 'roi_head.layer4')
 
 
 @torch.no_grad()
@@ -124,3 +142,65 @@ def _refuse_train(self, mode=True):
                            '(fuse_for_inference): BatchNorm is folded into '
                            'the convs; train or fine-tune the un-fused model')
     return nn.Module.train(self, False)
+
+
+def _inputs_to(dtype, module, args):
+    return tuple(
+        a.to(dtype) if torch.is_tensor(a) and a.is_floating_point() else a
+        for a in args)
+
+
+def _outputs_to_float(module, args, out):
+    if isinstance(out, tuple):
+        return tuple(o.float() for o in out)
+    return out.float()
+
+
+def convs_to_half(model, precision='fp16'):
+    """Store the conv weights of a fused BUTD model in fp16 / bf16 and run
+    them there; the rest stays float32 (see the module docstring).
+
+    Each of :data:`HALF_PARTS` casts its input to ``precision`` and its
+    output back to float32 (forward hooks), so the state-dict keys stay and
+    the anchors keep float32. In place; the device is the model's.
+
+    Args:
+        model (BUTDFasterRCNN): Fused by :func:`fuse_for_inference` (a
+            FrozenBatchNorm2d between half convs would mix dtypes).
+        precision (str): ``'fp16'``, ``'bf16'`` or ``'fp32'`` (no change).
+            Defaults to ``'fp16'``.
+
+    Returns:
+        nn.Module: ``model``.
+
+    Example:
+        >>> from mmext.models.detectors import BUTDFasterRCNN
+        >>> model = fuse_for_inference(BUTDFasterRCNN(
+        ...     (1, 1, 1, 1), base_channels=8, rpn_channels=16).eval())
+        >>> model = convs_to_half(model, 'bf16')
+        >>> head = model.roi_head
+        >>> model.backbone.conv1.weight.dtype, head.cls_score.weight.dtype
+        (torch.bfloat16, torch.float32)
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f'precision must be one of {sorted(PRECISIONS)}, '
+                         f'got {precision!r}')
+    done = getattr(model, '_conv_precision', 'fp32')
+    if precision == done:
+        return model
+    if done != 'fp32' or precision == 'fp32':
+        raise ValueError(f'the convs of this model already run in {done}; '
+                         'build it again for another precision')
+    if not is_fused(model):
+        raise ValueError(f'precision={precision!r} needs the fused model '
+                         '(fuse_for_inference; drop --no-fuse / fuse=False)')
+    dtype = PRECISIONS[precision]
+    for name in HALF_PARTS:
+        part = model.get_submodule(name)
+        for m in part.modules():
+            if isinstance(m, nn.Conv2d):
+                m.to(dtype)
+        part.register_forward_pre_hook(functools.partial(_inputs_to, dtype))
+        part.register_forward_hook(_outputs_to_float)
+    model._conv_precision = precision
+    return model
