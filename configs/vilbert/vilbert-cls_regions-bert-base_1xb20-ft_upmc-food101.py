@@ -5,17 +5,10 @@ _base_ = [
     '../_base_/models/vilbert_regions-stream.py',
 ]
 
-region_dir = 'data/upmc_food101/regions'
 model = {{_base_.regions_classifier}}
-regions_pipeline = [
-    dict(type='LoadRegionFeatures', feature_dir=region_dir, max_regions=100),
-    dict(
-        type='TokenizeCaption',
-        bert='bert-base-uncased',
-        max_length=197,
-        mlm_prob=0),
-    dict(type='PackViLBERTInputs'),
-]
-train_dataloader = dict(dataset=dict(dataset=dict(pipeline=regions_pipeline)))
-val_dataloader = dict(dataset=dict(dataset=dict(pipeline=regions_pipeline)))
-test_dataloader = dict(dataset=dict(pipeline=regions_pipeline))
+# the data set base's regions pipeline, for training and testing
+train_dataloader = dict(
+    dataset=dict(dataset=dict(pipeline={{_base_.regions_pipeline}})))
+val_dataloader = dict(
+    dataset=dict(dataset=dict(pipeline={{_base_.regions_pipeline}})))
+test_dataloader = dict(dataset=dict(pipeline={{_base_.regions_pipeline}}))

@@ -7,6 +7,7 @@
 _base_ = ['./vilbert-cls_tiny_1xb4-ft_tiny-hateful-memes.py']
 
 bert = 'data/tiny_mmimdb/bert'
+dataset_type = 'MMIMDb'
 data_root = 'data/tiny_mmimdb'
 model = dict(
     num_classes=23,
@@ -25,21 +26,21 @@ test_pipeline = [_load, _resize, _tok, dict(type='PackViLBERTInputs')]
 train_dataloader = dict(
     dataset=dict(
         _delete_=True,
-        type='MMIMDb',
+        type=dataset_type,
         data_root=data_root,
         split='train',
         pipeline=train_pipeline))
 val_dataloader = dict(
     dataset=dict(
         _delete_=True,
-        type='MMIMDb',
+        type=dataset_type,
         data_root=data_root,
         split='dev',
         pipeline=test_pipeline))
 test_dataloader = dict(
     dataset=dict(
         _delete_=True,
-        type='MMIMDb',
+        type=dataset_type,
         data_root=data_root,
         split='test',
         pipeline=test_pipeline))

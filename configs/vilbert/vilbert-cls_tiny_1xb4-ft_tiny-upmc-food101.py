@@ -7,6 +7,7 @@
 _base_ = ['./vilbert-cls_tiny_1xb4-ft_tiny-hateful-memes.py']
 
 bert = 'data/tiny_food101/bert'
+dataset_type = 'UPMCFood101'
 data_root = 'data/tiny_food101'
 model = dict(
     num_classes=101,
@@ -22,7 +23,7 @@ train_pipeline = [
     dict(type='PackViLBERTInputs')
 ]
 test_pipeline = [_load, _resize, _tok, dict(type='PackViLBERTInputs')]
-_train = dict(type='UPMCFood101', data_root=data_root, split='train')
+_train = dict(type=dataset_type, data_root=data_root, split='train')
 train_dataloader = dict(
     dataset=dict(
         _delete_=True,
@@ -42,7 +43,7 @@ val_dataloader = dict(
 test_dataloader = dict(
     dataset=dict(
         _delete_=True,
-        type='UPMCFood101',
+        type=dataset_type,
         data_root=data_root,
         split='test',
         pipeline=test_pipeline))

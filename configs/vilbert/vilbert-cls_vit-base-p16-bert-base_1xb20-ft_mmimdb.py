@@ -6,37 +6,26 @@
 # are still below 0.5 and then keeps the first epoch's checkpoint.
 # Reported: F1 micro / macro / weighted / samples and macro AUROC.
 # Data: data/mmimdb (data/README.md).
-_base_ = ['./vilbert-cls_vit-base-p16-bert-base_1xb20-ft_hateful-memes.py']
+_base_ = [
+    '../_base_/models/vilbert-cls_vit-base-p16-bert-base.py',
+    '../_base_/datasets/mmimdb.py',
+    '../_base_/schedules/vilbert_finetune_15e.py',
+    '../_base_/default_runtime.py',
+]
 
-data_root = 'data/mmimdb'
 model = dict(num_classes=23, task='multilabel', pos_weight=None)
-train_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type='MMIMDb',
-        data_root=data_root,
-        split='train',
-        pipeline={{_base_.train_pipeline}}))
-val_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type='MMIMDb',
-        data_root=data_root,
-        split='dev',
-        pipeline={{_base_.test_pipeline}}))
-test_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type='MMIMDb',
-        data_root=data_root,
-        split='test',
-        pipeline={{_base_.test_pipeline}}))
-val_evaluator = dict(_delete_=True, type='MultiLabelClassificationMetric')
-test_evaluator = val_evaluator
+randomness = dict(seed=1568)
 
 optim_wrapper = dict(optimizer=dict(lr=4e-5))
 primary_metric = 'multi-label/auroc'
-default_hooks = dict(checkpoint=dict(save_best=primary_metric))
+default_hooks = dict(
+    logger=dict(interval=50),
+    checkpoint=dict(
+        type='CheckpointHook',
+        interval=1,
+        max_keep_ckpts=1,
+        save_best=primary_metric,
+        rule='greater'))
 custom_hooks = [
     dict(
         type='EarlyStoppingHook',

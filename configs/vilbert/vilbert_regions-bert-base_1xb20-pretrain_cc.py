@@ -19,17 +19,8 @@ model = dict(
     losses=dict(_delete_=True, mlm=1.0, itm=1.0, mrm=1.0),
     num_region_classes=1601)
 
-region_dir = 'data/conceptual_captions/regions'
-train_pipeline = [
-    dict(
-        type='LoadRegionFeatures',
-        feature_dir=region_dir,
-        max_regions=36,
-        require_cls_prob=True),  # the mrm loss's KL target
-    dict(type='MaskRegions', prob=0.15, zero_prob=0.9),
-    dict(type='TokenizeCaption', bert='bert-base-uncased', max_length=36),
-    dict(type='PackViLBERTInputs'),
-]
+# the data set base's regions pipeline, for training and validation
+train_pipeline = {{_base_.regions_pipeline}}
 test_pipeline = train_pipeline
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

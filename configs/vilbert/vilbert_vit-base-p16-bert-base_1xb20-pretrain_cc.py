@@ -8,10 +8,15 @@
 #   needs pretrain_pth/bert-base-uncased/ (Hugging Face folder) and
 #   pretrain_pth/vit-base-p16_timm-in21k-ft-in1k.pth (see configs/vilbert/
 #   README.md); data in data/conceptual_captions (see data/README.md).
-_base_ = ['../_base_/default_runtime.py']
+_base_ = [
+    '../_base_/datasets/conceptual_captions.py',
+    '../_base_/default_runtime.py',
+]
 
+# the data set base's pipelines tokenize with this BERT, crop 224 px and
+# mask 16 px patches; a config that changes them redefines the pipelines
+# (as the tiny config does)
 bert = 'bert-base-uncased'  # pretrain_pth/bert-base-uncased/
-data_root = 'data/conceptual_captions'
 img_size = 224
 patch_size = 16
 
@@ -42,70 +47,6 @@ model = dict(
         mean=[127.5, 127.5, 127.5],  # timm ViT-B/16 augreg: 0.5 / 0.5
         std=[127.5, 127.5, 127.5],
         to_rgb=True))
-
-# one geometry for both views (patch i must be the same place in both for
-# the patch-wise InfoNCE); the strong view only differs photometrically.
-# No hue jitter: mmcv 2.2's adjust_hue overflows uint8 under numpy 2.
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(
-        type='RandomResizedCrop',
-        scale=img_size,
-        crop_ratio_range=(0.7, 1.0),
-        backend='pillow'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(
-        type='WeakStrongViews',
-        weak=[
-            dict(
-                type='ColorJitter',
-                brightness=0.1,
-                contrast=0.1,
-                saturation=0.1)
-        ],
-        strong=[
-            dict(
-                type='ColorJitter',
-                brightness=0.3,
-                contrast=0.3,
-                saturation=0.3),
-            dict(type='RandomGrayscale', prob=0.1, keep_channels=True),
-            dict(type='GaussianBlur', radius=1.0, prob=0.5),
-        ]),
-    dict(type='RandomPatchMask', patch_size=patch_size, ratio=0.1),
-    dict(type='TokenizeCaption', bert=bert, max_length=36, mlm_prob=0.15),
-    dict(type='PackViLBERTInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(img_size, img_size), backend='pillow'),
-    dict(type='TokenizeCaption', bert=bert, max_length=36, mlm_prob=0.15),
-    dict(type='PackViLBERTInputs'),
-]
-
-train_dataloader = dict(
-    batch_size=20,
-    num_workers=4,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='mmext.vilbert_collate', itm_prob=0.5),
-    dataset=dict(
-        type='ConceptualCaptions',
-        data_root=data_root,
-        split='train',
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=20,
-    num_workers=4,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='mmext.vilbert_collate', itm_prob=0.5),
-    dataset=dict(
-        type='ConceptualCaptions',
-        data_root=data_root,
-        split='val',
-        pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='ViLBERTPretrainMetric')
-test_evaluator = val_evaluator
 
 accumulative_counts = 26
 optim_wrapper = dict(
