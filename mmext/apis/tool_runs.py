@@ -30,7 +30,7 @@ from mmengine.runner import Runner
 
 from .cli import add_debug_argument
 from .prepare import prepare_config
-from .report import restore_vocab_from_checkpoint
+from .report_generation import restore_vocab_from_checkpoint
 
 __all__ = [
     'build_train_parser', 'merge_train_args', 'run_train', 'build_test_parser',
