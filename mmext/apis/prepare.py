@@ -60,6 +60,7 @@ _NESTED = {
     'vis_backends': R.VISBACKENDS,
     'data_preprocessor': R.MODELS,
     'tta_model': R.MODELS,
+    'tokenizer': R.TOKENIZER,
 }
 # keys whose ``type`` is a plain option, not a registry name
 _UNTYPED = {'clip_grad'}

@@ -29,6 +29,8 @@ HF_FOLDER_KEYS = {
     'ViLBERT': (('text', 'folder'), ('config.json', 'weights')),
     # the caption tokenizer: build_bert_tokenizer(bert)
     'TokenizeCaption': (('bert', ), ('config.json', 'vocab.txt')),
+    # the same tokenizer given as tokenizer=dict(type=..., folder=...)
+    'BertTokenizerFromFolder': (('folder', ), ('config.json', 'vocab.txt')),
 }
 
 

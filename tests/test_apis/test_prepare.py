@@ -171,6 +171,32 @@ def test_bert_folder_without_weights_or_vocab(tmp_path):
     assert check_bert_folders(cfg) == []
 
 
+
+def test_tokenizer_dict_form_is_checked(tmp_path):
+    """TokenizeCaption(tokenizer=dict(type='BertTokenizerFromFolder', ...)):
+    the folder is checked like bert=, and a misspelt key inside the
+    tokenizer dict is found through the TOKENIZER registry."""
+    from mmext.testing.bert import make_bert_folder
+    folder = make_bert_folder(tmp_path / 'bert', weights=None)
+    (folder / 'vocab.txt').unlink()
+    tok = dict(type='BertTokenizerFromFolder', folder=str(folder))
+    cfg = Config(
+        dict(
+            train_dataloader=dict(
+                dataset=dict(pipeline=[
+                    dict(type='TokenizeCaption', tokenizer=tok)
+                ]))))
+    errors = check_bert_folders(cfg)
+    assert len(errors) == 1 and 'has no vocab.txt' in errors[0], errors
+    assert errors[0].startswith('train_dataloader.dataset.pipeline.0.'
+                                'tokenizer.folder:'), errors
+    cfg.train_dataloader.dataset.pipeline[0].tokenizer.foldr = 'x'
+    cfg.setdefault('default_scope', 'mmext')
+    problems = check_arguments(cfg)
+    assert any(
+        p.startswith('train_dataloader.dataset.pipeline.0.tokenizer.foldr')
+        for p in problems), problems
+
 def test_monitored_metric_keys():
     cfg = _tiny(
         **{
