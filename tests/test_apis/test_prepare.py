@@ -171,7 +171,6 @@ def test_bert_folder_without_weights_or_vocab(tmp_path):
     assert check_bert_folders(cfg) == []
 
 
-
 def test_tokenizer_dict_form_is_checked(tmp_path):
     """TokenizeCaption(tokenizer=dict(type='BertTokenizerFromFolder', ...)):
     the folder is checked like bert=, and a misspelt key inside the
@@ -183,9 +182,8 @@ def test_tokenizer_dict_form_is_checked(tmp_path):
     cfg = Config(
         dict(
             train_dataloader=dict(
-                dataset=dict(pipeline=[
-                    dict(type='TokenizeCaption', tokenizer=tok)
-                ]))))
+                dataset=dict(
+                    pipeline=[dict(type='TokenizeCaption', tokenizer=tok)]))))
     errors = check_bert_folders(cfg)
     assert len(errors) == 1 and 'has no vocab.txt' in errors[0], errors
     assert errors[0].startswith('train_dataloader.dataset.pipeline.0.'
@@ -196,6 +194,7 @@ def test_tokenizer_dict_form_is_checked(tmp_path):
     assert any(
         p.startswith('train_dataloader.dataset.pipeline.0.tokenizer.foldr')
         for p in problems), problems
+
 
 def test_monitored_metric_keys():
     cfg = _tiny(
