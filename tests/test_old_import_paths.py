@@ -3,7 +3,8 @@
 
 R2Gen moved from ``mmext.models.report`` to ``mmext.models.multimodal.r2gen``
 (mmpretrain's place for image-to-text models) and four ``report.py`` files
-got names that say what they are. Each old path re-exports the same objects
+got names that say what they are (five with ``mmext.dedup.report`` ->
+``mmext.dedup.leakage_report``). Each old path re-exports the same objects
 (not copies), and the registered names stay those of the new modules, so
 configs and checkpoints keep working. The checkpoint converters' old paths
 are checked in ``tests/test_tools/test_converter_errors.py``.
@@ -32,6 +33,7 @@ MOVED = [
     ('mmext.datasets.transforms.report', 'mmext.datasets.transforms.r2gen',
      []),
     ('mmext.hpo.report', 'mmext.hpo.study_report', []),
+    ('mmext.dedup.report', 'mmext.dedup.leakage_report', []),
 ]
 
 

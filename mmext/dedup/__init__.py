@@ -4,7 +4,7 @@
 ``hash_images`` hashes files (imagehash-exact, flip-aware, parallel, cached;
 ``decode='fast'`` decodes JPEGs downscaled, :mod:`mmext.dedup.decode`);
 ``find_cross_set_duplicates`` / ``find_within_set_duplicates`` return every
-pair within a Hamming threshold; ``mmext.dedup.report`` writes the evidence
+pair within a Hamming threshold; ``mmext.dedup.leakage_report`` writes the evidence
 (CSV, JSON, HTML, contact sheet) and the exclude file the Flowers-102 no-leak
 configs read, all or none; ``mmext.dedup.textio`` escapes any POSIX file name
 in them and reads / writes the exclude file; ``find_leakage``

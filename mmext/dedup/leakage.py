@@ -3,7 +3,7 @@
 
 :func:`find_leakage` hashes both sets (perceptual hash, flip-aware,
 cached), finds every train / held-out pair within a Hamming threshold and
-writes :data:`~mmext.dedup.report.LEAKAGE_OUTPUTS` into ``out_dir``, all
+writes :data:`~mmext.dedup.leakage_report.LEAKAGE_OUTPUTS` into ``out_dir``, all
 or none: ``pairs.csv``, ``pairs.json``, ``report.html`` (self-contained),
 ``pairs.png`` (contact sheet), ``exclude.txt`` (training images to drop,
 relative to the training set's ``data_root``, the file ``ExcludeImages``
@@ -48,7 +48,7 @@ from .geometric_features import (extract_features, load_feature_shards,
                                  save_feature_shard)
 from .hashing import hash_images
 from .inputs import resolve_image_set
-from .report import LEAKAGE_OUTPUTS, write_leakage_outputs
+from .leakage_report import LEAKAGE_OUTPUTS, write_leakage_outputs
 from .search import default_threshold, find_cross_set_duplicates
 from .shards import load_shards, parse_shard, save_shard
 from .textio import escape_path

@@ -1,7 +1,7 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """Thumbnails and ``data:`` URIs for self-contained HTML pages.
 
-The leakage report (:mod:`mmext.dedup.report`) and the generated-reports
+The leakage report (:mod:`mmext.dedup.leakage_report`) and the generated-reports
 page (:mod:`mmext.visualization.report_html`) embed images as base64 JPEG
 so one ``.html`` file can be attached to an issue or a supplement. Pillow's
 ``Image.thumbnail`` on a 16-bit or float image goes through

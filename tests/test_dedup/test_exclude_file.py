@@ -6,7 +6,8 @@ import os
 import pytest
 
 import mmext.datasets.dataset_wrappers as wrappers
-from mmext.dedup import report, textio
+from mmext.dedup import leakage_report as report
+from mmext.dedup import textio
 from mmext.dedup.textio import read_exclude_file, write_exclude_file
 
 

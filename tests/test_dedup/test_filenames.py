@@ -12,8 +12,8 @@ from mmengine.dataset import BaseDataset
 
 from mmext.datasets import ExcludeImages
 from mmext.dedup import hash_images
-from mmext.dedup import report as report_mod
-from mmext.dedup.report import LEAKAGE_OUTPUTS, write_leakage_outputs
+from mmext.dedup import leakage_report as report_mod
+from mmext.dedup.leakage_report import LEAKAGE_OUTPUTS, write_leakage_outputs
 from mmext.dedup.search import DuplicatePair
 from mmext.dedup.textio import (StagedFiles, atomic_write, escape_path,
                                 read_exclude_file, unescape_path,

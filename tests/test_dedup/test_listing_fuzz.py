@@ -15,7 +15,7 @@ from PIL import Image
 
 from mmext.dedup import hash_images
 from mmext.dedup.inputs import IMAGE_EXTENSIONS, scan_image_folder
-from mmext.dedup.report import write_pairs_csv, write_skipped_csv
+from mmext.dedup.leakage_report import write_pairs_csv, write_skipped_csv
 from mmext.dedup.search import DuplicatePair
 from mmext.dedup.textio import unescape_path
 

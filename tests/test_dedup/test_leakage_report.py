@@ -3,7 +3,7 @@ import numpy as np
 
 from mmext.dedup import DuplicatePair, hash_to_hex, pack_bits
 from mmext.dedup.hexcodec import hex_to_words
-from mmext.dedup.report import write_contact_sheet
+from mmext.dedup.leakage_report import write_contact_sheet
 from mmext.dedup.textio import (read_exclude_file, relative_posix,
                                 write_exclude_file)
 
