@@ -4,10 +4,11 @@
 ``hash_images`` hashes files (imagehash-exact, flip-aware, parallel, cached;
 ``decode='fast'`` decodes JPEGs downscaled, :mod:`mmext.dedup.decode`);
 ``find_cross_set_duplicates`` / ``find_within_set_duplicates`` return every
-pair within a Hamming threshold; ``mmext.dedup.leakage_report`` writes the evidence
-(CSV, JSON, HTML, contact sheet) and the exclude file the Flowers-102 no-leak
-configs read, all or none; ``mmext.dedup.textio`` escapes any POSIX file name
-in them and reads / writes the exclude file; ``find_leakage``
+pair within a Hamming threshold; ``mmext.dedup.leakage_report`` writes the
+evidence (CSV, JSON, HTML, contact sheet) and the exclude file the
+Flowers-102 no-leak configs read, all or none; ``mmext.dedup.textio``
+escapes any POSIX file name in them and reads / writes the exclude file;
+``find_leakage``
 (:mod:`mmext.dedup.leakage`) runs the whole check; with ``stage='geometric'``
 it adds local features + RANSAC (:mod:`mmext.dedup.geometric`:
 ``extract_features``, ``find_geometric_pairs``) for crops, rotations, borders

@@ -1,18 +1,17 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """Test-set leakage check: training images that duplicate held-out images.
 
-:func:`find_leakage` hashes both sets (perceptual hash, flip-aware,
-cached), finds every train / held-out pair within a Hamming threshold and
-writes :data:`~mmext.dedup.leakage_report.LEAKAGE_OUTPUTS` into ``out_dir``, all
-or none: ``pairs.csv``, ``pairs.json``, ``report.html`` (self-contained),
+:func:`find_leakage` hashes both sets (perceptual hash, flip-aware, cached),
+finds every train / held-out pair within a Hamming threshold and writes
+:data:`~mmext.dedup.leakage_report.LEAKAGE_OUTPUTS` into ``out_dir``, all or
+none: ``pairs.csv``, ``pairs.json``, ``report.html`` (self-contained),
 ``pairs.png`` (contact sheet), ``exclude.txt`` (training images to drop,
-relative to the training set's ``data_root``, the file ``ExcludeImages``
-reads) and ``skipped.csv`` (every input left out, with the reason:
-image-named folder entries that are not images, symlink loops and hidden
-files, :func:`~mmext.dedup.inputs.scan_image_folder`; files that cannot
-be decoded or exceed the pixel limit, :func:`~mmext.dedup.hashing.
-load_image`). File names that are not UTF-8 or hold a
-newline are escaped (:mod:`mmext.dedup.textio`).
+relative to the training set's ``data_root``, the file ``ExcludeImages`` reads)
+and ``skipped.csv`` (every input left out, with the reason: image-named folder
+entries that are not images, symlink loops and hidden files,
+:func:`~mmext.dedup.inputs.scan_image_folder`; files that cannot be decoded or
+exceed the pixel limit, :func:`~mmext.dedup.hashing. load_image`). File names
+that are not UTF-8 or hold a newline are escaped (:mod:`mmext.dedup.textio`).
 
 ``stage='geometric'`` (``--stage geometric``) adds a second stage after
 the hashes: ORB features, candidate pairs from an LSH index and RANSAC

@@ -1,11 +1,11 @@
 # Copyright (c) mmext contributors. All rights reserved.
 """Thumbnails and ``data:`` URIs for self-contained HTML pages.
 
-The leakage report (:mod:`mmext.dedup.leakage_report`) and the generated-reports
-page (:mod:`mmext.visualization.report_html`) embed images as base64 JPEG
-so one ``.html`` file can be attached to an issue or a supplement. Pillow's
-``Image.thumbnail`` on a 16-bit or float image goes through
-``convert('RGB')``, which clips at 255 (a 16-bit X-ray turns white);
+The leakage report (:mod:`mmext.dedup.leakage_report`) and the
+generated-reports page (:mod:`mmext.visualization.report_html`) embed
+images as base64 JPEG so one ``.html`` file can be attached to an issue or
+a supplement. Pillow's ``Image.thumbnail`` on a 16-bit or float image goes
+through ``convert('RGB')``, which clips at 255 (a 16-bit X-ray turns white);
 :func:`to_8bit` scales such images first. The hasher
 (:mod:`mmext.dedup.hashing`) uses the same scaling.
 """
