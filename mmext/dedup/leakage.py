@@ -10,7 +10,7 @@ relative to the training set's ``data_root``, the file ``ExcludeImages`` reads)
 and ``skipped.csv`` (every input left out, with the reason: image-named folder
 entries that are not images, symlink loops and hidden files,
 :func:`~mmext.dedup.inputs.scan_image_folder`; files that cannot be decoded or
-exceed the pixel limit, :func:`~mmext.dedup.hashing. load_image`). File names
+exceed the pixel limit, :func:`~mmext.dedup.decode.load_image`). File names
 that are not UTF-8 or hold a newline are escaped (:mod:`mmext.dedup.textio`).
 
 ``stage='geometric'`` (``--stage geometric``) adds a second stage after
