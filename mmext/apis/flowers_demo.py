@@ -73,26 +73,39 @@ def _project_file(relpath):
         f'demo from a clone of mmext (pip install -e .)')
 
 
+def _on_fd(stream, fd):
+    """``stream`` if it writes to ``fd``, else a text stream that does (a
+    notebook's or pytest's ``sys.stdout`` does not; left open, as a logger
+    made meanwhile keeps it)."""
+    try:
+        if stream.fileno() == fd:
+            return stream
+    except (AttributeError, OSError, ValueError):
+        pass
+    return open(fd, 'w', buffering=1, closefd=False)
+
+
 @contextlib.contextmanager
 def _output_to(log_file):
-    """Send this process's file descriptors 1 and 2 to ``log_file``.
-
-    At the descriptor level, so mmengine's loggers (whose handlers hold
-    ``sys.stdout``), warnings, C libraries and worker processes all land
-    there, as they did when the stage was its own process.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
+    """Send file descriptors 1 and 2, and ``sys.stdout`` / ``sys.stderr``,
+    to ``log_file``: mmengine's loggers, warnings, C libraries and worker
+    processes all land there, as when the stage was its own process."""
+    streams = sys.stdout, sys.stderr
+    for stream in streams:
+        stream.flush()
     saved = os.dup(1), os.dup(2)
     try:
         with open(log_file, 'w') as log:
             os.dup2(log.fileno(), 1)
             os.dup2(log.fileno(), 2)
+            sys.stdout, sys.stderr = _on_fd(streams[0],
+                                            1), _on_fd(streams[1], 2)
             try:
                 yield
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
+                sys.stdout, sys.stderr = streams
                 os.dup2(saved[0], 1)
                 os.dup2(saved[1], 2)
     finally:
@@ -115,17 +128,18 @@ def _run_stage(tool, argv, log_file, stage):
         ['python'] +
         [c[len(cwd):] if c.startswith(cwd) else c for c in [tool, *argv]])
     print(f'$ {shown}', flush=True)
-    failed = False
+    failure = result = None
     with _output_to(log_file):
         try:
             result = stage()
         except SystemExit as e:  # the tool's one-line error (run_cli)
-            failed = True
-            print(e.code, file=sys.stderr)
+            if e.code not in (None, 0):  # exit 0: a success, as before
+                failure = '' if isinstance(e.code, int) else f'{e.code}\n'
         except Exception:
-            failed = True
-            traceback.print_exc()
-    if failed:
+            failure = traceback.format_exc()
+    if failure is not None:
+        with open(log_file, 'a') as log:
+            log.write(failure)
         with open(log_file) as log:
             tail = log.read()[-3000:]
         raise SystemExit(f'failed: {shown}\n--- last lines of {log_file} '
@@ -149,14 +163,10 @@ def _wait_for_fresh_experiment_name(config):
 
 
 def _run_tool_stage(tool, argv, log_file):
-    """``python TOOL ARGV`` for ``tools/train.py`` / ``tools/test.py``, in
-    this process: ``run_train`` / ``run_test`` on the tool's parsed
-    arguments, as the tool's ``main`` calls them; then the run's log file is
-    closed (mmengine's logger outlives the runner).
-
-    Returns:
-        The runner (``tools/train.py``) or the metrics (``tools/test.py``).
-    """
+    """``python TOOL ARGV`` (``tools/train.py`` / ``tools/test.py``) in this
+    process: ``run_train`` / ``run_test`` on the tool's parsed arguments, as
+    the tool's ``main`` calls them; then the run's log file is closed
+    (mmengine's logger outlives the runner)."""
     run, parser = {
         'tools/train.py': (run_train, build_train_parser),
         'tools/test.py': (run_test, build_test_parser)

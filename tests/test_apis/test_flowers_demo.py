@@ -2,10 +2,13 @@
 """mmext.apis.flowers_demo, piece by piece (tests/test_demo.py runs the
 whole demo through tools/misc/flowers_demo.py), and the make_tiny_data
 command line."""
+import os
 import os.path as osp
+import time
 
 import pytest
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 
 from mmext.apis import flowers_demo
 from mmext.apis.flowers_demo import (STAGE1_CONFIG, STAGE2_CONFIG,
@@ -96,3 +99,52 @@ def test_make_tiny_data_cli(tmp_path):
     assert len(list((tmp_path / 'tiny' / 'train').rglob('*.png'))) == 6
     assert len(list((tmp_path / 'tiny' / 'val').rglob('*.png'))) == 6
     assert proc.stdout.startswith(f'wrote {tmp_path / "tiny"}/')
+
+
+def test_stage_output_goes_to_its_log(tmp_path, capfd):
+    """A stage runs in this process with file descriptors 1 and 2 in its
+    log (as the tool's own process had them); only the command is shown."""
+    log = tmp_path / 'stage.log'
+
+    def stage():
+        os.write(1, b'out line\n')
+        os.write(2, b'err line\n')
+        print('print line')  # pytest's sys.stdout is not fd 1
+        return 7
+
+    assert flowers_demo._run_stage('tools/x.py', ['--a', 'b'], str(log),
+                                   stage) == 7
+    assert capfd.readouterr().out == '$ python tools/x.py --a b\n'
+    assert log.read_text() == 'out line\nerr line\nprint line\n'
+
+
+@pytest.mark.parametrize(
+    'error', [RuntimeError('broken'),
+              SystemExit('tools/x.py: bad config')])
+def test_failed_stage_shows_its_command_and_log_tail(tmp_path, error):
+    log = tmp_path / 'stage.log'
+
+    def stage():
+        os.write(2, b'the cause\n')
+        raise error
+
+    with pytest.raises(SystemExit) as info:
+        flowers_demo._run_stage('tools/x.py', [], str(log), stage)
+    message = str(info.value.code)
+    assert message.startswith('failed: python tools/x.py\n')
+    assert 'the cause' in message and str(log) in message
+    # the traceback, or run_cli's one-line error
+    assert ('RuntimeError: broken' if isinstance(error, RuntimeError) else
+            'tools/x.py: bad config') in message
+
+
+def test_runs_in_one_process_get_fresh_experiment_names(tmp_path):
+    """mmengine keys a run's logger by ``<config stem>_<second>``: the demo
+    waits until a new runner's name is free rather than share a logger."""
+    now = time.strftime('%Y%m%d_%H%M%S')
+    MMLogger.get_instance(f'demo_stage_{now}')
+    flowers_demo._wait_for_fresh_experiment_name(
+        str(tmp_path / 'demo_stage.py'))
+    later = time.strftime('%Y%m%d_%H%M%S')
+    assert later != now
+    assert not MMLogger.check_instance_created(f'demo_stage_{later}')
