@@ -92,7 +92,7 @@ class Flowers17(BaseDataset):
             (``pipeline``, ``lazy_init``, ``indices``, ...).
 
     Example:
-        >>> from mmext.testing import make_flowers17
+        >>> from mmext.datasets.synthetic import make_flowers17
         >>> root = make_flowers17('work_dirs/ex_f17', per_class=4, size=32)
         >>> ds = Flowers17(str(root), split='test', split_id=2)
         >>> len(ds), ds.get_data_info(0)['gt_label'], ds.CLASSES[0]
@@ -184,7 +184,7 @@ class Flowers102(_MMPretrainFlowers102):
         **kwargs: Passed to :class:`mmpretrain.datasets.BaseDataset`.
 
     Example:
-        >>> from mmext.testing import make_flowers102
+        >>> from mmext.datasets.synthetic import make_flowers102
         >>> _ = make_flowers102('work_dirs/ex_f102', per_class=4, size=32)
         >>> ds = Flowers102('work_dirs/ex_f102', split='train')
         >>> len(ds), len(ds.CLASSES), ds.CLASSES[0]
