@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,48 @@ def run_tool(args, cwd, timeout=600, env=None, check=True):
         tail = (proc.stdout + proc.stderr)[-4000:]
         pytest.fail(f'{" ".join(cmd)} exited {proc.returncode}:\n{tail}')
     return proc
+
+
+class ToolsAhead:
+    """A module's tool runs, started before its tests ask for them, two at a
+    time (the CI machine's cores): every CLI pays ~5-10 s of imports, and
+    these overlap instead of adding up. Only runs that a selected test needs
+    start (``-k`` one test does not run the module's other tools).
+    """
+
+    def __init__(self, module, items, workers=2):
+        self._selected = {
+            getattr(item, 'originalname', item.name)
+            for item in items if getattr(item, 'module', None) is module
+        }
+        self._pool = ThreadPoolExecutor(workers)
+        self._runs = {}
+
+    def selected(self, *tests):
+        """Whether one of ``tests`` (names of the module's test functions)
+        runs in this session."""
+        return bool(self._selected & set(tests))
+
+    def start(self, key, tests, fn, *args, **kwargs):
+        """Start ``fn(*args, **kwargs)`` as ``key`` if one of ``tests`` is
+        :meth:`selected`."""
+        if self.selected(*tests):
+            self._runs[key] = self._pool.submit(fn, *args, **kwargs)
+
+    def __getitem__(self, key):
+        """What run ``key`` returned (waits; re-raises what it raised)."""
+        return self._runs[key].result()
+
+    def close(self):
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(scope='module')
+def tools_ahead(request):
+    """A :class:`ToolsAhead` for the requesting module."""
+    ahead = ToolsAhead(request.module, request.session.items)
+    yield ahead
+    ahead.close()
 
 
 @pytest.fixture(scope='session')
