@@ -63,8 +63,7 @@ def _intermediate(db, number):
             'ON t.trial_id = i.trial_id WHERE t.number = ?', (number, )))
 
 
-def test_hpo_end_to_end(workspace):
-    ws = workspace
+def _end_to_end(ws):
     first = _hpo(ws, 4)
     assert first['ran'] == 4
     assert first['states'] == {'COMPLETE': 1, 'PRUNED': 1, 'FAIL': 2}
@@ -104,9 +103,7 @@ def _no_traceback(proc):
     return proc.stderr.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize('case', ['metric', 'syntax'])
-def test_hpo_refuses_before_training(workspace, case):
-    ws = workspace
+def _refuses_before_training(ws, case):
     space = f'space_{case}.py'
     if case == 'syntax':
         (ws / space).write_text("metric = 'accuracy/top1'\nspace = {\n")
@@ -143,8 +140,7 @@ metric = 'accuracy/top1'
 '''
 
 
-def test_hpo_raising_overrides_and_all_failed(workspace):
-    ws = workspace
+def _raising_overrides_and_all_failed(ws):
     (ws / 'space_raising.py').write_text(RAISING_SPACE)
     proc = run_tool([
         HPO, CFG, '--space', 'space_raising.py', '--work-dir', 'allfail',
@@ -181,13 +177,12 @@ metric = 'accuracy/top1'
 '''
 
 
-def test_hpo_killed_trial_fails_on_resume(workspace):
+def _killed_trial_fails_on_resume(ws):
     import os
     import signal
     import subprocess
     import sys
     import time
-    ws = workspace
     (ws / 'space_kill.py').write_text(KILL_SPACE)
     args = [
         HPO, CFG, '--space', 'space_kill.py', '--work-dir', 'killed',
@@ -255,12 +250,11 @@ metric = 'accuracy/top1'
 '''
 
 
-def test_hpo_console_is_one_line_per_trial(workspace):
+def _console_is_one_line_per_trial(ws):
     """3 trials: the console holds the study line, one line per trial with
     its parameters, value or FAIL reason and the best so far, and the
     result; mmengine's environment / config / iteration logs are in each
     trial's train.log only."""
-    ws = workspace
     (ws / 'space_console.py').write_text(CONSOLE_SPACE)
     args = [
         HPO, CFG, '--space', 'space_console.py', '--work-dir', 'console',
@@ -308,3 +302,44 @@ def test_hpo_console_is_one_line_per_trial(workspace):
         ': 2 finished (2 complete, 0 pruned), 1 failed, 0 running; '
         '--n-trials 3 reached, nothing to run')
     assert len((again.stdout + again.stderr).splitlines()) < 10
+
+
+# ------------------------------------------------------------------- tests
+# Each test's tool runs and checks run in the background from the start of
+# the module, two at a time (tests.conftest.ToolsAhead); a test waits for
+# its own and fails with what failed there.
+@pytest.fixture(scope='module')
+def runs(tools_ahead, workspace):
+    start = tools_ahead.start
+    start('end_to_end', ['test_hpo_end_to_end'], _end_to_end, workspace)
+    start('console', ['test_hpo_console_is_one_line_per_trial'],
+          _console_is_one_line_per_trial, workspace)
+    start('killed', ['test_hpo_killed_trial_fails_on_resume'],
+          _killed_trial_fails_on_resume, workspace)
+    start('raising', ['test_hpo_raising_overrides_and_all_failed'],
+          _raising_overrides_and_all_failed, workspace)
+    for case in ('metric', 'syntax'):
+        start(f'refuses_{case}', ['test_hpo_refuses_before_training'],
+              _refuses_before_training, workspace, case)
+    return tools_ahead
+
+
+def test_hpo_end_to_end(runs):
+    runs['end_to_end']
+
+
+@pytest.mark.parametrize('case', ['metric', 'syntax'])
+def test_hpo_refuses_before_training(runs, case):
+    runs[f'refuses_{case}']
+
+
+def test_hpo_raising_overrides_and_all_failed(runs):
+    runs['raising']
+
+
+def test_hpo_killed_trial_fails_on_resume(runs):
+    runs['killed']
+
+
+def test_hpo_console_is_one_line_per_trial(runs):
+    runs['console']
