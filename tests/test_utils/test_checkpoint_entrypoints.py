@@ -5,7 +5,6 @@ cache; damaged files give one line naming the file; real checkpoints load."""
 import functools
 import http.server
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -137,15 +136,53 @@ def _cli_cases(tmp, evil, good):
     }
 
 
-def test_every_tool_refuses_the_spliced_checkpoint(real):
-    tmp, good, evil, marker = real
-    cases = _cli_cases(tmp, evil, good)
+def _empty_last_checkpoint_cases(tmp):
+    """Two work dirs for ``--resume``: ``last_checkpoint`` empty, and naming a
+    file that is not there."""
+    cases = {}
+    for name, text in (('empty', lambda work: '\n'),
+                       ('gone', lambda work: str(work / 'gone.pth'))):
+        work = tmp / f'last_checkpoint_{name}'
+        work.mkdir(exist_ok=True)
+        (work / 'last_checkpoint').write_text(text(work))
+        cases[name] = [
+            'tools/train.py', TINY, '--work-dir', work, '--resume',
+            '--cfg-options',
+            f'train_dataloader.dataset.data_root={tmp}/data/tiny',
+            f'val_dataloader.dataset.data_root={tmp}/data/tiny',
+            f'test_dataloader.dataset.data_root={tmp}/data/tiny'
+        ]
+    return cases
 
-    def run(args):
-        return run_tool(args, cwd=ROOT, check=False, timeout=300)
 
-    with ThreadPoolExecutor(2) as pool:
-        procs = dict(zip(cases, pool.map(run, cases.values())))
+def _refused(args):
+    return run_tool(args, cwd=ROOT, check=False, timeout=300)
+
+
+@pytest.fixture(scope='module')
+def runs(tools_ahead, real):
+    """Every tool run of the module, started together (two at a time)."""
+    tmp, good, evil, _ = real
+    tools = _cli_cases(tmp, evil, good)
+    for name, args in tools.items():
+        tools_ahead.start(name,
+                          ['test_every_tool_refuses_the_spliced_checkpoint'],
+                          _refused, args)
+    for name, args in _empty_last_checkpoint_cases(tmp).items():
+        tools_ahead.start(
+            f'last_checkpoint_{name}',
+            ['test_empty_last_checkpoint_fails_before_training'],
+            run_tool,
+            args,
+            cwd=ROOT,
+            check=False)
+    return tools_ahead, list(tools)
+
+
+def test_every_tool_refuses_the_spliced_checkpoint(real, runs):
+    marker = real[3]
+    runs, tools = runs
+    procs = {name: runs[name] for name in tools}
     for name, proc in procs.items():
         last = (proc.stderr.strip().splitlines() or [''])[-1]
         assert proc.returncode != 0, name
@@ -265,29 +302,11 @@ def test_damaged_files_give_one_line(real, tmp_path):
         safe_torch_load(str(tmp_path))
 
 
-def test_empty_last_checkpoint_fails_before_training(real, tmp_path):
-    tmp = real[0]
-    work = tmp_path / 'work'
-    work.mkdir()
-    (work / 'last_checkpoint').write_text('\n')
-    proc = run_tool([
-        'tools/train.py', TINY, '--work-dir', work, '--resume',
-        '--cfg-options', f'train_dataloader.dataset.data_root={tmp}/data/tiny',
-        f'val_dataloader.dataset.data_root={tmp}/data/tiny',
-        f'test_dataloader.dataset.data_root={tmp}/data/tiny'
-    ],
-                    cwd=ROOT,
-                    check=False)
+def test_empty_last_checkpoint_fails_before_training(runs):
+    runs = runs[0]
+    proc = runs['last_checkpoint_empty']
     last = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode != 0
     assert 'last_checkpoint is empty' in last and '--resume' in last, last
-    (work / 'last_checkpoint').write_text(str(work / 'gone.pth'))
-    proc = run_tool([
-        'tools/train.py', TINY, '--work-dir', work, '--resume',
-        '--cfg-options', f'train_dataloader.dataset.data_root={tmp}/data/tiny',
-        f'val_dataloader.dataset.data_root={tmp}/data/tiny',
-        f'test_dataloader.dataset.data_root={tmp}/data/tiny'
-    ],
-                    cwd=ROOT,
-                    check=False)
+    proc = runs['last_checkpoint_gone']
     assert 'gone.pth, which does not exist' in proc.stderr
