@@ -23,9 +23,8 @@ def _chromium():
     return None
 
 
-@pytest.fixture(scope='module')
-def compared(tiny_workspace):
-    ws = tiny_workspace
+def _resumed_run_compared(ws):
+    """A real run (1 epoch, resumed to 2) compared with generated runs."""
     cfg = ws / 'hooked_tiny.py'
     cfg.write_text(f"_base_ = ['{TINY_CONFIG}']\n"
                    "custom_hooks = [dict(type='RunStatusHook')]\n")
@@ -48,6 +47,28 @@ def compared(tiny_workspace):
     ],
                    cwd=ws)
     return ws, ws / work, ws / 'work_dirs' / 'compare', out
+
+
+@pytest.fixture(scope='module')
+def runs(tools_ahead, tiny_workspace, tmp_path_factory):
+    """The module's tool runs, started together (two at a time)."""
+    tools_ahead.start('compared', [
+        'test_real_resumed_run_in_table', 'test_plots_big_enough',
+        'test_html_sorts_in_headless_chromium'
+    ], _resumed_run_compared, tiny_workspace)
+    empty = tmp_path_factory.mktemp('not_a_run')
+    (empty / 'empty').mkdir()
+    tools_ahead.start(
+        'not_a_run', ['test_not_a_run_exits_with_one_line'],
+        run_tool, [COMPARE, empty / 'empty', '--out', empty / 'o'],
+        cwd=tiny_workspace,
+        check=False)
+    return tools_ahead, empty
+
+
+@pytest.fixture(scope='module')
+def compared(runs):
+    return runs[0]['compared']
 
 
 def test_real_resumed_run_in_table(compared):
@@ -144,14 +165,10 @@ def test_html_sorts_in_headless_chromium(compared):
     assert 'href="../flowers_resumed_real/' in dom  # links to config, logs
 
 
-def test_not_a_run_exits_with_one_line(compared, tmp_path):
-    ws = compared[0]
-    (tmp_path / 'empty').mkdir()
-    proc = run_tool([COMPARE, tmp_path / 'empty', '--out', tmp_path / 'o'],
-                    cwd=ws,
-                    check=False)
+def test_not_a_run_exits_with_one_line(runs):
+    proc = runs[0]['not_a_run']
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith('compare_runs: ') and 'not a run' in lines[-1]
     assert 'Traceback' not in proc.stderr
-    assert not (tmp_path / 'o').exists()
+    assert not (runs[1] / 'o').exists()
