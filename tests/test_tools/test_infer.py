@@ -54,19 +54,118 @@ def expected_scores(ckpt, image):
         return model(x, mode='tensor').softmax(-1)[0]
 
 
-def test_infer_cli_prints_topk(trained):
+def _python(args, cwd):
+    return subprocess.run(
+        [sys.executable] + [str(a) for a in args],
+        capture_output=True,
+        text=True,
+        cwd=cwd)
+
+
+@pytest.fixture(scope='module')
+def runs(tools_ahead, trained, vilbert_ws, tmp_path_factory):
+    """Every infer.py run of the module, started together (two at a time)
+    once its workspace is there; ``runs[0][key]`` waits for one."""
+    from tests.test_apis.infer_workspaces import (R2GEN_CONFIG,
+                                                  VILBERT_CLS_CONFIG,
+                                                  VILBERT_CONFIG,
+                                                  make_butd_workspace,
+                                                  make_report_workspace)
+    start, tmp, ckpt = tools_ahead.start, trained[0], trained[1]
+    image = tmp / 'data/tiny/val/class_2/2_1.png'
+    start('topk', ['test_infer_cli_prints_topk'], _python,
+          [TOOL, image, CONFIG, ckpt, '--topk', '2', '--device', 'cpu'], tmp)
+    start('no_checkpoint', ['test_infer_missing_checkpoint_is_one_line'],
+          _python, [TOOL, image, CONFIG, 'nope.pth'], tmp)
+
+    test = ['test_infer_vilbert_text_and_pairs']
+    images = sorted((vilbert_ws / 'data/tiny_cc/images').glob('*.jpg'))[:2]
+    names = [str(p.relative_to(vilbert_ws)) for p in images]
+    start(
+        'vilbert_text',
+        test,
+        run_tool, [
+            TOOL, *names, VILBERT_CONFIG, 'vilbert.pth', '--text',
+            'a red photo', '--batch-size', '2', '--out', 'itm.json',
+            '--features', 'feats'
+        ],
+        cwd=vilbert_ws)
+    (vilbert_ws / 'pairs.tsv').write_text(''.join(f'{n}\ta red photo\n'
+                                                  for n in names))
+    start(
+        'vilbert_pairs',
+        test,
+        run_tool, [
+            TOOL, VILBERT_CONFIG, 'vilbert.pth', '--pairs', 'pairs.tsv',
+            '--out', 'pairs.json'
+        ],
+        cwd=vilbert_ws)
+    start(
+        'vilbert_cls', ['test_infer_vilbert_classifier'],
+        run_tool, [
+            TOOL, 'data/tiny_hm/img/01000.png', VILBERT_CLS_CONFIG,
+            'vilbert_cls.pth', '--text', 'a friendly cat', '--out', 'cls.json'
+        ],
+        cwd=vilbert_ws)
+    start(
+        'vilbert_no_text', ['test_infer_vilbert_needs_text'],
+        run_tool,
+        [TOOL, 'data/tiny_hm/img/01000.png', VILBERT_CONFIG, 'vilbert.pth'],
+        cwd=vilbert_ws,
+        check=False)
+
+    test = ['test_infer_report_study_folders']
+    report = make_report_workspace(tmp_path_factory.mktemp('infer_report'))
+    studies = sorted((report / 'data/tiny_iu_xray/images').iterdir())[:2]
+    names = [str(s.relative_to(report)) for s in studies]
+    views = [f'{names[0]}/0.png', f'{names[0]}/1.png']
+    start(
+        'report',
+        test,
+        run_tool, [
+            TOOL, *names, R2GEN_CONFIG, 'r2gen.pth', '--chexpert',
+            '--batch-size', '2', '--out', 'reports.json'
+        ],
+        cwd=report)
+    start(
+        'report_greedy',
+        test,
+        run_tool,
+        [TOOL, *views, R2GEN_CONFIG, 'r2gen.pth', '--decode', 'greedy'],
+        cwd=report)
+    start(
+        'report_one_view',
+        test,
+        run_tool, [TOOL, views[0], R2GEN_CONFIG, 'r2gen.pth'],
+        cwd=report,
+        check=False)
+
+    test = ['test_infer_butd_draws_regions']
+    butd = make_butd_workspace(tmp_path_factory.mktemp('infer_butd'))
+    start(
+        'butd',
+        test,
+        run_tool, [
+            TOOL, 'images/img1.png', 'butd_tiny.py', 'butd_tiny.pth',
+            '--out-dir', 'vis', '--out', 'regions.json'
+        ],
+        cwd=butd)
+    start(
+        'butd_text',
+        test,
+        run_tool, [
+            TOOL, 'images/img1.png', 'butd_tiny.py', 'butd_tiny.pth', '--text',
+            'x'
+        ],
+        cwd=butd,
+        check=False)
+    return tools_ahead, dict(report=report, butd=butd)
+
+
+def test_infer_cli_prints_topk(trained, runs):
     tmp, ckpt = trained
     image = tmp / 'data/tiny/val/class_2/2_1.png'
-    res = subprocess.run([
-        sys.executable,
-        str(ROOT / 'tools/infer.py'),
-        str(image),
-        str(CONFIG),
-        str(ckpt), '--topk', '2', '--device', 'cpu'
-    ],
-                         capture_output=True,
-                         text=True,
-                         cwd=tmp)
+    res = runs[0]['topk']
     assert res.returncode == 0, res.stderr
     rows = [line.split() for line in res.stdout.strip().splitlines()]
     assert rows[0] == ['rank', 'index', 'score', 'class']
@@ -79,17 +178,8 @@ def test_infer_cli_prints_topk(trained):
         assert row[3] == f'class_{idx}'
 
 
-def test_infer_missing_checkpoint_is_one_line(trained):
-    tmp, _ = trained
-    res = subprocess.run([
-        sys.executable,
-        str(ROOT / 'tools/infer.py'),
-        str(tmp / 'data/tiny/val/class_2/2_1.png'),
-        str(CONFIG), 'nope.pth'
-    ],
-                         capture_output=True,
-                         text=True,
-                         cwd=tmp)
+def test_infer_missing_checkpoint_is_one_line(runs):
+    res = runs[0]['no_checkpoint']
     assert res.returncode != 0
     assert res.stderr.strip() == 'checkpoint nope.pth not found'
 
@@ -130,15 +220,10 @@ def _json(path):
     return json.loads(path.read_text())
 
 
-def test_infer_vilbert_text_and_pairs(vilbert_ws):
-    from tests.test_apis.infer_workspaces import VILBERT_CONFIG
+def test_infer_vilbert_text_and_pairs(vilbert_ws, runs):
     images = sorted((vilbert_ws / 'data/tiny_cc/images').glob('*.jpg'))[:2]
     names = [str(p.relative_to(vilbert_ws)) for p in images]
-    proc = run_tool([
-        TOOL, *names, VILBERT_CONFIG, 'vilbert.pth', '--text', 'a red photo',
-        '--batch-size', '2', '--out', 'itm.json', '--features', 'feats'
-    ],
-                    cwd=vilbert_ws)
+    proc = runs[0]['vilbert_text']
     rows = proc.stdout.strip().splitlines()
     assert rows[0].split() == ['image', 'text', 'itm_score']
     out = _json(vilbert_ws / 'itm.json')
@@ -150,19 +235,13 @@ def test_infer_vilbert_text_and_pairs(vilbert_ws):
     assert 'coattention/0.text_to_vision' in feats.files
     assert 'features/text.1' in feats.files
     # the same pairs from a file, checked against the inferencer
-    (vilbert_ws / 'pairs.tsv').write_text(''.join(f'{n}\ta red photo\n'
-                                                  for n in names))
-    run_tool([
-        TOOL, VILBERT_CONFIG, 'vilbert.pth', '--pairs', 'pairs.tsv', '--out',
-        'pairs.json'
-    ],
-             cwd=vilbert_ws)
+    runs[0]['vilbert_pairs']
     again = [
         r['itm_score'] for r in _json(vilbert_ws / 'pairs.json')['results']
     ]
     assert again == pytest.approx(scores, abs=1e-5)
     from mmext.apis import ViLBERTInferencer
-    from tests.test_apis.infer_workspaces import cwd
+    from tests.test_apis.infer_workspaces import VILBERT_CONFIG, cwd
     with cwd(vilbert_ws):
         want = ViLBERTInferencer(str(VILBERT_CONFIG),
                                  'vilbert.pth')([str(p) for p in images],
@@ -170,13 +249,8 @@ def test_infer_vilbert_text_and_pairs(vilbert_ws):
     assert scores == pytest.approx([r['itm_score'] for r in want], abs=1e-5)
 
 
-def test_infer_vilbert_classifier(vilbert_ws):
-    from tests.test_apis.infer_workspaces import VILBERT_CLS_CONFIG
-    proc = run_tool([
-        TOOL, 'data/tiny_hm/img/01000.png', VILBERT_CLS_CONFIG,
-        'vilbert_cls.pth', '--text', 'a friendly cat', '--out', 'cls.json'
-    ],
-                    cwd=vilbert_ws)
+def test_infer_vilbert_classifier(vilbert_ws, runs):
+    proc = runs[0]['vilbert_cls']
     res = _json(vilbert_ws / 'cls.json')['results'][0]
     assert res['pred_class'] == ('not hateful', 'hateful')[res['pred_label']]
     assert res['pred_label'] == int(res['pred_score'][0] >= 0.5)
@@ -186,30 +260,21 @@ def test_infer_vilbert_classifier(vilbert_ws):
     assert res['pred_class'] in proc.stdout.splitlines()[1]
 
 
-def test_infer_vilbert_needs_text(vilbert_ws):
-    from tests.test_apis.infer_workspaces import VILBERT_CONFIG
-    proc = run_tool(
-        [TOOL, 'data/tiny_hm/img/01000.png', VILBERT_CONFIG, 'vilbert.pth'],
-        cwd=vilbert_ws,
-        check=False)
+def test_infer_vilbert_needs_text(runs):
+    proc = runs[0]['vilbert_no_text']
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (
         'ViLBERT configs need --text (with images) or --pairs FILE '
         '(without)')
 
 
-def test_infer_report_study_folders(tmp_path):
+def test_infer_report_study_folders(runs):
     from mmext.apis import ReportInferencer
-    from tests.test_apis.infer_workspaces import (R2GEN_CONFIG,
-                                                  make_report_workspace)
-    ws = make_report_workspace(tmp_path)
+    from tests.test_apis.infer_workspaces import R2GEN_CONFIG
+    ws = runs[1]['report']
     studies = sorted((ws / 'data/tiny_iu_xray/images').iterdir())[:2]
     names = [str(s.relative_to(ws)) for s in studies]
-    proc = run_tool([
-        TOOL, *names, R2GEN_CONFIG, 'r2gen.pth', '--chexpert', '--batch-size',
-        '2', '--out', 'reports.json'
-    ],
-                    cwd=ws)
+    proc = runs[0]['report']
     out = _json(ws / 'reports.json')
     assert out['task'] == 'report'
     want = ReportInferencer(str(R2GEN_CONFIG),
@@ -223,31 +288,22 @@ def test_infer_report_study_folders(tmp_path):
     assert proc.stdout.count('CheXpert:') == 2
     # the view files of one study, greedy
     views = [f'{names[0]}/0.png', f'{names[0]}/1.png']
-    proc = run_tool(
-        [TOOL, *views, R2GEN_CONFIG, 'r2gen.pth', '--decode', 'greedy'],
-        cwd=ws)
+    proc = runs[0]['report_greedy']
     greedy = ReportInferencer(
         str(R2GEN_CONFIG),
         str(ws / 'r2gen.pth'),
         decode=dict(strategy='greedy'))([[str(ws / v) for v in views]])
     assert proc.stdout.splitlines()[1].strip() == greedy[0]['report']
-    bad = run_tool([TOOL, views[0], R2GEN_CONFIG, 'r2gen.pth'],
-                   cwd=ws,
-                   check=False)
+    bad = runs[0]['report_one_view']
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines()[-1].endswith(
         'uses 2 view(s) per study (IUXray), got 1 image(s)')
 
 
-def test_infer_butd_draws_regions(tmp_path):
+def test_infer_butd_draws_regions(runs):
     from mmext.apis import BUTDInferencer
-    from tests.test_apis.infer_workspaces import make_butd_workspace
-    ws = make_butd_workspace(tmp_path)
-    proc = run_tool([
-        TOOL, 'images/img1.png', 'butd_tiny.py', 'butd_tiny.pth', '--out-dir',
-        'vis', '--out', 'regions.json'
-    ],
-                    cwd=ws)
+    ws = runs[1]['butd']
+    proc = runs[0]['butd']
     res = _json(ws / 'regions.json')['results'][0]
     want = BUTDInferencer(str(ws / 'butd_tiny.py'), str(ws / 'butd_tiny.pth'))(
         str(ws / 'images/img1.png'))[0]
@@ -262,11 +318,7 @@ def test_infer_butd_draws_regions(tmp_path):
         '#', 'box', 'object', 'score', 'attribute', 'score'
     ]
     assert lines[2].split()[5] == want['objects'][0]
-    bad = run_tool([
-        TOOL, 'images/img1.png', 'butd_tiny.py', 'butd_tiny.pth', '--text', 'x'
-    ],
-                   cwd=ws,
-                   check=False)
+    bad = runs[0]['butd_text']
     assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1] == (
         '--text / --pairs are for ViLBERT configs; butd_tiny.py is a butd '
         'config')
