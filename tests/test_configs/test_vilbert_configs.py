@@ -30,9 +30,11 @@ TINY = 'vilbert_tiny_1xb4-pretrain_tiny-cc.py'
 
 
 @pytest.fixture(scope='module')
-def ws(tmp_path_factory):
+def ws(tmp_path_factory, tools_ahead):
     """Generated data in every layout the configs read, and a 12-layer
-    32-d BERT standing in for pretrain_pth/bert-base-uncased."""
+    32-d BERT standing in for pretrain_pth/bert-base-uncased; the tiny
+    config's train → test tool runs start on it in the background (the
+    in-process tests run meanwhile)."""
     ws = tmp_path_factory.mktemp('vilbert_ws')
     make_vilbert_tiny_data(ws / 'data/tiny_cc', num=16)
     cc = ws / 'data/conceptual_captions'
@@ -43,7 +45,24 @@ def ws(tmp_path_factory):
     make_bert_folder(
         ws / 'pretrain_pth/bert-base-uncased',
         config=dict(num_hidden_layers=12))
+    tools_ahead.start('tiny_tools', ['test_tiny_config_train_test_tools'],
+                      _tiny_train_test, ws)
     return ws
+
+
+def _tiny_train_test(ws):
+    run_tool([
+        ROOT / 'tools/train.py', VILBERT / TINY, '--work-dir',
+        'work_dirs/tiny', '--cfg-options',
+        'default_hooks.checkpoint.interval=1'
+    ],
+             cwd=ws)
+    run_tool([
+        ROOT / 'tools/test.py', VILBERT / TINY, 'work_dirs/tiny/'
+        'epoch_6.pth', '--out', 'work_dirs/tiny/m.json', '--out-item',
+        'metrics'
+    ],
+             cwd=ws)
 
 
 def test_config_types_and_recipe():
@@ -126,20 +145,9 @@ def _losses(model, inputs):
         return {k: v.item() for k, v in model.loss(inputs).items()}
 
 
-def test_tiny_config_train_test_tools(ws, monkeypatch):
-    run_tool([
-        ROOT / 'tools/train.py', VILBERT / TINY, '--work-dir',
-        'work_dirs/tiny', '--cfg-options',
-        'default_hooks.checkpoint.interval=1'
-    ],
-             cwd=ws)
+def test_tiny_config_train_test_tools(ws, tools_ahead, monkeypatch):
+    tools_ahead['tiny_tools']
     work = ws / 'work_dirs/tiny'
-    run_tool([
-        ROOT / 'tools/test.py', VILBERT / TINY, 'work_dirs/tiny/'
-        'epoch_6.pth', '--out', 'work_dirs/tiny/m.json', '--out-item',
-        'metrics'
-    ],
-             cwd=ws)
     metrics = json.loads((work / 'm.json').read_text())
     assert 'pretrain/itm_accuracy' in metrics
 
