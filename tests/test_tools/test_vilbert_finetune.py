@@ -45,7 +45,7 @@ def _best_epoch(work, key):
     return next(step for v, step in scores if v == best), scores
 
 
-def test_tiny_finetune_beats_chance_and_writes_predictions(tmp_path):
+def _finetune_beats_chance_and_writes_predictions(tmp_path):
     make_hateful_memes(
         tmp_path / 'data/tiny_hm',
         sizes=dict(
@@ -79,13 +79,16 @@ def test_tiny_finetune_beats_chance_and_writes_predictions(tmp_path):
                for p in preds)
 
 
-@pytest.mark.parametrize('task,maker,keys', [
-    ('mmimdb', 'make_mmimdb',
+LAYOUTS = {
+    'mmimdb':
+    ('make_mmimdb',
      ['multi-label/f1-micro', 'multi-label/f1-macro', 'multi-label/auroc']),
-    ('upmc-food101', 'make_upmc_food101',
-     ['accuracy/top1', 'single-label/f1-score']),
-])
-def test_tiny_finetune_runs_on_each_layout(tmp_path, task, maker, keys):
+    'upmc-food101':
+    ('make_upmc_food101', ['accuracy/top1', 'single-label/f1-score']),
+}
+
+
+def _finetune_runs_on_layout(tmp_path, task, maker, keys):
     """MM-IMDb (multi-label) and Food-101 (multi-class, SeededSplit
     validation) train and test through the tools on their real layouts."""
     import mmext.testing as testing
@@ -115,3 +118,31 @@ def test_tiny_finetune_runs_on_each_layout(tmp_path, task, maker, keys):
     metrics = json.loads((tmp_path / 'metrics.json').read_text())
     assert all(k in metrics and metrics[k] == metrics[k] for k in keys), \
         metrics
+
+
+# ------------------------------------------------------------------- tests
+# The three fine-tuning runs (train, then test) go on in the background from
+# the first test on, two at a time (tests.conftest.ToolsAhead); each test
+# waits for its own and fails with what failed there.
+@pytest.fixture(scope='module')
+def runs(tools_ahead, tmp_path_factory):
+    tools_ahead.start(
+        'hateful-memes',
+        ['test_tiny_finetune_beats_chance_and_writes_predictions'],
+        _finetune_beats_chance_and_writes_predictions,
+        tmp_path_factory.mktemp('finetune_hateful_memes'))
+    for task, (maker, keys) in LAYOUTS.items():
+        tools_ahead.start(task, ['test_tiny_finetune_runs_on_each_layout'],
+                          _finetune_runs_on_layout,
+                          tmp_path_factory.mktemp(f'finetune_{task}'), task,
+                          maker, keys)
+    return tools_ahead
+
+
+def test_tiny_finetune_beats_chance_and_writes_predictions(runs):
+    runs['hateful-memes']
+
+
+@pytest.mark.parametrize('task', list(LAYOUTS))
+def test_tiny_finetune_runs_on_each_layout(runs, task):
+    runs[task]
