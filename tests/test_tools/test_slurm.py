@@ -9,6 +9,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -164,21 +165,24 @@ def test_train_and_test_through_srun(slurm, tiny_workspace):
     assert all(torch.equal(r0[k], r1[k]) for k in r0)
 
     ckpt = 'work_dirs/slurm/epoch_1.pth'
-    proc = _slurm_run('slurm_test.sh', [
-        TINY, ckpt, '--work-dir', 'work_dirs/slurm_test', '--out',
-        'work_dirs/slurm_test/m.json', '--out-item', 'metrics'
-    ], ws, slurm)
+    with ThreadPoolExecutor(1) as pool:  # the one-process test alongside
+        single = pool.submit(
+            run_tool, [
+                ROOT / 'tools/test.py', TINY, ckpt, '--work-dir',
+                'work_dirs/slurm_single', '--out',
+                'work_dirs/slurm_single/m.json', '--out-item', 'metrics'
+            ],
+            cwd=ws)
+        proc = _slurm_run('slurm_test.sh', [
+            TINY, ckpt, '--work-dir', 'work_dirs/slurm_test', '--out',
+            'work_dirs/slurm_test/m.json', '--out-item', 'metrics'
+        ], ws, slurm)
+        single.result()
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     assert 'GPU number: 2' in log
     dist_acc = json.loads(
         (ws / 'work_dirs/slurm_test/m.json').read_text())['accuracy/top1']
-    run_tool([
-        ROOT / 'tools/test.py', TINY, ckpt, '--work-dir',
-        'work_dirs/slurm_single', '--out', 'work_dirs/slurm_single/m.json',
-        '--out-item', 'metrics'
-    ],
-             cwd=ws)
     single_acc = json.loads(
         (ws / 'work_dirs/slurm_single/m.json').read_text())['accuracy/top1']
     # both ranks' halves of the val set are gathered: same accuracy
@@ -188,13 +192,16 @@ def test_train_and_test_through_srun(slurm, tiny_workspace):
 
 def test_failed_job_exits_with_the_plain_error(slurm, tmp_path):
     # no data/tiny under tmp_path: the data-root check refuses the config
-    plain = run_tool([ROOT / 'tools/train.py', TINY, '--work-dir', 'wd'],
-                     cwd=tmp_path,
-                     check=False)
+    with ThreadPoolExecutor(1) as pool:  # the plain run alongside
+        plain = pool.submit(
+            run_tool, [ROOT / 'tools/train.py', TINY, '--work-dir', 'wd'],
+            cwd=tmp_path,
+            check=False)
+        proc = _slurm_run('slurm_train.sh', [TINY, 'wd'], tmp_path, slurm)
+        plain = plain.result()
     assert plain.returncode != 0
     message = plain.stderr.strip().splitlines()[-1]
     assert "data_root 'data/tiny'" in message
-    proc = _slurm_run('slurm_train.sh', [TINY, 'wd'], tmp_path, slurm)
     assert proc.returncode != 0
     assert message in proc.stderr.splitlines()
     assert not (tmp_path / 'wd').exists()  # nothing started
