@@ -186,18 +186,14 @@ def _as_is(item):
     return item
 
 
-def _init_worker(worker_id):
-    try:
-        import cv2
-    except ImportError:
-        return
-    cv2.setNumThreads(1)  # the workers are the parallelism
-
-
 def decoded_inputs(dataset, workers=0):
     """Yield ``dataset``'s items in order: from ``workers`` DataLoader
     processes (decoding ahead while the caller runs the network), or in
-    this process when 0. Close the generator to stop the workers."""
+    this process when 0. Close the generator to stop the workers.
+
+    Forked workers must not call ``cv2.setNumThreads`` (it waits for
+    ever on the thread pool OpenCV had in the parent, measured with 5.1).
+    """
     if workers == 0 or len(dataset) == 0:
         for i in range(len(dataset)):
             yield dataset[i]
@@ -207,8 +203,7 @@ def decoded_inputs(dataset, workers=0):
         batch_size=None,
         shuffle=False,
         num_workers=workers,
-        collate_fn=_as_is,
-        worker_init_fn=_init_worker)
+        collate_fn=_as_is)
     it = iter(loader)
     try:
         yield from it
