@@ -34,6 +34,7 @@ MOVED = [
      []),
     ('mmext.hpo.report', 'mmext.hpo.study_report', []),
     ('mmext.dedup.report', 'mmext.dedup.leakage_report', []),
+    ('mmext.testing.flowers', 'mmext.datasets.synthetic.flowers', []),
 ]
 
 
