@@ -53,8 +53,7 @@ def _mim(args, cwd, target, check=True):
         env={'PYTHONPATH': str(target)})
 
 
-def test_mim_train_test_search(installed, tiny_workspace):
-    ws = tiny_workspace
+def _mim_train_test_search(installed, ws):
     out = _mim([
         'train', 'mmext', TINY_CONFIG.name, '--work-dir', 'work_dirs/mim',
         '--cfg-options', 'train_cfg.max_epochs=1'
@@ -70,7 +69,7 @@ def test_mim_train_test_search(installed, tiny_workspace):
     assert TINY_CONFIG.stem in out.stdout
 
 
-def test_mim_run_tool(installed, tiny_workspace, tmp_path):
+def _mim_run_tool(installed, tmp_path):
     out = _mim([
         'run', 'mmext', 'misc:make_tiny_data', '--out',
         str(tmp_path / 'tiny'), '--per-class', '2'
@@ -88,7 +87,7 @@ def _load_setup():
     return module
 
 
-def test_mim_finds_an_editable_checkout(tmp_path):
+def _mim_finds_an_editable_checkout(tmp_path):
     """``make setup``'s layout: pip's editable metadata in site-packages plus
     ``python setup.py mim_link`` (site-packages/mmext -> the checkout)."""
     from importlib.metadata import distribution
@@ -122,6 +121,35 @@ def test_mim_finds_an_editable_checkout(tmp_path):
     (regular / 'mmext').mkdir(parents=True)
     assert 'left as it is' in setup.link_for_mim(str(regular))
     assert not (regular / 'mmext').is_symlink()
+
+
+# The mim runs go on in the background, two at a time
+# (tests.conftest.ToolsAhead): the editable-checkout case from the start, the
+# installed copy's once pip has installed it; each test waits for its own.
+@pytest.fixture(scope='module')
+def runs(tools_ahead, tiny_workspace, tmp_path_factory, request):
+    tools_ahead.start('editable', ['test_mim_finds_an_editable_checkout'],
+                      _mim_finds_an_editable_checkout,
+                      tmp_path_factory.mktemp('mim_editable'))
+    if tools_ahead.selected('test_mim_train_test_search', 'test_mim_run_tool'):
+        installed = request.getfixturevalue('installed')
+        tools_ahead.start('train_test_search', ['test_mim_train_test_search'],
+                          _mim_train_test_search, installed, tiny_workspace)
+        tools_ahead.start('run_tool', ['test_mim_run_tool'], _mim_run_tool,
+                          installed, tmp_path_factory.mktemp('mim_run'))
+    return tools_ahead
+
+
+def test_mim_train_test_search(runs):
+    runs['train_test_search']
+
+
+def test_mim_run_tool(runs):
+    runs['run_tool']
+
+
+def test_mim_finds_an_editable_checkout(runs):
+    runs['editable']
 
 
 def test_search_shows_where_the_weights_come_from():
