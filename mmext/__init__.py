@@ -6,9 +6,19 @@ the ranges mmext is tested with, and registers the safe-checkpoint loader
 (torch >= 2.6 ``weights_only=True`` with an allowlist of the globals mmengine
 checkpoints contain).
 """
+import warnings
+
 from mmengine.utils import digit_version
 
-from .version import __version__, version_info
+# mmcv-lite says at import that it lacks a compiled op (deformable attention)
+# that no mmext model uses; with it, every tool's one-line error had a
+# two-line warning in front. Full mmcv (GPU ops) does not warn.
+warnings.filterwarnings(
+    'ignore',
+    message='Fail to import ``MultiScaleDeformableAttention``',
+    category=UserWarning)
+
+from .version import __version__, version_info  # noqa: E402
 
 # (package, minimum inclusive, maximum exclusive, how to fix)
 _RANGES = (

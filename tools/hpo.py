@@ -27,18 +27,14 @@ import argparse
 import functools
 import os.path as osp
 import sys
-import warnings
 
 from mmengine.config import DictAction
 
-# mmcv-lite says at import that it lacks a CUDA op no mmext model uses
-warnings.filterwarnings('ignore', message='Fail to import ``MultiScale')
-
-from mmext.apis import ConfigError  # noqa: E402
-from mmext.hpo import search  # noqa: E402
-from mmext.hpo.console import summary_lines  # noqa: E402
-from mmext.hpo.study import PRUNERS, SAMPLERS  # noqa: E402
-from mmext.hpo.study_report import failure_summary  # noqa: E402
+from mmext.apis import ConfigError
+from mmext.hpo import search
+from mmext.hpo.console import summary_lines
+from mmext.hpo.study import PRUNERS, SAMPLERS
+from mmext.hpo.study_report import failure_summary
 
 
 def parse_args(argv=None):
