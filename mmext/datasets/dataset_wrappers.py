@@ -87,7 +87,8 @@ class ExcludeImages:
             mmengine's wrappers). Defaults to False.
 
     Example:
-        >>> from mmext.datasets.synthetic import make_flowers17, make_flowers102
+        >>> from mmext.datasets.synthetic import (make_flowers17,
+        ...                                       make_flowers102)
         >>> f17 = make_flowers17('work_dirs/ex_f17', per_class=4, size=32)
         >>> planted = make_flowers102(  # a Flowers-17 test image, re-encoded
         ...     'work_dirs/ex_f102', per_class=4, size=32,
