@@ -5,34 +5,11 @@
 # _base_/models/vilbert-cls_vit-base-p16-bert-base.py's img_size / bert);
 # regions mode (`regions_pipeline`, for the regions configs) reads BUTD
 # regions from data/hateful_memes/regions/<image stem>.npz.
+_base_ = ['./vilbert-cls_pipelines-224px.py']
+
 dataset_type = 'HatefulMemes'
 data_root = 'data/hateful_memes'
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(
-        type='RandomResizedCrop',
-        scale=224,
-        crop_ratio_range=(0.8, 1.0),
-        backend='pillow'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(
-        type='TokenizeCaption',
-        bert='bert-base-uncased',
-        max_length=197,
-        mlm_prob=0),
-    dict(type='PackViLBERTInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(224, 224), backend='pillow'),
-    dict(
-        type='TokenizeCaption',
-        bert='bert-base-uncased',
-        max_length=197,
-        mlm_prob=0),
-    dict(type='PackViLBERTInputs'),
-]
 # up to 100 regions + the mean "global" one, as vilbert-multi-task's
 # downstream tasks; one pipeline for training and testing
 region_dir = 'data/hateful_memes/regions'
@@ -56,7 +33,7 @@ train_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         split='train',
-        pipeline=train_pipeline),
+        pipeline={{_base_.train_pipeline}}),
     **_loader)
 val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
@@ -65,7 +42,7 @@ val_dataloader = dict(
         data_root=data_root,
         split=['dev_seen', 'dev_unseen'],
         on_duplicate='drop',
-        pipeline=test_pipeline),
+        pipeline={{_base_.test_pipeline}}),
     **_loader)
 test_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
@@ -74,7 +51,7 @@ test_dataloader = dict(
         data_root=data_root,
         split=['test_seen', 'test_unseen'],
         on_duplicate='drop',
-        pipeline=test_pipeline),
+        pipeline={{_base_.test_pipeline}}),
     **_loader)
 val_evaluator = dict(type='BinaryClassificationMetric')
 test_evaluator = val_evaluator

@@ -7,34 +7,11 @@
 # and the page text; regions mode (`regions_pipeline`, for the regions
 # configs) reads BUTD regions from data/upmc_food101/regions/<image
 # stem>.npz.
+_base_ = ['./vilbert-cls_pipelines-224px.py']
+
 dataset_type = 'UPMCFood101'
 data_root = 'data/upmc_food101'
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(
-        type='RandomResizedCrop',
-        scale=224,
-        crop_ratio_range=(0.8, 1.0),
-        backend='pillow'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(
-        type='TokenizeCaption',
-        bert='bert-base-uncased',
-        max_length=197,
-        mlm_prob=0),
-    dict(type='PackViLBERTInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(224, 224), backend='pillow'),
-    dict(
-        type='TokenizeCaption',
-        bert='bert-base-uncased',
-        max_length=197,
-        mlm_prob=0),
-    dict(type='PackViLBERTInputs'),
-]
 # up to 100 regions + the mean "global" one, as vilbert-multi-task's
 # downstream tasks; one pipeline for training and testing
 region_dir = 'data/upmc_food101/regions'
@@ -61,7 +38,7 @@ train_dataloader = dict(
         part='train',
         ratio=0.8,
         seed=46,
-        dataset=dict(pipeline=train_pipeline, **_train)),
+        dataset=dict(pipeline={{_base_.train_pipeline}}, **_train)),
     **_loader)
 val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
@@ -70,7 +47,7 @@ val_dataloader = dict(
         part='val',
         ratio=0.8,
         seed=46,
-        dataset=dict(pipeline=test_pipeline, **_train)),
+        dataset=dict(pipeline={{_base_.test_pipeline}}, **_train)),
     **_loader)
 test_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
@@ -78,7 +55,7 @@ test_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         split='test',
-        pipeline=test_pipeline),
+        pipeline={{_base_.test_pipeline}}),
     **_loader)
 val_evaluator = [
     dict(type='Accuracy', topk=(1, )),
