@@ -147,21 +147,6 @@ def _run_stage(tool, argv, log_file, stage):
     return result
 
 
-def _wait_for_fresh_experiment_name(config):
-    """Wait (under a second) until a runner built from ``config`` gets an
-    experiment name no earlier runner in this process has.
-
-    mmengine names a run ``<config stem>_<timestamp in seconds>`` and keys
-    its logger, visualizer, message hub and default scope by that name; a
-    runner whose name is taken would get the earlier run's instances (its
-    log file, its ``vis_data``).
-    """
-    stem = osp.splitext(osp.basename(config))[0]
-    while MMLogger.check_instance_created(
-            f'{stem}_{time.strftime("%Y%m%d_%H%M%S")}'):
-        time.sleep(0.05)
-
-
 def _run_tool_stage(tool, argv, log_file):
     """``python TOOL ARGV`` (``tools/train.py`` / ``tools/test.py``) in this
     process: ``run_train`` / ``run_test`` on the tool's parsed arguments, as
@@ -171,7 +156,6 @@ def _run_tool_stage(tool, argv, log_file):
         'tools/train.py': (run_train, build_train_parser),
         'tools/test.py': (run_test, build_test_parser)
     }[tool]
-    _wait_for_fresh_experiment_name(argv[0])
     try:
         return _run_stage(
             _project_file(tool), argv, log_file,

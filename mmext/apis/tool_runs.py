@@ -20,6 +20,7 @@ Example:
 """
 import argparse
 import os.path as osp
+from collections import Counter
 from copy import deepcopy
 
 import mmengine
@@ -34,7 +35,7 @@ from .report_generation import restore_vocab_from_checkpoint
 
 __all__ = [
     'build_train_parser', 'merge_train_args', 'run_train', 'build_test_parser',
-    'merge_test_args', 'run_test'
+    'merge_test_args', 'run_test', 'distinct_experiment_name'
 ]
 
 _CFG_OPTIONS_HELP = (
@@ -172,6 +173,28 @@ def merge_train_args(cfg, args):
     return cfg
 
 
+#: config stems run in this process (:func:`distinct_experiment_name`)
+_RUNS_OF = Counter()
+
+
+def distinct_experiment_name(cfg, config):
+    """Give a second run of ``config`` in this process its own name.
+
+    mmengine names a run ``<config stem>_<timestamp in seconds>`` and keys
+    its logger, visualizer, message hub and default scope by that name, so a
+    second runner of the same config started within the same second would
+    take over the first one's instances (its log file, its ``vis_data``).
+    The first run of a config keeps mmengine's name (a tool's single run is
+    unchanged); later ones get ``experiment_name = '<stem>-run<N>'``. A name
+    the config sets itself is kept.
+    """
+    stem = osp.splitext(osp.basename(config))[0]
+    _RUNS_OF[stem] += 1
+    if _RUNS_OF[stem] > 1 and not cfg.get('experiment_name'):
+        cfg.experiment_name = f'{stem}-run{_RUNS_OF[stem]}'
+    return cfg
+
+
 def run_train(args):
     """``tools/train.py``'s run: the config with the arguments merged, the
     pre-run check, ``Runner.from_cfg`` and ``runner.train()``.
@@ -190,7 +213,7 @@ def run_train(args):
     resume = args.resume if args.resume not in (None, 'auto') else None
     cfg = prepare_config(cfg, mode='train', checkpoint=resume)
 
-    runner = Runner.from_cfg(cfg)
+    runner = Runner.from_cfg(distinct_experiment_name(cfg, args.config))
     runner.train()
     return runner
 
@@ -347,7 +370,7 @@ def run_test(args):
         # report generators: the vocabulary comes from the checkpoint
         restore_vocab_from_checkpoint(cfg, args.checkpoint)
 
-    runner = Runner.from_cfg(cfg)
+    runner = Runner.from_cfg(distinct_experiment_name(cfg, args.config))
 
     if args.out and args.out_item in ['pred', None]:
         runner.test_evaluator.metrics.append(

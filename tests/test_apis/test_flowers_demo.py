@@ -4,11 +4,9 @@ whole demo through tools/misc/flowers_demo.py), and the make_tiny_data
 command line."""
 import os
 import os.path as osp
-import time
 
 import pytest
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 
 from mmext.apis import flowers_demo
 from mmext.apis.flowers_demo import (STAGE1_CONFIG, STAGE2_CONFIG,
@@ -139,12 +137,24 @@ def test_failed_stage_shows_its_command_and_log_tail(tmp_path, error):
 
 
 def test_runs_in_one_process_get_fresh_experiment_names(tmp_path):
-    """mmengine keys a run's logger by ``<config stem>_<second>``: the demo
-    waits until a new runner's name is free rather than share a logger."""
-    now = time.strftime('%Y%m%d_%H%M%S')
-    MMLogger.get_instance(f'demo_stage_{now}')
-    flowers_demo._wait_for_fresh_experiment_name(
-        str(tmp_path / 'demo_stage.py'))
-    later = time.strftime('%Y%m%d_%H%M%S')
-    assert later != now
-    assert not MMLogger.check_instance_created(f'demo_stage_{later}')
+    """mmengine keys a run's logger by ``<config stem>_<second>``: a second
+    run of the same config in one process (the demo's stage 2 training and
+    its test) gets its own name, even within the same second; the first
+    keeps mmengine's, and a name the config sets is kept."""
+    from mmengine.config import Config
+
+    from mmext.apis.tool_runs import distinct_experiment_name
+    stem = f'{tmp_path.name}_stage'  # not run before in this process
+    config = str(tmp_path / f'{stem}.py')
+    first = distinct_experiment_name(Config(dict()), config)
+    second = distinct_experiment_name(Config(dict()), config)
+    third = distinct_experiment_name(Config(dict()), config)
+    assert 'experiment_name' not in first
+    assert second.experiment_name == f'{stem}-run2'
+    assert third.experiment_name == f'{stem}-run3'
+    own = distinct_experiment_name(
+        Config(dict(experiment_name='mine')), config)
+    assert own.experiment_name == 'mine'
+    other = distinct_experiment_name(
+        Config(dict()), str(tmp_path / 'other_stage.py'))
+    assert 'experiment_name' not in other
