@@ -13,13 +13,12 @@ parameter). Adding a config adds it here; a new model type needs a row in
 the family's inferencer: mmpretrain's for classifiers, mmext's ViLBERT /
 report / BUTD inferencers for the rest).
 
-One runner (this file run as a script) forks a child per config, two at a
-time (``MMEXT_CONFIG_JOBS``), so the imports are paid once: torch,
-mmpretrain, transformers and whatever else importing mmext imports from
-outside mmext (learned in a throwaway fork; ``MMEXT_CONFIG_PRELOAD=0`` turns
-that off), never mmext itself.
+One runner (this file run as a script, with ``forked_runs.py``) forks a
+child per config, two at a time (``MMEXT_CONFIG_JOBS``), so the imports are
+paid once: torch, mmpretrain, transformers and whatever else importing mmext
+imports from outside mmext (learned in a throwaway fork;
+``MMEXT_CONFIG_PRELOAD=0`` turns that off), never mmext itself.
 """
-import importlib
 import json
 import os
 import subprocess
@@ -29,6 +28,7 @@ import traceback
 from pathlib import Path
 
 import pytest
+from forked_runs import preload_third_party, run_all
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = 32  # image side for forwards and FLOPs (ViT-B/16: 2 x 2 patches)
@@ -313,85 +313,6 @@ def torch_threads(n):
     torch.set_num_threads(n)
 
 
-#: what a config's ``custom_imports`` and the checks here import of mmext
-MMEXT_MODULES = ('mmext.datasets', 'mmext.engine', 'mmext.evaluation',
-                 'mmext.models', 'mmext.visualization',
-                 'mmext.analysis.complexity', 'mmext.apis.inferencers')
-
-
-def _modules_mmext_brings(conn):
-    before = set(sys.modules)
-    for name in MMEXT_MODULES:
-        importlib.import_module(name)
-    conn.send([
-        m for m in sys.modules
-        if m not in before and m.partition('.')[0] != 'mmext'
-    ])
-    conn.close()
-
-
-def preload_third_party():
-    """Import in the parent what importing mmext imports from outside mmext
-    (learned in a throwaway fork), so each config's fork pays only for
-    mmext's own modules; mmext itself stays out of the parent."""
-    import multiprocessing as mp
-    ctx = mp.get_context('fork')
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_modules_mmext_brings, args=(send, ))
-    proc.start()
-    send.close()
-    names = recv.recv()
-    proc.join()
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except Exception:  # an alias or a module only its importer can load
-            pass
-    assert 'mmext' not in sys.modules, 'a third-party module imported mmext'
-    return len(names)
-
-
-def _child(path, conn):
-    conn.send(run_one(path))
-    conn.close()
-
-
-def run_all(paths, jobs=2, timeout=600):
-    """Fork one child per config (``jobs`` at a time); results by path."""
-    import multiprocessing as mp
-    from multiprocessing.connection import wait
-    ctx = mp.get_context('fork')
-    todo, running, results = list(paths), {}, {}
-    while todo or running:
-        while todo and len(running) < jobs:
-            path = todo.pop(0)
-            recv, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_child, args=(path, send))
-            proc.start()
-            send.close()
-            running[recv] = (path, proc, time.time())
-        for recv in wait(list(running), timeout=5):
-            path, proc, _ = running.pop(recv)
-            try:
-                results[path] = recv.recv()
-            except EOFError:
-                results[path] = dict(ok=False, error='child died')
-            proc.join()
-            r = results[path]
-            print(
-                f"{len(results)}/{len(paths)} {Path(path).name}: "
-                f"{'ok' if r['ok'] else 'FAILED'} {r.get('seconds', '')}",
-                file=sys.stderr,
-                flush=True)
-        for recv, (path, proc, t0) in list(running.items()):
-            if time.time() - t0 > timeout:
-                proc.kill()
-                proc.join()
-                running.pop(recv)
-                results[path] = dict(ok=False, error=f'timeout {timeout} s')
-    return results
-
-
 def main():
     # the parent: torch, mmpretrain and the third-party libraries mmext
     # builds on (transformers for BERT), shared by every fork; never mmext
@@ -406,7 +327,7 @@ def main():
     paths = [str(p) for p in shipped_configs()]
     jobs = int(os.environ.get('MMEXT_CONFIG_JOBS', 2))
     start = time.time()
-    results = run_all(paths, jobs)
+    results = run_all(run_one, paths, jobs)
     results['_seconds'] = round(time.time() - start, 1)
     with open(out, 'w') as f:
         json.dump(results, f)
